@@ -1,0 +1,1 @@
+//! dynas-search
