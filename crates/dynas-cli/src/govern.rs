@@ -1,12 +1,205 @@
 //! `dynas govern` subcommands.
 
-use clap::Subcommand;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use dynas::dvfs::{
+    ConfigurationSet, Constraints, Fallback, Governor, LoadTrace, ManagerParams, Objective,
+    OndemandGovernor, OndemandParams, PerformanceGovernor, Policy, PowersaveGovernor, SimParams,
+    SimReport, Simulator, build_policy, static_max_choice,
+};
 
 /// `dynas govern` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Replay a co-runner load trace with a policy over a configuration table and report
+    /// deadline misses, accuracy, energy and switches.
+    Simulate(SimulateArgs),
+}
+
+/// Arguments of `dynas govern simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Configuration table (JSON: `{"configurations": [{"subnet", "exit_thresholds",
+    /// "point", "accuracy", "latency_ms", "energy_mj"}, ...]}`).
+    #[arg(long, value_name = "FILE")]
+    configs: PathBuf,
+    /// Load trace (CSV `time_s,co_runner_load`), or `builtin:NAME` for a shipped trace
+    /// (steady, step, periodic, bursty).
+    #[arg(long, value_name = "FILE")]
+    trace: String,
+    /// Policy: static-max, subnet-only, dvfs-only, joint, performance, powersave, ondemand,
+    /// or `all` (the four comparison policies).
+    #[arg(long, value_name = "NAME")]
+    policy: String,
+    /// Latency target per inference, ms [default: the latency of the most accurate
+    /// configuration at the highest clocks].
+    #[arg(long, value_name = "X")]
+    target_ms: Option<f64>,
+    /// Accuracy floor (same unit as the table's accuracies).
+    #[arg(long, value_name = "A")]
+    accuracy_floor: Option<f64>,
+    /// Energy budget per inference, mJ (decisions over it are flagged).
+    #[arg(long, value_name = "MJ")]
+    energy_budget_mj: Option<f64>,
+    /// Runtime-manager objective: min-energy or max-accuracy.
+    #[arg(long, default_value = "min-energy")]
+    objective: String,
+    /// Runtime-manager fallback when nothing is feasible: prefer-deadline or prefer-accuracy.
+    #[arg(long, default_value = "prefer-deadline")]
+    fallback: String,
+    /// Seed of the simulated latency noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the report(s) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
 
 /// Runs a `dynas govern` subcommand.
 pub fn run(command: Command) -> anyhow::Result<()> {
-    match command {}
+    match command {
+        Command::Simulate(args) => simulate(&args),
+    }
+}
+
+fn load_trace(spec: &str) -> anyhow::Result<LoadTrace> {
+    Ok(match spec.strip_prefix("builtin:") {
+        Some(name) => LoadTrace::shipped(name)?,
+        None => LoadTrace::from_file(spec)?,
+    })
+}
+
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    let set = ConfigurationSet::from_json_file(&args.configs)
+        .with_context(|| format!("loading --configs {}", args.configs.display()))?;
+    let trace = load_trace(&args.trace).with_context(|| format!("loading --trace {}", args.trace))?;
+    let target = match args.target_ms {
+        Some(t) => t,
+        None => default_target(&set),
+    };
+    let constraints = Constraints::new(target, args.accuracy_floor, args.energy_budget_mj)
+        .context("invalid constraints (--target-ms, --accuracy-floor, --energy-budget-mj)")?;
+    let objective = match args.objective.as_str() {
+        "min-energy" => Objective::MinEnergy,
+        "max-accuracy" => Objective::MaxAccuracy,
+        other => bail!("unknown --objective `{other}` (min-energy, max-accuracy)"),
+    };
+    let fallback = match args.fallback.as_str() {
+        "prefer-deadline" => Fallback::PreferDeadline,
+        "prefer-accuracy" => Fallback::PreferAccuracy,
+        other => bail!("unknown --fallback `{other}` (prefer-deadline, prefer-accuracy)"),
+    };
+    let manager = ManagerParams::new(5, 0.1, 0.1, 3, objective, fallback)
+        .context("runtime-manager parameters")?;
+    let sim = SimParams::for_target(&constraints).with_seed(args.seed);
+
+    let policies: Vec<String> = if args.policy == "all" {
+        Policy::ALL.iter().map(|p| p.name().to_string()).collect()
+    } else {
+        vec![args.policy.clone()]
+    };
+    let mut reports = Vec::with_capacity(policies.len());
+    for name in &policies {
+        let (subset, mut governor) = governor_for(name, &set, &constraints, manager)?;
+        let report = Simulator::new(subset, sim)
+            .run_labelled(name, &mut governor, &trace, &constraints)
+            .with_context(|| format!("simulating policy `{name}`"))?;
+        reports.push(report);
+    }
+    print_summary(&reports);
+    if let Some(out) = &args.out {
+        let json = if reports.len() == 1 {
+            serde_json::to_string_pretty(&reports[0])?
+        } else {
+            serde_json::to_string_pretty(&reports)?
+        };
+        std::fs::write(out, json).with_context(|| format!("writing --out {}", out.display()))?;
+        println!("report written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// The latency of the most accurate configuration at the highest clocks.
+fn default_target(set: &ConfigurationSet) -> f64 {
+    let c = set.configurations();
+    let sum = |p: &dynas::cost::OperatingPoint| {
+        [p.cpu_hz, p.gpu_hz, p.memory_hz]
+            .iter()
+            .map(|v| u128::from(v.unwrap_or(0)))
+            .sum::<u128>()
+    };
+    let top = c.iter().map(|x| sum(&x.point)).max().unwrap_or(0);
+    c.iter()
+        .filter(|x| sum(&x.point) == top)
+        .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+        .map_or(c[0].latency_ms, |x| x.latency_ms)
+}
+
+fn governor_for(
+    name: &str,
+    set: &ConfigurationSet,
+    constraints: &Constraints,
+    manager: ManagerParams,
+) -> anyhow::Result<(ConfigurationSet, Box<dyn Governor>)> {
+    let variant = static_max_choice(set, constraints)?;
+    Ok(match name {
+        "performance" => (
+            set.clone(),
+            Box::new(PerformanceGovernor::new(set.clone(), variant)?),
+        ),
+        "powersave" => (
+            set.clone(),
+            Box::new(PowersaveGovernor::new(set.clone(), variant)?),
+        ),
+        "ondemand" => (
+            set.clone(),
+            Box::new(OndemandGovernor::new(
+                set.clone(),
+                variant,
+                OndemandParams::default(),
+            )?),
+        ),
+        other => {
+            let policy = Policy::from_name(other).map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown --policy `{other}` (static-max, subnet-only, dvfs-only, joint, \
+                     performance, powersave, ondemand, all)"
+                )
+            })?;
+            build_policy(policy, set, constraints, manager)?
+        }
+    })
+}
+
+fn print_summary(reports: &[SimReport]) {
+    if let Some(r) = reports.first() {
+        println!(
+            "trace `{}`: {} windows, target {:.2} ms{}",
+            r.trace,
+            r.windows,
+            r.latency_target_ms,
+            r.accuracy_floor
+                .map(|a| format!(", accuracy floor {a}"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "{:<12} {:>10} {:>8} {:>9} {:>12} {:>10} {:>9} {:>11}",
+        "policy", "inferences", "misses", "miss %", "mean acc", "mJ/inf", "switches", "infeasible"
+    );
+    for r in reports {
+        println!(
+            "{:<12} {:>10} {:>8} {:>8.2}% {:>12.3} {:>10.2} {:>9} {:>11}",
+            r.policy,
+            r.inferences,
+            r.deadline_misses,
+            100.0 * r.miss_rate,
+            r.mean_accuracy,
+            r.energy_per_inference_mj,
+            r.switches,
+            r.infeasible_windows
+        );
+    }
 }

@@ -60,17 +60,19 @@ impl CostBreakdown {
         self.layers
             .iter()
             .take(layers)
-            .fold(Cost::default(), |acc, c| acc.then(*c))
+            .fold(None, |acc: Option<Cost>, c| Some(acc.map_or(*c, |a| a.then(*c))))
+            .unwrap_or_default()
     }
 
     /// Cost of every prefix: element `i` is the cost of layers `0..=i`.
     pub fn prefix_sums(&self) -> Vec<Cost> {
-        let mut acc = Cost::default();
+        let mut acc: Option<Cost> = None;
         self.layers
             .iter()
             .map(|c| {
-                acc = acc.then(*c);
-                acc
+                let next = acc.map_or(*c, |a| a.then(*c));
+                acc = Some(next);
+                next
             })
             .collect()
     }

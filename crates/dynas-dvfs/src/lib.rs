@@ -1,1 +1,76 @@
-//! dynas-dvfs
+//! DVFS for **dynas**: clock control and power sensing through the real Linux interfaces,
+//! pure run-time policies ([`Governor`]) over subnet x early-exit thresholds x operating
+//! point, and a platform simulator to compare them.
+//!
+//! * [`FrequencyControl`]: [`SysfsFrequencyControl`] (cpufreq, devfreq GPU, Jetson EMC; any
+//!   sysfs root) and [`SimulatedFrequencyControl`].
+//! * [`PowerSensor`]: [`Ina3221`] (Jetson rails), [`Rapl`] (powercap `energy_uj`) and
+//!   [`SimulatedPowerSensor`].
+//! * [`ConfigurationSet`]: the configurations with accuracy, latency and energy, built from
+//!   any [`dynas_cost::CostModel`] or loaded from JSON.
+//! * [`Governor`]: [`StaticGovernor`], [`PerformanceGovernor`], [`PowersaveGovernor`],
+//!   [`OndemandGovernor`] and the [`RuntimeManager`].
+//! * [`Simulator`] with [`LoadTrace`]s and [`compare_policies`].
+//!
+//! ```
+//! use dynas_dvfs::{
+//!     Configuration, ConfigurationSet, Constraints, Governor, LoadTrace, ManagerParams,
+//!     RuntimeManager, SimParams, Simulator,
+//! };
+//! use dynas_cost::OperatingPoint;
+//!
+//! # fn main() -> dynas_dvfs::Result<()> {
+//! let cfg = |subnet: &str, gpu: u64, acc: f64, lat: f64, e: f64| Configuration {
+//!     subnet: subnet.into(),
+//!     exit_thresholds: vec![],
+//!     point: OperatingPoint::new(None, Some(gpu), None),
+//!     accuracy: acc,
+//!     latency_ms: lat,
+//!     energy_mj: e,
+//! };
+//! let set = ConfigurationSet::new(vec![
+//!     cfg("small", 600, 74.0, 30.0, 200.0),
+//!     cfg("small", 1200, 74.0, 16.0, 260.0),
+//!     cfg("large", 600, 79.0, 55.0, 420.0),
+//!     cfg("large", 1200, 79.0, 29.0, 520.0),
+//! ])?;
+//! let constraints = Constraints::new(40.0, None, None)?;
+//! let mut manager = RuntimeManager::new(set.clone(), ManagerParams::default(), &constraints);
+//! let report = Simulator::new(set, SimParams::for_target(&constraints))
+//!     .run(&mut manager, &LoadTrace::shipped("step")?, &constraints)?;
+//! println!("{} misses, {:.0} mJ", report.deadline_misses, report.energy_mj);
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod governor;
+pub mod manager;
+pub mod power;
+pub mod sim;
+pub mod trace;
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+pub(crate) mod testutil;
+
+pub use config::{
+    ConfigId, Configuration, ConfigurationSet, ExitProfile, MeasuredVariant, Variant,
+};
+pub use control::{
+    FrequencyControl, SimulatedFrequencyControl, SysfsFrequencyControl, SysfsLayout,
+};
+pub use dynas_cost::{DeviceProfile, OperatingPoint};
+pub use error::{DvfsError, Result};
+pub use governor::{
+    Constraints, Decision, DecisionReason, Governor, Observation, OndemandGovernor, OndemandParams,
+    PerformanceGovernor, PowersaveGovernor, StaticGovernor,
+};
+pub use manager::{Fallback, ManagerParams, Objective, RuntimeManager, pareto_front};
+pub use power::{EnergyIntegrator, Ina3221, PowerSensor, RailReading, Rapl, SimulatedPowerSensor};
+pub use sim::{
+    Policy, SimParams, SimReport, Simulator, SwitchingCost, WindowRecord, build_policy,
+    compare_policies, static_max_choice,
+};
+pub use trace::LoadTrace;

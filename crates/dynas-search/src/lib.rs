@@ -1,1 +1,45 @@
-//! dynas-search
+//! Search strategies for **dynas**: what to optimise ([`Problem`]), how ([`Strategy`]:
+//! [`Nsga2`], [`AgingEvolution`], [`RandomSearch`], ...) and the loop that owns budgets,
+//! observers and checkpoint/resume ([`Executor`]).
+//!
+//! ```no_run
+//! use dynas_search::{Budget, Executor, Nsga2, Nsga2Config, Objective, TableProblem};
+//!
+//! # fn main() -> dynas_search::Result<()> {
+//! let problem = TableProblem::from_csv(
+//!     "nb201_hw.csv",
+//!     vec![Objective::minimize("raspi4_latency"), Objective::maximize("acc_cifar100")],
+//! )?;
+//! let result = Executor::new(&problem, Nsga2::new(Nsga2Config::default())?, Budget::evaluations(500)?)
+//!     .seed(1)
+//!     .checkpoint("search.ckpt.json", 1)?
+//!     .run()?;
+//! result.front.write_json("front.json")?;
+//! # Ok(()) }
+//! ```
+
+pub mod aging;
+pub mod error;
+pub mod executor;
+mod floats;
+pub mod nsga2;
+pub mod observer;
+pub mod pareto;
+pub mod problem;
+pub mod random;
+pub mod table;
+
+pub use aging::{AgingConfig, AgingEvolution, AgingState};
+pub use error::{Result, SearchError};
+pub use executor::{
+    Archive, Budget, Context, Executor, Record, SearchResult, Step, StopReason, Strategy,
+};
+pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
+pub use observer::{Control, Event, JsonLinesObserver, Observer, ProgressObserver};
+pub use pareto::{FrontPoint, ParetoFront};
+pub use problem::{
+    AccuracySource, Cached, Constraint, Direction, Evaluation, HardwareProblem, Metric,
+    Objective, Problem,
+};
+pub use random::{RandomSearch, RandomState};
+pub use table::{GeneColumns, TableProblem, TableSpace};

@@ -4,23 +4,46 @@
 //! a genotype gives a [`Network`], an ordered list of [`Layer`]s with shapes, MACs, parameters and
 //! activation bytes that cost models, exits, search and the supernet all consume.
 //!
+//! Spaces:
+//! - [`MbConvSpace`] ([`mbconv`]): elastic MobileNet-style spaces from a stage table, with the
+//!   presets [`MbConvSpace::attentive_nas`] (HADAS), [`MbConvSpace::ofa_mobilenet_v3`] and
+//!   [`MbConvSpace::ofa_mnist`], and a structured [`MbConvSubnet`] form;
+//! - [`Nb201Space`] ([`nb201`]): the NAS-Bench-201 cell with its arch strings;
+//! - [`FbNetSpace`] ([`fbnet`]): HW-NAS-Bench's FBNet space, layers named by its LUT keys.
+//!
+//! [`reference`] builds MobileNetV2 / V3 to check the counters against published figures.
+//!
 //! ```
-//! use dynas_space::{Genotype, SearchSpace, seeded_rng};
-//! # fn demo(space: &dyn SearchSpace) -> dynas_space::Result<()> {
+//! use dynas_space::{MbConvSpace, Mutation, MutationKind, SearchSpace, seeded_rng};
+//! # fn main() -> dynas_space::Result<()> {
+//! let space = MbConvSpace::attentive_nas();
 //! let mut rng = seeded_rng(7);
-//! let genotype = space.sample(&mut rng);
-//! let network = space.decode(&genotype)?;
-//! println!("{} MACs", network.macs());
+//! let parent = space.sample(&mut rng);
+//! let child = Mutation::new(MutationKind::ChangeValue, 0.1)?.apply(&space, &parent, &mut rng);
+//! let subnet = space.subnet(&child)?;
+//! let network = space.network(&subnet);
+//! assert_eq!(space.genotype(&subnet)?, space.canonical(&child)?);
+//! println!("{} at {}px: {} MACs", space.describe(&child)?, subnet.resolution, network.macs());
 //! # Ok(()) }
 //! ```
 
 pub mod error;
+pub mod fbnet;
 pub mod genotype;
+pub mod mbconv;
+pub mod nb201;
 pub mod network;
+pub mod reference;
 pub mod space;
 
 pub use error::{Result, SpaceError};
+pub use fbnet::FbNetSpace;
 pub use genotype::Genotype;
+pub use mbconv::{
+    BlockChoice, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, MbConvSpace, MbConvSubnet,
+    StageChoice, StageSpec,
+};
+pub use nb201::Nb201Space;
 pub use network::{Activation, Layer, Network, OpKind, PoolKind, TensorShape};
 pub use space::{Crossover, Dimension, GenotypeIter, Mutation, MutationKind, SearchSpace};
 

@@ -115,7 +115,7 @@ pub struct Layer {
     pub kernel: usize,
     /// Stride (1 where not applicable).
     pub stride: usize,
-    /// Groups of a convolution (1 otherwise).
+    /// Groups of a convolution, or of the two 1x1 convs of an MBConv block (1 otherwise).
     pub groups: usize,
     /// Expanded channels of an MBConv block; equals input channels when the expand ratio is 1.
     pub mid_channels: usize,
@@ -127,6 +127,14 @@ pub struct Layer {
     pub bias: bool,
     /// Activation after the layer (inside an MBConv block: after expansion and depthwise).
     pub activation: Activation,
+    /// Whether an MBConv block whose input and output channels differ adds a 1x1 conv
+    /// projection of its (average-pooled when strided) input, as AttentiveNAS does.
+    #[serde(default)]
+    pub projection_shortcut: bool,
+    /// Whether an MBConv block keeps its 1x1 expansion conv even when the expand ratio is 1
+    /// (FBNet's `e1` blocks); see [`Layer::with_expansion_conv`].
+    #[serde(default)]
+    pub force_expansion: bool,
 }
 
 impl Layer {
@@ -149,6 +157,8 @@ impl Layer {
             batch_norm: false,
             bias: false,
             activation: Activation::None,
+            projection_shortcut: false,
+            force_expansion: false,
         }
     }
 
@@ -204,6 +214,28 @@ impl Layer {
             activation,
             ..Self::base(name, OpKind::MbConv, input, out_channels)
         }
+    }
+
+    /// The same MBConv block with a 1x1 projection shortcut when its channels change
+    /// (see [`Layer::projection_shortcut`]).
+    pub fn with_projection_shortcut(mut self) -> Self {
+        self.projection_shortcut = true;
+        self
+    }
+
+    /// The same MBConv block with its 1x1 expansion conv kept at expand ratio 1 (FBNet). With
+    /// `groups > 1` ([`Layer::with_groups`]) an MBConv block's two 1x1 convs are grouped.
+    pub fn with_expansion_conv(mut self) -> Self {
+        self.force_expansion = true;
+        self
+    }
+
+    /// Whether the layer computes a 1x1 projection shortcut (an MBConv block flagged with
+    /// [`Layer::with_projection_shortcut`] whose input and output channels differ).
+    pub fn has_projection_shortcut(&self) -> bool {
+        self.kind == OpKind::MbConv
+            && self.projection_shortcut
+            && self.input.channels != self.out_channels
     }
 
     /// A ResNet basic block with a 1x1 projection shortcut.
@@ -283,7 +315,8 @@ impl Layer {
 
     /// Whether an MBConv block has an expansion conv (expand ratio above 1).
     pub fn has_expansion(&self) -> bool {
-        self.kind == OpKind::MbConv && self.mid_channels != self.input.channels
+        self.kind == OpKind::MbConv
+            && (self.force_expansion || self.mid_channels != self.input.channels)
     }
 
     /// Multiply-accumulate operations for one image.
@@ -298,15 +331,22 @@ impl Layer {
             OpKind::Conv => out_hw * cout * (cin / self.groups.max(1) as u64) * k2,
             OpKind::MbConv => {
                 let mid = self.mid_channels as u64;
+                // The 1x1 convs are grouped when `groups > 1` (FBNet's g2 blocks).
+                let groups = self.groups.max(1) as u64;
                 let expand = if self.has_expansion() {
-                    in_hw * cin * mid
+                    in_hw * cin * mid / groups
                 } else {
                     0
                 };
                 let depthwise = out_hw * mid * k2;
                 let se = self.se_channels.map_or(0, |s| 2 * mid * s as u64);
-                let project = out_hw * mid * cout;
-                expand + depthwise + se + project
+                let project = out_hw * mid * cout / groups;
+                let shortcut = if self.has_projection_shortcut() {
+                    out_hw * cin * cout
+                } else {
+                    0
+                };
+                expand + depthwise + se + project + shortcut
             }
             OpKind::ResidualBlock => {
                 let conv_a = out_hw * cout * cin * 9;
@@ -330,8 +370,9 @@ impl Layer {
             OpKind::Conv => cout * (cin / self.groups.max(1) as u64) * k2 + bn(cout) + bias(cout),
             OpKind::MbConv => {
                 let mid = self.mid_channels as u64;
+                let groups = self.groups.max(1) as u64;
                 let expand = if self.has_expansion() {
-                    cin * mid + bn(mid)
+                    cin * mid / groups + bn(mid)
                 } else {
                     0
                 };
@@ -341,8 +382,13 @@ impl Layer {
                     let s = s as u64;
                     mid * s + s + s * mid + mid
                 });
-                let project = mid * cout + bn(cout);
-                expand + depthwise + se + project
+                let project = mid * cout / groups + bn(cout);
+                let shortcut = if self.has_projection_shortcut() {
+                    cin * cout
+                } else {
+                    0
+                };
+                expand + depthwise + se + project + shortcut
             }
             OpKind::ResidualBlock => {
                 cin * cout * 9 + bn(cout) + cout * cout * 9 + bn(cout) + cin * cout + bn(cout)
@@ -361,7 +407,12 @@ impl Layer {
                 let in_hw = (self.input.height * self.input.width) as u64;
                 let mid = self.mid_channels as u64;
                 let expanded = if self.has_expansion() { in_hw * mid } else { 0 };
-                expanded + out_hw * mid + out.elements()
+                let shortcut = if self.has_projection_shortcut() {
+                    out.elements()
+                } else {
+                    0
+                };
+                expanded + out_hw * mid + out.elements() + shortcut
             }
             OpKind::ResidualBlock => 3 * out.elements(),
             OpKind::Identity => 0,

@@ -1,4 +1,39 @@
-//! Weight-sharing supernet on tch (libtorch).
+//! Weight-sharing supernet on tch (libtorch): elastic layers, once-for-all / BigNAS-style
+//! training, adaptive batch norm, subnet extraction and an accuracy oracle for the search.
+//!
+//! ```no_run
+//! use dynas_space::{MbConvSpace, SearchSpace};
+//! use dynas_supernet::{BnMode, Supernet, SupernetConfig};
+//! # fn main() -> dynas_supernet::Result<()> {
+//! tch::manual_seed(0);
+//! let space = MbConvSpace::ofa_mnist();
+//! let supernet = Supernet::new(space.clone(), SupernetConfig::default(), tch::Device::cuda_if_available())?;
+//! let net = space.decode(&space.smallest())?;
+//! let x = tch::Tensor::zeros([2, 1, 28, 28], (tch::Kind::Float, supernet.device()));
+//! let logits = supernet.forward(&net, &x, BnMode::Eval)?;
+//! let standalone = supernet.extract(&net)?; // same outputs, own weights
+//! # let _ = (logits, standalone); Ok(()) }
+//! ```
+
+pub mod checkpoint;
+pub mod data;
+pub mod elastic;
+pub mod error;
+pub mod supernet;
+pub mod oracle;
+pub mod train;
+
+pub use data::{Augmentation, Batch, CifarLabels, Dataset, Normalization, Split};
+pub use elastic::BnMode;
+pub use error::{Result, SupernetError};
+pub use oracle::{
+    AccuracyEstimator, AccuracySample, BnStore, write_samples_csv, write_samples_json,
+};
+pub use supernet::{BnStats, Subnet, Supernet, SupernetConfig};
+pub use train::{
+    ElasticDim, EpochStats, Phase, Schedule, Sgd, SubnetSampler, TrainConfig, TrainParams, Trainer,
+    cosine_lr, evaluate,
+};
 
 #[cfg(test)]
 mod tests {

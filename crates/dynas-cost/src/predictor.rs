@@ -1,0 +1,599 @@
+//! Learned cost predictors in the spirit of nn-Meter (layer/kernel level) and HELP
+//! (architecture level), with the metrics used to judge them.
+//!
+//! * [`ArchPredictor`]: regression on an architecture encoding. The generic encoding is a
+//!   one-hot of the genotype; the NAS-Bench-201 encoding adds what the latency of a cell really
+//!   depends on: which ops lie on a path from the input to the output (an op behind a `none`
+//!   edge that disconnects its node computes nothing that is used), op counts and path counts.
+//!   The learner is ridge regression on log-latency (latency is near-additive in the live ops)
+//!   with gradient-boosted trees fitted to its residuals for the interactions.
+//! * [`LayerPredictor`]: gradient-boosted trees on layer features (kind, shapes, MACs,
+//!   bytes, kernel, stride) and clock features (`1/f_compute`, `1/f_memory`), summed over
+//!   the network's layers.
+//!
+//! Both save and load as JSON.
+
+use std::path::Path;
+
+use dynas_space::{Activation, Genotype, Layer, Network, OpKind};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::analytical::layer_bytes;
+use crate::device::{ComputeUnit, OperatingPoint};
+use crate::error::{CostError, Result};
+use crate::gbdt::{Gbdt, GbdtParams};
+use crate::linalg;
+use crate::model::{Cost, CostBreakdown, CostModel};
+use crate::table::{NB201_EDGES, Nb201Cell};
+
+/// Held-out accuracy of a predictor.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegressionMetrics {
+    /// Number of predictions.
+    pub n: usize,
+    /// Share of predictions within ±1 % of the actual value.
+    pub within_1: f64,
+    /// Share within ±10 %.
+    pub within_10: f64,
+    /// Share within ±20 %.
+    pub within_20: f64,
+    /// Root mean squared error (target unit).
+    pub rmse: f64,
+    /// Mean absolute percentage error (%).
+    pub mape: f64,
+    /// Spearman rank correlation (ties get average ranks).
+    pub spearman: f64,
+}
+
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            r[k] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Pearson correlation.
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut c, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        c += (x - ma) * (y - mb);
+        va += (x - ma) * (x - ma);
+        vb += (y - mb) * (y - mb);
+    }
+    if va == 0.0 || vb == 0.0 { 0.0 } else { c / (va * vb).sqrt() }
+}
+
+impl RegressionMetrics {
+    /// Metrics of `predicted` against `actual` (same length, actual values non-zero).
+    pub fn compute(actual: &[f64], predicted: &[f64]) -> Result<Self> {
+        if actual.len() != predicted.len() || actual.is_empty() {
+            return Err(CostError::InvalidParameter {
+                name: "predicted".to_string(),
+                reason: format!("{} actual values but {} predictions", actual.len(), predicted.len()),
+            });
+        }
+        let n = actual.len();
+        let rel: Vec<f64> = actual
+            .iter()
+            .zip(predicted)
+            .map(|(a, p)| ((p - a) / a).abs())
+            .collect();
+        let share = |t: f64| rel.iter().filter(|&&r| r <= t).count() as f64 / n as f64;
+        let rmse = (actual.iter().zip(predicted).map(|(a, p)| (a - p).powi(2)).sum::<f64>() / n as f64).sqrt();
+        Ok(Self {
+            n,
+            within_1: share(0.01),
+            within_10: share(0.10),
+            within_20: share(0.20),
+            rmse,
+            mape: 100.0 * rel.iter().sum::<f64>() / n as f64,
+            spearman: pearson(&ranks(actual), &ranks(predicted)),
+        })
+    }
+}
+
+/// How an architecture becomes a feature vector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ArchEncoding {
+    /// One-hot of every gene; `radices[i]` is the number of choices of gene `i`.
+    OneHot {
+        /// Choices per gene.
+        radices: Vec<usize>,
+    },
+    /// NAS-Bench-201 cell (6 genes, op indices 0..=4): per-edge op one-hot, the same restricted
+    /// to live edges (on an input-to-output path), op counts, live-op counts, live nodes and
+    /// the number of input-to-output paths.
+    Nb201,
+}
+
+impl ArchEncoding {
+    /// Number of features.
+    pub fn n_features(&self) -> usize {
+        match self {
+            Self::OneHot { radices } => radices.iter().sum(),
+            Self::Nb201 => 30 + 30 + 5 + 5 + 2 + 2,
+        }
+    }
+
+    /// Features of an architecture given by its genes.
+    pub fn features(&self, genes: &[usize]) -> Result<Vec<f64>> {
+        match self {
+            Self::OneHot { radices } => {
+                if genes.len() != radices.len() {
+                    return Err(CostError::InvalidParameter {
+                        name: "genes".to_string(),
+                        reason: format!("expected {} genes, got {}", radices.len(), genes.len()),
+                    });
+                }
+                let mut f = vec![0.0; self.n_features()];
+                let mut offset = 0;
+                for (i, (&g, &r)) in genes.iter().zip(radices).enumerate() {
+                    if g >= r {
+                        return Err(CostError::InvalidParameter {
+                            name: format!("genes[{i}]"),
+                            reason: format!("choice {g} out of 0..{r}"),
+                        });
+                    }
+                    f[offset + g] = 1.0;
+                    offset += r;
+                }
+                Ok(f)
+            }
+            Self::Nb201 => Ok(nb201_features(&Nb201Cell::from_ops(genes)?)),
+        }
+    }
+
+    /// The genes of a network's `arch_id`: a NAS-Bench-201 arch string for [`ArchEncoding::Nb201`];
+    /// for one-hot, a genotype's compact form (`1-0-2`) or, when every gene has at most ten
+    /// choices, a plain digit string (`102`, HW-NAS-Bench FBNet `ops`).
+    pub fn genes_from_arch_id(&self, arch_id: &str) -> Result<Vec<usize>> {
+        match self {
+            Self::Nb201 => Ok(arch_id.parse::<Nb201Cell>()?.ops().to_vec()),
+            Self::OneHot { radices } => {
+                if arch_id.contains('-') {
+                    return Ok(arch_id.parse::<Genotype>()?.into_genes());
+                }
+                let digits: Option<Vec<usize>> =
+                    arch_id.trim().chars().map(|c| c.to_digit(10).map(|d| d as usize)).collect();
+                match digits {
+                    Some(mut d) if radices.iter().all(|&r| r <= 10) && d.len() <= radices.len() => {
+                        while d.len() < radices.len() {
+                            d.insert(0, 0);
+                        }
+                        Ok(d)
+                    }
+                    _ => Err(CostError::InvalidParameter {
+                        name: "arch_id".to_string(),
+                        reason: format!("`{arch_id}` is not a genotype of {} genes", radices.len()),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+fn nb201_features(cell: &Nb201Cell) -> Vec<f64> {
+    let ops = cell.ops();
+    let live = cell.live_edges();
+    let mut f = vec![0.0; 74];
+    for e in 0..6 {
+        f[e * 5 + ops[e]] = 1.0;
+        if live[e] {
+            f[30 + e * 5 + ops[e]] = 1.0;
+        }
+        f[60 + ops[e]] += 1.0;
+        if live[e] {
+            f[65 + ops[e]] += 1.0;
+        }
+    }
+    // Live intermediate nodes: some live edge touches them.
+    for (node, slot) in [(1usize, 70usize), (2, 71)] {
+        f[slot] = f64::from(u8::from(
+            NB201_EDGES.iter().enumerate().any(|(e, &(to, from))| live[e] && (to == node || from == node)),
+        ));
+    }
+    // Input-to-output paths through non-none edges (0->3, 0->1->3, 0->2->3, 0->1->2->3).
+    let on = |e: usize| ops[e] != 0;
+    let paths = [on(3), on(0) && on(4), on(1) && on(5), on(0) && on(2) && on(5)];
+    f[72] = paths.iter().filter(|&&p| p).count() as f64;
+    f[73] = f64::from(u8::from(cell.is_connected()));
+    f
+}
+
+/// The learner of an [`ArchPredictor`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Learner {
+    /// Ridge regression with penalty `lambda` (≥ 0).
+    Ridge {
+        /// L2 penalty.
+        lambda: f64,
+    },
+    /// Gradient-boosted trees.
+    Gbdt(GbdtParams),
+    /// Ridge, then boosted trees on its residuals (the default).
+    RidgeThenGbdt {
+        /// L2 penalty of the ridge stage.
+        lambda: f64,
+        /// The boosting stage.
+        gbdt: GbdtParams,
+    },
+}
+
+impl Default for Learner {
+    fn default() -> Self {
+        Self::RidgeThenGbdt {
+            lambda: 1e-3,
+            gbdt: GbdtParams {
+                n_trees: 300,
+                learning_rate: 0.05,
+                max_depth: 3,
+                min_samples_leaf: 5,
+                lambda: 1.0,
+                subsample: 0.8,
+                colsample: 0.8,
+                seed: 0,
+            },
+        }
+    }
+}
+
+impl Learner {
+    /// Parses a learner name: `ridge`, `gbdt` or `ridge+gbdt` (default hyper-parameters).
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "ridge" => Ok(Self::Ridge { lambda: 1e-3 }),
+            "gbdt" => Ok(Self::Gbdt(GbdtParams::default())),
+            "ridge+gbdt" | "default" => Ok(Self::default()),
+            other => Err(CostError::InvalidParameter {
+                name: "model".to_string(),
+                reason: format!("unknown model `{other}`; use ridge, gbdt or ridge+gbdt"),
+            }),
+        }
+    }
+
+    /// The same learner with its boosting seed set to `seed`.
+    pub fn with_seed(self, seed: u64) -> Self {
+        match self {
+            Self::Gbdt(p) => Self::Gbdt(GbdtParams { seed, ..p }),
+            Self::RidgeThenGbdt { lambda, gbdt } => Self::RidgeThenGbdt {
+                lambda,
+                gbdt: GbdtParams { seed, ..gbdt },
+            },
+            r => r,
+        }
+    }
+}
+
+/// Ridge weights (last element the intercept) of `y ≈ X w`.
+fn fit_ridge(x: &Array2<f64>, y: &[f64], lambda: f64) -> Result<Vec<f64>> {
+    if !(lambda.is_finite() && lambda >= 0.0) {
+        return Err(CostError::InvalidParameter {
+            name: "lambda".to_string(),
+            reason: format!("must be finite and >= 0, got {lambda}"),
+        });
+    }
+    let (n, p) = x.dim();
+    let mean = y.iter().sum::<f64>() / n as f64;
+    let yc: Vec<f64> = y.iter().map(|v| v - mean).collect();
+    let rows: Vec<Vec<f64>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
+    let active: Vec<usize> = (0..p).filter(|&j| x.column(j).iter().any(|&v| v != 0.0)).collect();
+    // A tiny ridge keeps collinear encodings (one-hot + counts) solvable.
+    let lambda = lambda.max(1e-9 * n as f64);
+    let w = linalg::lstsq(&rows, &yc, &active, lambda).ok_or_else(|| CostError::Fit {
+        model: "ridge".to_string(),
+        reason: "singular system".to_string(),
+    })?;
+    let mut out = w;
+    out.push(mean);
+    Ok(out)
+}
+
+fn ridge_predict(w: &[f64], x: &[f64]) -> f64 {
+    let (coef, intercept) = w.split_at(w.len() - 1);
+    intercept[0] + coef.iter().zip(x).map(|(a, b)| a * b).sum::<f64>()
+}
+
+/// The scale a predictor fits its target on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetScale {
+    /// The logarithm of the target: errors are relative, as measured latencies are judged
+    /// (targets must be positive).
+    #[default]
+    Log,
+    /// The target itself: exact for costs that add up over the parts of an architecture
+    /// (simulated accelerators).
+    Linear,
+}
+
+/// An architecture-level predictor: a learner on an [`ArchEncoding`] of the genes, fitted on a
+/// [`TargetScale`] of the target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchPredictor {
+    encoding: ArchEncoding,
+    learner: Learner,
+    scale: TargetScale,
+    ridge: Option<Vec<f64>>,
+    gbdt: Option<Gbdt>,
+}
+
+impl ArchPredictor {
+    /// Fits on architectures `genes` with `targets` (e.g. latency in ms; positive for the
+    /// log scale).
+    pub fn fit(
+        encoding: ArchEncoding,
+        genes: &[Vec<usize>],
+        targets: &[f64],
+        learner: Learner,
+        scale: TargetScale,
+    ) -> Result<Self> {
+        if genes.len() != targets.len() || genes.len() < 2 {
+            return Err(CostError::Fit {
+                model: "arch-predictor".to_string(),
+                reason: format!("need >= 2 architectures with one target each, got {} and {}", genes.len(), targets.len()),
+            });
+        }
+        let log = scale == TargetScale::Log;
+        if let Some(t) = targets.iter().find(|t| !(t.is_finite() && (**t > 0.0 || !log))) {
+            return Err(CostError::Fit {
+                model: "arch-predictor".to_string(),
+                reason: format!("targets must be finite (and positive on the log scale), got {t}"),
+            });
+        }
+        let p = encoding.n_features();
+        let mut x = Array2::zeros((genes.len(), p));
+        for (i, g) in genes.iter().enumerate() {
+            let f = encoding.features(g)?;
+            x.row_mut(i).assign(&ndarray::ArrayView1::from(&f));
+        }
+        let y: Vec<f64> = targets.iter().map(|&t| if log { t.ln() } else { t }).collect();
+        let (ridge, gbdt) = match learner {
+            Learner::Ridge { lambda } => (Some(fit_ridge(&x, &y, lambda)?), None),
+            Learner::Gbdt(params) => (None, Some(Gbdt::fit(&x, &y, &params)?)),
+            Learner::RidgeThenGbdt { lambda, gbdt } => {
+                let w = fit_ridge(&x, &y, lambda)?;
+                let resid: Vec<f64> = x
+                    .rows()
+                    .into_iter()
+                    .zip(&y)
+                    .map(|(r, t)| t - ridge_predict(&w, &r.to_vec()))
+                    .collect();
+                (Some(w), Some(Gbdt::fit(&x, &resid, &gbdt)?))
+            }
+        };
+        Ok(Self {
+            encoding,
+            learner,
+            scale,
+            ridge,
+            gbdt,
+        })
+    }
+
+    /// The encoding.
+    pub fn encoding(&self) -> &ArchEncoding {
+        &self.encoding
+    }
+
+    /// The learner it was fitted with.
+    pub fn learner(&self) -> &Learner {
+        &self.learner
+    }
+
+    /// Predicted target of an architecture.
+    pub fn predict(&self, genes: &[usize]) -> Result<f64> {
+        let f = self.encoding.features(genes)?;
+        let mut log = 0.0;
+        if let Some(w) = &self.ridge {
+            log += ridge_predict(w, &f);
+        }
+        if let Some(g) = &self.gbdt {
+            log += g.predict_row(ndarray::ArrayView1::from(&f));
+        }
+        Ok(match self.scale {
+            TargetScale::Log => log.exp(),
+            TargetScale::Linear => log,
+        })
+    }
+
+    /// Saves as JSON.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_json(self, path.as_ref())
+    }
+
+    /// Loads from JSON written by [`ArchPredictor::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        load_json(path.as_ref())
+    }
+}
+
+fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
+    let text = serde_json::to_string(value).map_err(|e| CostError::parse(path, e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| CostError::io(path, e))
+}
+
+fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| CostError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| CostError::parse(path, e.to_string()))
+}
+
+impl CostModel for ArchPredictor {
+    fn name(&self) -> &str {
+        "arch-predictor"
+    }
+
+    /// Predicts the latency of the architecture named by the network's `arch_id`.
+    fn estimate(&self, network: &Network, _point: &OperatingPoint) -> Result<Cost> {
+        let id = network.arch_id.as_deref().ok_or_else(|| CostError::Unsupported {
+            model: self.name().to_string(),
+            what: "networks without an arch_id".to_string(),
+        })?;
+        Ok(Cost::latency(self.predict(&self.encoding.genes_from_arch_id(id)?)?))
+    }
+}
+
+/// Number of features of [`layer_features`].
+pub const LAYER_FEATURES: usize = 8 + 16;
+
+/// Layer + clock features of the layer-level predictor.
+pub fn layer_features(layer: &Layer, point: &OperatingPoint, unit: ComputeUnit) -> Vec<f64> {
+    let kind = match layer.kind {
+        OpKind::Conv => 0,
+        OpKind::MbConv => 1,
+        OpKind::ResidualBlock => 2,
+        OpKind::Linear => 3,
+        OpKind::Pool(_) => 4,
+        OpKind::GlobalAvgPool => 5,
+        OpKind::Identity => 6,
+        OpKind::Zero => 7,
+    };
+    let mut f = vec![0.0; LAYER_FEATURES];
+    f[kind] = 1.0;
+    let o = layer.output();
+    let inv_ghz = |hz: Option<u64>| hz.map_or(1.0, |h| 1e9 / h.max(1) as f64);
+    let fc = inv_ghz(point.compute_hz(unit));
+    let fm = inv_ghz(point.memory_hz);
+    let macs = layer.macs() as f64;
+    let bytes = layer_bytes(layer) as f64;
+    let rest = [
+        (macs + 1.0).ln(),
+        (bytes + 1.0).ln(),
+        (layer.params() as f64 + 1.0).ln(),
+        layer.input.channels as f64,
+        layer.out_channels as f64,
+        layer.mid_channels as f64,
+        layer.input.height as f64,
+        o.height as f64,
+        layer.kernel as f64,
+        layer.stride as f64,
+        f64::from(u8::from(layer.se_channels.is_some())),
+        f64::from(u8::from(layer.activation == Activation::HardSwish)),
+        fc,
+        fm,
+        (macs * fc + 1.0).ln(),
+        (bytes * fm + 1.0).ln(),
+    ];
+    f[8..].copy_from_slice(&rest);
+    f
+}
+
+/// A layer-level (nn-Meter style) predictor: boosted trees on [`layer_features`] predicting
+/// log layer latency; a network costs the sum of its layers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerPredictor {
+    unit: ComputeUnit,
+    gbdt: Gbdt,
+}
+
+impl LayerPredictor {
+    /// Fits on measured `(layer, operating point, latency ms)` samples (latency > 0);
+    /// `unit` says which clock of the operating point drives compute.
+    pub fn fit(samples: &[(Layer, OperatingPoint, f64)], unit: ComputeUnit, params: &GbdtParams) -> Result<Self> {
+        if samples.len() < 2 {
+            return Err(CostError::Fit {
+                model: "layer-predictor".to_string(),
+                reason: format!("need >= 2 samples, got {}", samples.len()),
+            });
+        }
+        let mut x = Array2::zeros((samples.len(), LAYER_FEATURES));
+        let mut y = Vec::with_capacity(samples.len());
+        for (i, (layer, point, lat)) in samples.iter().enumerate() {
+            if !(lat.is_finite() && *lat > 0.0) {
+                return Err(CostError::Fit {
+                    model: "layer-predictor".to_string(),
+                    reason: format!("sample {i} (`{}`): latency must be positive, got {lat}", layer.name),
+                });
+            }
+            x.row_mut(i).assign(&ndarray::ArrayView1::from(&layer_features(layer, point, unit)));
+            y.push(lat.ln());
+        }
+        Ok(Self {
+            unit,
+            gbdt: Gbdt::fit(&x, &y, params)?,
+        })
+    }
+
+    /// Predicted latency (ms) of one layer.
+    pub fn predict_layer(&self, layer: &Layer, point: &OperatingPoint) -> f64 {
+        match layer.kind {
+            OpKind::Identity | OpKind::Zero => 0.0,
+            _ => self
+                .gbdt
+                .predict_row(ndarray::ArrayView1::from(&layer_features(layer, point, self.unit)))
+                .exp(),
+        }
+    }
+
+    /// Saves as JSON.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_json(self, path.as_ref())
+    }
+
+    /// Loads from JSON written by [`LayerPredictor::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        load_json(path.as_ref())
+    }
+}
+
+impl CostModel for LayerPredictor {
+    fn name(&self) -> &str {
+        "layer-predictor"
+    }
+
+    fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
+        Ok(Cost::latency(network.layers.iter().map(|l| self.predict_layer(l, point)).sum()))
+    }
+
+    fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
+        let layers: Vec<Cost> = network.layers.iter().map(|l| Cost::latency(self.predict_layer(l, point))).collect();
+        let total = Cost::latency(layers.iter().map(|c| c.latency_ms).sum());
+        Ok(CostBreakdown { layers, total })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn spearman_and_shares_on_hand_examples() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let m = RegressionMetrics::compute(&a, &[1.05, 2.5, 2.9, 4.0]).unwrap();
+        assert_relative_eq!(m.spearman, 1.0, epsilon = 1e-12);
+        assert_relative_eq!(m.within_10, 0.75);
+        assert_relative_eq!(m.within_1, 0.25);
+        let m = RegressionMetrics::compute(&a, &[4.0, 3.0, 2.0, 1.0]).unwrap();
+        assert_relative_eq!(m.spearman, -1.0, epsilon = 1e-12);
+        assert!(RegressionMetrics::compute(&a, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn one_hot_encoding_and_arch_ids() {
+        let e = ArchEncoding::OneHot { radices: vec![3, 2] };
+        assert_eq!(e.features(&[2, 0]).unwrap(), vec![0.0, 0.0, 1.0, 1.0, 0.0]);
+        assert!(e.features(&[3, 0]).is_err());
+        assert_eq!(e.genes_from_arch_id("2-1").unwrap(), vec![2, 1]);
+        assert_eq!(e.genes_from_arch_id("1").unwrap(), vec![0, 1]);
+        let f = ArchEncoding::Nb201.features(&[3, 3, 3, 1, 0, 0]).unwrap();
+        assert_eq!(f.len(), ArchEncoding::Nb201.n_features());
+        // Only the skip on 3<-0 is live; one path.
+        assert_relative_eq!(f[65 + 1], 1.0);
+        assert_relative_eq!(f[65 + 3], 0.0);
+        assert_relative_eq!(f[72], 1.0);
+    }
+}

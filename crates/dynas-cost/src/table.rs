@@ -1,0 +1,315 @@
+//! Per-architecture tables (like NAS-Bench-201's `nb201_hw.csv`) as exact cost models, and
+//! the NAS-Bench-201 cell encoding shared with the predictors and the command line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use dynas_space::Network;
+use serde::{Deserialize, Serialize};
+
+use crate::device::OperatingPoint;
+use crate::error::{CostError, Result};
+use crate::model::{Cost, CostModel};
+
+/// NAS-Bench-201 op names, in the index order of the `op0..op5` columns.
+pub const NB201_OPS: [&str; 5] = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"];
+
+/// Edges of the NAS-Bench-201 cell as (to, from), in `op0..op5` / arch-string order.
+pub const NB201_EDGES: [(usize, usize); 6] = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)];
+
+/// A NAS-Bench-201 cell: the op index (0..=4, [`NB201_OPS`]) on each of the six edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Nb201Cell(pub [u8; 6]);
+
+impl Nb201Cell {
+    /// A cell from six op indices.
+    pub fn from_ops(ops: &[usize]) -> Result<Self> {
+        if ops.len() != 6 {
+            return Err(CostError::InvalidParameter {
+                name: "ops".to_string(),
+                reason: format!("a NAS-Bench-201 cell has 6 edges, got {}", ops.len()),
+            });
+        }
+        let mut cell = [0u8; 6];
+        for (i, (&o, c)) in ops.iter().zip(cell.iter_mut()).enumerate() {
+            if o >= NB201_OPS.len() {
+                return Err(CostError::InvalidParameter {
+                    name: format!("op{i}"),
+                    reason: format!("op index must be 0..=4, got {o}"),
+                });
+            }
+            *c = o as u8;
+        }
+        Ok(Self(cell))
+    }
+
+    /// The op indices.
+    pub fn ops(&self) -> [usize; 6] {
+        self.0.map(usize::from)
+    }
+
+    /// Whether the output node is reachable from the input through non-`none` edges.
+    pub fn is_connected(&self) -> bool {
+        self.live_edges().iter().any(|&l| l)
+    }
+
+    /// For each edge, whether it lies on a path from the input node to the output node
+    /// through non-`none` edges (an op off every such path computes nothing that reaches the
+    /// output).
+    pub fn live_edges(&self) -> [bool; 6] {
+        let on = |e: usize| self.0[e] != 0;
+        // Forward reachability from node 0.
+        let mut from_in = [true, false, false, false];
+        for (e, &(to, from)) in NB201_EDGES.iter().enumerate() {
+            if on(e) && from_in[from] {
+                from_in[to] = true;
+            }
+        }
+        // Backward reachability to node 3 (edges sorted by `to`, so iterate in reverse).
+        let mut to_out = [false, false, false, true];
+        for (e, &(to, from)) in NB201_EDGES.iter().enumerate().rev() {
+            if on(e) && to_out[to] {
+                to_out[from] = true;
+            }
+        }
+        let mut live = [false; 6];
+        for (e, &(to, from)) in NB201_EDGES.iter().enumerate() {
+            live[e] = on(e) && from_in[from] && to_out[to];
+        }
+        live
+    }
+}
+
+impl fmt::Display for Nb201Cell {
+    /// The standard arch string, e.g. `|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|...|`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = |e: usize| NB201_OPS[usize::from(self.0[e])];
+        write!(
+            f,
+            "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|",
+            op(0),
+            op(1),
+            op(2),
+            op(3),
+            op(4),
+            op(5)
+        )
+    }
+}
+
+impl FromStr for Nb201Cell {
+    type Err = CostError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: String| CostError::InvalidParameter {
+            name: "arch_str".to_string(),
+            reason: format!("`{s}`: {why}"),
+        };
+        let mut ops = Vec::with_capacity(6);
+        for (node, part) in s.trim().split('+').enumerate() {
+            let edges: Vec<&str> = part.split('|').filter(|x| !x.is_empty()).collect();
+            if edges.len() != node + 1 {
+                return Err(bad(format!("node {} needs {} edges", node + 1, node + 1)));
+            }
+            for (input, e) in edges.iter().enumerate() {
+                let (name, from) = e.split_once('~').ok_or_else(|| bad(format!("edge `{e}` lacks `~`")))?;
+                if from.parse::<usize>().ok() != Some(input) {
+                    return Err(bad(format!("edge `{e}` should come from node {input}")));
+                }
+                let idx = NB201_OPS
+                    .iter()
+                    .position(|&o| o == name)
+                    .ok_or_else(|| bad(format!("unknown op `{name}`")))?;
+                ops.push(idx);
+            }
+        }
+        if ops.len() != 6 {
+            return Err(bad("expected 3 nodes".to_string()));
+        }
+        Self::from_ops(&ops)
+    }
+}
+
+/// Architectures and one numeric target column read from a CSV in the schema of
+/// `nb201_hw.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchTargets {
+    /// The cell of every kept row.
+    pub cells: Vec<Nb201Cell>,
+    /// The target of every kept row.
+    pub targets: Vec<f64>,
+    /// Rows skipped because the target was empty, non-numeric or not finite.
+    pub skipped: usize,
+}
+
+/// Reads the architecture (`arch_str`, or `op0..op5` when there is no `arch_str` column) and
+/// the numeric `target` column of every row. Rows whose target is missing or non-numeric are
+/// skipped and counted; a missing column, an unreadable file or a malformed architecture is
+/// an error naming the file, line and column.
+pub fn read_arch_targets(path: impl AsRef<Path>, target: &str) -> Result<ArchTargets> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| CostError::io(path, e))?;
+    let mut reader = csv::Reader::from_reader(std::io::BufReader::new(file));
+    let headers = reader
+        .headers()
+        .map_err(|e| CostError::parse(path, format!("header: {e}")))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let target_col = col(target)
+        .ok_or_else(|| CostError::parse(path, format!("no column `{target}` (columns: {})", headers.iter().collect::<Vec<_>>().join(","))))?;
+    let arch_col = col("arch_str");
+    let op_cols: Option<Vec<usize>> = (0..6).map(|i| col(&format!("op{i}"))).collect();
+    if arch_col.is_none() && op_cols.is_none() {
+        return Err(CostError::parse(path, "no column `arch_str` and no columns `op0`..`op5`"));
+    }
+    let mut out = ArchTargets {
+        cells: Vec::new(),
+        targets: Vec::new(),
+        skipped: 0,
+    };
+    for (i, rec) in reader.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?;
+        let cell = match (arch_col, &op_cols) {
+            (Some(c), _) => rec
+                .get(c)
+                .unwrap_or("")
+                .parse::<Nb201Cell>()
+                .map_err(|e| CostError::parse(path, format!("line {line}, column `arch_str`: {e}")))?,
+            (None, Some(cols)) => {
+                let ops = cols
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &c)| {
+                        rec.get(c).unwrap_or("").trim().parse::<usize>().map_err(|_| {
+                            CostError::parse(path, format!("line {line}, column `op{k}`: not an op index"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Nb201Cell::from_ops(&ops).map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?
+            }
+            (None, None) => {
+                return Err(CostError::parse(path, "no architecture column"));
+            }
+        };
+        match rec.get(target_col).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite()) {
+            Some(v) => {
+                out.cells.push(cell);
+                out.targets.push(v);
+            }
+            None => out.skipped += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// A per-architecture table as an exact [`CostModel`]: a network's cost is its row, found by
+/// [`Network::arch_id`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableModel {
+    name: String,
+    rows: HashMap<String, Cost>,
+    skipped: usize,
+}
+
+impl TableModel {
+    /// A table from (arch id, cost) pairs.
+    pub fn new(name: impl Into<String>, rows: impl IntoIterator<Item = (String, Cost)>) -> Self {
+        Self {
+            name: name.into(),
+            rows: rows.into_iter().collect(),
+            skipped: 0,
+        }
+    }
+
+    /// Reads a NAS-Bench-201 style CSV: latency from `latency_column` (ms) and optionally
+    /// energy from `energy_column` (mJ). Architectures are keyed by their canonical arch
+    /// string (from `arch_str`, or built from `op0..op5`). Rows without a numeric latency are
+    /// skipped ([`TableModel::skipped`]).
+    pub fn from_csv(path: impl AsRef<Path>, latency_column: &str, energy_column: Option<&str>) -> Result<Self> {
+        let path = path.as_ref();
+        let lat = read_arch_targets(path, latency_column)?;
+        let energy: Option<HashMap<Nb201Cell, f64>> = match energy_column {
+            Some(c) => {
+                let e = read_arch_targets(path, c)?;
+                Some(e.cells.into_iter().zip(e.targets).collect())
+            }
+            None => None,
+        };
+        let rows = lat
+            .cells
+            .iter()
+            .zip(&lat.targets)
+            .map(|(cell, &l)| {
+                let mut cost = Cost::latency(l);
+                cost.energy_mj = energy.as_ref().and_then(|e| e.get(cell).copied());
+                (cell.to_string(), cost)
+            })
+            .collect();
+        Ok(Self {
+            name: format!("{}[{latency_column}]", path.display()),
+            rows,
+            skipped: lat.skipped,
+        })
+    }
+
+    /// Number of architectures.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Rows skipped while loading (no numeric latency).
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// The row of `arch_id`.
+    pub fn get(&self, arch_id: &str) -> Option<&Cost> {
+        self.rows.get(arch_id)
+    }
+}
+
+impl CostModel for TableModel {
+    fn name(&self) -> &str {
+        "table"
+    }
+
+    fn estimate(&self, network: &Network, _point: &OperatingPoint) -> Result<Cost> {
+        let arch = network.arch_id.as_deref().ok_or_else(|| CostError::UnknownArchitecture {
+            table: self.name.clone(),
+            arch: "<network without arch_id>".to_string(),
+        })?;
+        self.rows.get(arch).copied().ok_or_else(|| CostError::UnknownArchitecture {
+            table: self.name.clone(),
+            arch: arch.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_string_round_trips_and_liveness() {
+        let s = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
+        let c: Nb201Cell = s.parse().unwrap();
+        assert_eq!(c.ops(), [3, 3, 4, 1, 3, 1]);
+        assert_eq!(c.to_string(), s);
+        // Only edge 3<-0 on: every other op is dead.
+        let c = Nb201Cell::from_ops(&[3, 3, 3, 1, 0, 0]).unwrap();
+        assert_eq!(c.live_edges(), [false, false, false, true, false, false]);
+        // Output unreachable.
+        let c = Nb201Cell::from_ops(&[3, 3, 3, 0, 0, 0]).unwrap();
+        assert!(!c.is_connected());
+        assert!("|foo~0|+|none~0|none~1|+|none~0|none~1|none~2|".parse::<Nb201Cell>().is_err());
+        assert!(Nb201Cell::from_ops(&[5, 0, 0, 0, 0, 0]).is_err());
+    }
+}

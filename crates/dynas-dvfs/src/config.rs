@@ -1,0 +1,599 @@
+//! Configurations (subnet x exit thresholds x operating point) and their costs.
+
+use std::fmt;
+use std::path::Path;
+
+use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
+use dynas_space::Network;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DvfsError, Result};
+
+/// Index of a configuration in its [`ConfigurationSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConfigId(pub usize);
+
+impl fmt::Display for ConfigId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// One runnable configuration: which subnet, which early-exit thresholds, which clocks, and
+/// what that costs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Configuration {
+    /// Identifier of the subnet (genotype string, level name, ...).
+    pub subnet: String,
+    /// Confidence thresholds of the early exits, in `[0, 1]` (empty: no early exits).
+    #[serde(default)]
+    pub exit_thresholds: Vec<f64>,
+    /// The DVFS operating point.
+    pub point: OperatingPoint,
+    /// Expected accuracy (same unit across the set, e.g. top-1 %).
+    pub accuracy: f64,
+    /// Expected latency per inference on an otherwise idle device, in ms.
+    pub latency_ms: f64,
+    /// Expected energy per inference, in mJ.
+    pub energy_mj: f64,
+}
+
+impl Configuration {
+    fn validate(&self, origin: &Path, index: usize) -> Result<()> {
+        let err = |field: &str, why: &str| {
+            DvfsError::parse(
+                origin,
+                None,
+                format!(
+                    "configuration {index} (subnet `{}`): field `{field}` {why}",
+                    self.subnet
+                ),
+            )
+        };
+        if !self.accuracy.is_finite() || self.accuracy < 0.0 {
+            return Err(err("accuracy", "must be finite and non-negative"));
+        }
+        if !self.latency_ms.is_finite() || self.latency_ms <= 0.0 {
+            return Err(err("latency_ms", "must be finite and positive"));
+        }
+        if !self.energy_mj.is_finite() || self.energy_mj < 0.0 {
+            return Err(err("energy_mj", "must be finite and non-negative"));
+        }
+        if self
+            .exit_thresholds
+            .iter()
+            .any(|t| !t.is_finite() || !(0.0..=1.0).contains(t))
+        {
+            return Err(err("exit_thresholds", "must all lie in [0, 1]"));
+        }
+        Ok(())
+    }
+
+    /// Whether `other` runs the same subnet with the same exit thresholds (only the clocks
+    /// may differ).
+    pub fn same_variant(&self, other: &Configuration) -> bool {
+        self.subnet == other.subnet && self.exit_thresholds == other.exit_thresholds
+    }
+}
+
+/// A validated, non-empty table of configurations, optionally tied to a device whose
+/// operating-point table every configuration respects.
+///
+/// File format (JSON): `{"device": <optional DeviceProfile>, "configurations": [{"subnet":
+/// "...", "exit_thresholds": [0.8], "point": {"cpu_hz": null, "gpu_hz": 1377000000,
+/// "memory_hz": 2133000000}, "accuracy": 79.0, "latency_ms": 61.7, "energy_mj": 950.0}, ...]}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigurationSet {
+    /// The device the operating points belong to, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<DeviceProfile>,
+    /// The configurations.
+    configurations: Vec<Configuration>,
+}
+
+/// A subnet with its exit thresholds, to be costed at every operating point by a
+/// [`CostModel`] (see [`ConfigurationSet::from_cost_model`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    /// Identifier of the subnet.
+    pub subnet: String,
+    /// Exit thresholds (empty: no early exits).
+    pub exit_thresholds: Vec<f64>,
+    /// The network description.
+    pub network: Network,
+    /// Accuracy of the subnet with these thresholds.
+    pub accuracy: f64,
+    /// Where inputs leave the network with these thresholds; `None`: all run to the end.
+    pub exit_profile: Option<ExitProfile>,
+}
+
+/// Where inputs leave a network with early exits: `(layers executed, fraction of inputs)`
+/// pairs whose fractions sum to 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitProfile {
+    exits: Vec<(usize, f64)>,
+}
+
+impl ExitProfile {
+    /// A checked profile: fractions non-negative and summing to 1 (within 1e-6), at least
+    /// one exit, every exit after at least one layer.
+    pub fn new(exits: Vec<(usize, f64)>) -> Result<Self> {
+        if exits.is_empty() {
+            return Err(DvfsError::invalid(
+                "exit_profile",
+                "needs at least one exit",
+            ));
+        }
+        if exits
+            .iter()
+            .any(|&(l, f)| l == 0 || !f.is_finite() || f < 0.0)
+        {
+            return Err(DvfsError::invalid(
+                "exit_profile",
+                "every exit needs >= 1 layer and a finite, non-negative fraction",
+            ));
+        }
+        let total: f64 = exits.iter().map(|e| e.1).sum();
+        if (total - 1.0).abs() > 1e-6 {
+            return Err(DvfsError::invalid(
+                "exit_profile",
+                format!("fractions sum to {total}, not 1"),
+            ));
+        }
+        Ok(Self { exits })
+    }
+
+    /// The `(layers executed, fraction)` pairs.
+    pub fn exits(&self) -> &[(usize, f64)] {
+        &self.exits
+    }
+}
+
+/// A subnet whose latency (and optionally energy) was measured at one reference operating
+/// point; a cost model supplies how they scale with the clocks (see
+/// [`ConfigurationSet::from_reference_measurements`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeasuredVariant {
+    /// The subnet and its exits, costed by the model.
+    pub variant: Variant,
+    /// Measured latency at the reference point, ms.
+    pub latency_ms: f64,
+    /// Measured energy at the reference point, mJ (`None`: the model's energy is kept and
+    /// scaled by the latency calibration factor).
+    pub energy_mj: Option<f64>,
+}
+
+fn expected_cost(
+    model: &dyn CostModel,
+    variant: &Variant,
+    point: &OperatingPoint,
+) -> Result<(f64, f64)> {
+    let cost = match &variant.exit_profile {
+        None => model.estimate(&variant.network, point)?,
+        Some(profile) => {
+            let breakdown = model.breakdown(&variant.network, point)?;
+            let n = breakdown.layers.len();
+            let mut lat = 0.0;
+            let mut energy = Some(0.0);
+            for &(layers, fraction) in profile.exits() {
+                if layers > n {
+                    return Err(DvfsError::invalid(
+                        "exit_profile",
+                        format!(
+                            "subnet `{}`: exit after {layers} layers but the network has {n}",
+                            variant.subnet
+                        ),
+                    ));
+                }
+                let c = if layers == n {
+                    breakdown.total
+                } else {
+                    breakdown.prefix(layers)
+                };
+                lat += fraction * c.latency_ms;
+                energy = match (energy, c.energy_mj) {
+                    (Some(e), Some(x)) => Some(e + fraction * x),
+                    _ => None,
+                };
+            }
+            dynas_cost::Cost {
+                latency_ms: lat,
+                energy_mj: energy,
+                peak_memory_bytes: None,
+            }
+        }
+    };
+    let energy = cost.energy_mj.ok_or_else(|| {
+        DvfsError::invalid(
+            "model",
+            format!("cost model `{}` gives no energy estimate", model.name()),
+        )
+    })?;
+    Ok((cost.latency_ms, energy))
+}
+
+impl ConfigurationSet {
+    /// A validated set (non-empty; finite, positive latencies; non-negative energies).
+    pub fn new(configurations: Vec<Configuration>) -> Result<Self> {
+        Self::build(None, configurations, Path::new("<in memory>"))
+    }
+
+    /// A validated set whose operating points must all be supported by `device`.
+    pub fn with_device(device: DeviceProfile, configurations: Vec<Configuration>) -> Result<Self> {
+        Self::build(Some(device), configurations, Path::new("<in memory>"))
+    }
+
+    fn build(
+        device: Option<DeviceProfile>,
+        configurations: Vec<Configuration>,
+        origin: &Path,
+    ) -> Result<Self> {
+        if configurations.is_empty() {
+            return Err(DvfsError::parse(
+                origin,
+                None,
+                "field `configurations` is empty",
+            ));
+        }
+        for (i, c) in configurations.iter().enumerate() {
+            c.validate(origin, i)?;
+            if let Some(d) = &device
+                && !d.supports(&c.point)
+            {
+                return Err(DvfsError::parse(
+                    origin,
+                    None,
+                    format!(
+                        "configuration {i}: field `point` ({}) is not an operating point of `{}`",
+                        c.point, d.name
+                    ),
+                ));
+            }
+        }
+        Ok(Self {
+            device,
+            configurations,
+        })
+    }
+
+    /// Every variant costed by `model` at every point of `points`, variant-major.
+    pub fn from_cost_model(
+        model: &dyn CostModel,
+        variants: &[Variant],
+        points: &[OperatingPoint],
+    ) -> Result<Self> {
+        let mut configurations = Vec::with_capacity(variants.len() * points.len());
+        for v in variants {
+            for p in points {
+                let (latency_ms, energy_mj) = expected_cost(model, v, p)?;
+                configurations.push(Configuration {
+                    subnet: v.subnet.clone(),
+                    exit_thresholds: v.exit_thresholds.clone(),
+                    point: *p,
+                    accuracy: v.accuracy,
+                    latency_ms,
+                    energy_mj,
+                });
+            }
+        }
+        Self::new(configurations)
+    }
+
+    /// Variants measured at `reference`, scaled to every point of `points` by the ratio the
+    /// model predicts: `latency(p) = measured * model(p) / model(reference)`, likewise energy.
+    pub fn from_reference_measurements(
+        model: &dyn CostModel,
+        measured: &[MeasuredVariant],
+        reference: &OperatingPoint,
+        points: &[OperatingPoint],
+    ) -> Result<Self> {
+        let mut configurations = Vec::with_capacity(measured.len() * points.len());
+        for m in measured {
+            if !m.latency_ms.is_finite() || m.latency_ms <= 0.0 {
+                return Err(DvfsError::invalid(
+                    "latency_ms",
+                    format!("subnet `{}`: must be finite and positive", m.variant.subnet),
+                ));
+            }
+            let (ref_lat, ref_energy) = expected_cost(model, &m.variant, reference)?;
+            if ref_lat <= 0.0 || ref_energy <= 0.0 {
+                return Err(DvfsError::invalid(
+                    "model",
+                    format!(
+                        "cost model `{}` gives a non-positive cost for `{}` at the reference",
+                        model.name(),
+                        m.variant.subnet
+                    ),
+                ));
+            }
+            let lat_scale = m.latency_ms / ref_lat;
+            let energy_scale = m.energy_mj.map_or(lat_scale, |e| e / ref_energy);
+            for p in points {
+                let (lat, energy) = expected_cost(model, &m.variant, p)?;
+                configurations.push(Configuration {
+                    subnet: m.variant.subnet.clone(),
+                    exit_thresholds: m.variant.exit_thresholds.clone(),
+                    point: *p,
+                    accuracy: m.variant.accuracy,
+                    latency_ms: lat * lat_scale,
+                    energy_mj: energy * energy_scale,
+                });
+            }
+        }
+        Self::new(configurations)
+    }
+
+    /// Loads a set from a JSON file (format in the type's documentation).
+    pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| DvfsError::io(path, "read", e))?;
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parses a set from JSON text; `origin` names the source in errors.
+    pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            #[serde(default)]
+            device: Option<DeviceProfile>,
+            configurations: Vec<Configuration>,
+        }
+        let raw: Raw = serde_json::from_str(text)
+            .map_err(|e| DvfsError::parse(origin, Some(e.line()), format!("{e}")))?;
+        Self::build(raw.device, raw.configurations, origin)
+    }
+
+    /// Writes the set as pretty JSON.
+    pub fn to_json_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| DvfsError::parse(path, None, e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| DvfsError::io(path, "write", e))
+    }
+
+    /// The device, if known.
+    pub fn device(&self) -> Option<&DeviceProfile> {
+        self.device.as_ref()
+    }
+
+    /// Number of configurations (never 0).
+    pub fn len(&self) -> usize {
+        self.configurations.len()
+    }
+
+    /// Always `false`: a set is never empty.
+    pub fn is_empty(&self) -> bool {
+        self.configurations.is_empty()
+    }
+
+    /// All configurations, indexable by [`ConfigId`]`.0`.
+    pub fn configurations(&self) -> &[Configuration] {
+        &self.configurations
+    }
+
+    /// The configuration `id`, or [`DvfsError::UnknownConfiguration`].
+    pub fn get(&self, id: ConfigId) -> Result<&Configuration> {
+        self.configurations
+            .get(id.0)
+            .ok_or(DvfsError::UnknownConfiguration {
+                index: id.0,
+                len: self.configurations.len(),
+            })
+    }
+
+    /// Iterates over `(id, configuration)`.
+    pub fn iter(&self) -> impl Iterator<Item = (ConfigId, &Configuration)> {
+        self.configurations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (ConfigId(i), c))
+    }
+
+    /// The subset satisfying `keep` (ids are renumbered); an error if nothing is kept.
+    pub fn filter(&self, keep: impl Fn(&Configuration) -> bool) -> Result<Self> {
+        let configurations: Vec<_> = self
+            .configurations
+            .iter()
+            .filter(|c| keep(c))
+            .cloned()
+            .collect();
+        if configurations.is_empty() {
+            return Err(DvfsError::invalid("filter", "no configuration kept"));
+        }
+        Ok(Self {
+            device: self.device.clone(),
+            configurations,
+        })
+    }
+
+    /// The fastest configuration (ties: less energy).
+    pub fn fastest(&self) -> ConfigId {
+        self.best_by(|a, b| {
+            a.latency_ms
+                .total_cmp(&b.latency_ms)
+                .then(a.energy_mj.total_cmp(&b.energy_mj))
+        })
+    }
+
+    /// The most accurate configuration (ties: faster, then less energy).
+    pub fn most_accurate(&self) -> ConfigId {
+        self.best_by(|a, b| {
+            b.accuracy
+                .total_cmp(&a.accuracy)
+                .then(a.latency_ms.total_cmp(&b.latency_ms))
+                .then(a.energy_mj.total_cmp(&b.energy_mj))
+        })
+    }
+
+    fn best_by(
+        &self,
+        cmp: impl Fn(&Configuration, &Configuration) -> std::cmp::Ordering,
+    ) -> ConfigId {
+        let mut best = 0;
+        for (i, c) in self.configurations.iter().enumerate().skip(1) {
+            if cmp(c, &self.configurations[best]).is_lt() {
+                best = i;
+            }
+        }
+        ConfigId(best)
+    }
+
+    /// Ids of the configurations running the same subnet and exit thresholds as `id`.
+    pub fn same_variant(&self, id: ConfigId) -> Result<Vec<ConfigId>> {
+        let base = self.get(id)?;
+        Ok(self
+            .iter()
+            .filter(|(_, c)| c.same_variant(base))
+            .map(|(i, _)| i)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ClockModel, cnn, device, set};
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn cost_model_set_has_every_point_and_dvfs_shape() {
+        let s = set();
+        let dev = device();
+        assert_eq!(s.len(), 4 * dev.num_operating_points());
+        // For one subnet: latency falls with the GPU clock at fixed memory clock.
+        let at = |gpu: u64| {
+            s.configurations()
+                .iter()
+                .find(|c| {
+                    c.subnet == "w48d6"
+                        && c.point.gpu_hz == Some(gpu)
+                        && c.point.memory_hz == Some(2_000_000_000)
+                })
+                .expect("present")
+                .clone()
+        };
+        let (slow, fast) = (at(300_000_000), at(1_100_000_000));
+        assert!(slow.latency_ms > fast.latency_ms);
+        // The energy curve over GPU clocks has an interior minimum (U-shape) or is monotone;
+        // it must at least differ between the extremes.
+        assert!((slow.energy_mj - fast.energy_mj).abs() > 1e-6);
+    }
+
+    #[test]
+    fn exit_profile_weights_prefix_costs() {
+        let dev = device();
+        let model = ClockModel {
+            device: dev.clone(),
+        };
+        let net = cnn(16, 4);
+        let p = dev.max_operating_point();
+        let b = model.breakdown(&net, &p).expect("breakdown");
+        let v = Variant {
+            subnet: "x".into(),
+            exit_thresholds: vec![0.9],
+            network: net,
+            accuracy: 70.0,
+            exit_profile: Some(ExitProfile::new(vec![(2, 0.25), (4, 0.75)]).expect("profile")),
+        };
+        let s = ConfigurationSet::from_cost_model(&model, &[v], &[p]).expect("set");
+        let expect = 0.25 * b.prefix(2).latency_ms + 0.75 * b.total.latency_ms;
+        assert_relative_eq!(
+            s.configurations()[0].latency_ms,
+            expect,
+            max_relative = 1e-12
+        );
+        assert!(ExitProfile::new(vec![(2, 0.5)]).is_err());
+        assert!(ExitProfile::new(vec![(0, 1.0)]).is_err());
+    }
+
+    #[test]
+    fn reference_measurements_are_reproduced_at_the_reference_point() {
+        let dev = device();
+        let model = ClockModel {
+            device: dev.clone(),
+        };
+        let m = MeasuredVariant {
+            variant: Variant {
+                subnet: "ofa-level-1".into(),
+                exit_thresholds: vec![],
+                network: cnn(24, 5),
+                accuracy: 74.2,
+                exit_profile: None,
+            },
+            latency_ms: 41.2,
+            energy_mj: Some(500.0),
+        };
+        let reference = dev.max_operating_point();
+        let pts = dev.operating_points();
+        let s = ConfigurationSet::from_reference_measurements(&model, &[m], &reference, &pts)
+            .expect("set");
+        let at_ref = s
+            .configurations()
+            .iter()
+            .find(|c| c.point == reference)
+            .expect("reference point");
+        assert_relative_eq!(at_ref.latency_ms, 41.2, max_relative = 1e-12);
+        assert_relative_eq!(at_ref.energy_mj, 500.0, max_relative = 1e-12);
+        assert!(
+            s.configurations()
+                .iter()
+                .all(|c| c.latency_ms >= 41.2 - 1e-9)
+        );
+    }
+
+    #[test]
+    fn json_round_trip_and_errors_name_file_line_and_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = set();
+        let path = dir.path().join("configs.json");
+        s.to_json_file(&path).expect("write");
+        let back = ConfigurationSet::from_json_file(&path).expect("read");
+        assert_eq!(back.len(), s.len());
+        for (a, b) in back.configurations().iter().zip(s.configurations()) {
+            assert_eq!((&a.subnet, a.point), (&b.subnet, b.point));
+            assert_relative_eq!(a.latency_ms, b.latency_ms, max_relative = 1e-12);
+            assert_relative_eq!(a.energy_mj, b.energy_mj, max_relative = 1e-12);
+        }
+
+        let bad = dir.path().join("bad.json");
+        std::fs::write(
+            &bad,
+            "{\n \"configurations\": [\n  {\"subnet\": \"a\",}\n ]\n}",
+        )
+        .expect("w");
+        let e = ConfigurationSet::from_json_file(&bad)
+            .expect_err("syntax")
+            .to_string();
+        assert!(e.contains("bad.json") && e.contains("line 3"), "{e}");
+
+        let neg = dir.path().join("neg.json");
+        std::fs::write(
+            &neg,
+            r#"{"configurations": [{"subnet": "a", "point": {"cpu_hz": null, "gpu_hz": 1, "memory_hz": null}, "accuracy": 70, "latency_ms": -1, "energy_mj": 1}]}"#,
+        )
+        .expect("w");
+        let e = ConfigurationSet::from_json_file(&neg)
+            .expect_err("negative")
+            .to_string();
+        assert!(e.contains("neg.json") && e.contains("latency_ms"), "{e}");
+
+        let missing = dir.path().join("nope.json");
+        let e = ConfigurationSet::from_json_file(&missing)
+            .expect_err("missing")
+            .to_string();
+        assert!(e.contains("nope.json"), "{e}");
+    }
+
+    #[test]
+    fn device_table_is_enforced() {
+        let c = set().configurations()[0].clone();
+        let mut off = c.clone();
+        off.point.gpu_hz = Some(123);
+        assert!(ConfigurationSet::with_device(device(), vec![c]).is_ok());
+        let e = ConfigurationSet::with_device(device(), vec![off]).expect_err("off table");
+        assert!(e.to_string().contains("point"), "{e}");
+        assert!(ConfigurationSet::new(vec![]).is_err());
+    }
+}

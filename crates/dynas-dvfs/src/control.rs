@@ -1,0 +1,755 @@
+//! Frequency control: the [`FrequencyControl`] trait, the Linux sysfs backend (cpufreq,
+//! devfreq GPU, Jetson EMC) and a simulated backend.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use dynas_cost::{DeviceProfile, OperatingPoint};
+
+use crate::error::{DvfsError, Result};
+
+/// Sets and reads the clocks of a device.
+///
+/// Backends refuse frequencies that are not in the device table and put the original
+/// settings back on [`FrequencyControl::restore`] (the sysfs backend also on drop).
+pub trait FrequencyControl {
+    /// The device whose table bounds the allowed clocks.
+    fn device(&self) -> &DeviceProfile;
+
+    /// The clocks now in effect (`None` for a domain the backend does not control).
+    fn current(&self) -> Result<OperatingPoint>;
+
+    /// Pins the clocks of `point`; `None` leaves a domain untouched. Errors when a clock is
+    /// not in the device table, or a domain with a clock is not controllable.
+    fn apply(&mut self, point: &OperatingPoint) -> Result<()>;
+
+    /// Puts back the settings found when the backend was created.
+    fn restore(&mut self) -> Result<()>;
+}
+
+fn check_in_table(domain: &'static str, hz: u64, table: &[u64], device: &str) -> Result<()> {
+    if table.binary_search(&hz).is_ok() {
+        Ok(())
+    } else {
+        Err(DvfsError::UnsupportedFrequency {
+            domain,
+            hz,
+            source_table: format!("operating-point table of `{device}`"),
+            available: format_list(table),
+        })
+    }
+}
+
+fn format_list(list: &[u64]) -> String {
+    if list.is_empty() {
+        "none".to_string()
+    } else {
+        list.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn check_point(device: &DeviceProfile, point: &OperatingPoint) -> Result<()> {
+    if let Some(hz) = point.cpu_hz {
+        check_in_table("cpu", hz, &device.cpu_hz, &device.name)?;
+    }
+    if let Some(hz) = point.gpu_hz {
+        check_in_table("gpu", hz, &device.gpu_hz, &device.name)?;
+    }
+    if let Some(hz) = point.memory_hz {
+        check_in_table("memory", hz, &device.memory_hz, &device.name)?;
+    }
+    Ok(())
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| DvfsError::io(path, "read", e))
+}
+
+fn read_u64(path: &Path) -> Result<u64> {
+    let text = read_text(path)?;
+    text.parse::<u64>().map_err(|e| {
+        DvfsError::parse(
+            path,
+            Some(1),
+            format!("expected an unsigned integer, found `{text}` ({e})"),
+        )
+    })
+}
+
+fn read_list(path: &Path, scale: u64) -> Result<Vec<u64>> {
+    let text = read_text(path)?;
+    let mut list = text
+        .split_whitespace()
+        .map(|t| {
+            t.parse::<u64>().map(|v| v * scale).map_err(|e| {
+                DvfsError::parse(path, Some(1), format!("`{t}` is not a frequency ({e})"))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    list.sort_unstable();
+    list.dedup();
+    Ok(list)
+}
+
+fn write_text(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(|e| DvfsError::io(path, "write", e))
+}
+
+/// Writes a `[lo, hi]` range in an order the kernel accepts (it rejects min > max).
+fn write_range(min_path: &Path, max_path: &Path, lo: u64, hi: u64) -> Result<()> {
+    let cur_max = read_u64(max_path)?;
+    if lo > cur_max {
+        write_text(max_path, &hi.to_string())?;
+        write_text(min_path, &lo.to_string())
+    } else {
+        write_text(min_path, &lo.to_string())?;
+        write_text(max_path, &hi.to_string())
+    }
+}
+
+/// Where the clock interfaces live, relative to the sysfs root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SysfsLayout {
+    /// cpufreq policy directories (each with `scaling_*` files; frequencies in kHz).
+    pub cpufreq_policies: Vec<PathBuf>,
+    /// The GPU's devfreq directory (`available_frequencies`, `min_freq`, `max_freq`,
+    /// `cur_freq`; Hz), if controlled.
+    pub gpu_devfreq: Option<PathBuf>,
+    /// The Jetson EMC clock directory of the BPMP debugfs (`rate`, `mrq_rate_locked`; Hz), if
+    /// controlled.
+    pub emc: Option<PathBuf>,
+}
+
+impl SysfsLayout {
+    /// Jetson AGX Xavier (L4T): cpufreq policies found under
+    /// `sys/devices/system/cpu/cpufreq/policy*`, the `gv11b` GPU devfreq node and the BPMP
+    /// EMC clock.
+    pub fn jetson_agx_xavier(root: &Path) -> Self {
+        Self {
+            cpufreq_policies: discover_policies(root),
+            gpu_devfreq: Some(PathBuf::from(
+                "sys/devices/17000000.gv11b/devfreq/17000000.gv11b",
+            )),
+            emc: Some(PathBuf::from("sys/kernel/debug/bpmp/debug/clk/emc")),
+        }
+    }
+
+    /// Jetson TX2 (L4T): the `gp10b` GPU devfreq node and the BPMP EMC clock (CPU not
+    /// controlled).
+    pub fn jetson_tx2() -> Self {
+        Self {
+            cpufreq_policies: Vec::new(),
+            gpu_devfreq: Some(PathBuf::from(
+                "sys/devices/17000000.gp10b/devfreq/17000000.gp10b",
+            )),
+            emc: Some(PathBuf::from("sys/kernel/debug/bpmp/debug/clk/emc")),
+        }
+    }
+}
+
+/// The cpufreq policy directories under `root` (relative paths, sorted).
+pub fn discover_policies(root: &Path) -> Vec<PathBuf> {
+    let base = Path::new("sys/devices/system/cpu/cpufreq");
+    let mut out: Vec<PathBuf> = fs::read_dir(root.join(base))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("policy"))
+        .map(|e| base.join(e.file_name()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[derive(Clone, Debug)]
+struct CpuPolicy {
+    dir: PathBuf,
+    available: Option<Vec<u64>>,
+    governor: String,
+    min_khz: u64,
+    max_khz: u64,
+    setspeed_khz: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+struct Devfreq {
+    dir: PathBuf,
+    available: Option<Vec<u64>>,
+    min_hz: u64,
+    max_hz: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Emc {
+    dir: PathBuf,
+    rate_hz: u64,
+    locked: Option<String>,
+}
+
+/// The Linux sysfs backend: cpufreq for the CPU, devfreq for the GPU, the BPMP debugfs
+/// clock for the Jetson EMC. The root is configurable (`/` on a board, a temporary tree in
+/// tests).
+///
+/// A clock is pinned by writing both ends of the allowed range (`scaling_min_freq` /
+/// `scaling_max_freq`, `min_freq` / `max_freq`), or `scaling_setspeed` when the cpufreq
+/// governor is `userspace`; the EMC by locking (`mrq_rate_locked = 1`) and writing `rate`.
+/// Frequencies must be in the device table and, where the kernel lists them, in its
+/// `scaling_available_frequencies` / `available_frequencies`. The settings found at
+/// creation are written back by [`FrequencyControl::restore`] and on drop.
+#[derive(Debug)]
+pub struct SysfsFrequencyControl {
+    device: DeviceProfile,
+    root: PathBuf,
+    cpus: Vec<CpuPolicy>,
+    gpu: Option<Devfreq>,
+    emc: Option<Emc>,
+    dirty: bool,
+}
+
+impl SysfsFrequencyControl {
+    /// Opens the interfaces of `layout` under `root`, recording the current settings.
+    pub fn new(
+        device: DeviceProfile,
+        root: impl Into<PathBuf>,
+        layout: &SysfsLayout,
+    ) -> Result<Self> {
+        let root = root.into();
+        let mut cpus = Vec::new();
+        for rel in &layout.cpufreq_policies {
+            let dir = root.join(rel);
+            if !dir.is_dir() {
+                return Err(DvfsError::NotFound {
+                    what: "cpufreq policy directory".into(),
+                    path: dir,
+                });
+            }
+            let avail_path = dir.join("scaling_available_frequencies");
+            let available = if avail_path.exists() {
+                Some(read_list(&avail_path, 1000)?)
+            } else {
+                None
+            };
+            let governor = read_text(&dir.join("scaling_governor"))?;
+            let setspeed_path = dir.join("scaling_setspeed");
+            let setspeed_khz = if governor == "userspace" && setspeed_path.exists() {
+                Some(read_u64(&setspeed_path)?)
+            } else {
+                None
+            };
+            cpus.push(CpuPolicy {
+                min_khz: read_u64(&dir.join("scaling_min_freq"))?,
+                max_khz: read_u64(&dir.join("scaling_max_freq"))?,
+                dir,
+                available,
+                governor,
+                setspeed_khz,
+            });
+        }
+        let gpu = match &layout.gpu_devfreq {
+            None => None,
+            Some(rel) => {
+                let dir = root.join(rel);
+                if !dir.is_dir() {
+                    return Err(DvfsError::NotFound {
+                        what: "GPU devfreq directory".into(),
+                        path: dir,
+                    });
+                }
+                let avail_path = dir.join("available_frequencies");
+                let available = if avail_path.exists() {
+                    Some(read_list(&avail_path, 1)?)
+                } else {
+                    None
+                };
+                Some(Devfreq {
+                    min_hz: read_u64(&dir.join("min_freq"))?,
+                    max_hz: read_u64(&dir.join("max_freq"))?,
+                    dir,
+                    available,
+                })
+            }
+        };
+        let emc = match &layout.emc {
+            None => None,
+            Some(rel) => {
+                let dir = root.join(rel);
+                if !dir.is_dir() {
+                    return Err(DvfsError::NotFound {
+                        what: "EMC clock directory".into(),
+                        path: dir,
+                    });
+                }
+                let lock_path = dir.join("mrq_rate_locked");
+                let locked = if lock_path.exists() {
+                    Some(read_text(&lock_path)?)
+                } else {
+                    None
+                };
+                Some(Emc {
+                    rate_hz: read_u64(&dir.join("rate"))?,
+                    dir,
+                    locked,
+                })
+            }
+        };
+        Ok(Self {
+            device,
+            root,
+            cpus,
+            gpu,
+            emc,
+            dirty: false,
+        })
+    }
+
+    /// The sysfs root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn check_kernel_list(
+        domain: &'static str,
+        hz: u64,
+        list: Option<&Vec<u64>>,
+        file: &Path,
+    ) -> Result<()> {
+        match list {
+            Some(l) if l.binary_search(&hz).is_err() => Err(DvfsError::UnsupportedFrequency {
+                domain,
+                hz,
+                source_table: format!("kernel's list `{}`", file.display()),
+                available: format_list(l),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Validates everything before writing anything.
+    fn validate(&self, point: &OperatingPoint) -> Result<()> {
+        check_point(&self.device, point)?;
+        if let Some(hz) = point.cpu_hz {
+            if self.cpus.is_empty() {
+                return Err(DvfsError::NotFound {
+                    what: "cpufreq control (layout has no CPU policy)".into(),
+                    path: self.root.clone(),
+                });
+            }
+            if hz % 1000 != 0 {
+                return Err(DvfsError::invalid(
+                    "cpu_hz",
+                    "cpufreq needs a whole number of kHz",
+                ));
+            }
+            for p in &self.cpus {
+                Self::check_kernel_list(
+                    "cpu",
+                    hz,
+                    p.available.as_ref(),
+                    &p.dir.join("scaling_available_frequencies"),
+                )?;
+            }
+        }
+        if let Some(hz) = point.gpu_hz {
+            let Some(g) = &self.gpu else {
+                return Err(DvfsError::NotFound {
+                    what: "GPU devfreq control (layout has none)".into(),
+                    path: self.root.clone(),
+                });
+            };
+            Self::check_kernel_list(
+                "gpu",
+                hz,
+                g.available.as_ref(),
+                &g.dir.join("available_frequencies"),
+            )?;
+        }
+        if point.memory_hz.is_some() && self.emc.is_none() {
+            return Err(DvfsError::NotFound {
+                what: "EMC clock control (layout has none)".into(),
+                path: self.root.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl FrequencyControl for SysfsFrequencyControl {
+    fn device(&self) -> &DeviceProfile {
+        &self.device
+    }
+
+    fn current(&self) -> Result<OperatingPoint> {
+        let cpu = match self.cpus.first() {
+            None => None,
+            Some(p) => {
+                let cur = p.dir.join("scaling_cur_freq");
+                let khz = if cur.exists() {
+                    read_u64(&cur)?
+                } else {
+                    read_u64(&p.dir.join("scaling_min_freq"))?
+                };
+                Some(khz * 1000)
+            }
+        };
+        let gpu = match &self.gpu {
+            None => None,
+            Some(g) => {
+                let cur = g.dir.join("cur_freq");
+                Some(if cur.exists() {
+                    read_u64(&cur)?
+                } else {
+                    read_u64(&g.dir.join("min_freq"))?
+                })
+            }
+        };
+        let memory = match &self.emc {
+            None => None,
+            Some(e) => Some(read_u64(&e.dir.join("rate"))?),
+        };
+        Ok(OperatingPoint::new(cpu, gpu, memory))
+    }
+
+    fn apply(&mut self, point: &OperatingPoint) -> Result<()> {
+        self.validate(point)?;
+        self.dirty = true;
+        if let Some(hz) = point.cpu_hz {
+            let khz = hz / 1000;
+            for p in &self.cpus {
+                if p.setspeed_khz.is_some() {
+                    write_text(&p.dir.join("scaling_setspeed"), &khz.to_string())?;
+                } else {
+                    write_range(
+                        &p.dir.join("scaling_min_freq"),
+                        &p.dir.join("scaling_max_freq"),
+                        khz,
+                        khz,
+                    )?;
+                }
+            }
+        }
+        if let (Some(hz), Some(g)) = (point.gpu_hz, &self.gpu) {
+            write_range(&g.dir.join("min_freq"), &g.dir.join("max_freq"), hz, hz)?;
+        }
+        if let (Some(hz), Some(e)) = (point.memory_hz, &self.emc) {
+            if e.locked.is_some() {
+                write_text(&e.dir.join("mrq_rate_locked"), "1")?;
+            }
+            write_text(&e.dir.join("rate"), &hz.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        for p in &self.cpus {
+            write_range(
+                &p.dir.join("scaling_min_freq"),
+                &p.dir.join("scaling_max_freq"),
+                p.min_khz,
+                p.max_khz,
+            )?;
+            write_text(&p.dir.join("scaling_governor"), &p.governor)?;
+            if let Some(khz) = p.setspeed_khz {
+                write_text(&p.dir.join("scaling_setspeed"), &khz.to_string())?;
+            }
+        }
+        if let Some(g) = &self.gpu {
+            write_range(
+                &g.dir.join("min_freq"),
+                &g.dir.join("max_freq"),
+                g.min_hz,
+                g.max_hz,
+            )?;
+        }
+        if let Some(e) = &self.emc {
+            write_text(&e.dir.join("rate"), &e.rate_hz.to_string())?;
+            if let Some(lock) = &e.locked {
+                write_text(&e.dir.join("mrq_rate_locked"), lock)?;
+            }
+        }
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+impl Drop for SysfsFrequencyControl {
+    /// Restores the original settings; errors cannot be reported from a destructor, so call
+    /// [`FrequencyControl::restore`] explicitly to see them.
+    fn drop(&mut self) {
+        let _ = self.restore();
+    }
+}
+
+/// A simulated backend: keeps the point in memory, enforces the device table and records
+/// every transition.
+#[derive(Clone, Debug)]
+pub struct SimulatedFrequencyControl {
+    device: DeviceProfile,
+    original: OperatingPoint,
+    current: OperatingPoint,
+    transitions: Vec<OperatingPoint>,
+}
+
+impl SimulatedFrequencyControl {
+    /// Starts at the device's highest clocks.
+    pub fn new(device: DeviceProfile) -> Self {
+        let p = device.max_operating_point();
+        Self {
+            device,
+            original: p,
+            current: p,
+            transitions: Vec::new(),
+        }
+    }
+
+    /// Every point applied so far (restores included), in order.
+    pub fn transitions(&self) -> &[OperatingPoint] {
+        &self.transitions
+    }
+}
+
+impl FrequencyControl for SimulatedFrequencyControl {
+    fn device(&self) -> &DeviceProfile {
+        &self.device
+    }
+
+    fn current(&self) -> Result<OperatingPoint> {
+        Ok(self.current)
+    }
+
+    fn apply(&mut self, point: &OperatingPoint) -> Result<()> {
+        check_point(&self.device, point)?;
+        let next = OperatingPoint::new(
+            point.cpu_hz.or(self.current.cpu_hz),
+            point.gpu_hz.or(self.current.gpu_hz),
+            point.memory_hz.or(self.current.memory_hz),
+        );
+        if next != self.current {
+            self.current = next;
+            self.transitions.push(next);
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self) -> Result<()> {
+        let original = self.original;
+        self.apply(&original)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GPU_AVAIL: &str = "114750000 216750000 318750000 420750000 522750000 624750000 \
+                             675750000 828750000 905250000 1032750000 1198500000 1236750000 \
+                             1338750000 1377000000";
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, text).expect("write");
+    }
+
+    fn read(root: &Path, rel: &str) -> String {
+        fs::read_to_string(root.join(rel))
+            .expect("read")
+            .trim()
+            .to_string()
+    }
+
+    /// A fake Xavier tree: two cpufreq policies (schedutil), the gv11b devfreq node and the
+    /// BPMP EMC clock.
+    fn xavier_tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = dir.path();
+        for p in ["policy0", "policy4"] {
+            let base = format!("sys/devices/system/cpu/cpufreq/{p}");
+            write(
+                r,
+                &format!("{base}/scaling_available_frequencies"),
+                "115200 1190400 2265600\n",
+            );
+            write(r, &format!("{base}/scaling_governor"), "schedutil\n");
+            write(r, &format!("{base}/scaling_min_freq"), "115200\n");
+            write(r, &format!("{base}/scaling_max_freq"), "2265600\n");
+            write(r, &format!("{base}/scaling_cur_freq"), "1190400\n");
+        }
+        let gpu = "sys/devices/17000000.gv11b/devfreq/17000000.gv11b";
+        write(r, &format!("{gpu}/available_frequencies"), GPU_AVAIL);
+        write(r, &format!("{gpu}/min_freq"), "114750000\n");
+        write(r, &format!("{gpu}/max_freq"), "1377000000\n");
+        write(r, &format!("{gpu}/cur_freq"), "624750000\n");
+        let emc = "sys/kernel/debug/bpmp/debug/clk/emc";
+        write(r, &format!("{emc}/rate"), "2133000000\n");
+        write(r, &format!("{emc}/mrq_rate_locked"), "0\n");
+        dir
+    }
+
+    fn control(root: &Path) -> SysfsFrequencyControl {
+        let layout = SysfsLayout::jetson_agx_xavier(root);
+        assert_eq!(layout.cpufreq_policies.len(), 2);
+        SysfsFrequencyControl::new(DeviceProfile::jetson_agx_xavier(), root, &layout)
+            .expect("open fake tree")
+    }
+
+    const GPU: &str = "sys/devices/17000000.gv11b/devfreq/17000000.gv11b";
+    const EMC: &str = "sys/kernel/debug/bpmp/debug/clk/emc";
+    const CPU0: &str = "sys/devices/system/cpu/cpufreq/policy0";
+
+    #[test]
+    fn applies_pins_and_restores_on_drop() {
+        let tree = xavier_tree();
+        let r = tree.path();
+        {
+            let mut c = control(r);
+            let p = OperatingPoint::new(Some(1_190_400_000), Some(522_750_000), Some(665_600_000));
+            c.apply(&p).expect("apply");
+            assert_eq!(read(r, &format!("{GPU}/min_freq")), "522750000");
+            assert_eq!(read(r, &format!("{GPU}/max_freq")), "522750000");
+            assert_eq!(read(r, &format!("{CPU0}/scaling_min_freq")), "1190400");
+            assert_eq!(read(r, &format!("{CPU0}/scaling_max_freq")), "1190400");
+            assert_eq!(
+                read(r, "sys/devices/system/cpu/cpufreq/policy4/scaling_max_freq"),
+                "1190400"
+            );
+            assert_eq!(read(r, &format!("{EMC}/rate")), "665600000");
+            assert_eq!(read(r, &format!("{EMC}/mrq_rate_locked")), "1");
+            // Raising above the pinned max must write max first (min <= max at every step).
+            let up = OperatingPoint::new(Some(2_265_600_000), Some(1_377_000_000), None);
+            c.apply(&up).expect("raise");
+            assert_eq!(read(r, &format!("{GPU}/min_freq")), "1377000000");
+            assert_eq!(read(r, &format!("{CPU0}/scaling_min_freq")), "2265600");
+            // current() reads cur_freq / scaling_cur_freq / rate.
+            let cur = c.current().expect("current");
+            assert_eq!(cur.memory_hz, Some(665_600_000));
+            assert_eq!(cur.gpu_hz, Some(624_750_000));
+        }
+        assert_eq!(read(r, &format!("{GPU}/min_freq")), "114750000");
+        assert_eq!(read(r, &format!("{GPU}/max_freq")), "1377000000");
+        assert_eq!(read(r, &format!("{CPU0}/scaling_min_freq")), "115200");
+        assert_eq!(read(r, &format!("{CPU0}/scaling_max_freq")), "2265600");
+        assert_eq!(read(r, &format!("{EMC}/rate")), "2133000000");
+        assert_eq!(read(r, &format!("{EMC}/mrq_rate_locked")), "0");
+    }
+
+    #[test]
+    fn refuses_frequencies_outside_the_tables_without_writing() {
+        let tree = xavier_tree();
+        let r = tree.path();
+        let mut c = control(r);
+        let bad_gpu = OperatingPoint::new(None, Some(600_000_000), None);
+        let e = c.apply(&bad_gpu).expect_err("not in device table");
+        assert!(
+            matches!(e, DvfsError::UnsupportedFrequency { domain: "gpu", .. }),
+            "{e}"
+        );
+        // In the device table (29 CPU clocks) but not in this kernel's available list.
+        let bad_cpu = OperatingPoint::new(Some(192_000_000), Some(522_750_000), None);
+        let e = c.apply(&bad_cpu).expect_err("not in kernel list");
+        assert!(
+            e.to_string().contains("scaling_available_frequencies"),
+            "{e}"
+        );
+        assert_eq!(read(r, &format!("{GPU}/min_freq")), "114750000");
+        let bad_emc = OperatingPoint::new(None, None, Some(1_000_000_000));
+        assert!(c.apply(&bad_emc).is_err());
+        assert_eq!(read(r, &format!("{EMC}/rate")), "2133000000");
+    }
+
+    #[test]
+    fn userspace_governor_uses_setspeed_and_restores_it() {
+        let tree = xavier_tree();
+        let r = tree.path();
+        for p in ["policy0", "policy4"] {
+            let base = format!("sys/devices/system/cpu/cpufreq/{p}");
+            write(r, &format!("{base}/scaling_governor"), "userspace\n");
+            write(r, &format!("{base}/scaling_setspeed"), "2265600\n");
+        }
+        {
+            let mut c = control(r);
+            c.apply(&OperatingPoint::new(Some(115_200_000), None, None))
+                .expect("apply");
+            assert_eq!(read(r, &format!("{CPU0}/scaling_setspeed")), "115200");
+            assert_eq!(read(r, &format!("{CPU0}/scaling_min_freq")), "115200");
+            c.restore().expect("restore");
+            assert_eq!(read(r, &format!("{CPU0}/scaling_setspeed")), "2265600");
+        }
+    }
+
+    #[test]
+    fn malformed_and_missing_files_are_typed_errors() {
+        let tree = xavier_tree();
+        let r = tree.path();
+        write(r, &format!("{GPU}/min_freq"), "fast\n");
+        let layout = SysfsLayout::jetson_agx_xavier(r);
+        let e = SysfsFrequencyControl::new(DeviceProfile::jetson_agx_xavier(), r, &layout)
+            .expect_err("malformed");
+        assert!(
+            matches!(e, DvfsError::Parse { .. }) && e.to_string().contains("min_freq"),
+            "{e}"
+        );
+
+        let empty = tempfile::tempdir().expect("tempdir");
+        let e = SysfsFrequencyControl::new(
+            DeviceProfile::jetson_tx2(),
+            empty.path(),
+            &SysfsLayout::jetson_tx2(),
+        )
+        .expect_err("missing");
+        assert!(matches!(e, DvfsError::NotFound { .. }), "{e}");
+    }
+
+    #[test]
+    fn permission_problems_are_reported_as_such() {
+        let e = DvfsError::io(
+            "/sys/x/min_freq",
+            "write",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert!(matches!(
+            e,
+            DvfsError::PermissionDenied {
+                action: "write",
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("root"), "{e}");
+        // End to end where the test does not run with privileges that bypass file modes.
+        use std::os::unix::fs::PermissionsExt;
+        let tree = xavier_tree();
+        let r = tree.path();
+        let min = r.join(GPU).join("min_freq");
+        fs::set_permissions(&min, fs::Permissions::from_mode(0o444)).expect("chmod");
+        let privileged = fs::OpenOptions::new().write(true).open(&min).is_ok();
+        let mut c = control(r);
+        let res = c.apply(&OperatingPoint::new(None, Some(522_750_000), None));
+        if privileged {
+            assert!(res.is_ok());
+        } else {
+            let e = res.expect_err("read-only file");
+            assert!(matches!(e, DvfsError::PermissionDenied { .. }), "{e}");
+        }
+    }
+
+    #[test]
+    fn simulated_backend_enforces_the_table_and_records() {
+        let mut c = SimulatedFrequencyControl::new(DeviceProfile::jetson_tx2());
+        let start = c.current().expect("current");
+        assert!(c.apply(&OperatingPoint::new(None, Some(1), None)).is_err());
+        c.apply(&OperatingPoint::new(None, Some(114_750_000), None))
+            .expect("apply");
+        assert_eq!(c.current().expect("cur").gpu_hz, Some(114_750_000));
+        assert_eq!(c.current().expect("cur").memory_hz, start.memory_hz);
+        c.restore().expect("restore");
+        assert_eq!(c.current().expect("cur"), start);
+        assert_eq!(c.transitions().len(), 2);
+    }
+}

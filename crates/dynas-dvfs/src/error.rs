@@ -1,0 +1,117 @@
+//! The one error type of `dynas-dvfs`.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Everything that can go wrong while controlling clocks, reading power sensors, loading
+/// configuration tables or traces, or building a governor.
+#[derive(Debug, Error)]
+pub enum DvfsError {
+    /// A file could not be read or written.
+    #[error("cannot access `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process lacks the permission to read or write a control or sensor file.
+    #[error(
+        "permission denied to {action} `{path}`: DVFS control needs root (or a udev rule / \
+         group that grants write access to the file)"
+    )]
+    PermissionDenied {
+        /// The file.
+        path: PathBuf,
+        /// `read` or `write`.
+        action: &'static str,
+    },
+    /// A file's content is malformed.
+    #[error("malformed `{path}`{}: {reason}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    Parse {
+        /// The file (or a description of the in-memory source).
+        path: PathBuf,
+        /// The 1-based line, where known.
+        line: Option<usize>,
+        /// What is wrong, naming the field.
+        reason: String,
+    },
+    /// A frequency is not one of the device table's (or of the kernel's available list).
+    #[error("refusing {domain} clock {hz} Hz: not in the {source_table} (available: {available})")]
+    UnsupportedFrequency {
+        /// Clock domain (`cpu`, `gpu`, `memory`).
+        domain: &'static str,
+        /// The requested frequency.
+        hz: u64,
+        /// Where the allowed list comes from (device table or sysfs file).
+        source_table: String,
+        /// The allowed frequencies, formatted.
+        available: String,
+    },
+    /// A hyper-parameter, constraint or input value is outside its valid range.
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter {
+        /// The parameter.
+        name: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A configuration index is out of range for the configuration set.
+    #[error("configuration {index} does not exist (the set has {len})")]
+    UnknownConfiguration {
+        /// The index.
+        index: usize,
+        /// Size of the set.
+        len: usize,
+    },
+    /// A hardware interface expected by a backend is missing.
+    #[error("{what} not found under `{path}`")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+        /// Where.
+        path: PathBuf,
+    },
+    /// An error from a cost model.
+    #[error(transparent)]
+    Cost(#[from] dynas_cost::CostError),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, DvfsError>;
+
+impl DvfsError {
+    /// An I/O error for `path`, turned into [`DvfsError::PermissionDenied`] when the kernel said so.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            Self::PermissionDenied {
+                path: path.into(),
+                action,
+            }
+        } else {
+            Self::Io {
+                path: path.into(),
+                source,
+            }
+        }
+    }
+
+    /// A [`DvfsError::Parse`] for `path`.
+    pub fn parse(path: impl Into<PathBuf>, line: Option<usize>, reason: impl Into<String>) -> Self {
+        Self::Parse {
+            path: path.into(),
+            line,
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`DvfsError::InvalidParameter`].
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidParameter {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,743 @@
+//! The runtime manager: Dynamic-OFA-style switching over subnet x exit thresholds x clocks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigId, Configuration, ConfigurationSet};
+use crate::error::{DvfsError, Result};
+use crate::governor::{Constraints, Decision, DecisionReason, Governor, Observation};
+
+/// What the manager optimises among the configurations that meet the constraints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// Least energy per inference (ties: more accuracy, then faster).
+    #[default]
+    MinEnergy,
+    /// Most accuracy (ties: less energy, then faster), as Dynamic-OFA.
+    MaxAccuracy,
+}
+
+/// What the manager does when no configuration meets every constraint.
+///
+/// * [`Fallback::PreferDeadline`] (default): drop the accuracy floor and run the most
+///   accurate configuration that still meets the latency target at the observed slowdown
+///   (ties: less energy); if none does, the fastest configuration of the set.
+/// * [`Fallback::PreferAccuracy`]: keep the accuracy floor and run the fastest
+///   configuration that meets it, accepting deadline misses; if no configuration reaches the
+///   floor, the most accurate one.
+///
+/// In both cases the decision's reason is [`DecisionReason::Infeasible`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Meet the deadline, give up accuracy.
+    #[default]
+    PreferDeadline,
+    /// Keep the accuracy, give up the deadline.
+    PreferAccuracy,
+}
+
+/// Checked hyper-parameters of the [`RuntimeManager`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManagerParams {
+    history: usize,
+    headroom: f64,
+    up_margin: f64,
+    up_patience: usize,
+    objective: Objective,
+    fallback: Fallback,
+}
+
+impl ManagerParams {
+    /// * `history` (>= 1): the mean of the last `history` latencies is compared to the target.
+    /// * `headroom` in `[0, 1)`: configurations are chosen so that their predicted latency
+    ///   stays at or below `(1 - headroom) x target`, leaving room for latency noise; the
+    ///   move down triggers once the mean latency exceeds `(1 - headroom / 2) x target`
+    ///   (a guard band, so that a rising load is met before deadlines are missed; with
+    ///   `headroom = 0` the trigger is the target itself).
+    /// * `up_margin` in `[0, 1)`: a move towards a better but slower configuration needs its
+    ///   predicted latency at or below `(1 - headroom) x (1 - up_margin) x target`
+    ///   (hysteresis band).
+    /// * `up_patience` (>= 1): that many consecutive windows must propose the same move before
+    ///   it is taken (moves down on a miss are immediate).
+    pub fn new(
+        history: usize,
+        headroom: f64,
+        up_margin: f64,
+        up_patience: usize,
+        objective: Objective,
+        fallback: Fallback,
+    ) -> Result<Self> {
+        if history == 0 {
+            return Err(DvfsError::invalid("history", "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&headroom) {
+            return Err(DvfsError::invalid("headroom", "must lie in [0, 1)"));
+        }
+        if !(0.0..1.0).contains(&up_margin) {
+            return Err(DvfsError::invalid("up_margin", "must lie in [0, 1)"));
+        }
+        if up_patience == 0 {
+            return Err(DvfsError::invalid("up_patience", "must be at least 1"));
+        }
+        Ok(Self {
+            history,
+            headroom,
+            up_margin,
+            up_patience,
+            objective,
+            fallback,
+        })
+    }
+
+    /// The objective.
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+
+    /// The fallback.
+    pub fn fallback(&self) -> Fallback {
+        self.fallback
+    }
+}
+
+impl Default for ManagerParams {
+    /// History 5, headroom 10 %, margin 10 %, patience 3, least energy, prefer the deadline.
+    fn default() -> Self {
+        Self {
+            history: 5,
+            headroom: 0.1,
+            up_margin: 0.1,
+            up_patience: 3,
+            objective: Objective::MinEnergy,
+            fallback: Fallback::PreferDeadline,
+        }
+    }
+}
+
+/// Best configuration for every latency budget: entry `i` is the best configuration (by an
+/// objective) among those with nominal latency `<= latency[i]`; budgets in between resolve to
+/// the previous entry. Looked up by bisection.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Staircase {
+    latency: Vec<f64>,
+    config: Vec<ConfigId>,
+}
+
+impl Staircase {
+    fn build(
+        configs: &[Configuration],
+        candidates: &[ConfigId],
+        better: impl Fn(&Configuration, &Configuration) -> bool,
+    ) -> Self {
+        let mut sorted = candidates.to_vec();
+        sorted.sort_by(|a, b| configs[a.0].latency_ms.total_cmp(&configs[b.0].latency_ms));
+        let mut out = Self::default();
+        for id in sorted {
+            let c = &configs[id.0];
+            match out.config.last() {
+                Some(best) if !better(c, &configs[best.0]) => {}
+                _ => {
+                    out.latency.push(c.latency_ms);
+                    out.config.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    #[inline]
+    fn lookup(&self, budget_ms: f64) -> Option<ConfigId> {
+        let i = self.latency.partition_point(|&l| l <= budget_ms);
+        if i == 0 {
+            None
+        } else {
+            Some(self.config[i - 1])
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.config.len()
+    }
+}
+
+fn better_energy(a: &Configuration, b: &Configuration) -> bool {
+    a.energy_mj
+        .total_cmp(&b.energy_mj)
+        .then(b.accuracy.total_cmp(&a.accuracy))
+        .is_lt()
+}
+
+fn better_accuracy(a: &Configuration, b: &Configuration) -> bool {
+    b.accuracy
+        .total_cmp(&a.accuracy)
+        .then(a.energy_mj.total_cmp(&b.energy_mj))
+        .is_lt()
+}
+
+/// The configurations not dominated in (accuracy max, latency min, energy min).
+///
+/// `O(n log n + n f)` for a front of size `f`.
+pub fn pareto_front(set: &ConfigurationSet) -> Vec<ConfigId> {
+    let c = set.configurations();
+    let mut ids: Vec<ConfigId> = (0..c.len()).map(ConfigId).collect();
+    ids.sort_by(|a, b| {
+        let (x, y) = (&c[a.0], &c[b.0]);
+        x.latency_ms
+            .total_cmp(&y.latency_ms)
+            .then(x.energy_mj.total_cmp(&y.energy_mj))
+            .then(y.accuracy.total_cmp(&x.accuracy))
+    });
+    let mut front: Vec<ConfigId> = Vec::new();
+    for id in ids {
+        let x = &c[id.0];
+        // Everything in the front is at most as slow as x (sorted), so x is dominated iff
+        // some front member also has no more energy and no less accuracy.
+        let dominated = front.iter().any(|f| {
+            let y = &c[f.0];
+            y.energy_mj <= x.energy_mj && y.accuracy >= x.accuracy
+        });
+        if !dominated {
+            front.push(id);
+        }
+    }
+    front
+}
+
+/// Precomputed frontiers for one accuracy floor.
+#[derive(Clone, Debug, PartialEq)]
+struct Frontiers {
+    floor: Option<f64>,
+    /// Objective-best among configurations meeting the floor.
+    feasible: Staircase,
+    /// Most accurate regardless of the floor (fallback `PreferDeadline`).
+    any_accuracy: Staircase,
+    /// Fastest configuration meeting the floor, if any (fallback `PreferAccuracy`).
+    fastest_meeting_floor: Option<ConfigId>,
+}
+
+/// Dynamic-OFA's runtime manager extended to all three knobs (subnet, exit thresholds,
+/// operating point).
+///
+/// At construction it keeps the Pareto set of the configurations (accuracy, latency, energy)
+/// and precomputes, for the accuracy floor, a staircase giving the objective-best
+/// configuration for any latency budget. Each decision is then `O(k + log f)` for `k` new
+/// latency samples and a front of `f`: it never scans the configurations.
+///
+/// Per window: the latencies are pushed into a ring of the last `history` samples, together
+/// with the slowdown `measured / nominal` of the configuration that ran. The latency budget
+/// of a configuration is `(1 - headroom) x target / mean slowdown`.
+/// * If the mean of the last latencies misses the target (less the guard band
+///   `headroom / 2`), it moves at once to the best configuration within the budget.
+/// * Otherwise, if a configuration better in the objective fits within
+///   `(1 - up_margin) x budget` (or the current one is below the accuracy floor), it moves
+///   there after `up_patience` consecutive windows proposing the same move (hysteresis).
+/// * When nothing meets the constraints, the [`Fallback`] applies.
+///
+/// Changing the accuracy floor between calls rebuilds the frontiers (`O(f log f)`).
+#[derive(Clone, Debug)]
+pub struct RuntimeManager {
+    set: ConfigurationSet,
+    params: ManagerParams,
+    front: Vec<ConfigId>,
+    frontiers: Frontiers,
+    initial: ConfigId,
+    // Ring buffer of (latency, slowdown) samples.
+    ring_latency: Vec<f64>,
+    ring_slowdown: Vec<f64>,
+    ring_next: usize,
+    ring_len: usize,
+    sum_latency: f64,
+    sum_slowdown: f64,
+    pending: Option<ConfigId>,
+    pending_count: usize,
+    decisions: u64,
+    switches: u64,
+}
+
+impl RuntimeManager {
+    /// A manager over `set` for the accuracy floor of `constraints`; it starts at the
+    /// objective-best configuration meeting the target on an idle device.
+    pub fn new(set: ConfigurationSet, params: ManagerParams, constraints: &Constraints) -> Self {
+        let front = pareto_front(&set);
+        let frontiers = Self::frontiers(&set, &front, params, constraints.accuracy_floor());
+        let mut manager = Self {
+            initial: ConfigId(0),
+            ring_latency: vec![0.0; params.history],
+            ring_slowdown: vec![0.0; params.history],
+            ring_next: 0,
+            ring_len: 0,
+            sum_latency: 0.0,
+            sum_slowdown: 0.0,
+            pending: None,
+            pending_count: 0,
+            decisions: 0,
+            switches: 0,
+            set,
+            params,
+            front,
+            frontiers,
+        };
+        manager.initial = manager
+            .choose(constraints.latency_target_ms() * (1.0 - params.headroom))
+            .0;
+        manager
+    }
+
+    fn frontiers(
+        set: &ConfigurationSet,
+        front: &[ConfigId],
+        params: ManagerParams,
+        floor: Option<f64>,
+    ) -> Frontiers {
+        let c = set.configurations();
+        let meets: Vec<ConfigId> = front
+            .iter()
+            .copied()
+            .filter(|id| floor.is_none_or(|f| c[id.0].accuracy >= f))
+            .collect();
+        let feasible = match params.objective {
+            Objective::MinEnergy => Staircase::build(c, &meets, better_energy),
+            Objective::MaxAccuracy => Staircase::build(c, &meets, better_accuracy),
+        };
+        let any_accuracy = Staircase::build(c, front, better_accuracy);
+        let fastest_meeting_floor = meets
+            .iter()
+            .copied()
+            .min_by(|a, b| c[a.0].latency_ms.total_cmp(&c[b.0].latency_ms));
+        Frontiers {
+            floor,
+            feasible,
+            any_accuracy,
+            fastest_meeting_floor,
+        }
+    }
+
+    /// The configuration set.
+    pub fn set(&self) -> &ConfigurationSet {
+        &self.set
+    }
+
+    /// The Pareto set (accuracy, latency, energy) the manager chooses from.
+    pub fn pareto_set(&self) -> &[ConfigId] {
+        &self.front
+    }
+
+    /// Number of distinct configurations the current floor's staircase can choose.
+    pub fn frontier_len(&self) -> usize {
+        self.frontiers.feasible.len()
+    }
+
+    /// Decisions taken and how many of them changed the configuration.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.decisions, self.switches)
+    }
+
+    /// The choice for a nominal latency budget, with whether it is a fallback.
+    #[inline]
+    fn choose(&self, budget_ms: f64) -> (ConfigId, bool) {
+        if let Some(id) = self.frontiers.feasible.lookup(budget_ms) {
+            return (id, false);
+        }
+        let id = match self.params.fallback {
+            Fallback::PreferDeadline => self
+                .frontiers
+                .any_accuracy
+                .lookup(budget_ms)
+                .unwrap_or_else(|| self.set.fastest()),
+            Fallback::PreferAccuracy => self
+                .frontiers
+                .fastest_meeting_floor
+                .unwrap_or_else(|| self.set.most_accurate()),
+        };
+        (id, true)
+    }
+
+    #[inline]
+    fn push(&mut self, latency: f64, slowdown: f64) {
+        let h = self.params.history;
+        if self.ring_len == h {
+            self.sum_latency -= self.ring_latency[self.ring_next];
+            self.sum_slowdown -= self.ring_slowdown[self.ring_next];
+        } else {
+            self.ring_len += 1;
+        }
+        self.ring_latency[self.ring_next] = latency;
+        self.ring_slowdown[self.ring_next] = slowdown;
+        self.sum_latency += latency;
+        self.sum_slowdown += slowdown;
+        self.ring_next = if self.ring_next + 1 == h {
+            0
+        } else {
+            self.ring_next + 1
+        };
+    }
+
+    fn decision(&mut self, config: ConfigId, reason: DecisionReason, c: &Constraints) -> Decision {
+        self.decisions += 1;
+        let energy = self.set.configurations()[config.0].energy_mj;
+        Decision {
+            config,
+            reason,
+            over_energy_budget: c.energy_budget_mj().is_some_and(|b| energy > b),
+        }
+    }
+}
+
+impl Governor for RuntimeManager {
+    fn name(&self) -> &str {
+        "runtime-manager"
+    }
+
+    fn initial(&self) -> ConfigId {
+        self.initial
+    }
+
+    fn decide(&mut self, o: &Observation<'_>, constraints: &Constraints) -> Decision {
+        let floor = constraints.accuracy_floor();
+        if floor != self.frontiers.floor {
+            self.frontiers = Self::frontiers(&self.set, &self.front, self.params, floor);
+        }
+        let Some(current) = self.set.configurations().get(o.current.0) else {
+            // Unknown current configuration: restart from the idle-device choice.
+            let (id, fallback) =
+                self.choose(constraints.latency_target_ms() * (1.0 - self.params.headroom));
+            let reason = if fallback {
+                DecisionReason::Infeasible
+            } else {
+                DecisionReason::LatencyMiss
+            };
+            self.switches += 1;
+            return self.decision(id, reason, constraints);
+        };
+        let nominal = current.latency_ms;
+        let current_accuracy = current.accuracy;
+        let current_energy = current.energy_mj;
+        for &l in o.latencies_ms {
+            if l.is_finite() && l > 0.0 {
+                self.push(l, l / nominal);
+            }
+        }
+        let target = constraints.latency_target_ms();
+        if self.ring_len == 0 {
+            return self.decision(o.current, DecisionReason::Hold, constraints);
+        }
+        let n = self.ring_len as f64;
+        let mean_latency = self.sum_latency / n;
+        let slowdown = (self.sum_slowdown / n).max(1e-6);
+        let budget = target * (1.0 - self.params.headroom) / slowdown;
+
+        let (choice, reason) = if mean_latency > target * (1.0 - 0.5 * self.params.headroom) {
+            let (id, fallback) = self.choose(budget);
+            self.pending = None;
+            self.pending_count = 0;
+            let reason = if fallback {
+                DecisionReason::Infeasible
+            } else {
+                DecisionReason::LatencyMiss
+            };
+            (id, reason)
+        } else {
+            let below_floor = floor.is_some_and(|f| current_accuracy < f);
+            let (id, fallback) = self.choose(budget * (1.0 - self.params.up_margin));
+            let c = &self.set.configurations()[id.0];
+            let improves = match self.params.objective {
+                Objective::MinEnergy => c.energy_mj < current_energy,
+                Objective::MaxAccuracy => c.accuracy > current_accuracy,
+            };
+            // Without a miss, fallbacks are never sought: the current configuration is
+            // kept until a configuration meeting every constraint fits.
+            let wanted = !fallback && id != o.current && (improves || below_floor);
+            if !wanted {
+                self.pending = None;
+                self.pending_count = 0;
+                (o.current, DecisionReason::Hold)
+            } else {
+                if self.pending == Some(id) {
+                    self.pending_count += 1;
+                } else {
+                    self.pending = Some(id);
+                    self.pending_count = 1;
+                }
+                if self.pending_count >= self.params.up_patience {
+                    self.pending = None;
+                    self.pending_count = 0;
+                    let reason = if below_floor {
+                        DecisionReason::AccuracyBelowFloor
+                    } else {
+                        DecisionReason::Slack
+                    };
+                    (id, reason)
+                } else {
+                    (o.current, DecisionReason::Hold)
+                }
+            }
+        };
+        let reason = if choice == o.current && reason == DecisionReason::LatencyMiss {
+            // Already the best within the budget: the old samples just have not aged out.
+            DecisionReason::Hold
+        } else {
+            reason
+        };
+        if choice != o.current {
+            self.switches += 1;
+        }
+        self.decision(choice, reason, constraints)
+    }
+
+    fn reset(&mut self) {
+        self.ring_next = 0;
+        self.ring_len = 0;
+        self.sum_latency = 0.0;
+        self.sum_slowdown = 0.0;
+        self.pending = None;
+        self.pending_count = 0;
+        self.decisions = 0;
+        self.switches = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::set;
+
+    fn brute_best(set: &ConfigurationSet, budget: f64, floor: f64) -> Option<ConfigId> {
+        set.iter()
+            .filter(|(_, c)| c.latency_ms <= budget && c.accuracy >= floor)
+            .min_by(|(_, a), (_, b)| {
+                a.energy_mj
+                    .total_cmp(&b.energy_mj)
+                    .then(b.accuracy.total_cmp(&a.accuracy))
+            })
+            .map(|(id, _)| id)
+    }
+
+    fn obs(current: ConfigId, lat: &[f64]) -> Observation<'_> {
+        Observation {
+            current,
+            latencies_ms: lat,
+            utilisation: 0.5,
+            co_runner_load: None,
+            energy_mj: None,
+        }
+    }
+
+    #[test]
+    fn pareto_front_matches_brute_force() {
+        let s = set();
+        let c = s.configurations();
+        let front = pareto_front(&s);
+        for (i, x) in c.iter().enumerate() {
+            let dominated = c.iter().any(|y| {
+                y.latency_ms <= x.latency_ms
+                    && y.energy_mj <= x.energy_mj
+                    && y.accuracy >= x.accuracy
+                    && (y.latency_ms < x.latency_ms
+                        || y.energy_mj < x.energy_mj
+                        || y.accuracy > x.accuracy)
+            });
+            let in_front = front.contains(&ConfigId(i));
+            // Exact duplicates keep one representative.
+            if dominated {
+                assert!(!in_front, "{i} is dominated but kept");
+            } else if !in_front {
+                assert!(
+                    front.iter().any(|f| c[f.0].latency_ms == x.latency_ms
+                        && c[f.0].energy_mj == x.energy_mj
+                        && c[f.0].accuracy == x.accuracy),
+                    "{i} is non-dominated but missing"
+                );
+            }
+        }
+        assert!(front.len() < c.len());
+    }
+
+    #[test]
+    fn a_miss_moves_at_once_to_the_brute_force_best_within_the_budget() {
+        let s = set();
+        for (target, floor, load) in [(16.0, 73.0, 0.3), (9.6, 70.0, 0.5), (32.0, 75.0, 0.2)] {
+            let cons = Constraints::new(target, Some(floor), None).expect("constraints");
+            let params = ManagerParams::new(
+                5,
+                0.0,
+                0.1,
+                3,
+                Objective::MinEnergy,
+                Fallback::PreferDeadline,
+            )
+            .expect("params");
+            let mut m = RuntimeManager::new(s.clone(), params, &cons);
+            let start = m.initial();
+            assert_eq!(Some(start), brute_best(&s, target, floor));
+            let nominal = s.configurations()[start.0].latency_ms;
+            let measured = nominal / (1.0 - load);
+            if measured <= target {
+                continue;
+            }
+            let d = m.decide(&obs(start, &[measured; 5]), &cons);
+            assert_eq!(d.reason, DecisionReason::LatencyMiss);
+            let expect = brute_best(&s, target * (1.0 - load), floor).expect("feasible");
+            assert_eq!(
+                s.configurations()[d.config.0].energy_mj,
+                s.configurations()[expect.0].energy_mj
+            );
+        }
+    }
+
+    #[test]
+    fn hysteresis_waits_for_patience_and_does_not_oscillate() {
+        let s = set();
+        let cons = Constraints::new(16.0, Some(73.0), None).expect("constraints");
+        let params = ManagerParams::new(
+            3,
+            0.0,
+            0.1,
+            3,
+            Objective::MinEnergy,
+            Fallback::PreferDeadline,
+        )
+        .expect("params");
+        let mut m = RuntimeManager::new(s.clone(), params, &cons);
+        let start = m.initial();
+        let nominal = s.configurations()[start.0].latency_ms;
+        // Heavy load: move to a faster configuration.
+        let d = m.decide(&obs(start, &[nominal / 0.4; 3]), &cons);
+        assert_ne!(d.config, start);
+        let fast = d.config;
+        // Load gone: the slack move back needs 3 consecutive proposals.
+        let fast_nominal = s.configurations()[fast.0].latency_ms;
+        let mut moved_at = None;
+        for w in 1..=6 {
+            let d = m.decide(&obs(fast, &[fast_nominal; 3]), &cons);
+            if d.config != fast {
+                moved_at = Some(w);
+                assert_eq!(d.reason, DecisionReason::Slack);
+                break;
+            }
+        }
+        assert_eq!(moved_at, Some(3));
+        // Steady conditions afterwards: no more switches.
+        let (_, switches_before) = m.stats();
+        let here = m.initial();
+        let lat = s.configurations()[here.0].latency_ms;
+        for _ in 0..20 {
+            let d = m.decide(&obs(here, &[lat; 3]), &cons);
+            assert_eq!(d.config, here);
+        }
+        assert_eq!(m.stats().1, switches_before);
+    }
+
+    #[test]
+    fn infeasible_constraints_use_the_documented_fallback() {
+        let s = set();
+        // No configuration reaches 80 % accuracy.
+        let cons = Constraints::new(16.0, Some(80.0), None).expect("constraints");
+        let deadline = RuntimeManager::new(s.clone(), ManagerParams::default(), &cons);
+        let id = deadline.initial();
+        let best_acc_in_time = s
+            .iter()
+            .filter(|(_, c)| c.latency_ms <= 14.4)
+            .map(|(_, c)| c.accuracy)
+            .fold(f64::MIN, f64::max);
+        assert_eq!(s.configurations()[id.0].accuracy, best_acc_in_time);
+        let mut accuracy = RuntimeManager::new(
+            s.clone(),
+            ManagerParams::new(
+                5,
+                0.1,
+                0.1,
+                3,
+                Objective::MinEnergy,
+                Fallback::PreferAccuracy,
+            )
+            .expect("params"),
+            &cons,
+        );
+        assert_eq!(accuracy.initial(), s.most_accurate());
+        let d = accuracy.decide(&obs(accuracy.initial(), &[80.0]), &cons);
+        assert_eq!(d.reason, DecisionReason::Infeasible);
+        // Impossible deadline, prefer-deadline: the fastest configuration.
+        let tight = Constraints::new(0.16, None, None).expect("constraints");
+        let mut m = RuntimeManager::new(s.clone(), ManagerParams::default(), &tight);
+        assert_eq!(m.initial(), s.fastest());
+        let d = m.decide(&obs(ConfigId(0), &[8.0]), &tight);
+        assert_eq!(
+            (d.config, d.reason),
+            (s.fastest(), DecisionReason::Infeasible)
+        );
+        // Energy budget violations are flagged.
+        let budget = Constraints::new(16.0, None, Some(8.0)).expect("constraints");
+        let mut m = RuntimeManager::new(s, ManagerParams::default(), &budget);
+        assert!(
+            m.decide(&obs(m.initial(), &[1.6]), &budget)
+                .over_energy_budget
+        );
+    }
+
+    #[test]
+    fn changing_the_floor_rebuilds_the_frontier() {
+        let s = set();
+        let low = Constraints::new(32.0, Some(70.0), None).expect("constraints");
+        let high = Constraints::new(32.0, Some(77.0), None).expect("constraints");
+        let mut m = RuntimeManager::new(
+            s.clone(),
+            ManagerParams::new(
+                2,
+                0.0,
+                0.0,
+                1,
+                Objective::MinEnergy,
+                Fallback::PreferDeadline,
+            )
+            .expect("p"),
+            &low,
+        );
+        let start = m.initial();
+        assert!(s.configurations()[start.0].accuracy < 77.0);
+        let lat = s.configurations()[start.0].latency_ms;
+        let d = m.decide(&obs(start, &[lat]), &high);
+        assert_eq!(d.reason, DecisionReason::AccuracyBelowFloor);
+        assert!(s.configurations()[d.config.0].accuracy >= 77.0);
+    }
+
+    #[test]
+    fn params_are_validated() {
+        assert!(
+            ManagerParams::new(
+                0,
+                0.1,
+                0.1,
+                1,
+                Objective::MinEnergy,
+                Fallback::PreferDeadline
+            )
+            .is_err()
+        );
+        assert!(
+            ManagerParams::new(
+                1,
+                0.1,
+                1.0,
+                1,
+                Objective::MinEnergy,
+                Fallback::PreferDeadline
+            )
+            .is_err()
+        );
+        assert!(
+            ManagerParams::new(
+                1,
+                0.1,
+                0.1,
+                0,
+                Objective::MinEnergy,
+                Fallback::PreferDeadline
+            )
+            .is_err()
+        );
+        assert!(Constraints::new(0.0, None, None).is_err());
+        assert!(Constraints::new(1.0, Some(f64::NAN), None).is_err());
+        assert!(Constraints::new(1.0, None, Some(-1.0)).is_err());
+    }
+}

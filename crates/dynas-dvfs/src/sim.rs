@@ -1,0 +1,556 @@
+//! The platform simulator: replays a [`LoadTrace`] with a [`Governor`] over a
+//! [`ConfigurationSet`] and reports deadline misses, accuracy, energy and switches.
+//!
+//! # Model
+//!
+//! The application issues one inference per frame period; each window of the trace runs
+//! `inferences_per_window` of them with the configuration the governor chose after the
+//! previous window. With a co-runner taking a share `L` of the device, an inference of
+//! nominal latency `t` takes `t / (1 - L)` (processor sharing), times `1 + e` with `e` a
+//! seeded Gaussian measurement noise (`noise_cv`, truncated at -50 %). An inference misses
+//! its deadline when it takes longer than the latency target. The energy charged to the
+//! application is the configuration's nominal energy per inference (the co-runner's own
+//! consumption is not charged) plus the cost of switching. Device utilisation reported to
+//! the governor is `min(1, L + t / frame period)`.
+//!
+//! Switching the subnet or exit thresholds costs `subnet_ms` / `subnet_mj`, changing any
+//! clock costs `clock_ms` / `clock_mj`; the time is added to the first inference after the
+//! switch.
+
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigId, ConfigurationSet};
+use crate::error::{DvfsError, Result};
+use crate::governor::{Constraints, DecisionReason, Governor, Observation, StaticGovernor};
+use crate::manager::{ManagerParams, RuntimeManager};
+use crate::trace::LoadTrace;
+
+/// What a switch costs (checked: finite, non-negative).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwitchingCost {
+    subnet_ms: f64,
+    subnet_mj: f64,
+    clock_ms: f64,
+    clock_mj: f64,
+}
+
+impl SwitchingCost {
+    /// Time and energy of a subnet / exit-threshold switch and of a clock change.
+    pub fn new(subnet_ms: f64, subnet_mj: f64, clock_ms: f64, clock_mj: f64) -> Result<Self> {
+        for (name, v) in [
+            ("subnet_ms", subnet_ms),
+            ("subnet_mj", subnet_mj),
+            ("clock_ms", clock_ms),
+            ("clock_mj", clock_mj),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(DvfsError::invalid(name, "must be finite and non-negative"));
+            }
+        }
+        Ok(Self {
+            subnet_ms,
+            subnet_mj,
+            clock_ms,
+            clock_mj,
+        })
+    }
+}
+
+impl Default for SwitchingCost {
+    /// Assumed, not measured: a subnet switch 1 ms / 10 mJ (re-binding weight slices at
+    /// about 10 W), a clock change 0.2 ms / 2 mJ.
+    fn default() -> Self {
+        Self {
+            subnet_ms: 1.0,
+            subnet_mj: 10.0,
+            clock_ms: 0.2,
+            clock_mj: 2.0,
+        }
+    }
+}
+
+/// Checked parameters of the [`Simulator`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimParams {
+    inferences_per_window: usize,
+    frame_period_ms: f64,
+    noise_cv: f64,
+    seed: u64,
+    switching: SwitchingCost,
+}
+
+impl SimParams {
+    /// `inferences_per_window` >= 1, `frame_period_ms` finite and > 0, `noise_cv` in
+    /// `[0, 0.5]`.
+    pub fn new(
+        inferences_per_window: usize,
+        frame_period_ms: f64,
+        noise_cv: f64,
+        seed: u64,
+        switching: SwitchingCost,
+    ) -> Result<Self> {
+        if inferences_per_window == 0 {
+            return Err(DvfsError::invalid(
+                "inferences_per_window",
+                "must be at least 1",
+            ));
+        }
+        if !frame_period_ms.is_finite() || frame_period_ms <= 0.0 {
+            return Err(DvfsError::invalid(
+                "frame_period_ms",
+                "must be finite and positive",
+            ));
+        }
+        if !(0.0..=0.5).contains(&noise_cv) {
+            return Err(DvfsError::invalid("noise_cv", "must lie in [0, 0.5]"));
+        }
+        Ok(Self {
+            inferences_per_window,
+            frame_period_ms,
+            noise_cv,
+            seed,
+            switching,
+        })
+    }
+
+    /// Defaults for a latency target: 10 inferences per window, a frame period of
+    /// 1.25 x target (80 % duty at the target), 3 % latency noise, seed 0, default switching cost.
+    pub fn for_target(constraints: &Constraints) -> Self {
+        Self {
+            inferences_per_window: 10,
+            frame_period_ms: 1.25 * constraints.latency_target_ms(),
+            noise_cv: 0.03,
+            seed: 0,
+            switching: SwitchingCost::default(),
+        }
+    }
+
+    /// The same parameters with another seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// One window of a simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    /// Window start, s.
+    pub time_s: f64,
+    /// Co-runner load.
+    pub load: f64,
+    /// Configuration run.
+    pub config: ConfigId,
+    /// Mean measured latency, ms.
+    pub mean_latency_ms: f64,
+    /// Deadline misses in the window.
+    pub misses: usize,
+    /// Energy charged in the window, mJ.
+    pub energy_mj: f64,
+    /// Why the governor chose the configuration for the next window.
+    pub reason: DecisionReason,
+}
+
+/// What a simulation measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimReport {
+    /// Governor name (or the label given to [`Simulator::run_labelled`]).
+    pub policy: String,
+    /// Trace name.
+    pub trace: String,
+    /// Latency target, ms.
+    pub latency_target_ms: f64,
+    /// Accuracy floor, if any.
+    pub accuracy_floor: Option<f64>,
+    /// Windows replayed.
+    pub windows: usize,
+    /// Inferences run.
+    pub inferences: usize,
+    /// Inferences slower than the target.
+    pub deadline_misses: usize,
+    /// `deadline_misses / inferences`.
+    pub miss_rate: f64,
+    /// Mean accuracy over inferences.
+    pub mean_accuracy: f64,
+    /// Total energy, mJ (inferences + switching).
+    pub energy_mj: f64,
+    /// `energy_mj / inferences`.
+    pub energy_per_inference_mj: f64,
+    /// Configuration changes.
+    pub switches: usize,
+    /// Of which changed the subnet or exit thresholds.
+    pub subnet_switches: usize,
+    /// Of which changed a clock.
+    pub clock_switches: usize,
+    /// Energy spent switching, mJ (included in `energy_mj`).
+    pub switching_energy_mj: f64,
+    /// Windows whose decision was an infeasibility fallback.
+    pub infeasible_windows: usize,
+    /// Per-window records.
+    pub timeline: Vec<WindowRecord>,
+}
+
+/// Replays traces; see the module documentation for the model.
+#[derive(Clone, Debug)]
+pub struct Simulator {
+    set: ConfigurationSet,
+    params: SimParams,
+}
+
+impl Simulator {
+    /// A simulator over `set`.
+    pub fn new(set: ConfigurationSet, params: SimParams) -> Self {
+        Self { set, params }
+    }
+
+    /// The configuration set.
+    pub fn set(&self) -> &ConfigurationSet {
+        &self.set
+    }
+
+    /// Runs `governor` over `trace`; the report is labelled with the governor's name.
+    pub fn run(
+        &self,
+        governor: &mut dyn Governor,
+        trace: &LoadTrace,
+        constraints: &Constraints,
+    ) -> Result<SimReport> {
+        let label = governor.name().to_string();
+        self.run_labelled(&label, governor, trace, constraints)
+    }
+
+    /// Runs `governor` over `trace`, labelling the report `label`.
+    pub fn run_labelled(
+        &self,
+        label: &str,
+        governor: &mut dyn Governor,
+        trace: &LoadTrace,
+        constraints: &Constraints,
+    ) -> Result<SimReport> {
+        let configs = self.set.configurations();
+        let p = &self.params;
+        let target = constraints.latency_target_ms();
+        let noise = Normal::new(0.0, p.noise_cv)
+            .map_err(|e| DvfsError::invalid("noise_cv", e.to_string()))?;
+        let mut rng = dynas_space::seeded_rng(p.seed);
+        let mut current = governor.initial();
+        self.set.get(current)?;
+        let mut pending_switch_ms = 0.0;
+        let mut latencies = Vec::with_capacity(p.inferences_per_window);
+        let mut report = SimReport {
+            policy: label.to_string(),
+            trace: trace.name().to_string(),
+            latency_target_ms: target,
+            accuracy_floor: constraints.accuracy_floor(),
+            windows: trace.len(),
+            inferences: 0,
+            deadline_misses: 0,
+            miss_rate: 0.0,
+            mean_accuracy: 0.0,
+            energy_mj: 0.0,
+            energy_per_inference_mj: 0.0,
+            switches: 0,
+            subnet_switches: 0,
+            clock_switches: 0,
+            switching_energy_mj: 0.0,
+            infeasible_windows: 0,
+            timeline: Vec::with_capacity(trace.len()),
+        };
+        let mut accuracy_sum = 0.0;
+        for (&time_s, &load) in trace.times_s().iter().zip(trace.loads()) {
+            let c = &configs[current.0];
+            latencies.clear();
+            let mut misses = 0;
+            for _ in 0..p.inferences_per_window {
+                let e: f64 = if p.noise_cv > 0.0 {
+                    noise.sample(&mut rng).max(-0.5)
+                } else {
+                    0.0
+                };
+                let mut lat = c.latency_ms / (1.0 - load) * (1.0 + e);
+                lat += pending_switch_ms;
+                pending_switch_ms = 0.0;
+                if lat > target {
+                    misses += 1;
+                }
+                latencies.push(lat);
+            }
+            let k = p.inferences_per_window as f64;
+            let window_energy = k * c.energy_mj;
+            let mean_latency = latencies.iter().sum::<f64>() / k;
+            let utilisation = (load + c.latency_ms / p.frame_period_ms).min(1.0);
+            let observation = Observation {
+                current,
+                latencies_ms: &latencies,
+                utilisation,
+                co_runner_load: Some(load),
+                energy_mj: Some(window_energy),
+            };
+            let decision = governor.decide(&observation, constraints);
+            let next = configs
+                .get(decision.config.0)
+                .ok_or(DvfsError::UnknownConfiguration {
+                    index: decision.config.0,
+                    len: configs.len(),
+                })?;
+            let mut switch_energy = 0.0;
+            if decision.config != current {
+                report.switches += 1;
+                if !next.same_variant(c) {
+                    report.subnet_switches += 1;
+                    switch_energy += p.switching.subnet_mj;
+                    pending_switch_ms += p.switching.subnet_ms;
+                }
+                if next.point != c.point {
+                    report.clock_switches += 1;
+                    switch_energy += p.switching.clock_mj;
+                    pending_switch_ms += p.switching.clock_ms;
+                }
+            }
+            if decision.reason == DecisionReason::Infeasible {
+                report.infeasible_windows += 1;
+            }
+            report.inferences += p.inferences_per_window;
+            report.deadline_misses += misses;
+            accuracy_sum += k * c.accuracy;
+            report.energy_mj += window_energy + switch_energy;
+            report.switching_energy_mj += switch_energy;
+            report.timeline.push(WindowRecord {
+                time_s,
+                load,
+                config: current,
+                mean_latency_ms: mean_latency,
+                misses,
+                energy_mj: window_energy + switch_energy,
+                reason: decision.reason,
+            });
+            current = decision.config;
+        }
+        let n = report.inferences as f64;
+        report.miss_rate = report.deadline_misses as f64 / n;
+        report.mean_accuracy = accuracy_sum / n;
+        report.energy_per_inference_mj = report.energy_mj / n;
+        Ok(report)
+    }
+}
+
+/// The four policies of the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// HADAS's design-time choice at maximum clocks: the most accurate subnet meeting the
+    /// target on an idle device at the highest operating point, never changed.
+    StaticMax,
+    /// Dynamic-OFA: the runtime manager over subnets (and exits) at maximum clocks only.
+    SubnetOnly,
+    /// The runtime manager over the clocks of the static policy's subnet only.
+    DvfsOnly,
+    /// The runtime manager over subnet x exits x clocks.
+    Joint,
+}
+
+impl Policy {
+    /// All four, in table order.
+    pub const ALL: [Policy; 4] = [
+        Policy::StaticMax,
+        Policy::SubnetOnly,
+        Policy::DvfsOnly,
+        Policy::Joint,
+    ];
+
+    /// Name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::StaticMax => "static-max",
+            Policy::SubnetOnly => "subnet-only",
+            Policy::DvfsOnly => "dvfs-only",
+            Policy::Joint => "joint",
+        }
+    }
+
+    /// Parses a [`Policy::name`].
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                DvfsError::invalid(
+                    "policy",
+                    format!("unknown policy `{name}` (static-max, subnet-only, dvfs-only, joint)"),
+                )
+            })
+    }
+}
+
+/// The highest operating point present in `set` (largest total clock).
+fn max_point(set: &ConfigurationSet) -> dynas_cost::OperatingPoint {
+    let sum = |p: &dynas_cost::OperatingPoint| -> u128 {
+        [p.cpu_hz, p.gpu_hz, p.memory_hz]
+            .iter()
+            .map(|c| u128::from(c.unwrap_or(0)))
+            .sum()
+    };
+    set.configurations()
+        .iter()
+        .map(|c| c.point)
+        .max_by(|a, b| sum(a).cmp(&sum(b)).then(a.cmp(b)))
+        .unwrap_or_default()
+}
+
+/// The design-time choice of [`Policy::StaticMax`].
+pub fn static_max_choice(set: &ConfigurationSet, constraints: &Constraints) -> Result<ConfigId> {
+    let top = max_point(set);
+    let at_max = set.filter(|c| c.point == top)?;
+    let target = constraints.latency_target_ms();
+    let chosen = at_max
+        .iter()
+        .filter(|(_, c)| c.latency_ms <= target)
+        .max_by(|(_, a), (_, b)| {
+            a.accuracy
+                .total_cmp(&b.accuracy)
+                .then(b.energy_mj.total_cmp(&a.energy_mj))
+        })
+        .map_or_else(|| at_max.fastest(), |(id, _)| id);
+    let c = at_max.get(chosen)?;
+    // Map back to the id in the full set.
+    set.iter()
+        .find(|(_, x)| x == &c)
+        .map(|(id, _)| id)
+        .ok_or_else(|| DvfsError::invalid("set", "static choice not found"))
+}
+
+/// Builds `policy`'s governor and the (sub)set it runs over.
+pub fn build_policy(
+    policy: Policy,
+    set: &ConfigurationSet,
+    constraints: &Constraints,
+    params: ManagerParams,
+) -> Result<(ConfigurationSet, Box<dyn Governor>)> {
+    let static_id = static_max_choice(set, constraints)?;
+    let static_cfg = set.get(static_id)?.clone();
+    Ok(match policy {
+        Policy::StaticMax => (
+            set.clone(),
+            Box::new(StaticGovernor::new(set.clone(), static_id)?),
+        ),
+        Policy::SubnetOnly => {
+            let sub = set.filter(|c| c.point == static_cfg.point)?;
+            let g = RuntimeManager::new(sub.clone(), params, constraints);
+            (sub, Box::new(g))
+        }
+        Policy::DvfsOnly => {
+            let sub = set.filter(|c| c.same_variant(&static_cfg))?;
+            let g = RuntimeManager::new(sub.clone(), params, constraints);
+            (sub, Box::new(g))
+        }
+        Policy::Joint => (
+            set.clone(),
+            Box::new(RuntimeManager::new(set.clone(), params, constraints)),
+        ),
+    })
+}
+
+/// Runs every policy of [`Policy::ALL`] over `trace`.
+pub fn compare_policies(
+    set: &ConfigurationSet,
+    trace: &LoadTrace,
+    constraints: &Constraints,
+    manager: ManagerParams,
+    sim: SimParams,
+) -> Result<Vec<SimReport>> {
+    Policy::ALL
+        .into_iter()
+        .map(|policy| {
+            let (sub, mut governor) = build_policy(policy, set, constraints, manager)?;
+            Simulator::new(sub, sim).run_labelled(policy.name(), &mut governor, trace, constraints)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::{Fallback, Objective};
+    use crate::testutil::set;
+
+    fn run_all(trace: &str) -> Vec<SimReport> {
+        let s = set();
+        let cons = Constraints::new(16.0, Some(73.0), None).expect("constraints");
+        compare_policies(
+            &s,
+            &LoadTrace::shipped(trace).expect("trace"),
+            &cons,
+            ManagerParams::default(),
+            SimParams::for_target(&cons),
+        )
+        .expect("compare")
+    }
+
+    #[test]
+    fn joint_uses_less_energy_than_subnet_switching_at_no_more_misses() {
+        for trace in ["step", "periodic", "bursty", "steady"] {
+            let r = run_all(trace);
+            let (stat, subnet, dvfs, joint) = (&r[0], &r[1], &r[2], &r[3]);
+            for x in &r {
+                eprintln!(
+                    "{trace:9} {:12} misses {:4} acc {:.2} E/inf {:.3} switches {}",
+                    x.policy,
+                    x.deadline_misses,
+                    x.mean_accuracy,
+                    x.energy_per_inference_mj,
+                    x.switches
+                );
+            }
+            assert!(joint.energy_mj < 0.95 * subnet.energy_mj, "{trace}");
+            assert!(joint.energy_mj <= dvfs.energy_mj * 1.001, "{trace}");
+            assert!(
+                joint.deadline_misses <= subnet.deadline_misses + joint.inferences / 100,
+                "{trace}"
+            );
+            // Both managers drop the floor only through the same fallback at peak load.
+            assert!(joint.mean_accuracy >= subnet.mean_accuracy - 0.5, "{trace}");
+            assert_eq!(stat.switches, 0);
+        }
+        // Static at max clocks cannot absorb the 55 % step.
+        let step = run_all("step");
+        assert!(step[0].deadline_misses > step[3].deadline_misses);
+    }
+
+    #[test]
+    fn reports_are_deterministic_per_seed_and_consistent() {
+        let s = set();
+        let cons = Constraints::new(16.0, None, None).expect("constraints");
+        let trace = LoadTrace::shipped("bursty").expect("trace");
+        let params = ManagerParams::new(
+            4,
+            0.1,
+            0.1,
+            2,
+            Objective::MaxAccuracy,
+            Fallback::PreferDeadline,
+        )
+        .expect("params");
+        let run = |seed| {
+            let mut g = RuntimeManager::new(s.clone(), params, &cons);
+            Simulator::new(s.clone(), SimParams::for_target(&cons).with_seed(seed))
+                .run(&mut g, &trace, &cons)
+                .expect("run")
+        };
+        let (a, b) = (run(1), run(1));
+        assert_eq!(a, b);
+        assert_eq!(a.inferences, 2000);
+        let window_sum: f64 = a.timeline.iter().map(|w| w.energy_mj).sum();
+        approx::assert_relative_eq!(window_sum, a.energy_mj, max_relative = 1e-9);
+        assert_eq!(
+            a.switches,
+            a.timeline
+                .windows(2)
+                .filter(|w| w[0].config != w[1].config)
+                .count()
+        );
+        assert!(SimParams::new(0, 1.0, 0.0, 0, SwitchingCost::default()).is_err());
+        assert!(SwitchingCost::new(-1.0, 0.0, 0.0, 0.0).is_err());
+        assert!(Policy::from_name("joint").is_ok() && Policy::from_name("x").is_err());
+    }
+}

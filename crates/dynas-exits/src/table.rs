@@ -1,0 +1,1156 @@
+//! The per-backbone exit table and everything the search asks of it.
+//!
+//! An [`ExitTable`] holds, for every candidate exit position of one backbone and for the final
+//! classifier, the validation outcome of every sample: its max-softmax confidence, whether the
+//! exit's prediction is correct and, when known, the entropy and the predicted class. From it any
+//! [`ExitSelection`] (a subset of positions and a rule with thresholds) gives exact
+//! [`ExitStatistics`] on the validation set: exit rates, per-exit and dynamic accuracy; combined
+//! with [`ExitCosts`] they give the exit-rate-weighted expected latency, energy and MACs.
+//!
+//! Tables come from measured outputs ([`ExitTable::from_outputs`], [`ExitTable::from_scores`])
+//! or, when only per-exit accuracies are published (the HADAS data), from the documented
+//! [`SyntheticConfidence`] model.
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::calibration::summarize;
+use crate::cost::{ExitCosts, ExitPosition, ExpectedCost, check_selection, zero_with_energy};
+use crate::error::{ExitError, Result};
+use crate::policy::ExitRule;
+
+/// Per-sample outputs of every exit and of the final classifier on a validation set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitOutputs {
+    logits: Vec<Vec<f32>>,
+    labels: Vec<usize>,
+    num_classes: usize,
+}
+
+impl ExitOutputs {
+    /// `logits[c]` is the row-major `labels.len() x num_classes` logit matrix of column `c`:
+    /// one column per candidate exit in order, the final classifier last.
+    pub fn new(logits: Vec<Vec<f32>>, labels: Vec<usize>, num_classes: usize) -> Result<Self> {
+        if logits.is_empty() {
+            return Err(ExitError::invalid(
+                "logits",
+                "need at least the final classifier",
+            ));
+        }
+        if labels.is_empty() {
+            return Err(ExitError::invalid("labels", "no samples"));
+        }
+        if num_classes < 2 {
+            return Err(ExitError::invalid(
+                "num_classes",
+                format!("{num_classes} < 2"),
+            ));
+        }
+        for (c, col) in logits.iter().enumerate() {
+            if col.len() != labels.len() * num_classes {
+                return Err(ExitError::shape(
+                    format!("logits of column {c}"),
+                    labels.len() * num_classes,
+                    col.len(),
+                ));
+            }
+        }
+        if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= num_classes) {
+            return Err(ExitError::invalid(
+                "labels",
+                format!("label {l} of sample {i} is not below {num_classes}"),
+            ));
+        }
+        Ok(Self {
+            logits,
+            labels,
+            num_classes,
+        })
+    }
+
+    /// Logit matrix of column `c` (exits in order, final classifier last).
+    pub fn logits(&self, column: usize) -> Option<&[f32]> {
+        self.logits.get(column).map(Vec::as_slice)
+    }
+
+    /// Labels.
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// Number of columns (exits plus the final classifier).
+    pub fn columns(&self) -> usize {
+        self.logits.len()
+    }
+}
+
+/// Which confidence score a threshold compares against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ConfidenceMeasure {
+    /// Largest softmax probability (exit when `>= threshold`).
+    #[default]
+    MaxSoftmax,
+    /// Softmax entropy in nats, BranchyNet (exit when `<= threshold`).
+    Entropy,
+}
+
+/// The model that turns published per-exit accuracies into an [`ExitTable`].
+///
+/// # Assumptions
+///
+/// Each of `samples` virtual validation samples `j` has a **confidence rank** `z_j` (the
+/// standard-normal quantile `Φ⁻¹((j + ½)/n)`) and a **difficulty** `v_j` in `(0, 1)` (a seeded
+/// Latin-hypercube draw, independent of `z`). At a column with accuracy `a`:
+///
+/// * the max-softmax confidence is `c_j = σ(μ + s · z_j)`, logit-normal with spread `s`
+///   ([`SyntheticConfidence::spread`]) and `μ` solved so that the column's accuracy is `a`;
+/// * the sample is correct iff `v_j < c_j`, so confidences are **perfectly calibrated**
+///   (`P(correct | c) = c`, i.e. temperature scaling has already been applied) and correctness is
+///   **nested**: a sample correct at an exit is correct at every exit where its confidence is at
+///   least as high, in particular at every more accurate exit (`μ` grows with `a`).
+///
+/// Confidence ranks are shared by all exits (a sample that is easy for one exit is easy for all;
+/// the comonotone limit), which makes the early-exit gains an optimistic estimate compared with
+/// real, imperfectly correlated exits. Entropies and predicted classes are not modelled: entropy
+/// and patience rules are [`ExitError::Unsupported`] on synthetic tables.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyntheticConfidence {
+    spread: f64,
+    samples: usize,
+    seed: u64,
+}
+
+impl Default for SyntheticConfidence {
+    /// Spread 2.0, 10,000 samples, seed 0.
+    fn default() -> Self {
+        Self {
+            spread: 2.0,
+            samples: 10_000,
+            seed: 0,
+        }
+    }
+}
+
+impl SyntheticConfidence {
+    /// Checked parameters: `spread` finite and positive, `samples >= 2`.
+    pub fn new(spread: f64, samples: usize, seed: u64) -> Result<Self> {
+        if !(spread.is_finite() && spread > 0.0) {
+            return Err(ExitError::invalid(
+                "spread",
+                format!("{spread} is not finite and > 0"),
+            ));
+        }
+        if samples < 2 {
+            return Err(ExitError::invalid("samples", format!("{samples} < 2")));
+        }
+        Ok(Self {
+            spread,
+            samples,
+            seed,
+        })
+    }
+
+    /// Standard deviation of the confidence logit (larger: more polarised confidences, more
+    /// informative exits).
+    pub fn spread(&self) -> f64 {
+        self.spread
+    }
+
+    /// Number of virtual samples.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// Seed of the difficulty draw.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+/// How a table was built.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TableSource {
+    /// From per-sample validation outcomes.
+    Measured,
+    /// From per-exit accuracies through [`SyntheticConfidence`].
+    Synthetic(SyntheticConfidence),
+}
+
+/// Per-sample validation outcomes of every candidate exit of one backbone and its final classifier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitTable {
+    positions: Vec<ExitPosition>,
+    samples: usize,
+    /// `[column][sample]`, columns = positions then the final classifier.
+    max_prob: Vec<Vec<f64>>,
+    correct: Vec<Vec<bool>>,
+    entropy: Option<Vec<Vec<f64>>>,
+    predictions: Option<Vec<Vec<u32>>>,
+    source: TableSource,
+}
+
+impl ExitTable {
+    /// A table from measured outputs; `temperatures` (one per column, final last) scale the
+    /// logits before the softmax (see [`crate::TemperatureFit`]); `None` means all 1.
+    pub fn from_outputs(
+        positions: Vec<ExitPosition>,
+        outputs: &ExitOutputs,
+        temperatures: Option<&[f64]>,
+    ) -> Result<Self> {
+        let columns = positions.len() + 1;
+        if outputs.columns() != columns {
+            return Err(ExitError::shape(
+                "output columns (positions + final)",
+                columns,
+                outputs.columns(),
+            ));
+        }
+        if let Some(t) = temperatures {
+            if t.len() != columns {
+                return Err(ExitError::shape("temperatures", columns, t.len()));
+            }
+            if let Some((i, v)) = t
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v > 0.0))
+            {
+                return Err(ExitError::invalid(
+                    format!("temperature {i}"),
+                    format!("{v} is not finite and > 0"),
+                ));
+            }
+        }
+        let n = outputs.labels.len();
+        let k = outputs.num_classes;
+        let mut max_prob = Vec::with_capacity(columns);
+        let mut entropy = Vec::with_capacity(columns);
+        let mut predictions = Vec::with_capacity(columns);
+        let mut correct = Vec::with_capacity(columns);
+        for c in 0..columns {
+            let t = temperatures.map_or(1.0, |t| t[c]);
+            let (mut mp, mut en, mut pr, mut ok) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for (s, &label) in outputs.labels.iter().enumerate() {
+                let row = &outputs.logits[c][s * k..(s + 1) * k];
+                let sum = summarize(row, t).ok_or_else(|| {
+                    ExitError::invalid(
+                        "logits",
+                        format!("column {c}, sample {s}: non-finite logit"),
+                    )
+                })?;
+                mp.push(sum.max_prob);
+                en.push(sum.entropy);
+                pr.push(sum.prediction as u32);
+                ok.push(sum.prediction == label);
+            }
+            max_prob.push(mp);
+            entropy.push(en);
+            predictions.push(pr);
+            correct.push(ok);
+        }
+        Ok(Self {
+            positions,
+            samples: n,
+            max_prob,
+            correct,
+            entropy: Some(entropy),
+            predictions: Some(predictions),
+            source: TableSource::Measured,
+        })
+    }
+
+    /// A table from per-sample max-softmax confidences and correctness flags, `[column][sample]`
+    /// with the final classifier last (for outputs produced outside this crate).
+    pub fn from_scores(
+        positions: Vec<ExitPosition>,
+        max_prob: Vec<Vec<f64>>,
+        correct: Vec<Vec<bool>>,
+    ) -> Result<Self> {
+        let columns = positions.len() + 1;
+        if max_prob.len() != columns {
+            return Err(ExitError::shape(
+                "confidence columns",
+                columns,
+                max_prob.len(),
+            ));
+        }
+        if correct.len() != columns {
+            return Err(ExitError::shape(
+                "correctness columns",
+                columns,
+                correct.len(),
+            ));
+        }
+        let n = max_prob[0].len();
+        if n == 0 {
+            return Err(ExitError::invalid("confidences", "no samples"));
+        }
+        for c in 0..columns {
+            if max_prob[c].len() != n {
+                return Err(ExitError::shape(
+                    format!("confidences of column {c}"),
+                    n,
+                    max_prob[c].len(),
+                ));
+            }
+            if correct[c].len() != n {
+                return Err(ExitError::shape(
+                    format!("correctness of column {c}"),
+                    n,
+                    correct[c].len(),
+                ));
+            }
+            if let Some((s, v)) = max_prob[c]
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(0.0..=1.0).contains(*v))
+            {
+                return Err(ExitError::invalid(
+                    "confidences",
+                    format!("column {c}, sample {s}: {v} is outside [0, 1]"),
+                ));
+            }
+        }
+        Ok(Self {
+            positions,
+            samples: n,
+            max_prob,
+            correct,
+            entropy: None,
+            predictions: None,
+            source: TableSource::Measured,
+        })
+    }
+
+    /// A table synthesised from per-exit accuracies (fractions in `[0, 1]`, one per position) and
+    /// the final classifier's accuracy, under the [`SyntheticConfidence`] model.
+    pub fn synthesize(
+        positions: Vec<ExitPosition>,
+        accuracies: &[f64],
+        final_accuracy: f64,
+        model: &SyntheticConfidence,
+    ) -> Result<Self> {
+        if accuracies.len() != positions.len() {
+            return Err(ExitError::shape(
+                "accuracies",
+                positions.len(),
+                accuracies.len(),
+            ));
+        }
+        let all: Vec<f64> = accuracies.iter().copied().chain([final_accuracy]).collect();
+        if let Some((i, a)) = all
+            .iter()
+            .enumerate()
+            .find(|(_, a)| !(0.0..=1.0).contains(*a))
+        {
+            return Err(ExitError::invalid(
+                format!("accuracy of column {i}"),
+                format!("{a} is not a fraction in [0, 1]"),
+            ));
+        }
+        let n = model.samples;
+        let z: Vec<f64> = (0..n)
+            .map(|j| normal_quantile((j as f64 + 0.5) / n as f64))
+            .collect();
+        let mut rng = dynas_space::seeded_rng(model.seed);
+        let mut strata: Vec<usize> = (0..n).collect();
+        strata.shuffle(&mut rng);
+        let v: Vec<f64> = strata
+            .iter()
+            .map(|&s| (s as f64 + rng.random::<f64>()) / n as f64)
+            .collect();
+        let mut max_prob = Vec::with_capacity(all.len());
+        let mut correct = Vec::with_capacity(all.len());
+        for &a in &all {
+            let target = (a * n as f64).round() as usize;
+            let count = |mu: f64| {
+                z.iter()
+                    .zip(&v)
+                    .filter(|&(&zj, &vj)| vj < sigmoid(mu + model.spread * zj))
+                    .count()
+            };
+            // The count is non-decreasing in mu: bisect for the smallest mu reaching the target.
+            let (mut lo, mut hi) = (-40.0f64, 40.0f64);
+            for _ in 0..80 {
+                let mid = 0.5 * (lo + hi);
+                if count(mid) >= target {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            let mu = hi;
+            let conf: Vec<f64> = z
+                .iter()
+                .map(|&zj| sigmoid(mu + model.spread * zj))
+                .collect();
+            correct.push(conf.iter().zip(&v).map(|(&c, &vj)| vj < c).collect());
+            max_prob.push(conf);
+        }
+        Ok(Self {
+            positions,
+            samples: n,
+            max_prob,
+            correct,
+            entropy: None,
+            predictions: None,
+            source: TableSource::Synthetic(*model),
+        })
+    }
+
+    /// Candidate exit positions.
+    pub fn positions(&self) -> &[ExitPosition] {
+        &self.positions
+    }
+
+    /// Number of validation samples.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// How the table was built.
+    pub fn source(&self) -> &TableSource {
+        &self.source
+    }
+
+    /// Accuracy (fraction) of candidate position `i`, or of the final classifier when
+    /// `i == positions().len()`.
+    pub fn accuracy(&self, column: usize) -> Option<f64> {
+        self.correct
+            .get(column)
+            .map(|c| c.iter().filter(|&&b| b).count() as f64 / self.samples as f64)
+    }
+
+    /// Accuracy of the final classifier.
+    pub fn final_accuracy(&self) -> f64 {
+        self.accuracy(self.positions.len()).unwrap_or(0.0)
+    }
+
+    /// Max-softmax confidences of a column (positions, then the final classifier).
+    pub fn confidences(&self, column: usize) -> Option<&[f64]> {
+        self.max_prob.get(column).map(Vec::as_slice)
+    }
+
+    /// Correctness flags of a column.
+    pub fn correctness(&self, column: usize) -> Option<&[bool]> {
+        self.correct.get(column).map(Vec::as_slice)
+    }
+
+    /// The distribution of max-softmax confidences of a column: sample counts in `bins`
+    /// equal-width bins over `[0, 1]`.
+    pub fn confidence_histogram(&self, column: usize, bins: usize) -> Result<Vec<usize>> {
+        if bins == 0 {
+            return Err(ExitError::invalid("bins", "must be at least 1"));
+        }
+        let conf = self.confidences(column).ok_or_else(|| {
+            ExitError::invalid(
+                "column",
+                format!("{column} > {} positions", self.positions.len()),
+            )
+        })?;
+        let mut h = vec![0usize; bins];
+        for &c in conf {
+            h[((c * bins as f64) as usize).min(bins - 1)] += 1;
+        }
+        Ok(h)
+    }
+
+    fn score(&self, measure: ConfidenceMeasure, column: usize, sample: usize) -> Result<f64> {
+        match measure {
+            ConfidenceMeasure::MaxSoftmax => Ok(self.max_prob[column][sample]),
+            ConfidenceMeasure::Entropy => self
+                .entropy
+                .as_ref()
+                .map(|e| -e[column][sample])
+                .ok_or_else(|| {
+                    ExitError::Unsupported("entropy scores in a table without entropies".into())
+                }),
+        }
+    }
+
+    /// Exit rates and accuracies of `selection` on the validation samples.
+    pub fn evaluate(&self, selection: &ExitSelection) -> Result<ExitStatistics> {
+        let exits = &selection.exits;
+        check_selection(exits, self.positions.len())?;
+        selection.rule.validate(exits.len())?;
+        let final_col = self.positions.len();
+        let mut leave = vec![0usize; exits.len() + 1];
+        let mut hits = vec![0usize; exits.len() + 1];
+        match &selection.rule {
+            ExitRule::Patience(k) => {
+                let preds = self.predictions.as_ref().ok_or_else(|| {
+                    ExitError::Unsupported("patience needs predictions; the table has none".into())
+                })?;
+                // Column-major table: `s` indexes several columns.
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..self.samples {
+                    let mut slot = exits.len();
+                    let mut streak = 0usize;
+                    let mut last = None;
+                    for (j, &e) in exits.iter().enumerate() {
+                        let p = preds[e][s];
+                        streak = if last == Some(p) { streak + 1 } else { 1 };
+                        last = Some(p);
+                        if streak >= *k {
+                            slot = j;
+                            break;
+                        }
+                    }
+                    let col = exits.get(slot).copied().unwrap_or(final_col);
+                    leave[slot] += 1;
+                    hits[slot] += usize::from(self.correct[col][s]);
+                }
+            }
+            ExitRule::MaxSoftmax(t) | ExitRule::Entropy(t) => {
+                let entropy_rule = matches!(selection.rule, ExitRule::Entropy(_));
+                let entropy = if entropy_rule {
+                    Some(self.entropy.as_ref().ok_or_else(|| {
+                        ExitError::Unsupported("entropy rule on a table without entropies".into())
+                    })?)
+                } else {
+                    None
+                };
+                for s in 0..self.samples {
+                    let slot = exits
+                        .iter()
+                        .zip(t)
+                        .position(|(&e, &th)| match entropy {
+                            Some(en) => en[e][s] <= th,
+                            None => self.max_prob[e][s] >= th,
+                        })
+                        .unwrap_or(exits.len());
+                    let col = exits.get(slot).copied().unwrap_or(final_col);
+                    leave[slot] += 1;
+                    hits[slot] += usize::from(self.correct[col][s]);
+                }
+            }
+        }
+        let active = match &selection.rule {
+            ExitRule::MaxSoftmax(t) => t.iter().map(|&v| v != f64::INFINITY).collect(),
+            ExitRule::Entropy(t) => t.iter().map(|&v| v != f64::NEG_INFINITY).collect(),
+            ExitRule::Patience(_) => vec![true; exits.len()],
+        };
+        Ok(ExitStatistics::from_counts(
+            exits.clone(),
+            active,
+            &leave,
+            &hits,
+            self.samples,
+        ))
+    }
+
+    /// The oracle bound of HADAS: every sample leaves at the earliest selected exit that
+    /// classifies it correctly, or at the final classifier when none does.
+    pub fn oracle(&self, exits: &[usize]) -> Result<ExitStatistics> {
+        check_selection(exits, self.positions.len())?;
+        let final_col = self.positions.len();
+        let mut leave = vec![0usize; exits.len() + 1];
+        let mut hits = vec![0usize; exits.len() + 1];
+        for s in 0..self.samples {
+            let slot = exits
+                .iter()
+                .position(|&e| self.correct[e][s])
+                .unwrap_or(exits.len());
+            let col = exits.get(slot).copied().unwrap_or(final_col);
+            leave[slot] += 1;
+            hits[slot] += usize::from(self.correct[col][s]);
+        }
+        Ok(ExitStatistics::from_counts(
+            exits.to_vec(),
+            vec![true; exits.len()],
+            &leave,
+            &hits,
+            self.samples,
+        ))
+    }
+
+    /// HADAS's unweighted mean over the selected exits and the final classifier of accuracy and
+    /// cost (each exit counts once, whatever its exit rate).
+    pub fn hadas_mean(&self, exits: &[usize], costs: &ExitCosts) -> Result<(f64, ExpectedCost)> {
+        self.check_costs(costs)?;
+        let cost = costs.hadas_mean(exits)?;
+        let cols: Vec<usize> = exits
+            .iter()
+            .copied()
+            .chain([self.positions.len()])
+            .collect();
+        let acc = cols.iter().filter_map(|&c| self.accuracy(c)).sum::<f64>() / cols.len() as f64;
+        Ok((acc, cost))
+    }
+
+    fn check_costs(&self, costs: &ExitCosts) -> Result<()> {
+        if costs.positions().len() != self.positions.len() {
+            return Err(ExitError::shape(
+                "cost positions vs table positions",
+                self.positions.len(),
+                costs.positions().len(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Thresholds for the exits `exits` such that dynamic accuracy stays within the calibration's
+    /// drop of the final classifier, chosen to minimise expected cost (expected latency with
+    /// `costs`, else the expected exit column as a depth proxy). Thresholds are the scores of
+    /// this table (calibrated max-softmax probabilities when temperatures were applied).
+    pub fn calibrate(
+        &self,
+        exits: &[usize],
+        calibration: &ThresholdCalibration,
+        costs: Option<&ExitCosts>,
+    ) -> Result<CalibratedExits> {
+        check_selection(exits, self.positions.len())?;
+        if let Some(c) = costs {
+            self.check_costs(c)?;
+        }
+        let measure = calibration.measure;
+        let target = self.final_accuracy() - calibration.max_accuracy_drop;
+        let objective = |st: &ExitStatistics| -> Result<f64> {
+            Ok(match costs {
+                Some(c) => st.expected_cost(c)?.latency_ms,
+                None => st.rates.iter().enumerate().map(|(j, r)| r * j as f64).sum(),
+            })
+        };
+        // Per exit: samples sorted by decreasing score.
+        let mut order: Vec<Vec<(f64, usize)>> = Vec::with_capacity(exits.len());
+        for &e in exits {
+            let mut v = (0..self.samples)
+                .map(|s| self.score(measure, e, s).map(|x| (x, s)))
+                .collect::<Result<Vec<_>>>()?;
+            v.sort_by(|a, b| b.0.total_cmp(&a.0));
+            order.push(v);
+        }
+        let never = |m: ConfidenceMeasure, k: usize| match m {
+            ConfidenceMeasure::MaxSoftmax => ExitRule::MaxSoftmax(vec![f64::INFINITY; k]),
+            ConfidenceMeasure::Entropy => ExitRule::Entropy(vec![f64::NEG_INFINITY; k]),
+        };
+        let baseline = ExitSelection::new(exits.to_vec(), never(measure, exits.len()))?;
+        let mut best = (
+            objective(&self.evaluate(&baseline)?)?,
+            baseline,
+            f64::INFINITY,
+        );
+        // What leaving at exit j instead of running the rest of the backbone saves per sample,
+        // and what its head costs every sample that reaches it.
+        let (savings, head_costs): (Vec<f64>, Vec<f64>) = match costs {
+            Some(c) => exits
+                .iter()
+                .map(|&e| {
+                    let p = &c.positions()[e];
+                    (c.full().latency_ms - p.prefix.latency_ms, p.head.latency_ms)
+                })
+                .unzip(),
+            None => (0..exits.len())
+                .map(|j| ((exits.len() - j) as f64, 0.0))
+                .unzip(),
+        };
+        let final_col = self.positions.len();
+        let scale = savings
+            .iter()
+            .fold(0.0f64, |m, &s| m.max(s.abs()))
+            .max(f64::MIN_POSITIVE);
+        let g = calibration.grid;
+        for step in 0..g {
+            // Price of one lost correct answer, log-spaced from 0.01x to 1e4x the largest saving.
+            let lambda = scale * 10f64.powf(-2.0 + 6.0 * step as f64 / (g - 1) as f64);
+            let mut remaining = vec![true; self.samples];
+            let mut scores = Vec::with_capacity(exits.len());
+            for (j, &e) in exits.iter().enumerate() {
+                let list: Vec<(f64, usize)> = order[j]
+                    .iter()
+                    .copied()
+                    .filter(|&(_, s)| remaining[s])
+                    .collect();
+                // Every sample still here pays the head once the exit is switched on.
+                let mut gain = -head_costs[j] * list.len() as f64;
+                let mut best_cut: (f64, Option<f64>) = (0.0, None);
+                for (i, &(score, s)) in list.iter().enumerate() {
+                    let loss = f64::from(u8::from(self.correct[final_col][s]))
+                        - f64::from(u8::from(self.correct[e][s]));
+                    gain += savings[j] - lambda * loss;
+                    let boundary = list.get(i + 1).is_none_or(|n| n.0 < score);
+                    if boundary && gain > best_cut.0 {
+                        best_cut = (gain, Some(score));
+                    }
+                }
+                match best_cut.1 {
+                    Some(c) => {
+                        for &(score, s) in &list {
+                            if score >= c {
+                                remaining[s] = false;
+                            }
+                        }
+                        scores.push(c);
+                    }
+                    None => scores.push(f64::INFINITY),
+                }
+            }
+            let rule = match measure {
+                ConfidenceMeasure::MaxSoftmax => ExitRule::MaxSoftmax(scores),
+                ConfidenceMeasure::Entropy => {
+                    ExitRule::Entropy(scores.iter().map(|&c| -c).collect())
+                }
+            };
+            let selection = ExitSelection::new(exits.to_vec(), rule)?;
+            let st = self.evaluate(&selection)?;
+            if st.accuracy + 1e-12 >= target {
+                let obj = objective(&st)?;
+                if obj < best.0 {
+                    best = (obj, selection, lambda);
+                }
+            }
+        }
+        if calibration.prune {
+            // Greedily switch off the exit whose removal lowers the objective most, while the
+            // target still holds.
+            loop {
+                let current = best.1.rule.thresholds().unwrap_or_default();
+                let mut improved: Option<(f64, ExitSelection)> = None;
+                for j in 0..exits.len() {
+                    if !current[j].is_finite() {
+                        continue;
+                    }
+                    let mut t = current.clone();
+                    t[j] = match measure {
+                        ConfidenceMeasure::MaxSoftmax => f64::INFINITY,
+                        ConfidenceMeasure::Entropy => f64::NEG_INFINITY,
+                    };
+                    let rule = match measure {
+                        ConfidenceMeasure::MaxSoftmax => ExitRule::MaxSoftmax(t),
+                        ConfidenceMeasure::Entropy => ExitRule::Entropy(t),
+                    };
+                    let sel = ExitSelection::new(exits.to_vec(), rule)?;
+                    let st = self.evaluate(&sel)?;
+                    if st.accuracy + 1e-12 >= target {
+                        let obj = objective(&st)?;
+                        if obj < improved.as_ref().map_or(best.0, |b| b.0) {
+                            improved = Some((obj, sel));
+                        }
+                    }
+                }
+                match improved {
+                    Some((obj, sel)) => best = (obj, sel, best.2),
+                    None => break,
+                }
+            }
+        }
+        let statistics = self.evaluate(&best.1)?;
+        Ok(CalibratedExits {
+            selection: best.1,
+            statistics,
+            target_accuracy: target,
+            accuracy_price: best.2,
+        })
+    }
+}
+
+/// A subset of candidate positions (strictly increasing indices) and the rule deciding at them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitSelection {
+    exits: Vec<usize>,
+    rule: ExitRule,
+}
+
+impl ExitSelection {
+    /// A selection; the rule's thresholds must match the number of exits.
+    pub fn new(exits: Vec<usize>, rule: ExitRule) -> Result<Self> {
+        for w in exits.windows(2) {
+            if w[1] <= w[0] {
+                return Err(ExitError::invalid(
+                    "exit selection",
+                    format!("exits must be strictly increasing, got {exits:?}"),
+                ));
+            }
+        }
+        rule.validate(exits.len())?;
+        Ok(Self { exits, rule })
+    }
+
+    /// Indices of the selected candidate positions.
+    pub fn exits(&self) -> &[usize] {
+        &self.exits
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> &ExitRule {
+        &self.rule
+    }
+}
+
+/// Exit rates and accuracies of a selection on the validation set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitStatistics {
+    /// Selected candidate positions.
+    pub exits: Vec<usize>,
+    /// Fraction of samples leaving at each selected exit, then at the final classifier.
+    pub rates: Vec<f64>,
+    /// Accuracy among the samples leaving at each slot (`None` where none leave).
+    pub exit_accuracy: Vec<Option<f64>>,
+    /// Whether each selected exit can fire at all (a `+inf` max-softmax or `-inf` entropy
+    /// threshold never fires; such a head is not run and costs nothing).
+    pub active: Vec<bool>,
+    /// Dynamic (overall) accuracy.
+    pub accuracy: f64,
+}
+
+impl ExitStatistics {
+    fn from_counts(
+        exits: Vec<usize>,
+        active: Vec<bool>,
+        leave: &[usize],
+        hits: &[usize],
+        n: usize,
+    ) -> Self {
+        let nf = n as f64;
+        Self {
+            exits,
+            active,
+            rates: leave.iter().map(|&l| l as f64 / nf).collect(),
+            exit_accuracy: leave
+                .iter()
+                .zip(hits)
+                .map(|(&l, &h)| (l > 0).then(|| h as f64 / l as f64))
+                .collect(),
+            accuracy: hits.iter().sum::<usize>() as f64 / nf,
+        }
+    }
+
+    /// Exit-rate-weighted expected cost per input.
+    pub fn expected_cost(&self, costs: &ExitCosts) -> Result<ExpectedCost> {
+        let paths = costs.active_path_costs(&self.exits, &self.active)?;
+        if paths.len() != self.rates.len() {
+            return Err(ExitError::shape(
+                "path costs",
+                self.rates.len(),
+                paths.len(),
+            ));
+        }
+        Ok(paths
+            .iter()
+            .zip(&self.rates)
+            .fold(zero_with_energy(), |acc, (c, &r)| acc.then(c.scaled(r))))
+    }
+}
+
+/// Hyper-parameters of threshold calibration.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdCalibration {
+    max_accuracy_drop: f64,
+    measure: ConfidenceMeasure,
+    grid: usize,
+    prune: bool,
+}
+
+impl ThresholdCalibration {
+    /// At most `max_accuracy_drop` (a fraction in `[0, 1]`: 0.01 is one point) below the final
+    /// classifier.
+    ///
+    /// The calibration tries `grid >= 2` prices `λ` of one lost correct answer (log-spaced from
+    /// 0.01x to 10^4x the largest per-sample saving). For each, exits are visited in order and
+    /// each gets the threshold maximising, over the samples still in the network,
+    /// `Σ_above (rest-of-backbone cost − λ · (correct at final − correct here)) − head cost ·
+    /// samples reaching the exit`; an exit whose best gain is not positive never fires. The cheapest setting meeting the target is kept,
+    /// then (see [`ThresholdCalibration::with_pruning`]) exits are switched off greedily.
+    pub fn new(max_accuracy_drop: f64, measure: ConfidenceMeasure, grid: usize) -> Result<Self> {
+        if !(0.0..=1.0).contains(&max_accuracy_drop) {
+            return Err(ExitError::invalid(
+                "max_accuracy_drop",
+                format!("{max_accuracy_drop} is not a fraction in [0, 1]"),
+            ));
+        }
+        if grid < 2 {
+            return Err(ExitError::invalid("grid", format!("{grid} < 2")));
+        }
+        Ok(Self {
+            max_accuracy_drop,
+            measure,
+            grid,
+            prune: true,
+        })
+    }
+
+    /// Whether to switch off, greedily, exits whose heads cost more than they save (default
+    /// true). Switched-off exits get a never-firing threshold and are not paid for.
+    pub fn with_pruning(mut self, prune: bool) -> Self {
+        self.prune = prune;
+        self
+    }
+
+    /// The allowed drop.
+    pub fn max_accuracy_drop(&self) -> f64 {
+        self.max_accuracy_drop
+    }
+}
+
+/// Result of [`ExitTable::calibrate`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CalibratedExits {
+    /// The selection with the chosen thresholds.
+    pub selection: ExitSelection,
+    /// Its statistics on the table.
+    pub statistics: ExitStatistics,
+    /// Final accuracy minus the allowed drop.
+    pub target_accuracy: f64,
+    /// The accuracy price `λ` that won (`inf` when no exit fires).
+    pub accuracy_price: f64,
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Standard-normal quantile (Acklam's rational approximation, relative error below 1.2e-9).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let p = p.clamp(1e-300, 1.0 - 1e-16);
+    let low = 0.024_25;
+    if p < low {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - low {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibration::expected_calibration_error;
+    use crate::policy::{ExitPolicy, PolicyState};
+    use approx::assert_relative_eq;
+    use rand::Rng;
+
+    fn pos(n: usize) -> Vec<ExitPosition> {
+        (0..n)
+            .map(|i| ExitPosition::new(format!("e{i}"), i))
+            .collect()
+    }
+
+    #[test]
+    fn hand_example_rates_and_accuracy() {
+        // 4 samples; exit 0, exit 1, final.
+        let table = ExitTable::from_scores(
+            pos(2),
+            vec![
+                vec![0.95, 0.5, 0.9, 0.2],
+                vec![0.99, 0.85, 0.3, 0.4],
+                vec![1.0; 4],
+            ],
+            vec![
+                vec![true, false, false, false],
+                vec![true, true, true, false],
+                vec![true, true, true, true],
+            ],
+        )
+        .expect("valid");
+        let sel = ExitSelection::new(vec![0, 1], ExitRule::MaxSoftmax(vec![0.9, 0.8])).expect("ok");
+        let st = table.evaluate(&sel).expect("ok");
+        // s0, s2 leave at exit 0 (s2 wrong); s1 at exit 1 (right); s3 at the final (right).
+        assert_eq!(st.rates, vec![0.5, 0.25, 0.25]);
+        assert_relative_eq!(st.accuracy, 0.75);
+        assert_eq!(st.exit_accuracy, vec![Some(0.5), Some(1.0), Some(1.0)]);
+        let oracle = table.oracle(&[0, 1]).expect("ok");
+        assert_eq!(oracle.rates, vec![0.25, 0.5, 0.25]);
+        assert_relative_eq!(oracle.accuracy, 1.0);
+        assert!(matches!(
+            table.evaluate(&ExitSelection::new(vec![0], ExitRule::Patience(2)).expect("ok")),
+            Err(ExitError::Unsupported(_))
+        ));
+        assert!(ExitSelection::new(vec![1, 0], ExitRule::Patience(1)).is_err());
+        assert!(
+            ExitTable::from_scores(pos(1), vec![vec![1.5], vec![0.5]], vec![vec![true]; 2])
+                .is_err()
+        );
+        assert!(ExitTable::from_scores(pos(1), vec![vec![0.5]], vec![vec![true]]).is_err());
+    }
+
+    fn random_outputs(n: usize, columns: usize, classes: usize, seed: u64) -> ExitOutputs {
+        let mut rng = dynas_space::seeded_rng(seed);
+        let labels: Vec<usize> = (0..n).map(|_| rng.random_range(0..classes)).collect();
+        let logits = (0..columns)
+            .map(|c| {
+                let mut v = Vec::with_capacity(n * classes);
+                for &l in &labels {
+                    for k in 0..classes {
+                        let signal = if k == l { 0.8 * c as f32 } else { 0.0 };
+                        v.push(signal + rng.random_range(-1.5f32..1.5));
+                    }
+                }
+                v
+            })
+            .collect();
+        ExitOutputs::new(logits, labels, classes).expect("valid")
+    }
+
+    /// The table engine and the run-time policy must make the same decision for every sample.
+    #[test]
+    fn table_agrees_with_runtime_policy_for_every_rule() {
+        let out = random_outputs(300, 4, 5, 11);
+        let temps = [1.3, 0.9, 1.1, 1.0];
+        let table = ExitTable::from_outputs(pos(3), &out, Some(&temps)).expect("ok");
+        let exits = vec![0usize, 2];
+        for rule in [
+            ExitRule::MaxSoftmax(vec![0.6, 0.5]),
+            ExitRule::Entropy(vec![1.0, 1.2]),
+            ExitRule::Patience(2),
+        ] {
+            let st = table
+                .evaluate(&ExitSelection::new(exits.clone(), rule.clone()).expect("ok"))
+                .expect("ok");
+            let policy = ExitPolicy::new(rule, 2)
+                .expect("ok")
+                .with_temperatures(vec![temps[0], temps[2]])
+                .expect("ok");
+            let mut leave = [0usize; 3];
+            let mut hits = 0usize;
+            for (s, &label) in out.labels().iter().enumerate() {
+                let mut state = PolicyState::default();
+                let mut slot = 2;
+                let mut pred = 0;
+                for (j, &e) in exits.iter().enumerate() {
+                    let row = &out.logits(e).expect("col")[s * 5..(s + 1) * 5];
+                    let d = policy.decide(j, row, &mut state).expect("ok");
+                    if d.exit {
+                        slot = j;
+                        pred = d.prediction;
+                        break;
+                    }
+                }
+                if slot == 2 {
+                    let row = &out.logits(3).expect("col")[s * 5..(s + 1) * 5];
+                    pred = crate::calibration::summarize(row, 1.0)
+                        .expect("finite")
+                        .prediction;
+                }
+                leave[slot] += 1;
+                hits += usize::from(pred == label);
+            }
+            let rates: Vec<f64> = leave.iter().map(|&l| l as f64 / 300.0).collect();
+            assert_eq!(st.rates, rates, "{:?}", policy.rule());
+            assert_relative_eq!(st.accuracy, hits as f64 / 300.0);
+        }
+    }
+
+    #[test]
+    fn synthetic_table_matches_accuracies_and_is_calibrated_and_nested() {
+        let accs = [0.3, 0.55, 0.7, 0.82];
+        let model = SyntheticConfidence::new(2.0, 5000, 9).expect("ok");
+        let table = ExitTable::synthesize(pos(4), &accs, 0.86, &model).expect("ok");
+        for (c, &a) in accs.iter().chain([0.86].iter()).enumerate() {
+            assert_relative_eq!(table.accuracy(c).expect("col"), a, epsilon = 1.0 / 5000.0);
+            let ece = expected_calibration_error(
+                table.confidences(c).expect("col"),
+                table.correctness(c).expect("col"),
+                10,
+            )
+            .expect("ok");
+            assert!(ece < 0.03, "column {c}: ECE {ece}");
+        }
+        // Nested: correct at a less accurate column implies correct at a more accurate one.
+        for s in 0..table.samples() {
+            for c in 0..4 {
+                let ok = table.correctness(c).expect("col")[s];
+                assert!(!ok || table.correctness(c + 1).expect("col")[s]);
+            }
+        }
+        assert_eq!(
+            table
+                .confidence_histogram(4, 10)
+                .expect("ok")
+                .iter()
+                .sum::<usize>(),
+            5000
+        );
+        assert!(SyntheticConfidence::new(0.0, 10, 0).is_err());
+        assert!(ExitTable::synthesize(pos(2), &[0.5], 0.9, &model).is_err());
+        assert!(ExitTable::synthesize(pos(1), &[1.5], 0.9, &model).is_err());
+        // Same seed, same table.
+        assert_eq!(
+            ExitTable::synthesize(pos(4), &accs, 0.86, &model).expect("ok"),
+            table
+        );
+    }
+
+    #[test]
+    fn calibration_meets_the_target_and_saves_depth() {
+        let out = random_outputs(2000, 4, 5, 21);
+        let table = ExitTable::from_outputs(pos(3), &out, None).expect("ok");
+        for measure in [ConfidenceMeasure::MaxSoftmax, ConfidenceMeasure::Entropy] {
+            for drop in [0.0, 0.01, 0.05] {
+                let cal = ThresholdCalibration::new(drop, measure, 32).expect("ok");
+                let r = table.calibrate(&[0, 1, 2], &cal, None).expect("ok");
+                assert!(r.statistics.accuracy + 1e-12 >= table.final_accuracy() - drop);
+                assert_eq!(r.statistics, table.evaluate(&r.selection).expect("ok"));
+                if drop >= 0.05 {
+                    assert!(
+                        r.statistics.rates[3] < 1.0,
+                        "{measure:?}: no input left early"
+                    );
+                }
+            }
+        }
+        assert!(ThresholdCalibration::new(1.5, ConfidenceMeasure::MaxSoftmax, 8).is_err());
+        assert!(ThresholdCalibration::new(0.01, ConfidenceMeasure::MaxSoftmax, 1).is_err());
+    }
+
+    #[test]
+    fn normal_quantile_is_accurate() {
+        assert_relative_eq!(normal_quantile(0.5), 0.0, epsilon = 1e-12);
+        assert_relative_eq!(
+            normal_quantile(0.975),
+            1.959_963_984_540_054,
+            epsilon = 1e-8
+        );
+        assert_relative_eq!(
+            normal_quantile(0.001),
+            -3.090_232_306_167_813_5,
+            epsilon = 1e-8
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The one error type of `dynas-search`.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Everything that can go wrong while configuring, running, checkpointing or resuming a search.
+#[derive(Debug, Error)]
+pub enum SearchError {
+    /// A file could not be read or written.
+    #[error("cannot access `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A data file (CSV table, checkpoint, log) is malformed.
+    #[error("malformed `{path}`{}: {reason}", location(*line, column.as_deref()))]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (CSV record line, JSON line), where known.
+        line: Option<u64>,
+        /// Column or field name, where known.
+        column: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint does not belong to this search (other strategy, problem or version).
+    #[error("checkpoint `{path}` does not match this search: field `{field}`: {reason}")]
+    CheckpointMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The mismatching field.
+        field: String,
+        /// What differs.
+        reason: String,
+    },
+    /// A hyper-parameter or configuration value is outside its valid range.
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter {
+        /// The parameter.
+        name: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// An architecture could not be evaluated.
+    #[error("evaluating `{genotype}` failed: {reason}")]
+    Evaluation {
+        /// The genotype, in compact form.
+        genotype: String,
+        /// Why.
+        reason: String,
+    },
+    /// A strategy could not produce a new candidate (e.g. no child meets the constraint).
+    #[error("strategy `{strategy}` is stuck: {reason}")]
+    Stuck {
+        /// The strategy.
+        strategy: String,
+        /// Why.
+        reason: String,
+    },
+    /// An observer asked the executor to stop (the last checkpoint is kept as it was).
+    #[error("search interrupted by an observer: {0}")]
+    Interrupted(String),
+    /// An error from the search-space crate.
+    #[error(transparent)]
+    Space(#[from] dynas_space::SpaceError),
+    /// An error from a cost model.
+    #[error(transparent)]
+    Cost(#[from] dynas_cost::CostError),
+}
+
+fn location(line: Option<u64>, column: Option<&str>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column `{c}`)"),
+        (Some(l), None) => format!(" (line {l})"),
+        (None, Some(c)) => format!(" (field `{c}`)"),
+        (None, None) => String::new(),
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, SearchError>;
+
+impl SearchError {
+    /// A [`SearchError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`SearchError::InvalidParameter`].
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidParameter {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`SearchError::Parse`] without location.
+    pub fn parse(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Parse {
+            path: path.into(),
+            line: None,
+            column: None,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Random search: distinct architectures drawn uniformly, in batches.
+
+use std::collections::HashSet;
+
+use dynas_space::Genotype;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SearchError};
+use crate::executor::{Context, Step, Strategy};
+
+/// Uniform random search over distinct architectures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RandomSearch {
+    batch: usize,
+    max_draws_per_candidate: usize,
+}
+
+/// Random search keeps no state beyond the executor's archive.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RandomState {
+    /// Batches drawn.
+    pub batches: usize,
+}
+
+impl RandomSearch {
+    /// Draws `batch` new architectures per step.
+    pub fn new(batch: usize) -> Result<Self> {
+        if batch == 0 {
+            return Err(SearchError::invalid("batch", "must be at least 1"));
+        }
+        Ok(Self {
+            batch,
+            max_draws_per_candidate: 1000,
+        })
+    }
+
+    fn draw(&self, ctx: &mut Context<'_>) -> Vec<Genotype> {
+        let space = ctx.problem().space();
+        let total = space.cardinality();
+        let mut seen: HashSet<Genotype> = HashSet::new();
+        let mut out = Vec::with_capacity(self.batch);
+        let known = ctx.archive().len() as u128;
+        let wanted = (self.batch as u128).min(total.saturating_sub(known)) as usize;
+        let mut draws = 0;
+        while out.len() < wanted && draws < wanted * self.max_draws_per_candidate {
+            draws += 1;
+            let g = space.sample(ctx.rng());
+            if !ctx.archive().contains(&g) && seen.insert(g.clone()) {
+                out.push(g);
+            }
+        }
+        out
+    }
+}
+
+impl Strategy for RandomSearch {
+    type State = RandomState;
+
+    fn name(&self) -> &str {
+        "random"
+    }
+
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn init(&self, ctx: &mut Context<'_>) -> Result<RandomState> {
+        let mut state = RandomState::default();
+        self.step(&mut state, ctx)?;
+        Ok(state)
+    }
+
+    fn step(&self, state: &mut RandomState, ctx: &mut Context<'_>) -> Result<Step> {
+        let batch = self.draw(ctx);
+        state.batches += 1;
+        if batch.is_empty() {
+            return Ok(Step::Done);
+        }
+        ctx.evaluate(&batch)?;
+        Ok(Step::Continue)
+    }
+}

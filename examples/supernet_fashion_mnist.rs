@@ -1,0 +1,258 @@
+//! Trains a once-for-all supernet of the small 28x28 `ofa_mnist` space on Fashion-MNIST,
+//! saves it, and reports subnet accuracies (largest, smallest, and sampled subnets against
+//! MACs), plus extraction and batch-norm recalibration times.
+//!
+//! ```text
+//! cargo run --release -p dynas-supernet --example supernet_fashion_mnist -- \
+//!     --epochs 1 --train-limit 5000 --out runs/fmnist-short
+//! ```
+//!
+//! Flags: `--data DIR` (IDX files, plain or .gz; default `/usr/share/datasets/fashion-mnist`),
+//! `--epochs N`, `--out DIR`, `--batch-size N`, `--lr F`, `--random-subnets N`,
+//! `--schedule all|ps`, `--train-limit N` (use the first N training images), `--val N`,
+//! `--samples N` (subnets for the accuracy-vs-MACs curve), `--calib-batches K`, `--seed N`,
+//! `--threads N`, `--resume FILE`, `--no-progress`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dynas_space::{MbConvSpace, SearchSpace, seeded_rng};
+use dynas_supernet::{
+    AccuracyEstimator, Augmentation, BnStore, Dataset, Schedule, Split, Supernet,
+    SupernetConfig, SupernetError, TrainParams, Trainer, write_samples_csv, write_samples_json,
+};
+
+struct Args {
+    data: PathBuf,
+    epochs: usize,
+    out: PathBuf,
+    batch_size: usize,
+    lr: f64,
+    random_subnets: usize,
+    schedule: String,
+    train_limit: Option<usize>,
+    val: usize,
+    samples: usize,
+    calib_batches: usize,
+    seed: u64,
+    threads: Option<i32>,
+    resume: Option<PathBuf>,
+    progress: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
+        epochs: 12,
+        out: PathBuf::from("runs/fmnist"),
+        batch_size: 128,
+        lr: 0.1,
+        random_subnets: 2,
+        schedule: "all".to_string(),
+        train_limit: None,
+        val: 5000,
+        samples: 20,
+        calib_batches: 20,
+        seed: 0,
+        threads: None,
+        resume: None,
+        progress: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let num = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--data" => a.data = value()?.into(),
+            "--epochs" => a.epochs = num(value()?)? as usize,
+            "--out" => a.out = value()?.into(),
+            "--batch-size" => a.batch_size = num(value()?)? as usize,
+            "--lr" => a.lr = num(value()?)?,
+            "--random-subnets" => a.random_subnets = num(value()?)? as usize,
+            "--schedule" => a.schedule = value()?,
+            "--train-limit" => a.train_limit = Some(num(value()?)? as usize),
+            "--val" => a.val = num(value()?)? as usize,
+            "--samples" => a.samples = num(value()?)? as usize,
+            "--calib-batches" => a.calib_batches = num(value()?)? as usize,
+            "--seed" => a.seed = num(value()?)? as u64,
+            "--threads" => a.threads = Some(num(value()?)? as i32),
+            "--resume" => a.resume = Some(value()?.into()),
+            "--no-progress" => a.progress = false,
+            "-h" | "--help" => {
+                return Err("see the doc comment of examples/supernet_fashion_mnist.rs".into());
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    if let Some(t) = args.threads {
+        tch::set_num_threads(t);
+    }
+    tch::manual_seed(args.seed as i64);
+    let device = tch::Device::cuda_if_available();
+    std::fs::create_dir_all(&args.out).map_err(|e| SupernetError::io(&args.out, e))?;
+
+    let mut full = Dataset::mnist_dir(&args.data, Split::Train)?;
+    if let Some(n) = args.train_limit {
+        let n = n.min(full.len());
+        full = full.subset(&(0..n).collect::<Vec<_>>());
+    }
+    let test = Dataset::mnist_dir(&args.data, Split::Test)?;
+    let mut rng = seeded_rng(args.seed);
+    let val_size = args.val.min(full.len() / 5).max(1);
+    let (train, val) = full.split_validation(val_size, &mut rng)?;
+    let norm = train.channel_stats();
+    println!(
+        "data: {} train / {} validation / {} test images, device {device:?}, {} torch threads",
+        train.len(),
+        val.len(),
+        test.len(),
+        tch::get_num_threads()
+    );
+
+    let space = MbConvSpace::ofa_mnist();
+    let mut supernet = Supernet::new(space.clone(), SupernetConfig::default(), device)?;
+    let schedule = match args.schedule.as_str() {
+        "ps" => {
+            // Once-for-all progressive shrinking: 40% full, 20% kernel, 20% depth, 20% expand.
+            let e = args.epochs;
+            let full = (e * 2).div_ceil(5);
+            let rest = e - full;
+            Schedule::progressive_shrinking(full, rest / 3, rest / 3, rest - 2 * (rest / 3))
+        }
+        _ => Schedule::all_elastic(args.epochs),
+    };
+    let params = TrainParams {
+        schedule,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        random_subnets: args.random_subnets,
+        augmentation: Augmentation {
+            pad: 2,
+            horizontal_flip: true,
+        },
+        seed: args.seed,
+        progress: args.progress,
+        ..TrainParams::default()
+    };
+    let config = params.check()?;
+    let ckpt = args.out.join("checkpoint.safetensors");
+    let largest = space.largest();
+    let smallest = space.smallest();
+    let mut log = Vec::new();
+    {
+        let mut trainer = Trainer::new(&mut supernet, config, norm.clone());
+        if let Some(path) = &args.resume {
+            trainer.resume(path)?;
+            println!("resumed from {} at epoch {}", path.display(), trainer.epoch());
+        }
+        let start = Instant::now();
+        while !trainer.finished() {
+            let s = trainer.train_epoch(&train)?;
+            trainer.save_checkpoint(&ckpt)?;
+            let est = AccuracyEstimator::new(
+                trainer.supernet(),
+                &train,
+                &val,
+                norm.clone(),
+                args.calib_batches,
+                256,
+            )?;
+            let (acc_l, acc_s) = (est.estimate(&largest)?, est.estimate(&smallest)?);
+            println!(
+                "epoch {:>2}: loss(largest) {:.4} mean {:.4} train-acc {:.4} | val largest {:.4} smallest {:.4} | {:.0} img/s ({:.0} subnet-img/s) {:.0}s, total {:.0}s",
+                s.epoch + 1,
+                s.loss_largest,
+                s.loss_mean,
+                s.train_acc_largest,
+                acc_l,
+                acc_s,
+                s.images as f64 / s.seconds,
+                s.subnet_images as f64 / s.seconds,
+                s.seconds,
+                start.elapsed().as_secs_f64()
+            );
+            log.push(serde_json::json!({
+                "epoch": s.epoch + 1, "loss_largest": s.loss_largest, "loss_mean": s.loss_mean,
+                "train_acc_largest": s.train_acc_largest, "val_largest": acc_l,
+                "val_smallest": acc_s, "images_per_s": s.images as f64 / s.seconds,
+                "subnet_images_per_s": s.subnet_images as f64 / s.seconds, "seconds": s.seconds,
+            }));
+        }
+    }
+    supernet.save(args.out.join("supernet.safetensors"))?;
+
+    // Test accuracies (BN recalibrated on training batches), stored per subnet.
+    let est = AccuracyEstimator::new(&supernet, &train, &test, norm.clone(), args.calib_batches, 256)?;
+    let mut store = BnStore::new();
+    let acc_largest = est.estimate_and_store(&largest, &mut store)?;
+    let acc_smallest = est.estimate_and_store(&smallest, &mut store)?;
+    let (net_l, net_s) = (space.decode(&largest)?, space.decode(&smallest)?);
+    println!(
+        "test accuracy: largest {:.4} ({} MACs), smallest {:.4} ({} MACs)",
+        acc_largest,
+        net_l.macs(),
+        acc_smallest,
+        net_s.macs()
+    );
+
+    // Accuracy against MACs of sampled subnets.
+    let mut srng = seeded_rng(args.seed + 1);
+    let mut samples = Vec::new();
+    for _ in 0..args.samples {
+        let g = space.canonical(&space.sample(&mut srng))?;
+        let s = est.sample(&g)?;
+        store.capture(&supernet, &g)?;
+        println!("  {:>9} MACs  acc {:.4}  {}", s.macs, s.accuracy, s.description);
+        samples.push(s);
+    }
+    samples.sort_by_key(|s| s.macs);
+    write_samples_json(args.out.join("samples.json"), &samples)?;
+    write_samples_csv(args.out.join("samples.csv"), &samples)?;
+    store.save(args.out.join("bn_store.safetensors"))?;
+
+    // Extraction and recalibration times (median of 5).
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut extract_ms = Vec::new();
+    let mut recal_ms = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let sub = supernet.extract(&net_l)?;
+        extract_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(sub);
+        let t = Instant::now();
+        est.recalibrate(&largest)?;
+        recal_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let t = Instant::now();
+    store.activate(&supernet, &smallest)?;
+    let switch_ms = t.elapsed().as_secs_f64() * 1e3;
+    let extracted = supernet.extract(&net_l)?;
+    extracted.save(args.out.join("largest_subnet.safetensors"))?;
+    println!(
+        "extract largest: {:.2} ms; BN recalibration ({} batches of 256): {:.1} ms; stored-BN switch: {:.3} ms",
+        median(extract_ms.clone()),
+        args.calib_batches,
+        median(recal_ms.clone()),
+        switch_ms
+    );
+    let summary = serde_json::json!({
+        "epochs": log, "test_largest": acc_largest, "test_smallest": acc_smallest,
+        "macs_largest": net_l.macs(), "macs_smallest": net_s.macs(),
+        "extract_ms_median": median(extract_ms), "recalibrate_ms_median": median(recal_ms),
+        "calib_batches": args.calib_batches, "switch_ms": switch_ms,
+        "threads": tch::get_num_threads(),
+    });
+    let path = args.out.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+        .map_err(|e| SupernetError::io(&path, e))?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
