@@ -56,13 +56,20 @@ fn run<S: Strategy>(
 fn main() -> dynas_search::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let csv = args.get(1).cloned().unwrap_or_else(|| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/nb201/nb201_hw.csv").to_string()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/nb201/nb201_hw.csv"
+        )
+        .to_string()
     });
     let seeds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     let budget: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(500);
     let problem = TableProblem::from_csv(
         &csv,
-        vec![Objective::minimize("raspi4_latency"), Objective::maximize("acc_cifar100")],
+        vec![
+            Objective::minimize("raspi4_latency"),
+            Objective::maximize("acc_cifar100"),
+        ],
     )?;
     let max_latency = problem
         .evaluations()
@@ -85,21 +92,64 @@ fn main() -> dynas_search::Result<()> {
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_default();
     if !pops.is_empty() || !probs.is_empty() {
-        for &pop in if pops.is_empty() { &[24][..] } else { &pops[..] } {
-            for &pm in if probs.is_empty() { &[0.2][..] } else { &probs[..] } {
+        for &pop in if pops.is_empty() {
+            &[24][..]
+        } else {
+            &pops[..]
+        } {
+            for &pm in if probs.is_empty() {
+                &[0.2][..]
+            } else {
+                &probs[..]
+            } {
                 let config = Nsga2Config {
                     population: pop,
                     offspring: pop,
-                    mutation: dynas_space::Mutation::new(dynas_space::MutationKind::ChangeValue, pm)?,
+                    mutation: dynas_space::Mutation::new(
+                        dynas_space::MutationKind::ChangeValue,
+                        pm,
+                    )?,
                     ..Nsga2Config::default()
                 };
-                run(&format!("p{pop} m{pm}"), &problem, || Nsga2::new(config.clone()), seeds, budget, max_latency, true_hv)?;
+                run(
+                    &format!("p{pop} m{pm}"),
+                    &problem,
+                    || Nsga2::new(config.clone()),
+                    seeds,
+                    budget,
+                    max_latency,
+                    true_hv,
+                )?;
             }
         }
         return Ok(());
     }
-    run("nsga2", &problem, || Nsga2::new(Nsga2Config::default()), seeds, budget, max_latency, true_hv)?;
-    run("aging", &problem, || AgingEvolution::new(AgingConfig::default()), seeds, budget, max_latency, true_hv)?;
-    run("random", &problem, || RandomSearch::new(50), seeds, budget, max_latency, true_hv)?;
+    run(
+        "nsga2",
+        &problem,
+        || Nsga2::new(Nsga2Config::default()),
+        seeds,
+        budget,
+        max_latency,
+        true_hv,
+    )?;
+    run(
+        "aging",
+        &problem,
+        || AgingEvolution::new(AgingConfig::default()),
+        seeds,
+        budget,
+        max_latency,
+        true_hv,
+    )?;
+    run(
+        "random",
+        &problem,
+        || RandomSearch::new(50),
+        seeds,
+        budget,
+        max_latency,
+        true_hv,
+    )?;
     Ok(())
 }

@@ -74,7 +74,8 @@ fn load_trace(spec: &str) -> anyhow::Result<LoadTrace> {
 fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let set = ConfigurationSet::from_json_file(&args.configs)
         .with_context(|| format!("loading --configs {}", args.configs.display()))?;
-    let trace = load_trace(&args.trace).with_context(|| format!("loading --trace {}", args.trace))?;
+    let trace =
+        load_trace(&args.trace).with_context(|| format!("loading --trace {}", args.trace))?;
     let target = match args.target_ms {
         Some(t) => t,
         None => default_target(&set),

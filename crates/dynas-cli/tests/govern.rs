@@ -85,16 +85,25 @@ fn simulate_prints_the_summary_and_writes_json() {
     let out = s.path("report.json");
     let trace = format!("{TRACES}/step.csv");
     let o = dynas(&[
-        "govern", "simulate",
-        "--configs", configs.to_str().expect("utf8"),
-        "--trace", &trace,
-        "--policy", "joint",
-        "--target-ms", "90",
-        "--out", out.to_str().expect("utf8"),
+        "govern",
+        "simulate",
+        "--configs",
+        configs.to_str().expect("utf8"),
+        "--trace",
+        &trace,
+        "--policy",
+        "joint",
+        "--target-ms",
+        "90",
+        "--out",
+        out.to_str().expect("utf8"),
     ]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
-    assert!(stdout.contains("trace `step`") && stdout.contains("joint"), "{stdout}");
+    assert!(
+        stdout.contains("trace `step`") && stdout.contains("joint"),
+        "{stdout}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).expect("report")).expect("json");
     assert_eq!(report["policy"], "joint");
@@ -111,12 +120,18 @@ fn all_policies_compare_and_joint_saves_energy_over_subnet_switching() {
     write_configs(&configs);
     let out = s.path("all.json");
     let o = dynas(&[
-        "govern", "simulate",
-        "--configs", configs.to_str().expect("utf8"),
-        "--trace", "builtin:periodic",
-        "--policy", "all",
-        "--target-ms", "90",
-        "--out", out.to_str().expect("utf8"),
+        "govern",
+        "simulate",
+        "--configs",
+        configs.to_str().expect("utf8"),
+        "--trace",
+        "builtin:periodic",
+        "--policy",
+        "all",
+        "--target-ms",
+        "90",
+        "--out",
+        out.to_str().expect("utf8"),
     ]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
@@ -127,7 +142,12 @@ fn all_policies_compare_and_joint_saves_energy_over_subnet_switching() {
         serde_json::from_str(&std::fs::read_to_string(&out).expect("report")).expect("json");
     assert_eq!(reports.len(), 4);
     let energy = |i: usize| reports[i]["energy_mj"].as_f64().expect("energy");
-    assert!(energy(3) < energy(1), "joint {} vs subnet-only {}", energy(3), energy(1));
+    assert!(
+        energy(3) < energy(1),
+        "joint {} vs subnet-only {}",
+        energy(3),
+        energy(1)
+    );
 }
 
 #[test]
@@ -138,20 +158,31 @@ fn bad_inputs_are_reported_with_file_and_line() {
     let trace = s.path("broken.csv");
     std::fs::write(&trace, "time_s,co_runner_load\n0.0,0.1\n0.1,oops\n").expect("write");
     let o = dynas(&[
-        "govern", "simulate",
-        "--configs", configs.to_str().expect("utf8"),
-        "--trace", trace.to_str().expect("utf8"),
-        "--policy", "joint",
+        "govern",
+        "simulate",
+        "--configs",
+        configs.to_str().expect("utf8"),
+        "--trace",
+        trace.to_str().expect("utf8"),
+        "--policy",
+        "joint",
     ]);
     let (_, stderr) = text(&o);
     assert!(!o.status.success());
-    assert!(stderr.contains("broken.csv") && stderr.contains("line 3"), "{stderr}");
+    assert!(
+        stderr.contains("broken.csv") && stderr.contains("line 3"),
+        "{stderr}"
+    );
 
     let o = dynas(&[
-        "govern", "simulate",
-        "--configs", configs.to_str().expect("utf8"),
-        "--trace", "builtin:steady",
-        "--policy", "fastest",
+        "govern",
+        "simulate",
+        "--configs",
+        configs.to_str().expect("utf8"),
+        "--trace",
+        "builtin:steady",
+        "--policy",
+        "fastest",
     ]);
     let (_, stderr) = text(&o);
     assert!(!o.status.success());
@@ -159,20 +190,28 @@ fn bad_inputs_are_reported_with_file_and_line() {
 
     let missing = s.path("missing.json");
     let o = dynas(&[
-        "govern", "simulate",
-        "--configs", missing.to_str().expect("utf8"),
-        "--trace", "builtin:steady",
-        "--policy", "joint",
+        "govern",
+        "simulate",
+        "--configs",
+        missing.to_str().expect("utf8"),
+        "--trace",
+        "builtin:steady",
+        "--policy",
+        "joint",
     ]);
     let (_, stderr) = text(&o);
     assert!(!o.status.success());
     assert!(stderr.contains("missing.json"), "{stderr}");
 
     let o = dynas(&[
-        "govern", "simulate",
-        "--configs", configs.to_str().expect("utf8"),
-        "--trace", "builtin:steady",
-        "--policy", "joint",
+        "govern",
+        "simulate",
+        "--configs",
+        configs.to_str().expect("utf8"),
+        "--trace",
+        "builtin:steady",
+        "--policy",
+        "joint",
         "--target-ms=-3",
     ]);
     let (_, stderr) = text(&o);

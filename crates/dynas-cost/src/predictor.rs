@@ -241,7 +241,7 @@ impl Default for Learner {
             gbdt: GbdtParams {
                 n_trees: 300,
                 learning_rate: 0.05,
-                max_depth: 3,
+                max_depth: 4,
                 min_samples_leaf: 5,
                 lambda: 1.0,
                 subsample: 0.8,
@@ -318,6 +318,10 @@ pub enum TargetScale {
     /// The target itself: exact for costs that add up over the parts of an architecture
     /// (simulated accelerators).
     Linear,
+    /// Ridge on the target itself (the additive part), boosted trees on the log of the ratio
+    /// of the target to the ridge prediction (relative, multiplicative corrections). Learners
+    /// without a ridge stage treat this as [`TargetScale::Log`].
+    Additive,
 }
 
 /// An architecture-level predictor: a learner on an [`ArchEncoding`] of the genes, fitted on a
@@ -347,7 +351,9 @@ impl ArchPredictor {
                 reason: format!("need >= 2 architectures with one target each, got {} and {}", genes.len(), targets.len()),
             });
         }
-        let log = scale == TargetScale::Log;
+        let log = scale == TargetScale::Log
+            || (scale == TargetScale::Additive && matches!(learner, Learner::Gbdt(_)));
+        let scale = if log { TargetScale::Log } else { scale };
         if let Some(t) = targets.iter().find(|t| !(t.is_finite() && (**t > 0.0 || !log))) {
             return Err(CostError::Fit {
                 model: "arch-predictor".to_string(),
@@ -370,7 +376,14 @@ impl ArchPredictor {
                     .rows()
                     .into_iter()
                     .zip(&y)
-                    .map(|(r, t)| t - ridge_predict(&w, &r.to_vec()))
+                    .map(|(r, t)| {
+                        let p = ridge_predict(&w, &r.to_vec());
+                        if scale == TargetScale::Additive {
+                            (t / p.max(1e-3 * t.abs()).max(f64::MIN_POSITIVE)).ln()
+                        } else {
+                            t - p
+                        }
+                    })
                     .collect();
                 (Some(w), Some(Gbdt::fit(&x, &resid, &gbdt)?))
             }
@@ -397,16 +410,16 @@ impl ArchPredictor {
     /// Predicted target of an architecture.
     pub fn predict(&self, genes: &[usize]) -> Result<f64> {
         let f = self.encoding.features(genes)?;
-        let mut log = 0.0;
-        if let Some(w) = &self.ridge {
-            log += ridge_predict(w, &f);
-        }
-        if let Some(g) = &self.gbdt {
-            log += g.predict_row(ndarray::ArrayView1::from(&f));
-        }
+        let ridge = self.ridge.as_ref().map(|w| ridge_predict(w, &f));
+        let trees = self
+            .gbdt
+            .as_ref()
+            .map(|g| g.predict_row(ndarray::ArrayView1::from(&f)));
+        let (r, t) = (ridge.unwrap_or(0.0), trees.unwrap_or(0.0));
         Ok(match self.scale {
-            TargetScale::Log => log.exp(),
-            TargetScale::Linear => log,
+            TargetScale::Log => (r + t).exp(),
+            TargetScale::Linear => r + t,
+            TargetScale::Additive => r.max(0.0) * t.exp(),
         })
     }
 

@@ -48,6 +48,7 @@ pub mod error;
 pub mod governor;
 pub mod manager;
 pub mod power;
+pub mod reference;
 pub mod sim;
 pub mod trace;
 

@@ -157,8 +157,10 @@ pub struct ExitCosts {
 }
 
 impl ExitCosts {
-    /// Costs from a per-layer [`CostModel::breakdown`] of `network` at `point` (prefix sums)
-    /// and [`CostModel::estimate`] of each head on the feature map it reads.
+    /// Costs from a per-layer [`CostModel::breakdown`] of `network` at `point`: prefix sums plus
+    /// the network's fixed per-inference overhead (total minus the sum of its layers), and for
+    /// each head the sum of its own layers' costs on the feature map it reads (the model's
+    /// [`CostModel::estimate`] when it has no breakdown).
     ///
     /// Positions must be in increasing layer order and inside the network.
     pub fn compute(
@@ -177,7 +179,22 @@ impl ExitCosts {
                 breakdown.layers.len(),
             ));
         }
-        let prefix = breakdown.prefix_sums();
+        // Fixed per-inference overheads (total minus the layers) are paid on every path.
+        let layer_sum = breakdown.prefix(breakdown.layers.len());
+        let overhead = Cost {
+            latency_ms: (breakdown.total.latency_ms - layer_sum.latency_ms).max(0.0),
+            energy_mj: breakdown
+                .total
+                .energy_mj
+                .zip(layer_sum.energy_mj)
+                .map(|(t, l)| (t - l).max(0.0)),
+            peak_memory_bytes: None,
+        };
+        let prefix: Vec<Cost> = breakdown
+            .prefix_sums()
+            .into_iter()
+            .map(|c| c.then(overhead))
+            .collect();
         let mut macs = 0u64;
         let prefix_macs: Vec<u64> = network
             .layers
@@ -191,7 +208,12 @@ impl ExitCosts {
         for p in positions {
             let input = network.layers[p.after_layer].output();
             let head_net = head.network(&p.name, input);
-            let head_cost = model.estimate(&head_net, point)?;
+            // The head's own layers, without the model's per-inference overhead.
+            let head_cost = match model.breakdown(&head_net, point) {
+                Ok(b) => b.prefix(b.layers.len()),
+                Err(dynas_cost::CostError::Unsupported { .. }) => model.estimate(&head_net, point)?,
+                Err(e) => return Err(e.into()),
+            };
             out.push(PositionCost {
                 position: p.clone(),
                 prefix: ExpectedCost::from_cost(prefix[p.after_layer], prefix_macs[p.after_layer]),

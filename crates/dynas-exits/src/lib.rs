@@ -28,6 +28,8 @@ pub mod calibration;
 pub mod cost;
 pub mod error;
 pub mod hadas;
+#[cfg(feature = "tch")]
+pub mod heads;
 pub mod policy;
 pub mod table;
 #[cfg(test)]
@@ -40,6 +42,10 @@ pub use calibration::{
 pub use cost::{ExitCosts, ExitHead, ExitPosition, ExpectedCost, PositionCost};
 pub use error::{ExitError, Result};
 pub use hadas::{HadasExitData, HadasExitRow};
+#[cfg(feature = "tch")]
+pub use heads::{
+    Backbone, DynamicNet, DynamicOutput, ExitHeads, HeadTraining, TchExitHead, TrainingReport,
+};
 pub use policy::{ExitDecision, ExitPolicy, ExitRule, PolicyState};
 pub use table::{
     CalibratedExits, ConfidenceMeasure, ExitOutputs, ExitSelection, ExitStatistics, ExitTable,

@@ -67,7 +67,10 @@ impl AgingEvolution {
             ));
         }
         if config.children_per_step == 0 {
-            return Err(SearchError::invalid("children per step", "must be at least 1"));
+            return Err(SearchError::invalid(
+                "children per step",
+                "must be at least 1",
+            ));
         }
         Ok(Self { config })
     }
@@ -95,8 +98,14 @@ impl AgingEvolution {
                 .map(|(i, _)| *i)
                 .collect()
         } else {
-            let f: Vec<Vec<f64>> = feasible.iter().map(|(_, e)| e.minimised(&objectives)).collect();
-            non_dominated(&f).into_iter().map(|j| feasible[j].0).collect()
+            let f: Vec<Vec<f64>> = feasible
+                .iter()
+                .map(|(_, e)| e.minimised(&objectives))
+                .collect();
+            non_dominated(&f)
+                .into_iter()
+                .map(|j| feasible[j].0)
+                .collect()
         };
         if candidates.is_empty() {
             return Some(queue[picked[0]].clone());

@@ -46,7 +46,10 @@ impl Budget {
     /// Adds an evaluation limit.
     pub fn and_evaluations(mut self, n: usize) -> Result<Self> {
         if n == 0 {
-            return Err(SearchError::invalid("max evaluations", "must be at least 1"));
+            return Err(SearchError::invalid(
+                "max evaluations",
+                "must be at least 1",
+            ));
         }
         self.max_evaluations = Some(n);
         Ok(self)
@@ -55,7 +58,10 @@ impl Budget {
     /// Adds a generation limit.
     pub fn and_generations(mut self, n: usize) -> Result<Self> {
         if n == 0 {
-            return Err(SearchError::invalid("max generations", "must be at least 1"));
+            return Err(SearchError::invalid(
+                "max generations",
+                "must be at least 1",
+            ));
         }
         self.max_generations = Some(n);
         Ok(self)
@@ -147,7 +153,9 @@ impl Archive {
 
     /// The evaluation of `genotype`, if it was evaluated.
     pub fn get(&self, genotype: &Genotype) -> Option<&Evaluation> {
-        self.index.get(genotype).map(|&i| &self.records[i].evaluation)
+        self.index
+            .get(genotype)
+            .map(|&i| &self.records[i].evaluation)
     }
 
     /// The Pareto front of everything evaluated.
@@ -406,7 +414,10 @@ impl<'p, S: Strategy> Executor<'p, S> {
     /// Writes a checkpoint to `path` after every `every` generations and at the end.
     pub fn checkpoint(mut self, path: impl Into<PathBuf>, every: usize) -> Result<Self> {
         if every == 0 {
-            return Err(SearchError::invalid("checkpoint interval", "must be at least 1"));
+            return Err(SearchError::invalid(
+                "checkpoint interval",
+                "must be at least 1",
+            ));
         }
         self.checkpoint = Some((path.into(), every));
         Ok(self)
@@ -432,13 +443,20 @@ impl<'p, S: Strategy> Executor<'p, S> {
         if file.format != FORMAT || file.version != VERSION {
             return Err(mismatch(
                 "format",
-                format!("{} v{} (expected {FORMAT} v{VERSION})", file.format, file.version),
+                format!(
+                    "{} v{} (expected {FORMAT} v{VERSION})",
+                    file.format, file.version
+                ),
             ));
         }
         if file.strategy != self.strategy.name() {
             return Err(mismatch(
                 "strategy",
-                format!("`{}`, this search runs `{}`", file.strategy, self.strategy.name()),
+                format!(
+                    "`{}`, this search runs `{}`",
+                    file.strategy,
+                    self.strategy.name()
+                ),
             ));
         }
         if file.strategy_config != self.strategy.config() {
@@ -481,10 +499,15 @@ impl<'p, S: Strategy> Executor<'p, S> {
     pub fn run(mut self) -> Result<SearchResult<S::State>> {
         self.budget.check()?;
         let started = Instant::now();
-        let (mut rng, mut generation, previous, mut archive, mut state) = match self.resume.take()
-        {
+        let (mut rng, mut generation, previous, mut archive, mut state) = match self.resume.take() {
             Some(r) => (r.rng, r.generation, r.elapsed, r.archive, Some(r.state)),
-            None => (seeded_rng(self.seed), 0, Duration::ZERO, Archive::default(), None),
+            None => (
+                seeded_rng(self.seed),
+                0,
+                Duration::ZERO,
+                Archive::default(),
+                None,
+            ),
         };
         let resumed = state.is_some();
         for o in &mut self.observers {
@@ -534,10 +557,10 @@ impl<'p, S: Strategy> Executor<'p, S> {
                     stop.get_or_insert(why);
                 }
             }
-            if let (Some((path, every)), Some(s)) = (&self.checkpoint, &state) {
-                if generation % every == 0 || outcome == Step::Done {
-                    self.write_checkpoint(path, &rng, generation, elapsed, &archive, s)?;
-                }
+            if let (Some((path, every)), Some(s)) = (&self.checkpoint, &state)
+                && (generation % every == 0 || outcome == Step::Done)
+            {
+                self.write_checkpoint(path, &rng, generation, elapsed, &archive, s)?;
             }
             if let Some(why) = stop {
                 return Err(SearchError::Interrupted(why));
@@ -588,7 +611,11 @@ impl<'p, S: Strategy> Executor<'p, S> {
         evaluations: usize,
         elapsed: Duration,
     ) -> Option<StopReason> {
-        if self.budget.max_evaluations.is_some_and(|m| evaluations >= m) {
+        if self
+            .budget
+            .max_evaluations
+            .is_some_and(|m| evaluations >= m)
+        {
             Some(StopReason::Evaluations)
         } else if self.budget.max_generations.is_some_and(|m| generation >= m) {
             Some(StopReason::Generations)
@@ -623,7 +650,8 @@ impl<'p, S: Strategy> Executor<'p, S> {
             archive: archive.records.clone(),
             state: state.clone(),
         };
-        let text = serde_json::to_string(&file).map_err(|e| SearchError::parse(path, e.to_string()))?;
+        let text =
+            serde_json::to_string(&file).map_err(|e| SearchError::parse(path, e.to_string()))?;
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -633,5 +661,10 @@ impl<'p, S: Strategy> Executor<'p, S> {
 }
 
 fn dims(problem: &dyn Problem) -> Vec<usize> {
-    problem.space().dimensions().iter().map(|d| d.len()).collect()
+    problem
+        .space()
+        .dimensions()
+        .iter()
+        .map(|d| d.len())
+        .collect()
 }

@@ -24,7 +24,9 @@ pub mod executor;
 mod floats;
 pub mod nsga2;
 pub mod observer;
+pub mod ofa;
 pub mod pareto;
+pub mod predictor;
 pub mod problem;
 pub mod random;
 pub mod table;
@@ -36,10 +38,12 @@ pub use executor::{
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 pub use observer::{Control, Event, JsonLinesObserver, Observer, ProgressObserver};
+pub use ofa::{OfaEvolution, OfaEvolutionConfig, OfaState};
 pub use pareto::{FrontPoint, ParetoFront};
+pub use predictor::{ForestConfig, ForestPredictor, MlpConfig, MlpPredictor, OneHot};
 pub use problem::{
-    AccuracySource, Cached, Constraint, Direction, Evaluation, HardwareProblem, Metric,
-    Objective, Problem,
+    AccuracySource, Cached, Constraint, Direction, Evaluation, HardwareProblem, Metric, Objective,
+    Problem,
 };
 pub use random::{RandomSearch, RandomState};
 pub use table::{GeneColumns, TableProblem, TableSpace};

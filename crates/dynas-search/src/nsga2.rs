@@ -82,7 +82,10 @@ impl Nsga2Config {
             ));
         }
         if self.max_mating_rounds == 0 {
-            return Err(SearchError::invalid("max mating rounds", "must be at least 1"));
+            return Err(SearchError::invalid(
+                "max mating rounds",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -384,23 +387,30 @@ mod tests {
     #[test]
     fn survival_keeps_fronts_in_order_and_extremes_of_the_split_front() {
         let pool = vec![
-            member(&[0.0, 1.0], 0.0),  // front 0
-            member(&[1.0, 0.0], 0.0),  // front 0
-            member(&[0.5, 0.5], 0.0),  // front 0
-            member(&[0.1, 1.1], 0.0),  // front 1 extreme
-            member(&[0.6, 0.6], 0.0),  // front 1 middle
+            member(&[0.0, 1.0], 0.0),   // front 0
+            member(&[1.0, 0.0], 0.0),   // front 0
+            member(&[0.5, 0.5], 0.0),   // front 0
+            member(&[0.1, 1.1], 0.0),   // front 1 extreme
+            member(&[0.6, 0.6], 0.0),   // front 1 middle
             member(&[0.62, 0.61], 0.0), // front 1, crowded
-            member(&[1.1, 0.1], 0.0),  // front 1 extreme
-            member(&[0.0, 0.0], 2.0),  // infeasible
+            member(&[1.1, 0.1], 0.0),   // front 1 extreme
+            member(&[0.0, 0.0], 2.0),   // infeasible
         ];
         let mut rng = seeded_rng(1);
         let kept = rank_and_crowding_survival(pool.clone(), 5, &mut rng);
         let names: Vec<Vec<f64>> = kept.iter().map(|m| m.f.clone()).collect();
-        assert_eq!(&names[..3], &[vec![0.0, 1.0], vec![1.0, 0.0], vec![0.5, 0.5]]);
+        assert_eq!(
+            &names[..3],
+            &[vec![0.0, 1.0], vec![1.0, 0.0], vec![0.5, 0.5]]
+        );
         // From front 1 the two extremes (infinite crowding) survive.
         assert!(names[3..].contains(&vec![0.1, 1.1]) && names[3..].contains(&vec![1.1, 0.1]));
         assert!(kept[..3].iter().all(|m| m.rank == 0));
-        assert!(kept[3..].iter().all(|m| m.rank == 1 && m.crowding.is_infinite()));
+        assert!(
+            kept[3..]
+                .iter()
+                .all(|m| m.rank == 1 && m.crowding.is_infinite())
+        );
         // With room for everyone, the infeasible member comes last.
         let all = rank_and_crowding_survival(pool, 8, &mut rng);
         assert_eq!(all[7].cv, 2.0);

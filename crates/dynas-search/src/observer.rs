@@ -103,7 +103,11 @@ impl JsonLinesObserver {
 }
 
 fn finite_or_null(v: f64) -> serde_json::Value {
-    if v.is_finite() { json!(v) } else { serde_json::Value::Null }
+    if v.is_finite() {
+        json!(v)
+    } else {
+        serde_json::Value::Null
+    }
 }
 
 impl Observer for JsonLinesObserver {
@@ -140,7 +144,9 @@ impl Observer for JsonLinesObserver {
         };
         writeln!(self.out, "{line}").map_err(|e| SearchError::io(&self.path, e))?;
         if matches!(event, Event::Generation { .. } | Event::Finished { .. }) {
-            self.out.flush().map_err(|e| SearchError::io(&self.path, e))?;
+            self.out
+                .flush()
+                .map_err(|e| SearchError::io(&self.path, e))?;
         }
         Ok(Control::Continue)
     }
@@ -174,7 +180,9 @@ impl Observer for ProgressObserver {
                 generation,
                 front_size,
                 ..
-            } => self.bar.set_message(format!("{generation}, front {front_size}")),
+            } => self
+                .bar
+                .set_message(format!("{generation}, front {front_size}")),
             Event::Finished { .. } => self.bar.finish(),
         }
         Ok(Control::Continue)

@@ -147,18 +147,19 @@ pub fn crowding_distance_with(front: &[Vec<f64>], filter_duplicates: bool) -> Ve
         .filter(|&i| {
             !filter_duplicates
                 || !(0..i).any(|j| {
-                front[i]
-                    .iter()
-                    .zip(&front[j])
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum::<f64>()
-                    .sqrt()
-                    <= 1e-32
-            })
+                    front[i]
+                        .iter()
+                        .zip(&front[j])
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                        .sqrt()
+                        <= 1e-32
+                })
         })
         .collect();
     let u = unique.len();
     let mut cd_unique = vec![0.0; u];
+    #[allow(clippy::needless_range_loop)]
     for obj in 0..m {
         let mut order: Vec<usize> = (0..u).collect();
         // Stable sort = numpy's mergesort argsort.
@@ -202,7 +203,10 @@ pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> Result<f64> {
     if let Some(p) = points.iter().find(|p| p.len() != d) {
         return Err(SearchError::invalid(
             "points",
-            format!("a point has {} objectives, the reference point {d}", p.len()),
+            format!(
+                "a point has {} objectives, the reference point {d}",
+                p.len()
+            ),
         ));
     }
     if reference.iter().any(|r| !r.is_finite()) {
@@ -394,7 +398,9 @@ impl ParetoFront {
         let mut writer = csv::Writer::from_path(path).map_err(|e| csv_error(path, e))?;
         let mut header = vec!["genotype".to_string(), "label".to_string()];
         header.extend(self.objectives.iter().map(|o| o.name.clone()));
-        writer.write_record(&header).map_err(|e| csv_error(path, e))?;
+        writer
+            .write_record(&header)
+            .map_err(|e| csv_error(path, e))?;
         for p in &self.points {
             let mut row = vec![p.genotype.to_string(), p.label.clone().unwrap_or_default()];
             row.extend(p.values.iter().map(|v| v.to_string()));
@@ -419,7 +425,10 @@ impl ParetoFront {
             .collect();
         let (w, h, margin) = (640.0, 480.0, 60.0);
         let range = |k: usize| {
-            let lo = all.iter().map(|p| p.values[k]).fold(f64::INFINITY, f64::min);
+            let lo = all
+                .iter()
+                .map(|p| p.values[k])
+                .fold(f64::INFINITY, f64::min);
             let hi = all
                 .iter()
                 .map(|p| p.values[k])
@@ -478,8 +487,11 @@ impl ParetoFront {
             xml_escape(&axis_label(&self.objectives[1]))
         );
         let mut series = |front: &ParetoFront, colour: &str, radius: f64| {
-            let mut pts: Vec<(f64, f64)> =
-                front.points.iter().map(|p| (p.values[0], p.values[1])).collect();
+            let mut pts: Vec<(f64, f64)> = front
+                .points
+                .iter()
+                .map(|p| (p.values[0], p.values[1]))
+                .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             let path: Vec<String> = pts
                 .iter()
@@ -508,11 +520,7 @@ impl ParetoFront {
     }
 
     /// Writes [`ParetoFront::to_svg`] to a file.
-    pub fn write_svg(
-        &self,
-        path: impl AsRef<Path>,
-        reference: Option<&ParetoFront>,
-    ) -> Result<()> {
+    pub fn write_svg(&self, path: impl AsRef<Path>, reference: Option<&ParetoFront>) -> Result<()> {
         let path = path.as_ref();
         std::fs::write(path, self.to_svg(reference)?).map_err(|e| SearchError::io(path, e))
     }
@@ -523,7 +531,9 @@ fn axis_label(o: &Objective) -> String {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> SearchError {
@@ -586,7 +596,12 @@ mod tests {
     #[test]
     fn crowding_passes_pymoos_own_test_vectors() {
         // pymoo tests/operators/test_crowding.py (FunctionalDiversity, filter_out_duplicates).
-        let one = vec![vec![1.0, 1.0], vec![1.0, 1.0], vec![0.5, 1.5], vec![0.0, 2.0]];
+        let one = vec![
+            vec![1.0, 1.0],
+            vec![1.0, 1.0],
+            vec![0.5, 1.5],
+            vec![0.0, 2.0],
+        ];
         let cd = crowding_distance(&one);
         assert!(cd[0].is_infinite() && cd[3].is_infinite());
         assert_relative_eq!(cd[1], 0.0);
@@ -617,7 +632,12 @@ mod tests {
 
     #[test]
     fn hypervolume_2d_and_3d_exact() {
-        let pts = vec![vec![1.0, 3.0], vec![2.0, 2.0], vec![3.0, 1.0], vec![3.0, 3.0]];
+        let pts = vec![
+            vec![1.0, 3.0],
+            vec![2.0, 2.0],
+            vec![3.0, 1.0],
+            vec![3.0, 3.0],
+        ];
         assert_relative_eq!(hypervolume(&pts, &[4.0, 4.0]).unwrap(), 6.0);
         // Outside the reference point contributes nothing.
         assert_relative_eq!(hypervolume(&[vec![5.0, 0.0]], &[4.0, 4.0]).unwrap(), 0.0);

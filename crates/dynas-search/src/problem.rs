@@ -278,9 +278,7 @@ impl<P: Problem> Problem for Cached<P> {
         }
         out.into_iter()
             .map(|o| {
-                o.unwrap_or_else(|| {
-                    Err(SearchError::invalid("cache", "internal: result lost"))
-                })
+                o.unwrap_or_else(|| Err(SearchError::invalid("cache", "internal: result lost")))
             })
             .collect()
     }
@@ -382,7 +380,10 @@ impl<S: SearchSpace, A: AccuracySource, C: CostModel> HardwareProblem<S, A, C> {
         metrics: Vec<Metric>,
     ) -> Result<Self> {
         if metrics.is_empty() {
-            return Err(SearchError::invalid("metrics", "at least one metric is needed"));
+            return Err(SearchError::invalid(
+                "metrics",
+                "at least one metric is needed",
+            ));
         }
         for (i, m) in metrics.iter().enumerate() {
             if metrics[..i].contains(m) {
@@ -449,10 +450,10 @@ impl<S: SearchSpace, A: AccuracySource, C: CostModel> HardwareProblem<S, A, C> {
                     Metric::EnergyMj => cost
                         .and_then(|c| c.energy_mj)
                         .ok_or_else(|| missing("energy"))?,
-                    Metric::PeakMemoryBytes => cost
-                        .and_then(|c| c.peak_memory_bytes)
-                        .ok_or_else(|| missing("peak memory"))?
-                        as f64,
+                    Metric::PeakMemoryBytes => {
+                        cost.and_then(|c| c.peak_memory_bytes)
+                            .ok_or_else(|| missing("peak memory"))? as f64
+                    }
                     Metric::Macs => network.macs() as f64,
                     Metric::Params => network.params() as f64,
                 })

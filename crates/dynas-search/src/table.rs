@@ -30,7 +30,10 @@ pub fn parse_nb201_arch_str(text: &str) -> Result<Vec<usize>> {
     };
     let nodes: Vec<&str> = text.trim().split('+').collect();
     if nodes.len() != 3 {
-        return Err(fail(format!("expected 3 nodes separated by `+`, found {}", nodes.len())));
+        return Err(fail(format!(
+            "expected 3 nodes separated by `+`, found {}",
+            nodes.len()
+        )));
     }
     let mut ops = Vec::with_capacity(6);
     for (node, part) in nodes.iter().enumerate() {
@@ -232,7 +235,10 @@ impl TableProblem {
                     .iter()
                     .map(|&c| {
                         cell(c).parse::<usize>().map_err(|e| {
-                            field_err(c, format!("`{}` is not a non-negative integer ({e})", cell(c)))
+                            field_err(
+                                c,
+                                format!("`{}` is not a non-negative integer ({e})", cell(c)),
+                            )
                         })
                     })
                     .collect::<Result<_>>()?,
@@ -256,7 +262,9 @@ impl TableProblem {
                 }
                 values.push(v);
             }
-            let label = label_col.map(|c| cell(c).to_string()).filter(|s| !s.is_empty());
+            let label = label_col
+                .map(|c| cell(c).to_string())
+                .filter(|s| !s.is_empty());
             raw.push((
                 line,
                 gene_values,

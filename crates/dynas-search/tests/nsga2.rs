@@ -7,8 +7,7 @@ use std::collections::HashSet;
 use approx::assert_relative_eq;
 use dynas_search::pareto::{hypervolume, igd, non_dominated};
 use dynas_search::{
-    AgingConfig, AgingEvolution, Budget, Executor, Nsga2, Nsga2Config, RandomSearch,
-    StopReason,
+    AgingConfig, AgingEvolution, Budget, Executor, Nsga2, Nsga2Config, RandomSearch, StopReason,
 };
 
 fn normalised(points: &[Vec<f64>], max_latency: f64) -> Vec<Vec<f64>> {
@@ -24,7 +23,12 @@ fn true_front_of_the_table_has_the_published_40_points() {
     let front = problem.true_front();
     assert_eq!(front.len(), 40);
     // Every point has its arch string and no point dominates another.
-    assert!(front.points.iter().all(|p| p.label.as_deref().is_some_and(|l| l.starts_with('|'))));
+    assert!(
+        front
+            .points
+            .iter()
+            .all(|p| p.label.as_deref().is_some_and(|l| l.starts_with('|')))
+    );
     let mins = front.minimised();
     assert_eq!(non_dominated(&mins).len(), 40);
 }
@@ -54,14 +58,24 @@ fn nsga2_spends_exactly_the_distinct_budget_and_beats_random() {
         .unwrap();
         assert_eq!(result.stop_reason, StopReason::Evaluations);
         assert_eq!(result.archive.len(), 500);
-        let distinct: HashSet<_> = result.archive.records().iter().map(|r| &r.genotype).collect();
+        let distinct: HashSet<_> = result
+            .archive
+            .records()
+            .iter()
+            .map(|r| &r.genotype)
+            .collect();
         assert_eq!(distinct.len(), 500);
         nsga_hv += hypervolume(&normalised(&raw(&result.front), max_latency), &[1.0, 1.0]).unwrap();
-        let random = Executor::new(problem, RandomSearch::new(50).unwrap(), Budget::evaluations(500).unwrap())
-            .seed(seed)
-            .run()
-            .unwrap();
-        random_hv += hypervolume(&normalised(&raw(&random.front), max_latency), &[1.0, 1.0]).unwrap();
+        let random = Executor::new(
+            problem,
+            RandomSearch::new(50).unwrap(),
+            Budget::evaluations(500).unwrap(),
+        )
+        .seed(seed)
+        .run()
+        .unwrap();
+        random_hv +=
+            hypervolume(&normalised(&raw(&random.front), max_latency), &[1.0, 1.0]).unwrap();
     }
     let (nsga, random) = (nsga_hv / 3.0 / true_hv, random_hv / 3.0 / true_hv);
     assert!(nsga > random, "nsga2 {nsga} vs random {random}");
@@ -72,10 +86,14 @@ fn nsga2_spends_exactly_the_distinct_budget_and_beats_random() {
 fn same_seed_same_search_other_seed_other_search() {
     let problem = common::nb201();
     let run = |seed| {
-        Executor::new(problem, Nsga2::new(Nsga2Config::default()).unwrap(), Budget::evaluations(120).unwrap())
-            .seed(seed)
-            .run()
-            .unwrap()
+        Executor::new(
+            problem,
+            Nsga2::new(Nsga2Config::default()).unwrap(),
+            Budget::evaluations(120).unwrap(),
+        )
+        .seed(seed)
+        .run()
+        .unwrap()
     };
     let (a, b, c) = (run(5), run(5), run(6));
     assert_eq!(a.archive, b.archive);

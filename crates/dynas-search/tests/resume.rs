@@ -58,7 +58,10 @@ where
         assert_eq!(resumed.front, reference.front, "kill point {kill}");
         assert_eq!(resumed.state, reference.state, "kill point {kill}");
         assert_eq!(resumed.rng, reference.rng, "kill point {kill}");
-        assert_eq!(resumed.generations, reference.generations, "kill point {kill}");
+        assert_eq!(
+            resumed.generations, reference.generations,
+            "kill point {kill}"
+        );
     }
 }
 
@@ -128,19 +131,27 @@ fn foreign_or_corrupt_checkpoints_are_typed_errors_naming_the_file() {
         population: 30,
         ..Nsga2Config::default()
     };
-    let err = Executor::new(problem, Nsga2::new(other).unwrap(), Budget::generations(3).unwrap())
-        .resume_from(&path)
-        .err()
-        .expect("config mismatch");
+    let err = Executor::new(
+        problem,
+        Nsga2::new(other).unwrap(),
+        Budget::generations(3).unwrap(),
+    )
+    .resume_from(&path)
+    .err()
+    .expect("config mismatch");
     assert!(
         matches!(&err, SearchError::CheckpointMismatch { field, .. } if field == "strategy_config"),
         "{err}"
     );
     // Another strategy.
-    let err = Executor::new(problem, RandomSearch::new(10).unwrap(), Budget::generations(3).unwrap())
-        .resume_from(&path)
-        .err()
-        .expect("strategy mismatch");
+    let err = Executor::new(
+        problem,
+        RandomSearch::new(10).unwrap(),
+        Budget::generations(3).unwrap(),
+    )
+    .resume_from(&path)
+    .err()
+    .expect("strategy mismatch");
     assert!(err.to_string().contains("ckpt.json"), "{err}");
     // Truncated file.
     let text = std::fs::read_to_string(&path).unwrap();

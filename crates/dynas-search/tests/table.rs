@@ -43,10 +43,19 @@ fn arch_str_only_tables_and_missing_values() {
     assert!(!absent.is_feasible());
     assert_eq!(problem.true_front().len(), 2);
     // A search over it never reports infeasible rows on the front.
-    let r = Executor::new(&problem, RandomSearch::new(5).unwrap(), Budget::evaluations(50).unwrap())
-        .run()
-        .unwrap();
-    assert!(r.front.points.iter().all(|p| p.values.iter().all(|v| v.is_finite())));
+    let r = Executor::new(
+        &problem,
+        RandomSearch::new(5).unwrap(),
+        Budget::evaluations(50).unwrap(),
+    )
+    .run()
+    .unwrap();
+    assert!(
+        r.front
+            .points
+            .iter()
+            .all(|p| p.values.iter().all(|v| v.is_finite()))
+    );
 }
 
 #[test]
@@ -71,17 +80,17 @@ fn bad_cells_name_file_line_and_column() {
         vec![Objective::minimize("latency_that_is_not_there")],
     )
     .unwrap_err();
-    assert!(err.to_string().contains("latency_that_is_not_there"), "{err}");
+    assert!(
+        err.to_string().contains("latency_that_is_not_there"),
+        "{err}"
+    );
 
     std::fs::write(&path, "op0,op1,lat,acc\n0,1,2.0,50\n0,1,3.0,50\n").unwrap();
     let err = TableProblem::from_csv(&path, objectives()).unwrap_err();
     assert!(err.to_string().contains("line 2"), "{err}");
 
-    let err = TableProblem::from_csv_with(
-        dir.path().join("nope.csv"),
-        objectives(),
-        GeneColumns::Auto,
-    )
-    .unwrap_err();
+    let err =
+        TableProblem::from_csv_with(dir.path().join("nope.csv"), objectives(), GeneColumns::Auto)
+            .unwrap_err();
     assert!(matches!(err, SearchError::Io { .. }), "{err}");
 }

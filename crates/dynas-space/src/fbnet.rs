@@ -71,6 +71,11 @@ pub struct FbNetSpace {
     strides: [usize; FBNET_LAYERS],
     head_channels: usize,
     num_classes: usize,
+    /// Every decoded layer for every block choice: `layers[i][b]` is layer `i` with block `b`
+    /// (shapes do not depend on other layers' choices), so decoding only clones.
+    layers: Vec<Vec<Layer>>,
+    /// Stem, head conv, pooling and classifier.
+    fixed: [Layer; 4],
 }
 
 impl FbNetSpace {
@@ -89,6 +94,42 @@ impl FbNetSpace {
                     .expect("FBNet block labels are distinct and non-empty")
             })
             .collect();
+        let input = TensorShape::new(3, resolution, resolution);
+        let stem = Layer::conv(
+            format!(
+                "ConvNorm_H{resolution}_W{resolution}_Cin3_Cout16_kernel3_stride{stem_stride}_group1"
+            ),
+            input,
+            16,
+            3,
+            stem_stride,
+            Activation::Relu,
+        );
+        let mut shape = stem.output();
+        let mut layers = Vec::with_capacity(FBNET_LAYERS);
+        for (&out, &stride) in FBNET_CHANNELS.iter().zip(&strides) {
+            let choices: Vec<Layer> = (0..FBNET_BLOCKS.len())
+                .map(|b| Self::block(shape, out, stride, b))
+                .collect();
+            shape = choices[0].output();
+            layers.push(choices);
+        }
+        let (h, w, c) = (shape.height, shape.width, shape.channels);
+        let head = head_channels;
+        let head_conv = Layer::conv(
+            format!("ConvNorm_H{h}_W{w}_Cin{c}_Cout{head}_kernel1_stride1_group1"),
+            shape,
+            head,
+            1,
+            1,
+            Activation::Relu,
+        );
+        let pool = Layer::global_avg_pool(
+            format!("AvgP_H{h}_W{w}_Cin{head}_Cout{head}_kernel{h}_stride1"),
+            head_conv.output(),
+        );
+        let classifier =
+            Layer::linear(format!("FC_Cin{head}_Cout{num_classes}"), head, num_classes);
         Self {
             name,
             dimensions,
@@ -97,6 +138,8 @@ impl FbNetSpace {
             strides,
             head_channels,
             num_classes,
+            layers,
+            fixed: [stem, head_conv, pool, classifier],
         }
     }
 
@@ -200,54 +243,13 @@ impl SearchSpace for FbNetSpace {
     fn decode(&self, genotype: &Genotype) -> Result<Network> {
         let ops = self.ops_string(genotype)?;
         let input = TensorShape::new(3, self.resolution, self.resolution);
+        let [stem, head_conv, pool, classifier] = &self.fixed;
         let mut layers = Vec::with_capacity(FBNET_LAYERS + 4);
-        let r = self.resolution;
-        let stem = Layer::conv(
-            format!(
-                "ConvNorm_H{r}_W{r}_Cin3_Cout16_kernel3_stride{}_group1",
-                self.stem_stride
-            ),
-            input,
-            16,
-            3,
-            self.stem_stride,
-            Activation::Relu,
-        );
-        let mut shape = stem.output();
-        layers.push(stem);
-        for ((&block, &out), &stride) in genotype
-            .genes()
-            .iter()
-            .zip(&FBNET_CHANNELS)
-            .zip(&self.strides)
-        {
-            let layer = Self::block(shape, out, stride, block);
-            shape = layer.output();
-            layers.push(layer);
+        layers.push(stem.clone());
+        for (choices, &block) in self.layers.iter().zip(genotype.genes()) {
+            layers.push(choices[block].clone());
         }
-        let (h, w, c) = (shape.height, shape.width, shape.channels);
-        let head = self.head_channels;
-        let head_conv = Layer::conv(
-            format!("ConvNorm_H{h}_W{w}_Cin{c}_Cout{head}_kernel1_stride1_group1"),
-            shape,
-            head,
-            1,
-            1,
-            Activation::Relu,
-        );
-        shape = head_conv.output();
-        layers.push(head_conv);
-        let pool = Layer::global_avg_pool(
-            format!("AvgP_H{h}_W{w}_Cin{head}_Cout{head}_kernel{h}_stride1"),
-            shape,
-        );
-        shape = pool.output();
-        layers.push(pool);
-        layers.push(Layer::linear(
-            format!("FC_Cin{}_Cout{}", shape.channels, self.num_classes),
-            shape.channels,
-            self.num_classes,
-        ));
+        layers.extend([head_conv.clone(), pool.clone(), classifier.clone()]);
         Ok(Network::new(input, layers).with_arch_id(ops))
     }
 }

@@ -11,7 +11,7 @@
 //! - [`Nb201Space`] ([`nb201`]): the NAS-Bench-201 cell with its arch strings;
 //! - [`FbNetSpace`] ([`fbnet`]): HW-NAS-Bench's FBNet space, layers named by its LUT keys.
 //!
-//! [`reference`] builds MobileNetV2 / V3 to check the counters against published figures.
+//! [`mod@reference`] builds MobileNetV2 / V3 to check the counters against published figures.
 //!
 //! ```
 //! use dynas_space::{MbConvSpace, Mutation, MutationKind, SearchSpace, seeded_rng};

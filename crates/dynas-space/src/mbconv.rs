@@ -184,6 +184,19 @@ pub fn make_divisible(value: usize, divisor: usize) -> usize {
     }
 }
 
+/// [`make_divisible`] of a real-valued (width-scaled) channel count, as the reference code
+/// bases compute it in floating point.
+pub fn make_divisible_scaled(value: f64, divisor: usize) -> usize {
+    let d = divisor.max(1) as f64;
+    let rounded = (((value + d / 2.0) / d).floor() * d).max(d);
+    let rounded = if rounded < 0.9 * value {
+        rounded + d
+    } else {
+        rounded
+    };
+    rounded as usize
+}
+
 /// Where a stage's values come from: a gene position, or `None` for a fixed single choice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct StageGenes {
@@ -207,6 +220,8 @@ pub struct MbConvSpace {
     stage_genes: Vec<StageGenes>,
     final_expand_gene: Option<usize>,
     feature_mix_gene: Option<usize>,
+    /// `<stage>.block<j>` for every stage and block, built once so decoding only clones.
+    block_names: Vec<Vec<String>>,
 }
 
 fn check_choices(context: &str, field: &str, values: &[usize]) -> Result<()> {
@@ -417,7 +432,17 @@ impl MbConvSpace {
             Some(widths) => push_dimension(&mut dimensions, "feature_mix.width".into(), widths)?,
             None => None,
         };
+        let block_names = stages
+            .iter()
+            .map(|stage| {
+                let max_depth = stage.depths.last().copied().unwrap_or(0);
+                (0..max_depth)
+                    .map(|b| format!("{}.block{b}", stage.name))
+                    .collect()
+            })
+            .collect();
         Ok(Self {
+            block_names,
             name,
             head,
             stages,
@@ -492,11 +517,27 @@ impl MbConvSpace {
 
     /// once-for-all's OFAMobileNetV3 (width multiplier 1.0): 5 stages of up to 4 blocks, depth
     /// 2/3/4 per stage, kernel 3/5/7 and expand ratio 3/4/6 per block, resolution 160..=224
-    /// in steps of 4 (46 genes).
+    /// in steps of 4 (46 genes). First conv and first block 16, stages 24 / 40 (SE) / 80 /
+    /// 112 (SE) / 160 (SE) with strides 2, 2, 2, 1, 2, ReLU in the first two stages and hard
+    /// swish after, final expand 960, feature mix 1280, 1000 classes.
     pub fn ofa_mobilenet_v3() -> Self {
+        Self::ofa_mobilenet_v3_width(1.0).expect("width 1.0 is valid")
+    }
+
+    /// [`MbConvSpace::ofa_mobilenet_v3`] with every width scaled by `width_mult` and rounded
+    /// to a multiple of 8 as once-for-all does (1.2 is the network of Dynamic-OFA's Jetson
+    /// lookup tables: 24 / 32 / 48 / 96 / 136 / 192, final expand 1152, feature mix 1536).
+    pub fn ofa_mobilenet_v3_width(width_mult: f64) -> Result<Self> {
+        if !(width_mult.is_finite() && width_mult > 0.0 && width_mult <= 10.0) {
+            return Err(SpaceError::InvalidParameter {
+                name: "width_mult",
+                reason: format!("{width_mult} is not in (0, 10]"),
+            });
+        }
+        let scaled = |channels: usize| make_divisible_scaled(channels as f64 * width_mult, 8);
         let stage = |name: &str, width: usize, stride: usize, se: bool, activation| StageSpec {
             name: name.to_string(),
-            widths: vec![width],
+            widths: vec![scaled(width)],
             depths: vec![2, 3, 4],
             kernels: vec![3, 5, 7],
             expand_ratios: vec![3, 4, 6],
@@ -515,25 +556,30 @@ impl MbConvSpace {
         let head = HeadSpec {
             in_channels: 3,
             resolutions: (160..=224).step_by(4).collect(),
-            first_conv_widths: vec![16],
+            first_conv_widths: vec![scaled(16)],
             first_conv_stride: 2,
             first_conv_activation: Activation::HardSwish,
             first_block: Some(FirstBlockSpec {
-                width: 16,
+                width: scaled(16),
                 kernel: 3,
                 expand_ratio: 1,
                 stride: 1,
                 se: false,
                 activation: Activation::Relu,
             }),
-            final_expand: FinalExpand::Ratio(6),
-            feature_mix_widths: Some(vec![1280]),
+            final_expand: FinalExpand::Widths(vec![scaled(960)]),
+            feature_mix_widths: Some(vec![scaled(1280)]),
             tail_activation: Activation::HardSwish,
             num_classes: 1000,
             channel_divisor: 8,
             projection_shortcuts: false,
         };
-        Self::new("ofa-mobilenet-v3", head, stages).expect("the OFA MobileNetV3 preset is valid")
+        let name = if width_mult == 1.0 {
+            "ofa-mobilenet-v3".to_string()
+        } else {
+            format!("ofa-mobilenet-v3-w{width_mult}")
+        };
+        Self::new(name, head, stages)
     }
 
     /// A small once-for-all space for 1-channel 28x28 (or 20x20) images that trains on a CPU
@@ -846,11 +892,20 @@ impl MbConvSpace {
             shape = layer.output();
             layers.push(layer);
         }
-        for (spec, choice) in self.stages.iter().zip(&subnet.stages) {
+        for ((spec, choice), names) in self
+            .stages
+            .iter()
+            .zip(&subnet.stages)
+            .zip(&self.block_names)
+        {
             for (b, block) in choice.blocks.iter().enumerate() {
                 let mid = self.mid_channels(shape.channels, block.expand_ratio);
+                let name = match names.get(b) {
+                    Some(name) => name.clone(),
+                    None => format!("{}.block{b}", spec.name),
+                };
                 let mut layer = Layer::mbconv(
-                    format!("{}.block{b}", spec.name),
+                    name,
                     shape,
                     choice.width,
                     mid,
@@ -1039,6 +1094,12 @@ mod tests {
             &["final_expand", "global_pool", "feature_mix", "classifier"]
         );
         let final_expand = &largest.layers[names.len() - 4];
+        assert!(
+            !space
+                .dimensions()
+                .iter()
+                .any(|d| d.name().contains("width"))
+        );
         assert_eq!(
             (final_expand.input.channels, final_expand.out_channels),
             (160, 960)
@@ -1072,6 +1133,59 @@ mod tests {
         }
         let all: BTreeSet<String> = lut.keys().cloned().collect();
         assert_eq!(produced, all, "every LUT key is some layer of the space");
+    }
+
+    /// The key of Dynamic-OFA's Jetson lookup tables for a layer of OFA MobileNetV3.
+    fn dynamic_ofa_key(layer: &Layer) -> String {
+        let i = layer.input;
+        let o = layer.output();
+        let shapes = format!(
+            "input:{}x{}x{}-output:{}x{}x{}",
+            i.height, i.width, i.channels, o.height, o.width, o.channels
+        );
+        match (layer.kind, layer.name.as_str()) {
+            (OpKind::Conv, "first_conv") => format!("Conv-{shapes}"),
+            (OpKind::Conv, "final_expand") => format!("Conv_1-{shapes}"),
+            (OpKind::Conv, _) => format!("Conv_2-{shapes}"),
+            (OpKind::GlobalAvgPool, _) => format!("AvgPool2D-{shapes}"),
+            (OpKind::Linear, _) => format!("Logits-input:1x1x{}-output:{}", i.channels, o.channels),
+            _ => format!(
+                "expanded_conv-{shapes}-expand:{}-kernel:{}-stride:{}-idskip:{}-se:{}-hs:{}",
+                layer.mid_channels,
+                layer.kernel,
+                layer.stride,
+                u8::from(layer.has_identity_shortcut()),
+                u8::from(layer.se_channels.is_some()),
+                u8::from(layer.activation == Activation::HardSwish)
+            ),
+        }
+    }
+
+    #[test]
+    fn ofa_width_1_2_layers_are_the_dynamic_ofa_lookup_table_keys() {
+        let space = MbConvSpace::ofa_mobilenet_v3_width(1.2).expect("valid width");
+        let mut rng = seeded_rng(9);
+        for resolution in [160, 164, 224] {
+            let path = format!(
+                "{}/../../../shared/data/lut/dynamic-ofa-xavier-nx/cpu/{resolution}_lookup_table.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).expect("read a Dynamic-OFA LUT");
+            let lut: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&text).expect("parse a Dynamic-OFA LUT");
+            let mut produced = BTreeSet::new();
+            for _ in 0..300 {
+                let mut subnet = space.subnet(&space.sample(&mut rng)).expect("decodes");
+                subnet.resolution = resolution;
+                for layer in &space.network(&subnet).layers {
+                    let key = dynamic_ofa_key(layer);
+                    assert!(lut.contains_key(&key), "{key} not in {path}");
+                    produced.insert(key);
+                }
+            }
+            assert_eq!(produced.len(), lut.len(), "every key of {path} is produced");
+        }
+        assert!(MbConvSpace::ofa_mobilenet_v3_width(0.0).is_err());
     }
 
     #[test]

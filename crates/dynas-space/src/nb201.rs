@@ -37,6 +37,8 @@ pub struct Nb201Space {
     resolution: usize,
     num_classes: usize,
     stem_channels: usize,
+    /// `stage<s>.cell<c>.edge<t><-<f>` in decoding order, built once so decoding only clones.
+    edge_names: Vec<String>,
 }
 
 impl Default for Nb201Space {
@@ -56,7 +58,17 @@ impl Nb201Space {
                     .expect("NB201 op labels are distinct and non-empty")
             })
             .collect();
+        let edge_names = (1..=3)
+            .flat_map(|stage| {
+                (0..CELLS_PER_STAGE).flat_map(move |cell| {
+                    NB201_EDGES
+                        .iter()
+                        .map(move |(to, from)| format!("stage{stage}.cell{cell}.edge{to}<-{from}"))
+                })
+            })
+            .collect();
         Self {
+            edge_names,
             dimensions,
             resolution: 32,
             num_classes: 10,
@@ -213,6 +225,7 @@ impl SearchSpace for Nb201Space {
         let stem = Layer::conv("stem", input, self.stem_channels, 3, 1, Activation::None);
         let mut shape = stem.output();
         layers.push(stem);
+        let mut edge_names = self.edge_names.iter();
         for stage in 1..=3 {
             if stage > 1 {
                 let block = Layer::residual_block(
@@ -226,11 +239,11 @@ impl SearchSpace for Nb201Space {
             }
             for cell in 0..CELLS_PER_STAGE {
                 for (&(to, from), &op) in NB201_EDGES.iter().zip(genes) {
-                    layers.push(Self::edge_layer(
-                        format!("stage{stage}.cell{cell}.edge{to}<-{from}"),
-                        op,
-                        shape,
-                    ));
+                    let name = match edge_names.next() {
+                        Some(name) => name.clone(),
+                        None => format!("stage{stage}.cell{cell}.edge{to}<-{from}"),
+                    };
+                    layers.push(Self::edge_layer(name, op, shape));
                 }
             }
         }

@@ -6,19 +6,8 @@
 //! 216.6 M MACs (the paper's 219 M also counts element-wise work).
 
 use crate::error::{Result, SpaceError};
+use crate::mbconv::make_divisible_scaled;
 use crate::network::{Activation, Layer, Network, TensorShape};
-
-/// `make_divisible` on a scaled (real) channel count, as torchvision does.
-fn make_divisible_scaled(value: f64, divisor: usize) -> usize {
-    let d = divisor as f64;
-    let rounded = (((value + d / 2.0) / d).floor() * d).max(d);
-    let rounded = if rounded < 0.9 * value {
-        rounded + d
-    } else {
-        rounded
-    };
-    rounded as usize
-}
 
 /// MobileNetV2 with a width multiplier on `resolution` x `resolution` RGB images, 1000 classes.
 ///

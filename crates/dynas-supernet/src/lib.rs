@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod elastic;
 pub mod error;
+pub mod latency;
 pub mod supernet;
 pub mod oracle;
 pub mod train;
@@ -26,6 +27,7 @@ pub mod train;
 pub use data::{Augmentation, Batch, CifarLabels, Dataset, Normalization, Split};
 pub use elastic::BnMode;
 pub use error::{Result, SupernetError};
+pub use latency::HostLatencyModel;
 pub use oracle::{
     AccuracyEstimator, AccuracySample, BnStore, write_samples_csv, write_samples_json,
 };
