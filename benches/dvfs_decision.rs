@@ -32,7 +32,11 @@ fn build_set() -> ConfigurationSet {
         let acc = 74.2 + 4.8 * rank as f64 / 99.0;
         let half = net.layers.len() / 2;
         let full = net.layers.len();
-        for (thr, frac, drop) in [(None, 0.0, 0.0), (Some(0.9), 0.3, 0.3), (Some(0.8), 0.5, 1.0)] {
+        for (thr, frac, drop) in [
+            (None, 0.0, 0.0),
+            (Some(0.9), 0.3, 0.3),
+            (Some(0.8), 0.5, 1.0),
+        ] {
             variants.push(Variant {
                 subnet: genotype.clone(),
                 exit_thresholds: thr.into_iter().collect(),
@@ -54,7 +58,13 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("dvfs_decision");
     group.sample_size(10);
     group.bench_function("precompute_frontiers_37800", |b| {
-        b.iter(|| RuntimeManager::new(black_box(set.clone()), ManagerParams::default(), &constraints))
+        b.iter(|| {
+            RuntimeManager::new(
+                black_box(set.clone()),
+                ManagerParams::default(),
+                &constraints,
+            )
+        })
     });
     group.finish();
 

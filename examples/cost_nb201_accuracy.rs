@@ -16,9 +16,17 @@ use rand::seq::SliceRandom;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let csv = args.get(1).filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/nb201/nb201_hw.csv").to_string()
-    });
+    let csv = args
+        .get(1)
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .unwrap_or_else(|| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/data/nb201/nb201_hw.csv"
+            )
+            .to_string()
+        });
     let seed: u64 = args.get(2).map_or(Ok(0), |s| s.parse())?;
     let sizes: Vec<usize> = std::env::var("SIZES").map_or(vec![50, 100, 200, 500, 1000], |s| {
         s.split(',').filter_map(|x| x.parse().ok()).collect()
@@ -30,8 +38,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "eyeriss_latency",
         "fpga_latency",
     ];
-    let one_hot = ArchEncoding::OneHot { radices: vec![5; 6] };
-    println!("| target | train N | model | within 1 % | within 10 % | within 20 % | RMSE (ms) | Spearman |");
+    let one_hot = ArchEncoding::OneHot {
+        radices: vec![5; 6],
+    };
+    println!(
+        "| target | train N | model | within 1 % | within 10 % | within 20 % | RMSE (ms) | Spearman |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for col in columns {
         let data = read_arch_targets(&csv, col)?;
@@ -50,8 +62,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 TargetScale::Linear,
             )];
             if n == 1000 {
-                runs.push(("gbdt (log), one-hot", one_hot.clone(), Learner::from_name("gbdt")?.with_seed(seed), TargetScale::Log));
-                runs.push(("linear, one-hot", one_hot.clone(), Learner::Ridge { lambda: 1e-6 }, TargetScale::Linear));
+                runs.push((
+                    "gbdt (log), one-hot",
+                    one_hot.clone(),
+                    Learner::from_name("gbdt")?.with_seed(seed),
+                    TargetScale::Log,
+                ));
+                runs.push((
+                    "linear, one-hot",
+                    one_hot.clone(),
+                    Learner::Ridge { lambda: 1e-6 },
+                    TargetScale::Linear,
+                ));
             }
             for (name, enc, learner, scale) in runs {
                 let model = ArchPredictor::fit(enc, &genes(train), &y(train), learner, scale)?;

@@ -91,8 +91,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let p = ManagerParams::new(5, headroom, 0.1, 3, objective, Fallback::PreferDeadline)?;
             let (sub, mut g) = build_policy(Policy::Joint, &set, &constraints, p)?;
             let label = format!("joint @ iso-miss (headroom {headroom:.2})");
-            let r = Simulator::new(sub, SimParams::for_target(&constraints))
-                .run_labelled(&label, &mut g, &trace, &constraints)?;
+            let r = Simulator::new(sub, SimParams::for_target(&constraints)).run_labelled(
+                &label,
+                &mut g,
+                &trace,
+                &constraints,
+            )?;
             if r.deadline_misses <= reports[1].deadline_misses || step == 8 {
                 rows.push(r);
                 break;

@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         images: Tensor::randn([batch_size as i64, 1, 28, 28], (Kind::Float, device)),
         labels: Tensor::randint(10, [batch_size as i64], (Kind::Int64, device)),
     };
-    let mut run = |trainer: &mut Trainer<'_>| -> Result<usize, Box<dyn std::error::Error>> {
+    let run = |trainer: &mut Trainer<'_>| -> Result<usize, Box<dyn std::error::Error>> {
         let subnets = trainer.sandwich()?;
         let lr = cosine_lr(0.1, trainer.step(), 0, (steps + warmup) as u64);
         trainer.train_step(&batch, &subnets, lr)?;

@@ -202,10 +202,13 @@ impl AnalyticalModel {
     fn clocks(&self, point: &OperatingPoint) -> Result<(f64, f64, f64, f64)> {
         let unit = self.device.compute_unit;
         let list = self.device.compute_hz_list();
-        let max_c = list.last().copied().ok_or_else(|| CostError::InvalidParameter {
-            name: "device".to_string(),
-            reason: format!("device `{}` has no compute clocks", self.device.name),
-        })? as f64;
+        let max_c = list
+            .last()
+            .copied()
+            .ok_or_else(|| CostError::InvalidParameter {
+                name: "device".to_string(),
+                reason: format!("device `{}` has no compute clocks", self.device.name),
+            })? as f64;
         let fc = point.compute_hz(unit).map_or(max_c, |v| v as f64);
         let max_m = self
             .device
@@ -385,12 +388,7 @@ impl AnalyticalModel {
         for _ in 0..25 {
             let assign: Vec<Vec<bool>> = per_layer
                 .iter()
-                .map(|layers| {
-                    layers
-                        .iter()
-                        .map(|&(c, b)| w[0] * c >= w[1] * b)
-                        .collect()
-                })
+                .map(|layers| layers.iter().map(|&(c, b)| w[0] * c >= w[1] * b).collect())
                 .collect();
             let rows = build_rows(Some(&assign));
             let Some(next) = linalg::nnls_small(&rows, &y) else {
@@ -423,10 +421,18 @@ impl AnalyticalModel {
         let mut params = prior;
         params.macs_per_cycle = inv(w[0], "macs_per_cycle").or_else(|e| {
             // A purely memory-bound workload: keep the prior compute throughput.
-            if w[1] > 0.0 { Ok(prior.macs_per_cycle) } else { Err(e) }
+            if w[1] > 0.0 {
+                Ok(prior.macs_per_cycle)
+            } else {
+                Err(e)
+            }
         })?;
         params.bytes_per_cycle = inv(w[1], "bytes_per_cycle").or_else(|e| {
-            if w[0] > 0.0 { Ok(prior.bytes_per_cycle) } else { Err(e) }
+            if w[0] > 0.0 {
+                Ok(prior.bytes_per_cycle)
+            } else {
+                Err(e)
+            }
         })?;
         params.network_overhead_ms = w[2] * 1e3;
         params.layer_overhead_ms = if distinct_counts { w[3] * 1e3 } else { 0.0 };
@@ -593,9 +599,17 @@ mod tests {
             Activation::Relu6,
         )];
         let mut shape = layers[0].output();
-        for (i, &(c, s)) in [(16, 1), (24, 2), (24, 1), (40, 2), (40, 1), (80, 2), (112, 1)]
-            .iter()
-            .enumerate()
+        for (i, &(c, s)) in [
+            (16, 1),
+            (24, 2),
+            (24, 1),
+            (40, 2),
+            (40, 1),
+            (80, 2),
+            (112, 1),
+        ]
+        .iter()
+        .enumerate()
         {
             let l = Layer::mbconv(
                 format!("b{i}"),
@@ -639,11 +653,17 @@ mod tests {
             argmin > 0 && argmin < energies.len() - 1,
             "energy minimum at an interior clock: {energies:?}"
         );
-        let b = model.breakdown(&net, &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem));
+        let b = model.breakdown(
+            &net,
+            &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem),
+        );
         let b = b.unwrap();
         assert_eq!(b.layers.len(), net.layers.len());
         let direct = model
-            .estimate(&net, &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem))
+            .estimate(
+                &net,
+                &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem),
+            )
             .unwrap();
         assert_relative_eq!(b.total.latency_ms, direct.latency_ms, max_relative = 1e-12);
     }
@@ -691,14 +711,20 @@ mod tests {
                 fitted.estimate(&net, p).unwrap(),
             );
             assert_relative_eq!(a.latency_ms, b.latency_ms, max_relative = 1e-6);
-            assert_relative_eq!(a.energy_mj.unwrap(), b.energy_mj.unwrap(), max_relative = 1e-6);
+            assert_relative_eq!(
+                a.energy_mj.unwrap(),
+                b.energy_mj.unwrap(),
+                max_relative = 1e-6
+            );
         }
     }
 
     #[test]
     fn invalid_params_and_too_few_points_are_typed_errors() {
         let bad = AnalyticalParams::builder().macs_per_cycle(-1.0).new();
-        assert!(matches!(bad, Err(CostError::InvalidParameter { name, .. }) if name == "macs_per_cycle"));
+        assert!(
+            matches!(bad, Err(CostError::InvalidParameter { name, .. }) if name == "macs_per_cycle")
+        );
         let net = mobilenet_like();
         let one = [Measurement {
             network: &net,
@@ -706,7 +732,11 @@ mod tests {
             latency_ms: 1.0,
             energy_mj: None,
         }];
-        let r = AnalyticalModel::fit(DeviceProfile::jetson_tx2(), &one, AnalyticalParams::default());
+        let r = AnalyticalModel::fit(
+            DeviceProfile::jetson_tx2(),
+            &one,
+            AnalyticalParams::default(),
+        );
         assert!(matches!(r, Err(CostError::Fit { .. })));
     }
 
@@ -716,10 +746,17 @@ mod tests {
             .iter()
             .map(|&(a, b)| vec![a, b])
             .collect();
-        let y: Vec<f64> = clocks.iter().map(|c| 0.3 + 2.0 / c[0] + 0.7 / c[1]).collect();
+        let y: Vec<f64> = clocks
+            .iter()
+            .map(|c| 0.3 + 2.0 / c[0] + 0.7 / c[1])
+            .collect();
         let law = DvfsScalingLaw::fit(&clocks, &y).unwrap();
         assert_relative_eq!(law.constant, 0.3, epsilon = 1e-9);
-        assert_relative_eq!(law.predict(&[3.0, 3.0]), 0.3 + 2.0 / 3.0 + 0.7 / 3.0, epsilon = 1e-9);
+        assert_relative_eq!(
+            law.predict(&[3.0, 3.0]),
+            0.3 + 2.0 / 3.0 + 0.7 / 3.0,
+            epsilon = 1e-9
+        );
         assert!(DvfsScalingLaw::fit(&clocks[..2], &y[..2]).is_err());
     }
 }

@@ -64,22 +64,37 @@ impl GbdtParams {
             return bad("n_trees", "must be at least 1".into());
         }
         if !unit(self.learning_rate) {
-            return bad("learning_rate", format!("must be in (0, 1], got {}", self.learning_rate));
+            return bad(
+                "learning_rate",
+                format!("must be in (0, 1], got {}", self.learning_rate),
+            );
         }
         if !(1..=16).contains(&self.max_depth) {
-            return bad("max_depth", format!("must be 1..=16, got {}", self.max_depth));
+            return bad(
+                "max_depth",
+                format!("must be 1..=16, got {}", self.max_depth),
+            );
         }
         if self.min_samples_leaf == 0 {
             return bad("min_samples_leaf", "must be at least 1".into());
         }
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            return bad("lambda", format!("must be finite and >= 0, got {}", self.lambda));
+            return bad(
+                "lambda",
+                format!("must be finite and >= 0, got {}", self.lambda),
+            );
         }
         if !unit(self.subsample) {
-            return bad("subsample", format!("must be in (0, 1], got {}", self.subsample));
+            return bad(
+                "subsample",
+                format!("must be in (0, 1], got {}", self.subsample),
+            );
         }
         if !unit(self.colsample) {
-            return bad("colsample", format!("must be in (0, 1], got {}", self.colsample));
+            return bad(
+                "colsample",
+                format!("must be in (0, 1], got {}", self.colsample),
+            );
         }
         Ok(self)
     }
@@ -113,7 +128,11 @@ impl Tree {
                     left,
                     right,
                 }) => {
-                    i = if x[*feature] <= *threshold { *left } else { *right };
+                    i = if x[*feature] <= *threshold {
+                        *left
+                    } else {
+                        *right
+                    };
                 }
                 None => return 0.0,
             }
@@ -203,6 +222,7 @@ impl Gbdt {
 }
 
 /// Grows one tree level-wise on the rows flagged `in_tree`.
+#[allow(clippy::needless_range_loop)] // per-node slots indexed in parallel arrays
 fn grow(
     x: &Array2<f64>,
     g: &[f64],
@@ -214,7 +234,9 @@ fn grow(
 ) -> Tree {
     let n = g.len();
     // node of each row (usize::MAX: not in the tree / in a finished leaf).
-    let mut node_of: Vec<usize> = (0..n).map(|i| if in_tree[i] { 0 } else { usize::MAX }).collect();
+    let mut node_of: Vec<usize> = (0..n)
+        .map(|i| if in_tree[i] { 0 } else { usize::MAX })
+        .collect();
     let mut nodes = vec![Node::Leaf(0.0)];
     let (mut sum0, mut cnt0) = (0.0, 0usize);
     for i in 0..n {
@@ -260,7 +282,9 @@ fn grow(
                     && c - left_cnt[k] >= params.min_samples_leaf
                     && v > last_val[k]
                 {
-                    let gn = gain(left_sum[k], left_cnt[k]) + gain(s - left_sum[k], c - left_cnt[k]) - gain(s, c);
+                    let gn = gain(left_sum[k], left_cnt[k])
+                        + gain(s - left_sum[k], c - left_cnt[k])
+                        - gain(s, c);
                     if gn > 1e-12 && best[k].is_none_or(|(b, _, _)| gn > b) {
                         best[k] = Some((gn, j, 0.5 * (last_val[k] + v)));
                     }
@@ -327,7 +351,9 @@ mod tests {
     fn fits_a_nonlinear_function_far_better_than_the_mean() {
         let n = 300;
         let x = Array2::from_shape_fn((n, 2), |(i, j)| ((i * (j + 3)) % 17) as f64);
-        let y: Vec<f64> = (0..n).map(|i| (x[[i, 0]] - 8.0).abs() + 0.5 * x[[i, 1]]).collect();
+        let y: Vec<f64> = (0..n)
+            .map(|i| (x[[i, 0]] - 8.0).abs() + 0.5 * x[[i, 1]])
+            .collect();
         let mean = y.iter().sum::<f64>() / n as f64;
         let var: f64 = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
         let params = GbdtParams {
@@ -338,11 +364,24 @@ mod tests {
             ..GbdtParams::default()
         };
         let m = Gbdt::fit(&x, &y, &params).unwrap();
-        let mse: f64 = m.predict(&x).iter().zip(&y).map(|(p, t)| (p - t).powi(2)).sum::<f64>() / n as f64;
+        let mse: f64 = m
+            .predict(&x)
+            .iter()
+            .zip(&y)
+            .map(|(p, t)| (p - t).powi(2))
+            .sum::<f64>()
+            / n as f64;
         assert!(mse < 0.01 * var, "mse {mse} vs variance {var}");
         let json = serde_json::to_string(&m).unwrap();
         let back: Gbdt = serde_json::from_str(&json).unwrap();
         assert_eq!(back.predict(&x), m.predict(&x));
-        assert!(GbdtParams { learning_rate: 0.0, ..GbdtParams::default() }.new().is_err());
+        assert!(
+            GbdtParams {
+                learning_rate: 0.0,
+                ..GbdtParams::default()
+            }
+            .new()
+            .is_err()
+        );
     }
 }

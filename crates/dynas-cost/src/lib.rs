@@ -16,6 +16,7 @@ pub mod error;
 pub mod gbdt;
 mod linalg;
 pub mod lut;
+pub mod measure;
 pub mod model;
 pub mod predictor;
 pub mod table;
@@ -26,6 +27,8 @@ pub use device::{ComputeUnit, DeviceProfile, OperatingPoint};
 pub use error::{CostError, Result};
 pub use lut::{FbNetInput, FbNetLut, FbNetLutModel, KeyScheme, LayerLut, LutEntry, LutModel};
 pub use model::{Cost, CostBreakdown, CostModel};
-pub use predictor::{ArchEncoding, ArchPredictor, LayerPredictor, Learner, RegressionMetrics, TargetScale};
+pub use predictor::{
+    ArchEncoding, ArchPredictor, LayerPredictor, Learner, RegressionMetrics, TargetScale,
+};
 pub use table::{Nb201Cell, TableModel};
 pub use wrappers::{Cached, Calibrated, ExitAware, ExitPoint};

@@ -6,6 +6,7 @@
 
 /// Solves the square system `a x = b` by Gaussian elimination with partial pivoting.
 /// Returns `None` when the matrix is (numerically) singular.
+#[allow(clippy::needless_range_loop)] // index arithmetic of elimination
 pub(crate) fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     let n = b.len();
     let scale = a
@@ -41,7 +42,13 @@ pub(crate) fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 /// Least squares `min ‖X w - y‖² + ridge ‖w‖²` over the columns in `active`
 /// (`rows[i][j]` is `X[i][j]`); inactive coefficients are zero.
 /// Returns `None` when the active columns are linearly dependent (and `ridge == 0`).
-pub(crate) fn lstsq(rows: &[Vec<f64>], y: &[f64], active: &[usize], ridge: f64) -> Option<Vec<f64>> {
+#[allow(clippy::needless_range_loop)] // symmetric fill of the normal matrix
+pub(crate) fn lstsq(
+    rows: &[Vec<f64>],
+    y: &[f64],
+    active: &[usize],
+    ridge: f64,
+) -> Option<Vec<f64>> {
     let p = rows.first().map_or(0, Vec::len);
     let k = active.len();
     // Column scaling for conditioning.

@@ -127,7 +127,10 @@ impl LayerLut {
         let mut lut = Self::new(origin.display().to_string());
         for (key, v) in map {
             let lat = v.get("lat").and_then(json_number).ok_or_else(|| {
-                CostError::parse(origin, format!("key `{key}`: field `lat` missing or not a number"))
+                CostError::parse(
+                    origin,
+                    format!("key `{key}`: field `lat` missing or not a number"),
+                )
             })?;
             let enrg = match v.get("enrg") {
                 None => None,
@@ -157,7 +160,10 @@ impl LayerLut {
                 match v.get(name) {
                     None => Ok(None),
                     Some(x) => json_number(x).map(Some).ok_or_else(|| {
-                        CostError::parse(origin, format!("key `{key}`: field `{name}` is not a number"))
+                        CostError::parse(
+                            origin,
+                            format!("key `{key}`: field `{name}` is not a number"),
+                        )
                     }),
                 }
             };
@@ -268,7 +274,10 @@ pub fn ofa_key(layer: &Layer, index: usize) -> Option<String> {
             u8::from(layer.se_channels.is_some()),
             u8::from(layer.activation == Activation::HardSwish)
         )),
-        OpKind::Linear => Some(format!("Logits-input:1x1x{}-output:{}", i.channels, layer.out_channels)),
+        OpKind::Linear => Some(format!(
+            "Logits-input:1x1x{}-output:{}",
+            i.channels, layer.out_channels
+        )),
         OpKind::GlobalAvgPool => Some(format!("AvgPool2D-input:{}-output:{}", hwc(i), hwc(o))),
         _ => None,
     }
@@ -285,7 +294,10 @@ pub fn parse_ofa_key(key: &str) -> Option<Layer> {
         fields.insert(k, v);
     }
     let shape = |s: &str| -> Option<TensorShape> {
-        let v: Vec<usize> = s.split('x').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        let v: Vec<usize> = s
+            .split('x')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
         match v[..] {
             [h, w, c] => Some(TensorShape::new(c, h, w)),
             _ => None,
@@ -298,14 +310,29 @@ pub fn parse_ofa_key(key: &str) -> Option<Layer> {
             let out = shape(fields.get("output")?)?;
             let stride = input.height.div_ceil(out.height.max(1)).max(1);
             let kernel = if kind == "Conv" { 3 } else { 1 };
-            let l = Layer::conv(key, input, out.channels, kernel, stride, Activation::HardSwish);
-            Some(if kind == "Conv_2" { l.without_batch_norm() } else { l })
+            let l = Layer::conv(
+                key,
+                input,
+                out.channels,
+                kernel,
+                stride,
+                Activation::HardSwish,
+            );
+            Some(if kind == "Conv_2" {
+                l.without_batch_norm()
+            } else {
+                l
+            })
         }
         "expanded_conv" => {
             let out = shape(fields.get("output")?)?;
             let se = num("se")? == 1;
             let mid = num("expand")?;
-            let act = if num("hs")? == 1 { Activation::HardSwish } else { Activation::Relu };
+            let act = if num("hs")? == 1 {
+                Activation::HardSwish
+            } else {
+                Activation::Relu
+            };
             Some(Layer::mbconv(
                 key,
                 input,
@@ -370,7 +397,10 @@ impl std::fmt::Debug for LutModel {
             .field("name", &self.name)
             .field("scheme", &self.scheme)
             .field("free", &self.free)
-            .field("fallback", &self.fallback.as_ref().map(|m| m.name().to_string()))
+            .field(
+                "fallback",
+                &self.fallback.as_ref().map(|m| m.name().to_string()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -393,7 +423,11 @@ impl LutModel {
     }
 
     /// A model over one table per input resolution (the network's input height picks it).
-    pub fn per_resolution(name: impl Into<String>, tables: BTreeMap<usize, LayerLut>, scheme: KeyScheme) -> Self {
+    pub fn per_resolution(
+        name: impl Into<String>,
+        tables: BTreeMap<usize, LayerLut>,
+        scheme: KeyScheme,
+    ) -> Self {
         Self {
             name: name.into(),
             tables: Tables::PerResolution(tables),
@@ -421,9 +455,16 @@ impl LutModel {
             tables.insert(res, LayerLut::from_ofa_file(&path)?);
         }
         if tables.is_empty() {
-            return Err(CostError::parse(dir, "no `<resolution>_lookup_table.json` file"));
+            return Err(CostError::parse(
+                dir,
+                "no `<resolution>_lookup_table.json` file",
+            ));
         }
-        Ok(Self::per_resolution(dir.display().to_string(), tables, KeyScheme::Ofa))
+        Ok(Self::per_resolution(
+            dir.display().to_string(),
+            tables,
+            KeyScheme::Ofa,
+        ))
     }
 
     /// Layers of these kinds cost nothing (replaces the default list).
@@ -449,14 +490,23 @@ impl LutModel {
     fn table_for(&self, network: &Network) -> Result<&LayerLut> {
         match &self.tables {
             Tables::Single(t) => Ok(t),
-            Tables::PerResolution(t) => t.get(&network.input.height).ok_or_else(|| CostError::MissingKey {
-                table: self.name.clone(),
-                key: format!("resolution {}", network.input.height),
-            }),
+            Tables::PerResolution(t) => {
+                t.get(&network.input.height)
+                    .ok_or_else(|| CostError::MissingKey {
+                        table: self.name.clone(),
+                        key: format!("resolution {}", network.input.height),
+                    })
+            }
         }
     }
 
-    fn layer_cost(&self, table: &LayerLut, layer: &Layer, index: usize, point: &OperatingPoint) -> Result<Cost> {
+    fn layer_cost(
+        &self,
+        table: &LayerLut,
+        layer: &Layer,
+        index: usize,
+        point: &OperatingPoint,
+    ) -> Result<Cost> {
         if self.free.contains(&layer.kind) {
             return Ok(Cost {
                 latency_ms: 0.0,
@@ -558,7 +608,10 @@ impl FbNetLut {
             let mut m = HashMap::with_capacity(table.len());
             for (key, v) in table {
                 let x = json_number(&v).ok_or_else(|| {
-                    CostError::parse(path, format!("metric `{metric}`, key `{key}`: not a number"))
+                    CostError::parse(
+                        path,
+                        format!("metric `{metric}`, key `{key}`: not a number"),
+                    )
                 })?;
                 m.insert(key, x);
             }
@@ -577,14 +630,20 @@ impl FbNetLut {
 
     /// The value of `key` under `metric`.
     pub fn get(&self, metric: &str, key: &str) -> Result<f64> {
-        let table = self.metrics.get(metric).ok_or_else(|| CostError::MissingKey {
-            table: self.name.clone(),
-            key: format!("metric {metric}"),
-        })?;
-        table.get(key).copied().ok_or_else(|| CostError::MissingKey {
-            table: format!("{}[{metric}]", self.name),
-            key: key.to_string(),
-        })
+        let table = self
+            .metrics
+            .get(metric)
+            .ok_or_else(|| CostError::MissingKey {
+                table: self.name.clone(),
+                key: format!("metric {metric}"),
+            })?;
+        table
+            .get(key)
+            .copied()
+            .ok_or_else(|| CostError::MissingKey {
+                table: format!("{}[{metric}]", self.name),
+                key: key.to_string(),
+            })
     }
 
     /// The block keys (stem, 22 searchable layers, head) of an architecture given by its 22
@@ -592,9 +651,28 @@ impl FbNetLut {
     pub fn layer_keys(ops: &[usize], input: FbNetInput) -> Result<Vec<String>> {
         // (out channels, stride) of the 22 searchable layers.
         const CIFAR: [(usize, usize); 22] = [
-            (16, 1), (24, 1), (24, 1), (24, 1), (24, 1), (32, 2), (32, 1), (32, 1), (32, 1),
-            (64, 2), (64, 1), (64, 1), (64, 1), (112, 1), (112, 1), (112, 1), (112, 1),
-            (184, 2), (184, 1), (184, 1), (184, 1), (352, 1),
+            (16, 1),
+            (24, 1),
+            (24, 1),
+            (24, 1),
+            (24, 1),
+            (32, 2),
+            (32, 1),
+            (32, 1),
+            (32, 1),
+            (64, 2),
+            (64, 1),
+            (64, 1),
+            (64, 1),
+            (112, 1),
+            (112, 1),
+            (112, 1),
+            (112, 1),
+            (184, 2),
+            (184, 1),
+            (184, 1),
+            (184, 1),
+            (352, 1),
         ];
         if ops.len() != 22 {
             return Err(CostError::InvalidParameter {
@@ -603,18 +681,32 @@ impl FbNetLut {
             });
         }
         let (mut h, stem, head_classes) = match input {
-            FbNetInput::Cifar100 => (32usize, "ConvNorm_H32_W32_Cin3_Cout16_kernel3_stride1_group1", 100),
-            FbNetInput::ImageNet => (112usize, "ConvNorm_H224_W224_Cin3_Cout16_kernel3_stride2_group1", 1000),
+            FbNetInput::Cifar100 => (
+                32usize,
+                "ConvNorm_H32_W32_Cin3_Cout16_kernel3_stride1_group1",
+                100,
+            ),
+            FbNetInput::ImageNet => (
+                112usize,
+                "ConvNorm_H224_W224_Cin3_Cout16_kernel3_stride2_group1",
+                1000,
+            ),
         };
         let mut keys = vec![stem.to_string()];
         let mut cin = 16;
         for (i, (&op, &(cout, cifar_stride))) in ops.iter().zip(CIFAR.iter()).enumerate() {
             // ImageNet strides: the second layer also downsamples.
-            let s = if input == FbNetInput::ImageNet && i == 1 { 2 } else { cifar_stride };
-            let block = FBNET_BLOCKS.get(op).ok_or_else(|| CostError::InvalidParameter {
-                name: format!("ops[{i}]"),
-                reason: format!("block index must be 0..=8, got {op}"),
-            })?;
+            let s = if input == FbNetInput::ImageNet && i == 1 {
+                2
+            } else {
+                cifar_stride
+            };
+            let block = FBNET_BLOCKS
+                .get(op)
+                .ok_or_else(|| CostError::InvalidParameter {
+                    name: format!("ops[{i}]"),
+                    reason: format!("block index must be 0..=8, got {op}"),
+                })?;
             keys.push(match block {
                 Some((e, k, g)) => {
                     format!("ConvBlock_H{h}_W{h}_Cin{cin}_Cout{cout}_exp{e}_kernel{k}_stride{s}_group{g}")
@@ -624,9 +716,17 @@ impl FbNetLut {
             h = h.div_ceil(s);
             cin = cout;
         }
-        let head = if input == FbNetInput::Cifar100 { 1504 } else { 1984 };
-        keys.push(format!("ConvNorm_H{h}_W{h}_Cin352_Cout{head}_kernel1_stride1_group1"));
-        keys.push(format!("AvgP_H{h}_W{h}_Cin{head}_Cout{head}_kernel{h}_stride1"));
+        let head = if input == FbNetInput::Cifar100 {
+            1504
+        } else {
+            1984
+        };
+        keys.push(format!(
+            "ConvNorm_H{h}_W{h}_Cin352_Cout{head}_kernel1_stride1_group1"
+        ));
+        keys.push(format!(
+            "AvgP_H{h}_W{h}_Cin{head}_Cout{head}_kernel{h}_stride1"
+        ));
         keys.push(format!("FC_Cin{head}_Cout{head_classes}"));
         Ok(keys)
     }
@@ -635,7 +735,10 @@ impl FbNetLut {
     /// numeric export is restored).
     pub fn parse_ops(ops: &str) -> Result<Vec<usize>> {
         let ops = ops.trim();
-        let digits: Option<Vec<usize>> = ops.chars().map(|c| c.to_digit(10).map(|d| d as usize)).collect();
+        let digits: Option<Vec<usize>> = ops
+            .chars()
+            .map(|c| c.to_digit(10).map(|d| d as usize))
+            .collect();
         match digits {
             Some(mut d) if d.len() <= 22 && !d.is_empty() => {
                 while d.len() < 22 {
@@ -660,7 +763,11 @@ impl FbNetLut {
 
     /// A cost model summing `latency_metric` (and `energy_metric`) over the network's layers,
     /// looked up by layer name.
-    pub fn model(self: &Arc<Self>, latency_metric: &str, energy_metric: Option<&str>) -> Result<FbNetLutModel> {
+    pub fn model(
+        self: &Arc<Self>,
+        latency_metric: &str,
+        energy_metric: Option<&str>,
+    ) -> Result<FbNetLutModel> {
         for m in std::iter::once(latency_metric).chain(energy_metric) {
             if !self.metrics.contains_key(m) {
                 return Err(CostError::InvalidParameter {
@@ -713,7 +820,11 @@ impl CostModel for FbNetLutModel {
     }
 
     fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
-        let layers = network.layers.iter().map(|l| self.layer(l)).collect::<Result<Vec<_>>>()?;
+        let layers = network
+            .layers
+            .iter()
+            .map(|l| self.layer(l))
+            .collect::<Result<Vec<_>>>()?;
         Ok(CostBreakdown {
             layers,
             total: self.estimate(network, point)?,

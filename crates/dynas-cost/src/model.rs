@@ -60,7 +60,9 @@ impl CostBreakdown {
         self.layers
             .iter()
             .take(layers)
-            .fold(None, |acc: Option<Cost>, c| Some(acc.map_or(*c, |a| a.then(*c))))
+            .fold(None, |acc: Option<Cost>, c| {
+                Some(acc.map_or(*c, |a| a.then(*c)))
+            })
             .unwrap_or_default()
     }
 

@@ -75,7 +75,11 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
         va += (x - ma) * (x - ma);
         vb += (y - mb) * (y - mb);
     }
-    if va == 0.0 || vb == 0.0 { 0.0 } else { c / (va * vb).sqrt() }
+    if va == 0.0 || vb == 0.0 {
+        0.0
+    } else {
+        c / (va * vb).sqrt()
+    }
 }
 
 impl RegressionMetrics {
@@ -84,7 +88,11 @@ impl RegressionMetrics {
         if actual.len() != predicted.len() || actual.is_empty() {
             return Err(CostError::InvalidParameter {
                 name: "predicted".to_string(),
-                reason: format!("{} actual values but {} predictions", actual.len(), predicted.len()),
+                reason: format!(
+                    "{} actual values but {} predictions",
+                    actual.len(),
+                    predicted.len()
+                ),
             });
         }
         let n = actual.len();
@@ -94,7 +102,13 @@ impl RegressionMetrics {
             .map(|(a, p)| ((p - a) / a).abs())
             .collect();
         let share = |t: f64| rel.iter().filter(|&&r| r <= t).count() as f64 / n as f64;
-        let rmse = (actual.iter().zip(predicted).map(|(a, p)| (a - p).powi(2)).sum::<f64>() / n as f64).sqrt();
+        let rmse = (actual
+            .iter()
+            .zip(predicted)
+            .map(|(a, p)| (a - p).powi(2))
+            .sum::<f64>()
+            / n as f64)
+            .sqrt();
         Ok(Self {
             n,
             within_1: share(0.01),
@@ -168,8 +182,11 @@ impl ArchEncoding {
                 if arch_id.contains('-') {
                     return Ok(arch_id.parse::<Genotype>()?.into_genes());
                 }
-                let digits: Option<Vec<usize>> =
-                    arch_id.trim().chars().map(|c| c.to_digit(10).map(|d| d as usize)).collect();
+                let digits: Option<Vec<usize>> = arch_id
+                    .trim()
+                    .chars()
+                    .map(|c| c.to_digit(10).map(|d| d as usize))
+                    .collect();
                 match digits {
                     Some(mut d) if radices.iter().all(|&r| r <= 10) && d.len() <= radices.len() => {
                         while d.len() < radices.len() {
@@ -204,12 +221,20 @@ fn nb201_features(cell: &Nb201Cell) -> Vec<f64> {
     // Live intermediate nodes: some live edge touches them.
     for (node, slot) in [(1usize, 70usize), (2, 71)] {
         f[slot] = f64::from(u8::from(
-            NB201_EDGES.iter().enumerate().any(|(e, &(to, from))| live[e] && (to == node || from == node)),
+            NB201_EDGES
+                .iter()
+                .enumerate()
+                .any(|(e, &(to, from))| live[e] && (to == node || from == node)),
         ));
     }
     // Input-to-output paths through non-none edges (0->3, 0->1->3, 0->2->3, 0->1->2->3).
     let on = |e: usize| ops[e] != 0;
-    let paths = [on(3), on(0) && on(4), on(1) && on(5), on(0) && on(2) && on(5)];
+    let paths = [
+        on(3),
+        on(0) && on(4),
+        on(1) && on(5),
+        on(0) && on(2) && on(5),
+    ];
     f[72] = paths.iter().filter(|&&p| p).count() as f64;
     f[73] = f64::from(u8::from(cell.is_connected()));
     f
@@ -291,7 +316,9 @@ fn fit_ridge(x: &Array2<f64>, y: &[f64], lambda: f64) -> Result<Vec<f64>> {
     let mean = y.iter().sum::<f64>() / n as f64;
     let yc: Vec<f64> = y.iter().map(|v| v - mean).collect();
     let rows: Vec<Vec<f64>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
-    let active: Vec<usize> = (0..p).filter(|&j| x.column(j).iter().any(|&v| v != 0.0)).collect();
+    let active: Vec<usize> = (0..p)
+        .filter(|&j| x.column(j).iter().any(|&v| v != 0.0))
+        .collect();
     // A tiny ridge keeps collinear encodings (one-hot + counts) solvable.
     let lambda = lambda.max(1e-9 * n as f64);
     let w = linalg::lstsq(&rows, &yc, &active, lambda).ok_or_else(|| CostError::Fit {
@@ -348,13 +375,20 @@ impl ArchPredictor {
         if genes.len() != targets.len() || genes.len() < 2 {
             return Err(CostError::Fit {
                 model: "arch-predictor".to_string(),
-                reason: format!("need >= 2 architectures with one target each, got {} and {}", genes.len(), targets.len()),
+                reason: format!(
+                    "need >= 2 architectures with one target each, got {} and {}",
+                    genes.len(),
+                    targets.len()
+                ),
             });
         }
         let log = scale == TargetScale::Log
             || (scale == TargetScale::Additive && matches!(learner, Learner::Gbdt(_)));
         let scale = if log { TargetScale::Log } else { scale };
-        if let Some(t) = targets.iter().find(|t| !(t.is_finite() && (**t > 0.0 || !log))) {
+        if let Some(t) = targets
+            .iter()
+            .find(|t| !(t.is_finite() && (**t > 0.0 || !log)))
+        {
             return Err(CostError::Fit {
                 model: "arch-predictor".to_string(),
                 reason: format!("targets must be finite (and positive on the log scale), got {t}"),
@@ -366,7 +400,10 @@ impl ArchPredictor {
             let f = encoding.features(g)?;
             x.row_mut(i).assign(&ndarray::ArrayView1::from(&f));
         }
-        let y: Vec<f64> = targets.iter().map(|&t| if log { t.ln() } else { t }).collect();
+        let y: Vec<f64> = targets
+            .iter()
+            .map(|&t| if log { t.ln() } else { t })
+            .collect();
         let (ridge, gbdt) = match learner {
             Learner::Ridge { lambda } => (Some(fit_ridge(&x, &y, lambda)?), None),
             Learner::Gbdt(params) => (None, Some(Gbdt::fit(&x, &y, &params)?)),
@@ -451,11 +488,16 @@ impl CostModel for ArchPredictor {
 
     /// Predicts the latency of the architecture named by the network's `arch_id`.
     fn estimate(&self, network: &Network, _point: &OperatingPoint) -> Result<Cost> {
-        let id = network.arch_id.as_deref().ok_or_else(|| CostError::Unsupported {
-            model: self.name().to_string(),
-            what: "networks without an arch_id".to_string(),
-        })?;
-        Ok(Cost::latency(self.predict(&self.encoding.genes_from_arch_id(id)?)?))
+        let id = network
+            .arch_id
+            .as_deref()
+            .ok_or_else(|| CostError::Unsupported {
+                model: self.name().to_string(),
+                what: "networks without an arch_id".to_string(),
+            })?;
+        Ok(Cost::latency(
+            self.predict(&self.encoding.genes_from_arch_id(id)?)?,
+        ))
     }
 }
 
@@ -515,7 +557,11 @@ pub struct LayerPredictor {
 impl LayerPredictor {
     /// Fits on measured `(layer, operating point, latency ms)` samples (latency > 0);
     /// `unit` says which clock of the operating point drives compute.
-    pub fn fit(samples: &[(Layer, OperatingPoint, f64)], unit: ComputeUnit, params: &GbdtParams) -> Result<Self> {
+    pub fn fit(
+        samples: &[(Layer, OperatingPoint, f64)],
+        unit: ComputeUnit,
+        params: &GbdtParams,
+    ) -> Result<Self> {
         if samples.len() < 2 {
             return Err(CostError::Fit {
                 model: "layer-predictor".to_string(),
@@ -528,10 +574,16 @@ impl LayerPredictor {
             if !(lat.is_finite() && *lat > 0.0) {
                 return Err(CostError::Fit {
                     model: "layer-predictor".to_string(),
-                    reason: format!("sample {i} (`{}`): latency must be positive, got {lat}", layer.name),
+                    reason: format!(
+                        "sample {i} (`{}`): latency must be positive, got {lat}",
+                        layer.name
+                    ),
                 });
             }
-            x.row_mut(i).assign(&ndarray::ArrayView1::from(&layer_features(layer, point, unit)));
+            x.row_mut(i)
+                .assign(&ndarray::ArrayView1::from(&layer_features(
+                    layer, point, unit,
+                )));
             y.push(lat.ln());
         }
         Ok(Self {
@@ -546,7 +598,9 @@ impl LayerPredictor {
             OpKind::Identity | OpKind::Zero => 0.0,
             _ => self
                 .gbdt
-                .predict_row(ndarray::ArrayView1::from(&layer_features(layer, point, self.unit)))
+                .predict_row(ndarray::ArrayView1::from(&layer_features(
+                    layer, point, self.unit,
+                )))
                 .exp(),
         }
     }
@@ -568,11 +622,21 @@ impl CostModel for LayerPredictor {
     }
 
     fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
-        Ok(Cost::latency(network.layers.iter().map(|l| self.predict_layer(l, point)).sum()))
+        Ok(Cost::latency(
+            network
+                .layers
+                .iter()
+                .map(|l| self.predict_layer(l, point))
+                .sum(),
+        ))
     }
 
     fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
-        let layers: Vec<Cost> = network.layers.iter().map(|l| Cost::latency(self.predict_layer(l, point))).collect();
+        let layers: Vec<Cost> = network
+            .layers
+            .iter()
+            .map(|l| Cost::latency(self.predict_layer(l, point)))
+            .collect();
         let total = Cost::latency(layers.iter().map(|c| c.latency_ms).sum());
         Ok(CostBreakdown { layers, total })
     }
@@ -597,7 +661,9 @@ mod tests {
 
     #[test]
     fn one_hot_encoding_and_arch_ids() {
-        let e = ArchEncoding::OneHot { radices: vec![3, 2] };
+        let e = ArchEncoding::OneHot {
+            radices: vec![3, 2],
+        };
         assert_eq!(e.features(&[2, 0]).unwrap(), vec![0.0, 0.0, 1.0, 1.0, 0.0]);
         assert!(e.features(&[3, 0]).is_err());
         assert_eq!(e.genes_from_arch_id("2-1").unwrap(), vec![2, 1]);

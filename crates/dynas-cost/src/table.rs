@@ -14,7 +14,13 @@ use crate::error::{CostError, Result};
 use crate::model::{Cost, CostModel};
 
 /// NAS-Bench-201 op names, in the index order of the `op0..op5` columns.
-pub const NB201_OPS: [&str; 5] = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"];
+pub const NB201_OPS: [&str; 5] = [
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+];
 
 /// Edges of the NAS-Bench-201 cell as (to, from), in `op0..op5` / arch-string order.
 pub const NB201_EDGES: [(usize, usize); 6] = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)];
@@ -114,7 +120,9 @@ impl FromStr for Nb201Cell {
                 return Err(bad(format!("node {} needs {} edges", node + 1, node + 1)));
             }
             for (input, e) in edges.iter().enumerate() {
-                let (name, from) = e.split_once('~').ok_or_else(|| bad(format!("edge `{e}` lacks `~`")))?;
+                let (name, from) = e
+                    .split_once('~')
+                    .ok_or_else(|| bad(format!("edge `{e}` lacks `~`")))?;
                 if from.parse::<usize>().ok() != Some(input) {
                     return Err(bad(format!("edge `{e}` should come from node {input}")));
                 }
@@ -157,12 +165,22 @@ pub fn read_arch_targets(path: impl AsRef<Path>, target: &str) -> Result<ArchTar
         .map_err(|e| CostError::parse(path, format!("header: {e}")))?
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let target_col = col(target)
-        .ok_or_else(|| CostError::parse(path, format!("no column `{target}` (columns: {})", headers.iter().collect::<Vec<_>>().join(","))))?;
+    let target_col = col(target).ok_or_else(|| {
+        CostError::parse(
+            path,
+            format!(
+                "no column `{target}` (columns: {})",
+                headers.iter().collect::<Vec<_>>().join(",")
+            ),
+        )
+    })?;
     let arch_col = col("arch_str");
     let op_cols: Option<Vec<usize>> = (0..6).map(|i| col(&format!("op{i}"))).collect();
     if arch_col.is_none() && op_cols.is_none() {
-        return Err(CostError::parse(path, "no column `arch_str` and no columns `op0`..`op5`"));
+        return Err(CostError::parse(
+            path,
+            "no column `arch_str` and no columns `op0`..`op5`",
+        ));
     }
     let mut out = ArchTargets {
         cells: Vec::new(),
@@ -173,28 +191,38 @@ pub fn read_arch_targets(path: impl AsRef<Path>, target: &str) -> Result<ArchTar
         let line = i + 2;
         let rec = rec.map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?;
         let cell = match (arch_col, &op_cols) {
-            (Some(c), _) => rec
-                .get(c)
-                .unwrap_or("")
-                .parse::<Nb201Cell>()
-                .map_err(|e| CostError::parse(path, format!("line {line}, column `arch_str`: {e}")))?,
+            (Some(c), _) => rec.get(c).unwrap_or("").parse::<Nb201Cell>().map_err(|e| {
+                CostError::parse(path, format!("line {line}, column `arch_str`: {e}"))
+            })?,
             (None, Some(cols)) => {
                 let ops = cols
                     .iter()
                     .enumerate()
                     .map(|(k, &c)| {
-                        rec.get(c).unwrap_or("").trim().parse::<usize>().map_err(|_| {
-                            CostError::parse(path, format!("line {line}, column `op{k}`: not an op index"))
-                        })
+                        rec.get(c)
+                            .unwrap_or("")
+                            .trim()
+                            .parse::<usize>()
+                            .map_err(|_| {
+                                CostError::parse(
+                                    path,
+                                    format!("line {line}, column `op{k}`: not an op index"),
+                                )
+                            })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Nb201Cell::from_ops(&ops).map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?
+                Nb201Cell::from_ops(&ops)
+                    .map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?
             }
             (None, None) => {
                 return Err(CostError::parse(path, "no architecture column"));
             }
         };
-        match rec.get(target_col).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite()) {
+        match rec
+            .get(target_col)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+        {
             Some(v) => {
                 out.cells.push(cell);
                 out.targets.push(v);
@@ -228,7 +256,11 @@ impl TableModel {
     /// energy from `energy_column` (mJ). Architectures are keyed by their canonical arch
     /// string (from `arch_str`, or built from `op0..op5`). Rows without a numeric latency are
     /// skipped ([`TableModel::skipped`]).
-    pub fn from_csv(path: impl AsRef<Path>, latency_column: &str, energy_column: Option<&str>) -> Result<Self> {
+    pub fn from_csv(
+        path: impl AsRef<Path>,
+        latency_column: &str,
+        energy_column: Option<&str>,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let lat = read_arch_targets(path, latency_column)?;
         let energy: Option<HashMap<Nb201Cell, f64>> = match energy_column {
@@ -282,14 +314,20 @@ impl CostModel for TableModel {
     }
 
     fn estimate(&self, network: &Network, _point: &OperatingPoint) -> Result<Cost> {
-        let arch = network.arch_id.as_deref().ok_or_else(|| CostError::UnknownArchitecture {
-            table: self.name.clone(),
-            arch: "<network without arch_id>".to_string(),
-        })?;
-        self.rows.get(arch).copied().ok_or_else(|| CostError::UnknownArchitecture {
-            table: self.name.clone(),
-            arch: arch.to_string(),
-        })
+        let arch = network
+            .arch_id
+            .as_deref()
+            .ok_or_else(|| CostError::UnknownArchitecture {
+                table: self.name.clone(),
+                arch: "<network without arch_id>".to_string(),
+            })?;
+        self.rows
+            .get(arch)
+            .copied()
+            .ok_or_else(|| CostError::UnknownArchitecture {
+                table: self.name.clone(),
+                arch: arch.to_string(),
+            })
     }
 }
 
@@ -309,7 +347,11 @@ mod tests {
         // Output unreachable.
         let c = Nb201Cell::from_ops(&[3, 3, 3, 0, 0, 0]).unwrap();
         assert!(!c.is_connected());
-        assert!("|foo~0|+|none~0|none~1|+|none~0|none~1|none~2|".parse::<Nb201Cell>().is_err());
+        assert!(
+            "|foo~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+                .parse::<Nb201Cell>()
+                .is_err()
+        );
         assert!(Nb201Cell::from_ops(&[5, 0, 0, 0, 0, 0]).is_err());
     }
 }

@@ -97,15 +97,21 @@ impl<M: CostModel> CostModel for Cached<M> {
     }
 
     fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
-        Self::lookup(&self.costs, self.capacity, (CacheKey::of(network), *point), || {
-            self.inner.estimate(network, point)
-        })
+        Self::lookup(
+            &self.costs,
+            self.capacity,
+            (CacheKey::of(network), *point),
+            || self.inner.estimate(network, point),
+        )
     }
 
     fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
-        Self::lookup(&self.breakdowns, self.capacity, (CacheKey::of(network), *point), || {
-            self.inner.breakdown(network, point)
-        })
+        Self::lookup(
+            &self.breakdowns,
+            self.capacity,
+            (CacheKey::of(network), *point),
+            || self.inner.breakdown(network, point),
+        )
     }
 }
 
@@ -146,7 +152,10 @@ impl<M: CostModel> Calibrated<M> {
     /// Fits the calibration from measured `(network, point, latency ms, energy mJ)` tuples.
     /// Energy is calibrated when at least two measurements carry it and the model predicts
     /// energy for them.
-    pub fn fit(inner: M, measured: &[(&Network, OperatingPoint, f64, Option<f64>)]) -> Result<Self> {
+    pub fn fit(
+        inner: M,
+        measured: &[(&Network, OperatingPoint, f64, Option<f64>)],
+    ) -> Result<Self> {
         let mut px = Vec::new();
         let mut py = Vec::new();
         let mut ex = Vec::new();
@@ -166,7 +175,11 @@ impl<M: CostModel> Calibrated<M> {
         } else {
             None
         };
-        Ok(Self { inner, latency, energy })
+        Ok(Self {
+            inner,
+            latency,
+            energy,
+        })
     }
 
     /// `(scale, offset)` of the latency calibration.
@@ -253,11 +266,19 @@ impl<M: CostModel> ExitAware<M> {
         if exits.is_empty() {
             return Err(bad("at least one exit is needed".to_string()));
         }
-        if exits.windows(2).any(|w| w[0].after_layers >= w[1].after_layers) {
-            return Err(bad("exits must be strictly increasing in `after_layers`".to_string()));
+        if exits
+            .windows(2)
+            .any(|w| w[0].after_layers >= w[1].after_layers)
+        {
+            return Err(bad(
+                "exits must be strictly increasing in `after_layers`".to_string()
+            ));
         }
         if let Some(e) = exits.iter().find(|e| !(0.0..=1.0).contains(&e.probability)) {
-            return Err(bad(format!("probability {} is outside [0, 1]", e.probability)));
+            return Err(bad(format!(
+                "probability {} is outside [0, 1]",
+                e.probability
+            )));
         }
         let sum: f64 = exits.iter().map(|e| e.probability).sum();
         if (sum - 1.0).abs() > 1e-6 {
@@ -347,7 +368,13 @@ mod tests {
                 };
                 network.layers.len()
             ];
-            let total = layers.iter().fold(Cost { energy_mj: Some(0.0), ..Cost::default() }, |a, c| a.then(*c));
+            let total = layers.iter().fold(
+                Cost {
+                    energy_mj: Some(0.0),
+                    ..Cost::default()
+                },
+                |a, c| a.then(*c),
+            );
             Ok(CostBreakdown { layers, total })
         }
     }
@@ -355,7 +382,12 @@ mod tests {
     fn net(n: usize) -> Network {
         use dynas_space::{Layer, TensorShape};
         let s = TensorShape::new(8, 4, 4);
-        Network::new(s, (0..n).map(|i| Layer::identity(format!("l{i}"), s)).collect())
+        Network::new(
+            s,
+            (0..n)
+                .map(|i| Layer::identity(format!("l{i}"), s))
+                .collect(),
+        )
     }
 
     #[test]
@@ -376,7 +408,17 @@ mod tests {
     fn calibration_recovers_a_linear_map() {
         let nets: Vec<Network> = (1..6).map(net).collect();
         let p = OperatingPoint::default();
-        let measured: Vec<_> = nets.iter().map(|n| (n, p, 1.5 * n.layers.len() as f64 + 0.25, Some(4.0 * n.layers.len() as f64))).collect();
+        let measured: Vec<_> = nets
+            .iter()
+            .map(|n| {
+                (
+                    n,
+                    p,
+                    1.5 * n.layers.len() as f64 + 0.25,
+                    Some(4.0 * n.layers.len() as f64),
+                )
+            })
+            .collect();
         let cal = Calibrated::fit(PerLayer(AtomicUsize::new(0)), &measured).unwrap();
         assert_relative_eq!(cal.latency_calibration().0, 1.5, epsilon = 1e-9);
         assert_relative_eq!(cal.latency_calibration().1, 0.25, epsilon = 1e-9);
@@ -387,18 +429,41 @@ mod tests {
 
     #[test]
     fn exit_aware_is_the_probability_weighted_prefix_cost() {
-        let head = Cost { latency_ms: 0.5, energy_mj: Some(1.0), peak_memory_bytes: None };
+        let head = Cost {
+            latency_ms: 0.5,
+            energy_mj: Some(1.0),
+            peak_memory_bytes: None,
+        };
         let exits = vec![
-            ExitPoint { after_layers: 2, probability: 0.5, head },
-            ExitPoint { after_layers: 6, probability: 0.5, head: Cost { energy_mj: Some(0.0), ..Cost::default() } },
+            ExitPoint {
+                after_layers: 2,
+                probability: 0.5,
+                head,
+            },
+            ExitPoint {
+                after_layers: 6,
+                probability: 0.5,
+                head: Cost {
+                    energy_mj: Some(0.0),
+                    ..Cost::default()
+                },
+            },
         ];
         let m = ExitAware::new(PerLayer(AtomicUsize::new(0)), exits).unwrap();
         let c = m.estimate(&net(6), &OperatingPoint::default()).unwrap();
         // 0.5 * (2 + 0.5) + 0.5 * (6 + 0.5)
         assert_relative_eq!(c.latency_ms, 4.5, epsilon = 1e-12);
-        assert_relative_eq!(c.energy_mj.unwrap(), 0.5 * 5.0 + 0.5 * 13.0, epsilon = 1e-12);
+        assert_relative_eq!(
+            c.energy_mj.unwrap(),
+            0.5 * 5.0 + 0.5 * 13.0,
+            epsilon = 1e-12
+        );
         assert!(m.estimate(&net(4), &OperatingPoint::default()).is_err());
-        let bad = vec![ExitPoint { after_layers: 1, probability: 0.7, head }];
+        let bad = vec![ExitPoint {
+            after_layers: 1,
+            probability: 0.7,
+            head,
+        }];
         assert!(ExitAware::new(PerLayer(AtomicUsize::new(0)), bad).is_err());
     }
 }

@@ -23,7 +23,12 @@ fn fbnet_lut_sums_reproduce_the_published_columns() {
     let mut reader = csv::Reader::from_path(data("fbnet/fbnet_5000_archs_cifar100.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
     let col = |n: &str| headers.iter().position(|h| h == n).unwrap();
-    let metrics = ["raspi4_latency", "pixel3_latency", "eyeriss_latency", "fpga_latency"];
+    let metrics = [
+        "raspi4_latency",
+        "pixel3_latency",
+        "eyeriss_latency",
+        "fpga_latency",
+    ];
     let mut rows = 0;
     for rec in reader.records() {
         let rec = rec.unwrap();
@@ -67,22 +72,36 @@ fn fbnet_model_sums_layers_by_name_and_names_a_missing_key() {
     let err = model
         .estimate(&Network::new(s, broken), &OperatingPoint::default())
         .unwrap_err();
-    assert!(matches!(&err, CostError::MissingKey { key, .. } if key == "ConvBlock_H1_W1_nonsense"), "{err}");
+    assert!(
+        matches!(&err, CostError::MissingKey { key, .. } if key == "ConvBlock_H1_W1_nonsense"),
+        "{err}"
+    );
     assert!(lut.model("no_such_metric", None).is_err());
     assert!(FbNetLut::parse_ops("12x").is_err());
 }
 
 /// The OFA-MNIST network whose layers all appear in the shipped Harmonic-NAS LUT.
 fn ofa_mnist_net() -> Network {
-    let stem = Layer::conv("stem", TensorShape::new(1, 28, 28), 16, 3, 2, Activation::HardSwish);
+    let stem = Layer::conv(
+        "stem",
+        TensorShape::new(1, 28, 28),
+        16,
+        3,
+        2,
+        Activation::HardSwish,
+    );
     let b0 = Layer::mbconv("b0", stem.output(), 16, 16, 3, 1, None, Activation::Relu);
     let b1 = Layer::mbconv("b1", b0.output(), 24, 48, 7, 2, None, Activation::Relu);
     let b2 = Layer::mbconv("b2", b1.output(), 24, 96, 7, 1, None, Activation::Relu);
     let fe = Layer::conv("final_expand", b2.output(), 40, 1, 1, Activation::HardSwish);
     let gap = Layer::global_avg_pool("gap", fe.output());
-    let mix = Layer::conv("feature_mix", gap.output(), 80, 1, 1, Activation::HardSwish).without_batch_norm();
+    let mix = Layer::conv("feature_mix", gap.output(), 80, 1, 1, Activation::HardSwish)
+        .without_batch_norm();
     let fc = Layer::linear("classifier", 80, 10);
-    Network::new(TensorShape::new(1, 28, 28), vec![stem, b0, b1, b2, fe, gap, mix, fc])
+    Network::new(
+        TensorShape::new(1, 28, 28),
+        vec![stem, b0, b1, b2, fe, gap, mix, fc],
+    )
 }
 
 #[test]
@@ -96,7 +115,9 @@ fn harmonic_lut_generates_the_published_keys() {
     let mut expected_en = 0.0;
     for l in &net.layers {
         if let Some(k) = harmonic_key(l) {
-            let e = raw.get(&k).unwrap_or_else(|| panic!("generated key {k} not in the LUT"));
+            let e = raw
+                .get(&k)
+                .unwrap_or_else(|| panic!("generated key {k} not in the LUT"));
             expected_lat += e["lat"].parse::<f64>().unwrap();
             expected_en += e["enrg"].parse::<f64>().unwrap();
         }
@@ -107,16 +128,47 @@ fn harmonic_lut_generates_the_published_keys() {
     assert_relative_eq!(c.energy_mj.unwrap(), expected_en, max_relative = 1e-12);
     assert!(c.latency_ms > 1.0);
     let b = model.breakdown(&net, &OperatingPoint::default()).unwrap();
-    assert_relative_eq!(b.prefix(net.layers.len()).latency_ms, c.latency_ms, max_relative = 1e-12);
+    assert_relative_eq!(
+        b.prefix(net.layers.len()).latency_ms,
+        c.latency_ms,
+        max_relative = 1e-12
+    );
 
     // An unknown layer: error naming the key, or the fallback's answer.
     let mut odd = net.clone();
-    odd.layers[2] = Layer::mbconv("b1", odd.layers[1].output(), 24, 64, 3, 2, Some(8), Activation::Relu);
-    let err = model.estimate(&odd, &OperatingPoint::default()).unwrap_err().to_string();
-    assert!(err.contains("mid_ch:64") && err.contains("use_se:1"), "{err}");
-    let fallback = Arc::new(AnalyticalModel::new(DeviceProfile::jetson_agx_xavier(), AnalyticalParams::default()).unwrap());
+    odd.layers[2] = Layer::mbconv(
+        "b1",
+        odd.layers[1].output(),
+        24,
+        64,
+        3,
+        2,
+        Some(8),
+        Activation::Relu,
+    );
+    let err = model
+        .estimate(&odd, &OperatingPoint::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("mid_ch:64") && err.contains("use_se:1"),
+        "{err}"
+    );
+    let fallback = Arc::new(
+        AnalyticalModel::new(
+            DeviceProfile::jetson_agx_xavier(),
+            AnalyticalParams::default(),
+        )
+        .unwrap(),
+    );
     let with_fb = LutModel::new(lut, KeyScheme::Harmonic).with_fallback(fallback);
-    assert!(with_fb.estimate(&odd, &OperatingPoint::default()).unwrap().latency_ms > 0.0);
+    assert!(
+        with_fb
+            .estimate(&odd, &OperatingPoint::default())
+            .unwrap()
+            .latency_ms
+            > 0.0
+    );
 }
 
 #[test]
@@ -125,14 +177,21 @@ fn harmonic_lut_bad_value_names_file_and_key() {
     let p = dir.path().join("bad_lut.json");
     std::fs::write(&p, r#"{"ConvLayer-x": {"lat": "fast"}}"#).unwrap();
     let err = LayerLut::from_harmonic_file(&p).unwrap_err().to_string();
-    assert!(err.contains("bad_lut.json") && err.contains("ConvLayer-x") && err.contains("lat"), "{err}");
+    assert!(
+        err.contains("bad_lut.json") && err.contains("ConvLayer-x") && err.contains("lat"),
+        "{err}"
+    );
 }
 
 #[test]
 fn dynamic_ofa_tables_parse_round_trip_and_sum() {
     let model = LutModel::from_ofa_dir(data("lut/dynamic-ofa-xavier-nx/cpu")).unwrap();
-    assert_eq!(model.resolutions(), (160..=224).step_by(4).collect::<Vec<_>>());
-    let lut = LayerLut::from_ofa_file(data("lut/dynamic-ofa-xavier-nx/cpu/224_lookup_table.json")).unwrap();
+    assert_eq!(
+        model.resolutions(),
+        (160..=224).step_by(4).collect::<Vec<_>>()
+    );
+    let lut = LayerLut::from_ofa_file(data("lut/dynamic-ofa-xavier-nx/cpu/224_lookup_table.json"))
+        .unwrap();
     let mut parsed = 0;
     for key in lut.keys() {
         let layer = parse_ofa_key(key).unwrap_or_else(|| panic!("unparsed key {key}"));
@@ -142,16 +201,21 @@ fn dynamic_ofa_tables_parse_round_trip_and_sum() {
     }
     assert_eq!(parsed, lut.len());
     // A network of the first three keys at 224 costs the sum of their means.
-    let keys = ["Conv-input:224x224x3-output:112x112x24",
+    let keys = [
+        "Conv-input:224x224x3-output:112x112x24",
         "expanded_conv-input:112x112x24-output:112x112x24-expand:24-kernel:3-stride:1-idskip:1-se:0-hs:0",
-        "expanded_conv-input:112x112x24-output:56x56x32-expand:144-kernel:3-stride:2-idskip:0-se:0-hs:0"];
+        "expanded_conv-input:112x112x24-output:56x56x32-expand:144-kernel:3-stride:2-idskip:0-se:0-hs:0",
+    ];
     let layers: Vec<Layer> = keys.iter().map(|k| parse_ofa_key(k).unwrap()).collect();
     let net = Network::new(TensorShape::new(3, 224, 224), layers);
     let c = model.estimate(&net, &OperatingPoint::default()).unwrap();
     let sum: f64 = keys.iter().map(|k| lut.get(k).unwrap().latency_ms).sum();
     assert_relative_eq!(c.latency_ms, sum, max_relative = 1e-12);
     let small = Network::new(TensorShape::new(3, 150, 150), net.layers.clone());
-    let err = model.estimate(&small, &OperatingPoint::default()).unwrap_err().to_string();
+    let err = model
+        .estimate(&small, &OperatingPoint::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("resolution 150"), "{err}");
 }
 
@@ -163,9 +227,24 @@ fn nb201_table_is_an_exact_model() {
     assert_eq!(t.skipped(), 0);
     let arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
     let net = Network::new(TensorShape::new(3, 32, 32), vec![]).with_arch_id(arch);
-    assert_relative_eq!(t.estimate(&net, &OperatingPoint::default()).unwrap().latency_ms, 54.7774);
-    let err = t.estimate(&net.clone().with_arch_id("nope"), &OperatingPoint::default()).unwrap_err();
+    assert_relative_eq!(
+        t.estimate(&net, &OperatingPoint::default())
+            .unwrap()
+            .latency_ms,
+        54.7774
+    );
+    let err = t
+        .estimate(
+            &net.clone().with_arch_id("nope"),
+            &OperatingPoint::default(),
+        )
+        .unwrap_err();
     assert!(matches!(err, CostError::UnknownArchitecture { .. }));
-    let err = TableModel::from_csv(&path, "no_such_col", None).unwrap_err().to_string();
-    assert!(err.contains("no_such_col") && err.contains("nb201_hw.csv"), "{err}");
+    let err = TableModel::from_csv(&path, "no_such_col", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no_such_col") && err.contains("nb201_hw.csv"),
+        "{err}"
+    );
 }

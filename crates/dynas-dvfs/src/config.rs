@@ -84,12 +84,30 @@ impl Configuration {
 /// "...", "exit_thresholds": [0.8], "point": {"cpu_hz": null, "gpu_hz": 1377000000,
 /// "memory_hz": 2133000000}, "accuracy": 79.0, "latency_ms": 61.7, "energy_mj": 950.0}, ...]}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawSet")]
 pub struct ConfigurationSet {
     /// The device the operating points belong to, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     device: Option<DeviceProfile>,
     /// The configurations.
     configurations: Vec<Configuration>,
+}
+
+/// The unchecked serde form of [`ConfigurationSet`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSet {
+    #[serde(default)]
+    device: Option<DeviceProfile>,
+    configurations: Vec<Configuration>,
+}
+
+impl TryFrom<RawSet> for ConfigurationSet {
+    type Error = DvfsError;
+
+    fn try_from(raw: RawSet) -> Result<Self> {
+        Self::build(raw.device, raw.configurations, Path::new("<deserialized>"))
+    }
 }
 
 /// A subnet with its exit thresholds, to be costed at every operating point by a
@@ -333,14 +351,7 @@ impl ConfigurationSet {
 
     /// Parses a set from JSON text; `origin` names the source in errors.
     pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            #[serde(default)]
-            device: Option<DeviceProfile>,
-            configurations: Vec<Configuration>,
-        }
-        let raw: Raw = serde_json::from_str(text)
+        let raw: RawSet = serde_json::from_str(text)
             .map_err(|e| DvfsError::parse(origin, Some(e.line()), format!("{e}")))?;
         Self::build(raw.device, raw.configurations, origin)
     }
@@ -595,5 +606,10 @@ mod tests {
         let e = ConfigurationSet::with_device(device(), vec![off]).expect_err("off table");
         assert!(e.to_string().contains("point"), "{e}");
         assert!(ConfigurationSet::new(vec![]).is_err());
+        // Plain serde goes through the same checks.
+        let e = serde_json::from_str::<ConfigurationSet>(r#"{"configurations": []}"#)
+            .expect_err("empty")
+            .to_string();
+        assert!(e.contains("configurations"), "{e}");
     }
 }

@@ -448,34 +448,51 @@ impl FrequencyControl for SysfsFrequencyControl {
         if !self.dirty {
             return Ok(());
         }
+        // Try every domain even if one fails, and report the first failure.
+        let mut first: Option<DvfsError> = None;
+        let mut note = |r: Result<()>| {
+            if let Err(e) = r
+                && first.is_none()
+            {
+                first = Some(e);
+            }
+        };
         for p in &self.cpus {
-            write_range(
+            note(write_range(
                 &p.dir.join("scaling_min_freq"),
                 &p.dir.join("scaling_max_freq"),
                 p.min_khz,
                 p.max_khz,
-            )?;
-            write_text(&p.dir.join("scaling_governor"), &p.governor)?;
+            ));
+            note(write_text(&p.dir.join("scaling_governor"), &p.governor));
             if let Some(khz) = p.setspeed_khz {
-                write_text(&p.dir.join("scaling_setspeed"), &khz.to_string())?;
+                note(write_text(
+                    &p.dir.join("scaling_setspeed"),
+                    &khz.to_string(),
+                ));
             }
         }
         if let Some(g) = &self.gpu {
-            write_range(
+            note(write_range(
                 &g.dir.join("min_freq"),
                 &g.dir.join("max_freq"),
                 g.min_hz,
                 g.max_hz,
-            )?;
+            ));
         }
         if let Some(e) = &self.emc {
-            write_text(&e.dir.join("rate"), &e.rate_hz.to_string())?;
+            note(write_text(&e.dir.join("rate"), &e.rate_hz.to_string()));
             if let Some(lock) = &e.locked {
-                write_text(&e.dir.join("mrq_rate_locked"), lock)?;
+                note(write_text(&e.dir.join("mrq_rate_locked"), lock));
             }
         }
-        self.dirty = false;
-        Ok(())
+        match first {
+            None => {
+                self.dirty = false;
+                Ok(())
+            }
+            Some(e) => Err(e),
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub struct Observation<'a> {
 }
 
 /// Constraints the policy must respect, validated at construction.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Constraints {
     latency_target_ms: f64,
     accuracy_floor: Option<f64>,
@@ -268,7 +268,7 @@ impl Governor for PowersaveGovernor {
 }
 
 /// Checked parameters of [`OndemandGovernor`].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct OndemandParams {
     up_threshold: f64,
     down_differential: f64,

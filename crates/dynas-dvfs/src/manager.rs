@@ -38,7 +38,7 @@ pub enum Fallback {
 }
 
 /// Checked hyper-parameters of the [`RuntimeManager`].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ManagerParams {
     history: usize,
     headroom: f64,

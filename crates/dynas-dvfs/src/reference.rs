@@ -76,7 +76,10 @@ pub fn sample_ofa_subnets(
 /// model's latency ratios between levels match the published ones (the smallest level at the
 /// 10th latency percentile). Latency and energy at the highest point are the published latency
 /// and the model's energy scaled by the same calibration factor; elsewhere the model's ratios.
-pub fn dynamic_ofa_xavier(model: &dyn CostModel, device: &DeviceProfile) -> Result<ConfigurationSet> {
+pub fn dynamic_ofa_xavier(
+    model: &dyn CostModel,
+    device: &DeviceProfile,
+) -> Result<ConfigurationSet> {
     let reference = device.max_operating_point();
     let reference = OperatingPoint::new(
         device.cpu_hz.last().copied(),
@@ -131,12 +134,20 @@ mod tests {
             dev.gpu_hz.last().copied(),
             dev.memory_hz.last().copied(),
         );
-        let at_top: Vec<_> = set.configurations().iter().filter(|c| c.point == top).collect();
+        let at_top: Vec<_> = set
+            .configurations()
+            .iter()
+            .filter(|c| c.point == top)
+            .collect();
         assert_eq!(at_top.len(), 6);
         for (c, &(acc, ms)) in at_top.iter().zip(&DYNAMIC_OFA_XAVIER_NX_GPU) {
             assert_relative_eq!(c.accuracy, acc);
             assert_relative_eq!(c.latency_ms, ms, max_relative = 1e-9);
         }
-        assert!(set.configurations().iter().all(|c| c.latency_ms >= 41.2 - 1e-9));
+        assert!(
+            set.configurations()
+                .iter()
+                .all(|c| c.latency_ms >= 41.2 - 1e-9)
+        );
     }
 }

@@ -27,7 +27,7 @@ use crate::manager::{ManagerParams, RuntimeManager};
 use crate::trace::LoadTrace;
 
 /// What a switch costs (checked: finite, non-negative).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct SwitchingCost {
     subnet_ms: f64,
     subnet_mj: f64,
@@ -71,7 +71,7 @@ impl Default for SwitchingCost {
 }
 
 /// Checked parameters of the [`Simulator`].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct SimParams {
     inferences_per_window: usize,
     frame_period_ms: f64,

@@ -22,10 +22,27 @@ use crate::error::{DvfsError, Result};
 
 /// A validated, non-empty load trace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawTrace")]
 pub struct LoadTrace {
     name: String,
     time_s: Vec<f64>,
     load: Vec<f64>,
+}
+
+/// The unchecked serde form of [`LoadTrace`].
+#[derive(Deserialize)]
+struct RawTrace {
+    name: String,
+    time_s: Vec<f64>,
+    load: Vec<f64>,
+}
+
+impl TryFrom<RawTrace> for LoadTrace {
+    type Error = DvfsError;
+
+    fn try_from(raw: RawTrace) -> Result<Self> {
+        Self::new(raw.name, raw.time_s, raw.load)
+    }
 }
 
 /// The shipped traces, by name: `steady`, `step`, `periodic`, `bursty`.
@@ -273,5 +290,12 @@ mod tests {
         let t = LoadTrace::new("x", vec![0.0, 1.0], vec![0.1, 0.2]).expect("trace");
         let back = LoadTrace::parse("x", &t.to_csv_string(), Path::new("mem")).expect("parse");
         assert_eq!(back, t);
+        let json = serde_json::to_string(&t).expect("serialise");
+        assert_eq!(
+            serde_json::from_str::<LoadTrace>(&json).expect("round trip"),
+            t
+        );
+        let bad = r#"{"name": "x", "time_s": [0.0], "load": [2.0]}"#;
+        assert!(serde_json::from_str::<LoadTrace>(bad).is_err());
     }
 }

@@ -366,33 +366,18 @@ impl ExitHeads {
         ExitOutputs::new(cols, labels, self.spec.num_classes())
     }
 
-    /// Saves the heads, and the backbone's variables when given, into one safetensors file
-    /// (keys `exits.…` and `backbone.…`).
+    /// Saves the heads (weights and batch-norm running statistics), and the backbone's variables
+    /// when given, into one safetensors file (keys `exits.…` and `backbone.…`).
     pub fn save(&self, path: impl AsRef<Path>, backbone: Option<&nn::VarStore>) -> Result<()> {
         let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         if let Some(b) = backbone {
             named.extend(b.variables().into_iter().map(|(k, v)| (format!("backbone.{k}"), v)));
         }
-        // Running statistics are buffers, not variables: store them explicitly.
-        named.extend(self.bn_buffers());
         named.sort_by(|a, b| a.0.cmp(&b.0));
         Tensor::write_safetensors(&named, path.as_ref()).map_err(|e| match e {
             tch::TchError::Io(io) => ExitError::io(path.as_ref(), io),
             other => ExitError::Tch(other),
         })
-    }
-
-    fn bn_buffers(&self) -> Vec<(String, Tensor)> {
-        self.blocks
-            .iter()
-            .zip(&self.heads)
-            .flat_map(|(b, h)| {
-                [
-                    (format!("exits.b{b}.bn.running_mean"), h.bn.running_mean.shallow_clone()),
-                    (format!("exits.b{b}.bn.running_var"), h.bn.running_var.shallow_clone()),
-                ]
-            })
-            .collect()
     }
 
     /// Loads heads (and the backbone's variables when given) saved by [`ExitHeads::save`].
@@ -407,7 +392,6 @@ impl ExitHeads {
             .into_iter()
             .collect();
         let mut targets: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        targets.extend(self.bn_buffers());
         if let Some(b) = backbone.as_ref() {
             targets.extend(b.variables().into_iter().map(|(k, v)| (format!("backbone.{k}"), v)));
         }

@@ -22,6 +22,7 @@ pub mod aging;
 pub mod error;
 pub mod executor;
 mod floats;
+pub mod hadas;
 pub mod nsga2;
 pub mod observer;
 pub mod ofa;
@@ -35,6 +36,9 @@ pub use aging::{AgingConfig, AgingEvolution, AgingState};
 pub use error::{Result, SearchError};
 pub use executor::{
     Archive, Budget, Context, Executor, Record, SearchResult, Step, StopReason, Strategy,
+};
+pub use hadas::{
+    DynamicEvaluator, DynamicMetrics, DynamicPoint, Hadas, HadasConfig, HadasState, InnerProblem,
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 pub use observer::{Control, Event, JsonLinesObserver, Observer, ProgressObserver};

@@ -160,17 +160,16 @@ impl MlpPredictor {
         let mut widths = vec![encoder.width()];
         widths.extend(&config.hidden);
         widths.push(1);
-        let mut layers: Vec<Dense> = widths
-            .windows(2)
-            .map(|w| {
-                let scale = (2.0 / w[0] as f64).sqrt();
-                let normal = Normal::new(0.0, scale).unwrap_or_else(|_| unreachable_normal());
-                Dense {
-                    w: Array2::from_shape_fn((w[0], w[1]), |_| normal.sample(&mut rng)),
-                    b: Array1::zeros(w[1]),
-                }
-            })
-            .collect();
+        let mut layers: Vec<Dense> = Vec::with_capacity(widths.len() - 1);
+        for w in widths.windows(2) {
+            // He initialisation.
+            let normal = Normal::new(0.0, (2.0 / w[0] as f64).sqrt())
+                .map_err(|e| SearchError::invalid("initialisation", e.to_string()))?;
+            layers.push(Dense {
+                w: Array2::from_shape_fn((w[0], w[1]), |_| normal.sample(&mut rng)),
+                b: Array1::zeros(w[1]),
+            });
+        }
         let mut m: Vec<Dense> = layers.iter().map(zeros_like).collect();
         let mut v: Vec<Dense> = layers.iter().map(zeros_like).collect();
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
@@ -212,11 +211,6 @@ impl MlpPredictor {
         let out = forward(&self.layers, &x).pop().unwrap_or_else(|| x.clone());
         Ok(out.column(0).iter().map(|v| v * self.std + self.mean).collect())
     }
-}
-
-fn unreachable_normal() -> Normal<f64> {
-    // Only reached for a non-finite scale, which positive layer widths rule out.
-    Normal::new(0.0, 1.0).unwrap_or_else(|_| unreachable_normal())
 }
 
 fn zeros_like(d: &Dense) -> Dense {
@@ -305,10 +299,11 @@ impl Default for ForestConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Node {
     Leaf(f64),
-    /// Go left when gene `gene` <= `threshold`.
+    /// Go left when gene `gene` <= `value` (or == `value` when `equal`).
     Split {
         gene: usize,
-        threshold: usize,
+        value: usize,
+        equal: bool,
         left: usize,
         right: usize,
     },
@@ -319,6 +314,10 @@ struct Tree {
     nodes: Vec<Node>,
 }
 
+fn goes_left(gene: usize, value: usize, equal: bool) -> bool {
+    if equal { gene == value } else { gene <= value }
+}
+
 impl Tree {
     fn predict(&self, genes: &[usize]) -> f64 {
         let mut i = 0;
@@ -327,17 +326,18 @@ impl Tree {
                 Node::Leaf(v) => return v,
                 Node::Split {
                     gene,
-                    threshold,
+                    value,
+                    equal,
                     left,
                     right,
-                } => i = if genes[gene] <= threshold { left } else { right },
+                } => i = if goes_left(genes[gene], value, equal) { left } else { right },
             }
         }
     }
 }
 
 /// A random forest of regression trees splitting on `gene <= value` (choices are ordered from
-/// small to large networks in dynas spaces, so thresholds are meaningful).
+/// small to large networks in most dynas spaces) or `gene == value` (unordered choices).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForestPredictor {
     sizes: Vec<usize>,
@@ -369,7 +369,7 @@ impl Builder<'_> {
         let total_sq: f64 = idx.iter().map(|&i| self.y[i] * self.y[i]).sum();
         let n = idx.len() as f64;
         let parent_sse = total_sq - total * total / n;
-        let mut best: Option<(f64, usize, usize)> = None;
+        let mut best: Option<(f64, usize, usize, bool)> = None;
         for &g in &genes {
             let c = self.sizes[g];
             let mut sum = vec![0.0; c];
@@ -381,34 +381,45 @@ impl Builder<'_> {
                 sq[v] += self.y[i] * self.y[i];
                 cnt[v] += 1;
             }
-            let (mut ls, mut lq, mut lc) = (0.0, 0.0, 0usize);
-            for t in 0..c.saturating_sub(1) {
-                ls += sum[t];
-                lq += sq[t];
-                lc += cnt[t];
+            let mut consider = |ls: f64, lq: f64, lc: usize, t: usize, equal: bool| {
                 let rc = idx.len() - lc;
                 if lc < self.config.min_leaf || rc < self.config.min_leaf {
-                    continue;
+                    return;
                 }
                 let sse = (lq - ls * ls / lc as f64)
                     + ((total_sq - lq) - (total - ls) * (total - ls) / rc as f64);
                 if best.is_none_or(|b| sse < b.0) {
-                    best = Some((sse, g, t));
+                    best = Some((sse, g, t, equal));
+                }
+            };
+            // Ordered splits (gene <= t) and one-vs-rest splits (gene == t) for unordered choices.
+            let (mut ls, mut lq, mut lc) = (0.0, 0.0, 0usize);
+            for t in 0..c {
+                if t + 1 < c {
+                    ls += sum[t];
+                    lq += sq[t];
+                    lc += cnt[t];
+                    consider(ls, lq, lc, t, false);
+                }
+                if c > 2 {
+                    consider(sum[t], sq[t], cnt[t], t, true);
                 }
             }
         }
-        let Some((sse, gene, threshold)) = best else {
+        let Some((sse, gene, value, equal)) = best else {
             return at;
         };
         if sse >= parent_sse - 1e-12 {
             return at;
         }
-        let (l, r): (Vec<usize>, Vec<usize>) = idx.iter().partition(|&&i| self.x[i][gene] <= threshold);
+        let (l, r): (Vec<usize>, Vec<usize>) =
+            idx.iter().partition(|&&i| goes_left(self.x[i][gene], value, equal));
         let left = self.build(l, depth + 1, nodes, rng);
         let right = self.build(r, depth + 1, nodes, rng);
         nodes[at] = Node::Split {
             gene,
-            threshold,
+            value,
+            equal,
             left,
             right,
         };

@@ -163,6 +163,11 @@ impl FbNetSpace {
         self.resolution
     }
 
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
     /// The 22 block digits of a genotype, as in HW-NAS-Bench's `ops` column.
     pub fn ops_string(&self, genotype: &Genotype) -> Result<String> {
         self.validate(genotype)?;

@@ -40,8 +40,8 @@ pub use error::{Result, SpaceError};
 pub use fbnet::FbNetSpace;
 pub use genotype::Genotype;
 pub use mbconv::{
-    BlockChoice, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, MbConvSpace, MbConvSubnet,
-    StageChoice, StageSpec,
+    BlockChoice, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, MbConvSpace, MbConvSpec,
+    MbConvSubnet, StageChoice, StageSpec,
 };
 pub use nb201::Nb201Space;
 pub use network::{Activation, Layer, Network, OpKind, PoolKind, TensorShape};

@@ -134,6 +134,21 @@ pub struct HeadSpec {
     pub projection_shortcuts: bool,
 }
 
+/// The serialisable definition of an [`MbConvSpace`]: what [`MbConvSpace::new`] validates.
+///
+/// In JSON (see [`MbConvSpace::from_json_str`]) activations are written `"Relu"`,
+/// `"HardSwish"`, ..., the choice scope `"PerStage"` or `"PerBlock"`, and the final expand
+/// `"None"`, `{"Ratio": 6}` or `{"Widths": [40]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MbConvSpec {
+    /// Name of the space.
+    pub name: String,
+    /// Everything around the stages.
+    pub head: HeadSpec,
+    /// The elastic stages, input to output.
+    pub stages: Vec<StageSpec>,
+}
+
 /// Kernel and expand ratio of one block of a subnet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BlockChoice {
@@ -453,6 +468,42 @@ impl MbConvSpace {
             final_expand_gene,
             feature_mix_gene,
         })
+    }
+
+    /// Validates a serialisable definition (see [`MbConvSpace::new`]).
+    pub fn from_spec(spec: MbConvSpec) -> Result<Self> {
+        Self::new(spec.name, spec.head, spec.stages)
+    }
+
+    /// The definition this space was built from.
+    pub fn spec(&self) -> MbConvSpec {
+        MbConvSpec {
+            name: self.name.clone(),
+            head: self.head.clone(),
+            stages: self.stages.clone(),
+        }
+    }
+
+    /// Parses and validates an [`MbConvSpec`] written as JSON. Syntax and missing-field
+    /// errors become [`SpaceError::Parse`] with the line and column; `source` (a file name,
+    /// say) names the input in the error.
+    pub fn from_json_str(source: &str, json: &str) -> Result<Self> {
+        let spec: MbConvSpec = serde_json::from_str(json).map_err(|e| SpaceError::Parse {
+            input: source.to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_spec(spec)
+    }
+
+    /// Reads, parses and validates an [`MbConvSpec`] JSON file; errors name the file.
+    pub fn from_json_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let source = path.display().to_string();
+        let json = std::fs::read_to_string(path).map_err(|e| SpaceError::Parse {
+            input: source.clone(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        Self::from_json_str(&source, &json)
     }
 
     /// The AttentiveNAS space searched by HADAS (28 genes, kernel and expand ratio per stage,
@@ -1050,6 +1101,14 @@ mod tests {
             ]
         );
         assert_eq!(names[27], "feature_mix.width");
+        // The same 28-gene layout as the AlphaNet/AttentiveNAS encodings used with HADAS-style
+        // searches (resolution, first conv, per stage width/depth/kernel[/expand], last conv).
+        assert_eq!(
+            attentive.largest().genes(),
+            &[
+                3, 1, 1, 1, 1, 1, 2, 1, 2, 1, 3, 1, 2, 1, 3, 1, 2, 2, 5, 1, 2, 3, 5, 1, 1, 1, 1, 1
+            ]
+        );
 
         let ofa = MbConvSpace::ofa_mobilenet_v3();
         assert_eq!(ofa.dimensions().len(), 46);
@@ -1320,6 +1379,44 @@ mod tests {
         h.num_classes = 0;
         expect_invalid(h, vec![stage.clone()], "num_classes");
         assert!(MbConvSpace::new("custom", head, vec![stage]).is_ok());
+    }
+
+    #[test]
+    fn specs_round_trip_through_json_files_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for space in [
+            MbConvSpace::attentive_nas(),
+            MbConvSpace::ofa_mobilenet_v3(),
+            MbConvSpace::ofa_mnist(),
+        ] {
+            let path = dir.path().join(format!("{}.json", space.name()));
+            let json = serde_json::to_string_pretty(&space.spec()).expect("serialises");
+            std::fs::write(&path, json).expect("write");
+            assert_eq!(MbConvSpace::from_json_file(&path).expect("loads"), space);
+        }
+        let missing = dir.path().join("missing.json");
+        match MbConvSpace::from_json_file(&missing) {
+            Err(SpaceError::Parse { input, .. }) => assert!(input.ends_with("missing.json")),
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+        let mut spec = serde_json::to_value(MbConvSpace::ofa_mnist().spec()).expect("value");
+        spec["head"]
+            .as_object_mut()
+            .expect("object")
+            .remove("num_classes");
+        match MbConvSpace::from_json_str("mnist.json", &spec.to_string()) {
+            Err(SpaceError::Parse { input, reason }) => {
+                assert_eq!(input, "mnist.json");
+                assert!(reason.contains("num_classes"), "{reason}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+        spec["head"]["num_classes"] = 10.into();
+        spec["stages"][0]["kernels"] = serde_json::json!([7, 3]);
+        assert!(matches!(
+            MbConvSpace::from_json_str("mnist.json", &spec.to_string()),
+            Err(SpaceError::InvalidSpace(message)) if message.contains("kernels")
+        ));
     }
 
     #[test]

@@ -103,7 +103,8 @@ pub enum OpKind {
 /// One layer of a [`Network`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Layer {
-    /// Unique, path-like name (e.g. `stage3.block1`).
+    /// Path-like name (e.g. `stage3.block1`), unique within a network except where a space
+    /// names layers by lookup-table key ([`crate::FbNetSpace`]).
     pub name: String,
     /// The operation.
     pub kind: OpKind,
@@ -532,6 +533,48 @@ mod tests {
         assert!(!block.has_expansion());
         assert!(block.has_identity_shortcut());
         assert_eq!(block.macs(), 14 * 14 * 16 * 9 + 14 * 14 * 16 * 16);
+    }
+
+    #[test]
+    fn projection_shortcut_adds_a_strided_1x1_conv_only_when_channels_change() {
+        let input = TensorShape::new(16, 8, 8);
+        let plain = Layer::mbconv("b", input, 24, 64, 3, 2, None, Activation::Swish);
+        let projected = plain.clone().with_projection_shortcut();
+        assert!(projected.has_projection_shortcut());
+        assert_eq!(projected.macs() - plain.macs(), 4 * 4 * 16 * 24);
+        assert_eq!(projected.params() - plain.params(), 16 * 24);
+        let same = Layer::mbconv("c", input, 16, 64, 3, 1, None, Activation::Swish)
+            .with_projection_shortcut();
+        assert!(!same.has_projection_shortcut());
+        assert!(same.has_identity_shortcut());
+    }
+
+    #[test]
+    fn forced_expansion_and_groups_shape_fbnet_style_blocks() {
+        let input = TensorShape::new(16, 4, 4);
+        let block = Layer::mbconv("f", input, 16, 16, 3, 1, None, Activation::Relu)
+            .with_expansion_conv()
+            .with_groups(2);
+        assert!(block.has_expansion());
+        assert_eq!(
+            block.macs(),
+            16 * 16 * 16 / 2 + 16 * 16 * 9 + 16 * 16 * 16 / 2
+        );
+        assert_eq!(
+            block.params(),
+            (16 * 16 / 2 + 32) + (16 * 9 + 32) + (16 * 16 / 2 + 32)
+        );
+    }
+
+    #[test]
+    fn layers_serialised_before_the_new_flags_still_deserialise() {
+        let layer = Layer::conv("x", TensorShape::new(3, 8, 8), 4, 3, 1, Activation::Relu);
+        let mut value = serde_json::to_value(&layer).expect("serialise");
+        let object = value.as_object_mut().expect("object");
+        object.remove("projection_shortcut");
+        object.remove("force_expansion");
+        let back: Layer = serde_json::from_value(value).expect("deserialise");
+        assert_eq!(back, layer);
     }
 
     #[test]

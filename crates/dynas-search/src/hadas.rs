@@ -1,0 +1,354 @@
+//! HADAS bi-level search (Bouzidi et al., 2023): an outer NSGA-II over backbones and, for the
+//! best backbones of each generation, an inner NSGA-II over early-exit positions and DVFS
+//! operating points. The inner front's best trade-off is written back to the backbone so that
+//! the outer search ranks backbones by what they achieve *dynamically*.
+//!
+//! The inner problem is defined by the [`DynamicEvaluator`] trait (exit positions of a backbone,
+//! the device's clocks, and error / latency / energy of a backbone with a set of exits at an
+//! operating point), so it can be backed by `dynas-exits` accounting with any DVFS-aware
+//! `CostModel`, or by a simple stand-in in tests.
+
+use dynas_cost::{DeviceProfile, OperatingPoint};
+use dynas_space::{Dimension, Genotype, SearchSpace};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SearchError};
+use crate::executor::{Budget, Context, Executor, Step, Strategy};
+use crate::nsga2::{Nsga2, Nsga2Config, Nsga2State, rank_and_crowding_survival};
+use crate::pareto::non_dominated;
+use crate::problem::{Direction, Evaluation, Objective, Problem};
+use crate::table::TableSpace;
+
+/// Error, latency and energy of a dynamic (early-exit, DVFS) configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DynamicMetrics {
+    /// Error in the units of the outer problem's first objective (e.g. % top-1 error).
+    pub error: f64,
+    /// Expected latency per inference (ms).
+    pub latency_ms: f64,
+    /// Expected energy per inference (mJ).
+    pub energy_mj: f64,
+}
+
+impl DynamicMetrics {
+    fn to_vec(self) -> Vec<f64> {
+        vec![self.error, self.latency_ms, self.energy_mj]
+    }
+}
+
+/// What the inner search evaluates: a backbone with exits at an operating point.
+pub trait DynamicEvaluator: Send + Sync {
+    /// Number of candidate exit positions of `backbone` (exit `i` sits after the `i`-th
+    /// candidate layer; the final classifier is always there).
+    fn exit_positions(&self, backbone: &Genotype) -> Result<usize>;
+
+    /// The device whose clocks are searched.
+    fn device(&self) -> &DeviceProfile;
+
+    /// Metrics of `backbone` with exits at the sorted candidate positions `exits` (possibly
+    /// none) at `point`.
+    fn evaluate(
+        &self,
+        backbone: &Genotype,
+        exits: &[usize],
+        point: &OperatingPoint,
+    ) -> Result<DynamicMetrics>;
+}
+
+/// One dynamic configuration found by an inner search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DynamicPoint {
+    /// The backbone.
+    pub backbone: Genotype,
+    /// Chosen exit positions, ascending.
+    pub exits: Vec<usize>,
+    /// Chosen operating point.
+    pub point: OperatingPoint,
+    /// Its metrics.
+    pub metrics: DynamicMetrics,
+}
+
+/// The inner problem of one backbone: one bit per exit position, one gene per controllable
+/// clock; objectives error, latency, energy (all minimised).
+pub struct InnerProblem<'a> {
+    backbone: Genotype,
+    evaluator: &'a dyn DynamicEvaluator,
+    space: TableSpace,
+    n_exits: usize,
+    objectives: Vec<Objective>,
+}
+
+impl<'a> InnerProblem<'a> {
+    /// The inner problem of `backbone`.
+    pub fn new(backbone: Genotype, evaluator: &'a dyn DynamicEvaluator) -> Result<Self> {
+        let n_exits = evaluator.exit_positions(&backbone)?;
+        let device = evaluator.device();
+        let mut dims = Vec::with_capacity(n_exits + 3);
+        for i in 0..n_exits {
+            dims.push(Dimension::new(
+                format!("exit{i}"),
+                vec!["off".into(), "on".into()],
+            )?);
+        }
+        for (name, clocks) in [
+            ("cpu_hz", &device.cpu_hz),
+            ("gpu_hz", &device.gpu_hz),
+            ("memory_hz", &device.memory_hz),
+        ] {
+            if !clocks.is_empty() {
+                dims.push(Dimension::from_values(name, clocks)?);
+            }
+        }
+        if dims.is_empty() {
+            return Err(SearchError::invalid(
+                "inner problem",
+                "the backbone has no exit position and the device no clock to search",
+            ));
+        }
+        Ok(Self {
+            backbone,
+            evaluator,
+            space: TableSpace::new("hadas-inner", dims),
+            n_exits,
+            objectives: vec![
+                Objective::minimize("error"),
+                Objective::minimize("latency_ms"),
+                Objective::minimize("energy_mj"),
+            ],
+        })
+    }
+
+    /// Exits and operating point of an inner genotype.
+    pub fn decode(&self, genotype: &Genotype) -> Result<(Vec<usize>, OperatingPoint)> {
+        self.space.validate(genotype)?;
+        let genes = genotype.genes();
+        let exits = (0..self.n_exits).filter(|&i| genes[i] == 1).collect();
+        let device = self.evaluator.device();
+        let mut k = self.n_exits;
+        let mut pick = |clocks: &[u64]| {
+            if clocks.is_empty() {
+                None
+            } else {
+                let v = clocks[genes[k]];
+                k += 1;
+                Some(v)
+            }
+        };
+        let cpu = pick(&device.cpu_hz);
+        let gpu = pick(&device.gpu_hz);
+        let mem = pick(&device.memory_hz);
+        Ok((exits, OperatingPoint::new(cpu, gpu, mem)))
+    }
+}
+
+impl Problem for InnerProblem<'_> {
+    fn name(&self) -> &str {
+        "hadas-inner"
+    }
+    fn space(&self) -> &dyn SearchSpace {
+        &self.space
+    }
+    fn objectives(&self) -> &[Objective] {
+        &self.objectives
+    }
+    fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
+        let (exits, point) = self.decode(genotype)?;
+        let m = self.evaluator.evaluate(&self.backbone, &exits, &point)?;
+        Ok(Evaluation::feasible(m.to_vec()))
+    }
+}
+
+/// Validated HADAS hyper-parameters (defaults from the paper's code).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HadasConfig {
+    /// Outer NSGA-II (population 64).
+    pub outer: Nsga2Config,
+    /// Fraction of each outer population sent to the inner search (0.15).
+    pub top_fraction: f64,
+    /// Inner NSGA-II (population 10).
+    pub inner: Nsga2Config,
+    /// Inner generations (5).
+    pub inner_generations: usize,
+    /// A dynamic configuration replaces a backbone's static objectives only if its error is at
+    /// most the static error plus this tolerance (in error units).
+    pub error_tolerance: f64,
+}
+
+impl Default for HadasConfig {
+    fn default() -> Self {
+        Self {
+            outer: Nsga2Config {
+                population: 64,
+                offspring: 64,
+                ..Nsga2Config::default()
+            },
+            top_fraction: 0.15,
+            inner: Nsga2Config {
+                population: 10,
+                offspring: 10,
+                ..Nsga2Config::default()
+            },
+            inner_generations: 5,
+            error_tolerance: 0.0,
+        }
+    }
+}
+
+/// HADAS state: the outer population and every inner search's front.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HadasState {
+    /// The outer NSGA-II population (objectives of optimised backbones written back).
+    pub outer: Nsga2State,
+    /// Inner fronts, one per optimised backbone, in optimisation order.
+    pub inner: Vec<(Genotype, Vec<DynamicPoint>)>,
+    /// Inner evaluations made (they do not count against the outer budget).
+    pub inner_evaluations: usize,
+}
+
+impl HadasState {
+    /// The non-dominated dynamic configurations over all inner searches.
+    pub fn dynamic_front(&self) -> Vec<DynamicPoint> {
+        let all: Vec<&DynamicPoint> = self.inner.iter().flat_map(|(_, f)| f).collect();
+        let f: Vec<Vec<f64>> = all.iter().map(|p| p.metrics.to_vec()).collect();
+        non_dominated(&f).into_iter().map(|i| all[i].clone()).collect()
+    }
+}
+
+/// The bi-level HADAS search, a [`Strategy`] over backbones: its problem's objectives must be
+/// (error, latency, energy), all minimised, of the static backbone.
+pub struct Hadas<'e> {
+    config: HadasConfig,
+    outer: Nsga2,
+    evaluator: &'e dyn DynamicEvaluator,
+}
+
+impl<'e> Hadas<'e> {
+    /// HADAS with validated hyper-parameters.
+    pub fn new(config: HadasConfig, evaluator: &'e dyn DynamicEvaluator) -> Result<Self> {
+        config.inner.validate()?;
+        if !(config.top_fraction > 0.0 && config.top_fraction <= 1.0) {
+            return Err(SearchError::invalid("top fraction", "must be in (0, 1]"));
+        }
+        if config.inner_generations == 0 {
+            return Err(SearchError::invalid("inner generations", "must be at least 1"));
+        }
+        if !(config.error_tolerance >= 0.0 && config.error_tolerance.is_finite()) {
+            return Err(SearchError::invalid("error tolerance", "must be finite and >= 0"));
+        }
+        let outer = Nsga2::new(config.outer.clone())?;
+        Ok(Self {
+            config,
+            outer,
+            evaluator,
+        })
+    }
+
+    fn check_objectives(&self, problem: &dyn Problem) -> Result<()> {
+        let o = problem.objectives();
+        if o.len() != 3 || o.iter().any(|o| o.direction != Direction::Minimize) {
+            return Err(SearchError::invalid(
+                "hadas objectives",
+                "the backbone problem must minimise (error, latency, energy)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the inner search of the best backbones not optimised yet and writes results back.
+    fn optimise_top(&self, state: &mut HadasState, ctx: &mut Context<'_>) -> Result<()> {
+        let n_top = ((self.config.top_fraction * state.outer.population.len() as f64).ceil()
+            as usize)
+            .min(state.outer.population.len());
+        for m in 0..n_top {
+            let member = &state.outer.population[m];
+            if member.cv > 0.0 {
+                continue;
+            }
+            let backbone = member.genotype.clone();
+            let existing = state.inner.iter().position(|(g, _)| *g == backbone);
+            let front = match existing {
+                Some(i) => state.inner[i].1.clone(),
+                None => {
+                    let seed: u64 = ctx.rng().random();
+                    let inner = InnerProblem::new(backbone.clone(), self.evaluator)?;
+                    let result = Executor::new(
+                        &inner,
+                        Nsga2::new(self.config.inner.clone())?,
+                        Budget::generations(self.config.inner_generations)?,
+                    )
+                    .seed(seed)
+                    .run()?;
+                    state.inner_evaluations += result.archive.len();
+                    let mut points = Vec::with_capacity(result.front.len());
+                    for p in &result.front.points {
+                        let (exits, point) = inner.decode(&p.genotype)?;
+                        points.push(DynamicPoint {
+                            backbone: backbone.clone(),
+                            exits,
+                            point,
+                            metrics: DynamicMetrics {
+                                error: p.values[0],
+                                latency_ms: p.values[1],
+                                energy_mj: p.values[2],
+                            },
+                        });
+                    }
+                    state.inner.push((backbone.clone(), points.clone()));
+                    points
+                }
+            };
+            // Write back: the lowest-energy configuration within the error tolerance.
+            let static_error = ctx
+                .archive()
+                .get(&backbone)
+                .map_or(f64::INFINITY, |e| e.values[0]);
+            let best = front
+                .iter()
+                .filter(|p| p.metrics.error <= static_error + self.config.error_tolerance)
+                .min_by(|a, b| a.metrics.energy_mj.total_cmp(&b.metrics.energy_mj));
+            if let Some(best) = best {
+                let member = &mut state.outer.population[m];
+                let dynamic = best.metrics.to_vec();
+                if dynamic.iter().zip(&member.f).all(|(d, s)| d <= s) {
+                    member.f = dynamic;
+                }
+            }
+        }
+        // Re-rank with the written-back objectives.
+        let pop = std::mem::take(&mut state.outer.population);
+        let n = pop.len();
+        state.outer.population = rank_and_crowding_survival(pop, n, ctx.rng());
+        Ok(())
+    }
+}
+
+impl Strategy for Hadas<'_> {
+    type State = HadasState;
+
+    fn name(&self) -> &str {
+        "hadas"
+    }
+
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn init(&self, ctx: &mut Context<'_>) -> Result<HadasState> {
+        self.check_objectives(ctx.problem())?;
+        let outer = self.outer.init(ctx)?;
+        let mut state = HadasState {
+            outer,
+            inner: Vec::new(),
+            inner_evaluations: 0,
+        };
+        self.optimise_top(&mut state, ctx)?;
+        Ok(state)
+    }
+
+    fn step(&self, state: &mut HadasState, ctx: &mut Context<'_>) -> Result<Step> {
+        let outcome = self.outer.step(&mut state.outer, ctx)?;
+        self.optimise_top(state, ctx)?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,218 @@
+//! HADAS bi-level search with a simple, fully specified stand-in for exits and DVFS.
+
+use dynas_cost::{ComputeUnit, DeviceProfile, OperatingPoint};
+use dynas_search::{
+    Budget, Control, DynamicEvaluator, DynamicMetrics, Evaluation, Event, Executor, Hadas,
+    HadasConfig, Nsga2Config, Objective, Problem, Result, SearchError, TableSpace,
+};
+use dynas_space::{Dimension, Genotype, SearchSpace};
+
+/// Backbone of 4 blocks, block `i` costs `1 + g_i` units and adds `5 g_i` accuracy points.
+/// Exit after block `p` (p < 3) catches 20 % of the remaining inputs with accuracy
+/// `acc - 8 (3 - p)`; each evaluated exit head costs 0.1 units. Latency is units / GHz of the
+/// GPU, power is `1 + 2 (f / f_max)^2 + 0.3 mem / mem_max` W.
+struct StandIn {
+    device: DeviceProfile,
+}
+
+impl StandIn {
+    fn new() -> Self {
+        Self {
+            device: DeviceProfile::new(
+                "toy",
+                ComputeUnit::Gpu,
+                vec![],
+                vec![500_000_000, 1_000_000_000, 1_400_000_000],
+                vec![1_000_000_000, 2_000_000_000],
+            )
+            .unwrap(),
+        }
+    }
+
+    fn metrics(&self, g: &Genotype, exits: &[usize], point: &OperatingPoint) -> DynamicMetrics {
+        let cost: Vec<f64> = g.genes().iter().map(|&x| 1.0 + x as f64).collect();
+        let acc = 60.0 + 5.0 * g.genes().iter().sum::<usize>() as f64;
+        let (mut units, mut correct, mut remaining, mut prefix, mut heads) = (0.0, 0.0, 1.0, 0.0, 0.0);
+        for (p, c) in cost.iter().enumerate() {
+            prefix += c;
+            if exits.contains(&p) {
+                heads += 0.1;
+                let take = 0.2 * remaining;
+                units += take * (prefix + heads);
+                correct += take * (acc - 8.0 * (3 - p) as f64);
+                remaining -= take;
+            }
+        }
+        units += remaining * (prefix + heads);
+        correct += remaining * acc;
+        let ghz = point.gpu_hz.unwrap() as f64 / 1e9;
+        let latency = units / ghz;
+        let power = 1.0
+            + 2.0 * (ghz / 1.4).powi(2)
+            + 0.3 * point.memory_hz.unwrap() as f64 / 2e9;
+        DynamicMetrics {
+            error: 100.0 - correct,
+            latency_ms: latency,
+            energy_mj: latency * power,
+        }
+    }
+}
+
+impl DynamicEvaluator for StandIn {
+    fn exit_positions(&self, _backbone: &Genotype) -> Result<usize> {
+        Ok(3)
+    }
+    fn device(&self) -> &DeviceProfile {
+        &self.device
+    }
+    fn evaluate(&self, b: &Genotype, exits: &[usize], point: &OperatingPoint) -> Result<DynamicMetrics> {
+        Ok(self.metrics(b, exits, point))
+    }
+}
+
+/// The static backbones at the highest clocks.
+struct Backbones<'a> {
+    stand_in: &'a StandIn,
+    space: TableSpace,
+    objectives: Vec<Objective>,
+}
+
+impl<'a> Backbones<'a> {
+    fn new(stand_in: &'a StandIn) -> Self {
+        let dims = (0..4)
+            .map(|i| Dimension::from_values(format!("block{i}"), &[0, 1, 2]).unwrap())
+            .collect();
+        Self {
+            stand_in,
+            space: TableSpace::new("toy-backbones", dims),
+            objectives: vec![
+                Objective::minimize("error"),
+                Objective::minimize("latency_ms"),
+                Objective::minimize("energy_mj"),
+            ],
+        }
+    }
+}
+
+impl Problem for Backbones<'_> {
+    fn name(&self) -> &str {
+        "toy-backbones"
+    }
+    fn space(&self) -> &dyn SearchSpace {
+        &self.space
+    }
+    fn objectives(&self) -> &[Objective] {
+        &self.objectives
+    }
+    fn evaluate(&self, g: &Genotype) -> Result<Evaluation> {
+        let m = self
+            .stand_in
+            .metrics(g, &[], &self.stand_in.device.max_operating_point());
+        Ok(Evaluation::feasible(vec![m.error, m.latency_ms, m.energy_mj]))
+    }
+}
+
+fn small_config() -> HadasConfig {
+    HadasConfig {
+        outer: Nsga2Config {
+            population: 16,
+            offspring: 16,
+            ..Nsga2Config::default()
+        },
+        ..HadasConfig::default()
+    }
+}
+
+#[test]
+fn inner_search_finds_cheaper_dynamic_configurations_and_writes_them_back() {
+    let stand_in = StandIn::new();
+    let problem = Backbones::new(&stand_in);
+    let hadas = Hadas::new(small_config(), &stand_in).unwrap();
+    let result = Executor::new(&problem, hadas, Budget::generations(3).unwrap())
+        .seed(1)
+        .run()
+        .unwrap();
+    let state = &result.state;
+    // ceil(0.15 * 16) = 3 backbones per generation at least once.
+    assert!(state.inner.len() >= 3, "{}", state.inner.len());
+    // Inner NSGA-II: population 10, 5 generations -> at most 50 evaluations per backbone.
+    assert!(state.inner_evaluations <= 50 * state.inner.len());
+    for (backbone, front) in &state.inner {
+        let static_eval = problem.evaluate(backbone).unwrap();
+        assert!(!front.is_empty());
+        // DVFS alone (no exits, slower clocks) lowers energy at the same error; the inner
+        // search must find at least that.
+        let best_energy = front.iter().map(|p| p.metrics.energy_mj).fold(f64::INFINITY, f64::min);
+        assert!(best_energy < static_eval.values[2], "{backbone}: {best_energy}");
+        for p in front {
+            assert!(stand_in.device.supports(&p.point));
+            assert_eq!(p.metrics, stand_in.metrics(backbone, &p.exits, &p.point));
+        }
+    }
+    // Written back: some member carries objectives better than its static evaluation.
+    assert!(state.outer.population.iter().any(|m| {
+        let s = problem.evaluate(&m.genotype).unwrap().values;
+        m.f.iter().zip(&s).any(|(d, s)| d < s)
+    }));
+    assert!(!state.dynamic_front().is_empty());
+}
+
+#[test]
+fn hadas_resumes_exactly_and_checks_its_objectives() {
+    let stand_in = StandIn::new();
+    let problem = Backbones::new(&stand_in);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hadas.json");
+    let budget = Budget::generations(3).unwrap();
+    let full = Executor::new(&problem, Hadas::new(small_config(), &stand_in).unwrap(), budget)
+        .seed(5)
+        .run()
+        .unwrap();
+    let killed = Executor::new(&problem, Hadas::new(small_config(), &stand_in).unwrap(), budget)
+        .seed(5)
+        .checkpoint(&path, 1)
+        .unwrap()
+        .observe(|e: &Event<'_>| match e {
+            Event::Evaluated { index: 20, .. } => Control::Stop("kill".into()),
+            _ => Control::Continue,
+        })
+        .run();
+    assert!(matches!(killed, Err(SearchError::Interrupted(_))));
+    let resumed = Executor::new(&problem, Hadas::new(small_config(), &stand_in).unwrap(), budget)
+        .resume_from(&path)
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(resumed.state, full.state);
+    assert_eq!(resumed.archive, full.archive);
+
+    struct TwoObjectives<'a>(Backbones<'a>, Vec<Objective>);
+    impl Problem for TwoObjectives<'_> {
+        fn name(&self) -> &str {
+            "two"
+        }
+        fn space(&self) -> &dyn SearchSpace {
+            self.0.space()
+        }
+        fn objectives(&self) -> &[Objective] {
+            &self.1
+        }
+        fn evaluate(&self, g: &Genotype) -> Result<Evaluation> {
+            let e = self.0.evaluate(g)?;
+            Ok(Evaluation::feasible(e.values[..2].to_vec()))
+        }
+    }
+    let two = TwoObjectives(
+        Backbones::new(&stand_in),
+        vec![Objective::minimize("error"), Objective::minimize("latency_ms")],
+    );
+    let err = Executor::new(&two, Hadas::new(small_config(), &stand_in).unwrap(), budget)
+        .run()
+        .unwrap_err();
+    assert!(err.to_string().contains("error, latency, energy"), "{err}");
+    let bad = HadasConfig {
+        top_fraction: 0.0,
+        ..HadasConfig::default()
+    };
+    assert!(Hadas::new(bad, &stand_in).is_err());
+}

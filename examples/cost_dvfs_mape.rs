@@ -1,0 +1,111 @@
+//! DVFS prediction error versus the number K of measured operating points.
+//!
+//! ```text
+//! cargo run --release -p dynas-cost --example cost_dvfs_mape -- [SEED]
+//! ```
+//! **Synthetic data** (no per-operating-point latency is shipped): latencies of three
+//! MobileNet-like networks are generated on the 126 GPU x EMC operating points of the Jetson
+//! AGX Xavier by an [`AnalyticalModel`] with the roofline `max` (compute vs memory bound per
+//! layer), times multiplicative noise of 3 % (log-normal). For each K, K random points are
+//! "measured", two models are fitted and the other points predicted:
+//! the clock-only scaling law `c0 + c1/f_gpu + c2/f_emc` ([`DvfsScalingLaw`], what
+//! `dynas cost dvfs-fit` fits) and the layer-aware [`AnalyticalModel::fit`]. Prints the mean
+//! absolute percentage error against the noisy held-out measurements, over 50 draws.
+
+use dynas_cost::{
+    AnalyticalModel, AnalyticalParams, CostModel, DeviceProfile, DvfsScalingLaw, Measurement,
+    OperatingPoint,
+};
+use dynas_space::{Activation, Layer, Network, TensorShape};
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+fn mobilenet(width: usize, res: usize) -> Network {
+    let input = TensorShape::new(3, res, res);
+    let mut layers = vec![Layer::conv("stem", input, 16 * width / 4, 3, 2, Activation::HardSwish)];
+    let mut shape = layers[0].output();
+    for (i, &(c, s, e)) in [(16, 1, 1), (24, 2, 4), (24, 1, 3), (40, 2, 3), (40, 1, 3), (80, 2, 6), (80, 1, 6), (112, 1, 6), (160, 2, 6), (160, 1, 6)]
+        .iter()
+        .enumerate()
+    {
+        let c = c * width / 4;
+        let l = Layer::mbconv(format!("b{i}"), shape, c, shape.channels * e, 3, s, None, Activation::HardSwish);
+        shape = l.output();
+        layers.push(l);
+    }
+    layers.push(Layer::global_avg_pool("gap", shape));
+    layers.push(Layer::linear("fc", shape.channels, 1000));
+    Network::new(input, layers)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seed: u64 = std::env::args().nth(1).map_or(Ok(0), |s| s.parse())?;
+    let device = DeviceProfile::jetson_agx_xavier();
+    let truth = AnalyticalParams::builder()
+        .macs_per_cycle(200.0)
+        .bytes_per_cycle(16.0)
+        .layer_overhead_ms(0.03)
+        .network_overhead_ms(0.4)
+        .new()?;
+    let model = AnalyticalModel::new(device.clone(), truth)?;
+    let cpu = device.cpu_hz.last().copied();
+    let points: Vec<OperatingPoint> = device
+        .gpu_hz
+        .iter()
+        .flat_map(|&g| device.memory_hz.iter().map(move |&m| OperatingPoint::new(cpu, Some(g), Some(m))))
+        .collect();
+    let nets = [mobilenet(4, 224), mobilenet(6, 192), mobilenet(3, 160)];
+    let mut rng = dynas_space::seeded_rng(seed);
+    // Log-normal noise via Box-Muller.
+    let noise = |rng: &mut dynas_space::DynasRng| {
+        let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+        (0.03 * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()).exp()
+    };
+    let measured: Vec<Vec<f64>> = nets
+        .iter()
+        .map(|n| {
+            points
+                .iter()
+                .map(|p| model.estimate(n, p).map(|c| c.latency_ms * noise(&mut rng)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<_, _>>()?;
+    println!("| K | scaling law MAPE | analytical fit MAPE |");
+    println!("|---|---|---|");
+    for k in [3usize, 4, 5, 6, 8, 12, 16, 32, 64] {
+        let (mut law_err, mut ana_err, mut n) = (0.0, 0.0, 0usize);
+        for _ in 0..50 {
+            for (net, lat) in nets.iter().zip(&measured) {
+                let mut idx: Vec<usize> = (0..points.len()).collect();
+                idx.shuffle(&mut rng);
+                let (train, test) = idx.split_at(k);
+                let clocks = |i: usize| {
+                    vec![
+                        points[i].gpu_hz.unwrap_or(1) as f64 / 1e6,
+                        points[i].memory_hz.unwrap_or(1) as f64 / 1e6,
+                    ]
+                };
+                let law = DvfsScalingLaw::fit(
+                    &train.iter().map(|&i| clocks(i)).collect::<Vec<_>>(),
+                    &train.iter().map(|&i| lat[i]).collect::<Vec<_>>(),
+                )?;
+                let ms: Vec<Measurement<'_>> = train
+                    .iter()
+                    .map(|&i| Measurement { network: net, point: points[i], latency_ms: lat[i], energy_mj: None })
+                    .collect();
+                let fitted = AnalyticalModel::fit(device.clone(), &ms, AnalyticalParams::default());
+                for &i in test {
+                    law_err += ((law.predict(&clocks(i)) - lat[i]) / lat[i]).abs();
+                    let p = match &fitted {
+                        Ok(m) => m.estimate(net, &points[i])?.latency_ms,
+                        Err(_) => law.predict(&clocks(i)),
+                    };
+                    ana_err += ((p - lat[i]) / lat[i]).abs();
+                    n += 1;
+                }
+            }
+        }
+        println!("| {k} | {:.2} % | {:.2} % |", 100.0 * law_err / n as f64, 100.0 * ana_err / n as f64);
+    }
+    Ok(())
+}
