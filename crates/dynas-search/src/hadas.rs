@@ -170,8 +170,8 @@ pub struct HadasConfig {
     pub inner: Nsga2Config,
     /// Inner generations (5).
     pub inner_generations: usize,
-    /// A dynamic configuration replaces a backbone's static objectives only if its error is at
-    /// most the static error plus this tolerance (in error units).
+    /// The backbone's objectives are replaced by those of its lowest-energy dynamic
+    /// configuration whose error is at most the static error plus this tolerance (error units).
     pub error_tolerance: f64,
 }
 
@@ -308,11 +308,7 @@ impl<'e> Hadas<'e> {
                 .filter(|p| p.metrics.error <= static_error + self.config.error_tolerance)
                 .min_by(|a, b| a.metrics.energy_mj.total_cmp(&b.metrics.energy_mj));
             if let Some(best) = best {
-                let member = &mut state.outer.population[m];
-                let dynamic = best.metrics.to_vec();
-                if dynamic.iter().zip(&member.f).all(|(d, s)| d <= s) {
-                    member.f = dynamic;
-                }
+                state.outer.population[m].f = best.metrics.to_vec();
             }
         }
         // Re-rank with the written-back objectives.
