@@ -11,7 +11,9 @@ use dynas_exits::{
 };
 
 fn logits(classes: usize) -> Vec<f32> {
-    (0..classes).map(|k| ((k * 7919) % 97) as f32 / 13.0).collect()
+    (0..classes)
+        .map(|k| ((k * 7919) % 97) as f32 / 13.0)
+        .collect()
 }
 
 fn decisions(c: &mut Criterion) {
@@ -26,7 +28,11 @@ fn decisions(c: &mut Criterion) {
             c.bench_function(&format!("decide/{name}/{classes}_classes"), |b| {
                 b.iter(|| {
                     let mut state = PolicyState::default();
-                    black_box(policy.decide(0, black_box(&z), &mut state).expect("decides"))
+                    black_box(
+                        policy
+                            .decide(0, black_box(&z), &mut state)
+                            .expect("decides"),
+                    )
                 })
             });
         }
@@ -38,19 +44,29 @@ fn table_queries(c: &mut Criterion) {
     let accs = [
         0.255, 0.267, 0.382, 0.411, 0.424, 0.501, 0.544, 0.590, 0.747, 0.767, 0.795, 0.846, 0.860,
     ];
-    let positions: Vec<ExitPosition> =
-        (0..13).map(|i| ExitPosition::new(format!("Exit_{}", i + 1), i)).collect();
+    let positions: Vec<ExitPosition> = (0..13)
+        .map(|i| ExitPosition::new(format!("Exit_{}", i + 1), i))
+        .collect();
     let table = ExitTable::synthesize(positions, &accs, 0.86, &SyntheticConfidence::default())
         .expect("table");
     let exits = vec![2usize, 5, 8, 11];
-    let sel = ExitSelection::new(exits.clone(), ExitRule::MaxSoftmax(vec![0.99, 0.97, 0.95, 0.9]))
-        .expect("selection");
+    let sel = ExitSelection::new(
+        exits.clone(),
+        ExitRule::MaxSoftmax(vec![0.99, 0.97, 0.95, 0.9]),
+    )
+    .expect("selection");
     c.bench_function("table/evaluate/4_exits_10k_samples", |b| {
         b.iter(|| black_box(table.evaluate(black_box(&sel)).expect("evaluates")))
     });
     let cal = ThresholdCalibration::new(0.01, ConfidenceMeasure::MaxSoftmax, 32).expect("cal");
     c.bench_function("table/calibrate/4_exits_10k_samples", |b| {
-        b.iter(|| black_box(table.calibrate(black_box(&exits), &cal, None).expect("calibrates")))
+        b.iter(|| {
+            black_box(
+                table
+                    .calibrate(black_box(&exits), &cal, None)
+                    .expect("calibrates"),
+            )
+        })
     });
 }
 

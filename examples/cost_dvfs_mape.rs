@@ -22,14 +22,41 @@ use rand::seq::SliceRandom;
 
 fn mobilenet(width: usize, res: usize) -> Network {
     let input = TensorShape::new(3, res, res);
-    let mut layers = vec![Layer::conv("stem", input, 16 * width / 4, 3, 2, Activation::HardSwish)];
+    let mut layers = vec![Layer::conv(
+        "stem",
+        input,
+        16 * width / 4,
+        3,
+        2,
+        Activation::HardSwish,
+    )];
     let mut shape = layers[0].output();
-    for (i, &(c, s, e)) in [(16, 1, 1), (24, 2, 4), (24, 1, 3), (40, 2, 3), (40, 1, 3), (80, 2, 6), (80, 1, 6), (112, 1, 6), (160, 2, 6), (160, 1, 6)]
-        .iter()
-        .enumerate()
+    for (i, &(c, s, e)) in [
+        (16, 1, 1),
+        (24, 2, 4),
+        (24, 1, 3),
+        (40, 2, 3),
+        (40, 1, 3),
+        (80, 2, 6),
+        (80, 1, 6),
+        (112, 1, 6),
+        (160, 2, 6),
+        (160, 1, 6),
+    ]
+    .iter()
+    .enumerate()
     {
         let c = c * width / 4;
-        let l = Layer::mbconv(format!("b{i}"), shape, c, shape.channels * e, 3, s, None, Activation::HardSwish);
+        let l = Layer::mbconv(
+            format!("b{i}"),
+            shape,
+            c,
+            shape.channels * e,
+            3,
+            s,
+            None,
+            Activation::HardSwish,
+        );
         shape = l.output();
         layers.push(l);
     }
@@ -52,7 +79,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let points: Vec<OperatingPoint> = device
         .gpu_hz
         .iter()
-        .flat_map(|&g| device.memory_hz.iter().map(move |&m| OperatingPoint::new(cpu, Some(g), Some(m))))
+        .flat_map(|&g| {
+            device
+                .memory_hz
+                .iter()
+                .map(move |&m| OperatingPoint::new(cpu, Some(g), Some(m)))
+        })
         .collect();
     let nets = [mobilenet(4, 224), mobilenet(6, 192), mobilenet(3, 160)];
     let mut rng = dynas_space::seeded_rng(seed);
@@ -91,7 +123,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )?;
                 let ms: Vec<Measurement<'_>> = train
                     .iter()
-                    .map(|&i| Measurement { network: net, point: points[i], latency_ms: lat[i], energy_mj: None })
+                    .map(|&i| Measurement {
+                        network: net,
+                        point: points[i],
+                        latency_ms: lat[i],
+                        energy_mj: None,
+                    })
                     .collect();
                 let fitted = AnalyticalModel::fit(device.clone(), &ms, AnalyticalParams::default());
                 for &i in test {
@@ -105,7 +142,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        println!("| {k} | {:.2} % | {:.2} % |", 100.0 * law_err / n as f64, 100.0 * ana_err / n as f64);
+        println!(
+            "| {k} | {:.2} % | {:.2} % |",
+            100.0 * law_err / n as f64,
+            100.0 * ana_err / n as f64
+        );
     }
     Ok(())
 }

@@ -38,7 +38,10 @@ fn load(dir: &Path, prefix: &str) -> AnyResult<(Tensor, Tensor)> {
     if img.len() as i64 != 16 + n * 784 || lab.len() as i64 != 8 + n {
         return Err(format!("{prefix}: IDX sizes do not match {n} images").into());
     }
-    let x = Tensor::from_slice(&img[16..]).view([n, 1, 28, 28]).to_kind(Kind::Float) / 255.0;
+    let x = Tensor::from_slice(&img[16..])
+        .view([n, 1, 28, 28])
+        .to_kind(Kind::Float)
+        / 255.0;
     let x = (x - 0.2860) / 0.3530;
     let y = Tensor::from_slice(&lab[8..]).to_kind(Kind::Int64);
     Ok((x, y))
@@ -69,7 +72,12 @@ impl Cnn {
                 CH[i],
                 CH[i + 1],
                 3,
-                nn::ConvConfig { stride: STRIDE[i], padding: 1, bias: false, ..Default::default() },
+                nn::ConvConfig {
+                    stride: STRIDE[i],
+                    padding: 1,
+                    bias: false,
+                    ..Default::default()
+                },
             ));
             bns.push(nn::batch_norm2d(&p / "bn", CH[i + 1], Default::default()));
         }
@@ -78,7 +86,9 @@ impl Cnn {
     }
 
     fn block_t(&self, i: usize, x: &Tensor, train: bool) -> Tensor {
-        self.bns[i].forward_t(&self.convs[i].forward(x), train).relu()
+        self.bns[i]
+            .forward_t(&self.convs[i].forward(x), train)
+            .relu()
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -101,13 +111,21 @@ impl Backbone for Cnn {
         self.block_t(block, x, false)
     }
     fn classify(&self, features: &Tensor) -> Tensor {
-        self.fc.forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+        self.fc
+            .forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
     }
     fn network(&self) -> Network {
         let mut shape = TensorShape::new(1, 28, 28);
         let mut layers = Vec::new();
         for i in 0..5 {
-            let l = Layer::conv(format!("block{i}"), shape, CH[i + 1] as usize, 3, STRIDE[i] as usize, Activation::Relu);
+            let l = Layer::conv(
+                format!("block{i}"),
+                shape,
+                CH[i + 1] as usize,
+                3,
+                STRIDE[i] as usize,
+                Activation::Relu,
+            );
             shape = l.output();
             layers.push(l);
         }
@@ -118,12 +136,18 @@ impl Backbone for Cnn {
 }
 
 fn accuracy(pred: &Tensor, y: &Tensor) -> f64 {
-    pred.eq_tensor(y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[])
+    pred.eq_tensor(y)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[])
 }
 
 fn main() -> AnyResult<()> {
     let args: Vec<String> = std::env::args().collect();
-    let data = PathBuf::from(args.get(1).map_or("/usr/share/datasets/fashion-mnist", String::as_str));
+    let data = PathBuf::from(
+        args.get(1)
+            .map_or("/usr/share/datasets/fashion-mnist", String::as_str),
+    );
     let run = PathBuf::from(args.get(2).map_or("runs/exits-fmnist", String::as_str));
     let epochs: usize = args.get(3).map_or(Ok(4), |s| s.parse())?;
     std::fs::create_dir_all(&run)?;
@@ -132,7 +156,10 @@ fn main() -> AnyResult<()> {
     let (x_test_all, y_test_all) = load(&data, "t10k")?;
     // Validation (threshold calibration) = first half of t10k, test = second half.
     let (x_val, y_val) = (x_test_all.narrow(0, 0, 5000), y_test_all.narrow(0, 0, 5000));
-    let (x_test, y_test) = (x_test_all.narrow(0, 5000, 5000), y_test_all.narrow(0, 5000, 5000));
+    let (x_test, y_test) = (
+        x_test_all.narrow(0, 5000, 5000),
+        y_test_all.narrow(0, 5000, 5000),
+    );
 
     let mut net = Cnn::new();
     let backbone_file = run.join("backbone.safetensors");
@@ -152,8 +179,13 @@ fn main() -> AnyResult<()> {
                     .cross_entropy_for_logits(&y_train.index_select(0, &idx));
                 opt.backward_step(&loss);
             }
-            let acc = tch::no_grad(|| accuracy(&net.forward_t(&x_val, false).argmax(-1, false), &y_val));
-            println!("backbone epoch {epoch}: val top-1 {:.2} % ({:.0} s)", 100.0 * acc, t0.elapsed().as_secs_f64());
+            let acc =
+                tch::no_grad(|| accuracy(&net.forward_t(&x_val, false).argmax(-1, false), &y_val));
+            println!(
+                "backbone epoch {epoch}: val top-1 {:.2} % ({:.0} s)",
+                100.0 * acc,
+                t0.elapsed().as_secs_f64()
+            );
         }
         net.vs.save(&backbone_file)?;
     }
@@ -169,13 +201,19 @@ fn main() -> AnyResult<()> {
         let cfg = HeadTraining::new(epochs.max(1), 128, 3e-3, 4.0, 0.5, 0)?;
         let t0 = Instant::now();
         let report = heads.train(&net, &x_train, &y_train, &cfg)?;
-        println!("heads: losses {:?} ({:.0} s)", report.epoch_losses, t0.elapsed().as_secs_f64());
+        println!(
+            "heads: losses {:?} ({:.0} s)",
+            report.epoch_losses,
+            t0.elapsed().as_secs_f64()
+        );
         heads.save(&heads_file, Some(&net.vs))?;
     }
 
     let network = net.network();
-    let positions: Vec<ExitPosition> =
-        head_blocks.iter().map(|&b| ExitPosition::new(format!("b{b}"), b)).collect();
+    let positions: Vec<ExitPosition> = head_blocks
+        .iter()
+        .map(|&b| ExitPosition::new(format!("b{b}"), b))
+        .collect();
     // MACs-only accounting: a cost model is not needed for the MACs figure, so use the
     // per-layer MACs as "latency" through a tiny CostModel.
     let costs = ExitCosts::compute(&network, &positions, &spec, &MacsModel, &Default::default())?;
@@ -187,7 +225,9 @@ fn main() -> AnyResult<()> {
     println!(
         "validation: final {:.2} %, per-exit {:?}, chosen {:?}",
         100.0 * table.final_accuracy(),
-        (0..exits.len()).map(|c| table.accuracy(c)).collect::<Vec<_>>(),
+        (0..exits.len())
+            .map(|c| table.accuracy(c))
+            .collect::<Vec<_>>(),
         chosen.selection.rule()
     );
 
@@ -225,11 +265,16 @@ fn main() -> AnyResult<()> {
     let dyn_ms = time(&|x| {
         let _ = dynamic.infer(x);
     });
-    println!("batch 1 (1 thread): full {full_ms:.4} ms, dynamic {dyn_ms:.4} ms per image ({:.2}x)", full_ms / dyn_ms);
+    println!(
+        "batch 1 (1 thread): full {full_ms:.4} ms, dynamic {dyn_ms:.4} ms per image ({:.2}x)",
+        full_ms / dyn_ms
+    );
     for batch in [64i64, 500] {
         let t0 = Instant::now();
         for start in (0..5000).step_by(batch as usize) {
-            let _ = tch::no_grad(|| net.forward_t(&x_test.narrow(0, start, batch.min(5000 - start)), false));
+            let _ = tch::no_grad(|| {
+                net.forward_t(&x_test.narrow(0, start, batch.min(5000 - start)), false)
+            });
         }
         let full = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
@@ -254,12 +299,24 @@ impl dynas_cost::CostModel for MacsModel {
     fn name(&self) -> &str {
         "macs"
     }
-    fn estimate(&self, n: &Network, _: &dynas_cost::OperatingPoint) -> dynas_cost::Result<dynas_cost::Cost> {
+    fn estimate(
+        &self,
+        n: &Network,
+        _: &dynas_cost::OperatingPoint,
+    ) -> dynas_cost::Result<dynas_cost::Cost> {
         Ok(dynas_cost::Cost::latency(n.macs() as f64 / 1e6))
     }
-    fn breakdown(&self, n: &Network, _: &dynas_cost::OperatingPoint) -> dynas_cost::Result<dynas_cost::CostBreakdown> {
+    fn breakdown(
+        &self,
+        n: &Network,
+        _: &dynas_cost::OperatingPoint,
+    ) -> dynas_cost::Result<dynas_cost::CostBreakdown> {
         Ok(dynas_cost::CostBreakdown {
-            layers: n.layers.iter().map(|l| dynas_cost::Cost::latency(l.macs() as f64 / 1e6)).collect(),
+            layers: n
+                .layers
+                .iter()
+                .map(|l| dynas_cost::Cost::latency(l.macs() as f64 / 1e6))
+                .collect(),
             total: dynas_cost::Cost::latency(n.macs() as f64 / 1e6),
         })
     }

@@ -43,12 +43,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| blocks[(i * blocks.len()).div_ceil(n) - 1])
         .collect();
     let table = data.to_table(&after, None, &SyntheticConfidence::default())?;
-    let model = AnalyticalModel::new(DeviceProfile::jetson_agx_xavier(), AnalyticalParams::default())?;
+    let model = AnalyticalModel::new(
+        DeviceProfile::jetson_agx_xavier(),
+        AnalyticalParams::default(),
+    )?;
     let point = model.device().max_operating_point();
     let head = ExitHead::new(64, Activation::Relu, 100)?;
     let costs = ExitCosts::compute(&network, &data.positions(&after)?, &head, &model, &point)?;
     let all: Vec<usize> = (0..n).collect();
-    println!("backbone: AttentiveNAS-A0, {} layers, {:.1} M MACs", network.layers.len(), network.macs() as f64 / 1e6);
+    println!(
+        "backbone: AttentiveNAS-A0, {} layers, {:.1} M MACs",
+        network.layers.len(),
+        network.macs() as f64 / 1e6
+    );
     let full = costs.full();
     println!(
         "static: top-1 {:.2} %, {:.3} ms, {:.2} mJ",

@@ -10,7 +10,8 @@
 //! Flags: `--data DIR` (IDX files, plain or .gz; default `/usr/share/datasets/fashion-mnist`),
 //! `--epochs N`, `--out DIR`, `--batch-size N`, `--lr F`, `--random-subnets N`,
 //! `--schedule all|ps`, `--train-limit N` (use the first N training images), `--val N`,
-//! `--samples N` (subnets for the accuracy-vs-MACs curve), `--calib-batches K`, `--seed N`,
+//! `--samples N` (subnets for the accuracy-vs-MACs curve), `--sample-eval N` (test images
+//! they are evaluated on, default 2000), `--calib-batches K`, `--seed N`,
 //! `--threads N`, `--resume FILE`, `--no-progress`.
 
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ struct Args {
     val: usize,
     samples: usize,
     calib_batches: usize,
+    sample_eval: usize,
     seed: u64,
     threads: Option<i32>,
     resume: Option<PathBuf>,
@@ -53,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         val: 5000,
         samples: 20,
         calib_batches: 20,
+        sample_eval: 2000,
         seed: 0,
         threads: None,
         resume: None,
@@ -74,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
             "--val" => a.val = num(value()?)? as usize,
             "--samples" => a.samples = num(value()?)? as usize,
             "--calib-batches" => a.calib_batches = num(value()?)? as usize,
+            "--sample-eval" => a.sample_eval = num(value()?)? as usize,
             "--seed" => a.seed = num(value()?)? as u64,
             "--threads" => a.threads = Some(num(value()?)? as i32),
             "--resume" => a.resume = Some(value()?.into()),
@@ -200,12 +204,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         net_s.macs()
     );
 
-    // Accuracy against MACs of sampled subnets.
+    // Accuracy against MACs of sampled subnets (on the first `--sample-eval` test images).
+    let sample_test = test.subset(&(0..args.sample_eval.clamp(1, test.len())).collect::<Vec<_>>());
+    let sample_est =
+        AccuracyEstimator::new(&supernet, &train, &sample_test, norm.clone(), args.calib_batches, 256)?;
     let mut srng = seeded_rng(args.seed + 1);
     let mut samples = Vec::new();
     for _ in 0..args.samples {
         let g = space.canonical(&space.sample(&mut srng))?;
-        let s = est.sample(&g)?;
+        let s = sample_est.sample(&g)?;
         store.capture(&supernet, &g)?;
         println!("  {:>9} MACs  acc {:.4}  {}", s.macs, s.accuracy, s.description);
         samples.push(s);

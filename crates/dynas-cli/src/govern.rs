@@ -22,7 +22,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Configuration table (JSON: `{"configurations": [{"subnet", "exit_thresholds",
-    /// "point", "accuracy", "latency_ms", "energy_mj"}, ...]}`).
+    /// "point", "accuracy", "latency_ms", "energy_mj"}, ...]}`), or
+    /// `builtin:dynamic-ofa-xavier` (Dynamic-OFA's published levels over the Jetson AGX Xavier
+    /// clocks, scaled by the analytical cost model).
     #[arg(long, value_name = "FILE")]
     configs: PathBuf,
     /// Load trace (CSV `time_s,co_runner_load`), or `builtin:NAME` for a shipped trace
@@ -64,6 +66,18 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+fn load_configs(path: &std::path::Path) -> anyhow::Result<ConfigurationSet> {
+    if path.as_os_str() == "builtin:dynamic-ofa-xavier" {
+        let device = dynas::cost::DeviceProfile::jetson_agx_xavier();
+        let model = dynas::cost::AnalyticalModel::new(
+            device.clone(),
+            dynas::cost::AnalyticalParams::default(),
+        )?;
+        return Ok(dynas::dvfs::reference::dynamic_ofa_xavier(&model, &device)?);
+    }
+    Ok(ConfigurationSet::from_json_file(path)?)
+}
+
 fn load_trace(spec: &str) -> anyhow::Result<LoadTrace> {
     Ok(match spec.strip_prefix("builtin:") {
         Some(name) => LoadTrace::shipped(name)?,
@@ -72,7 +86,7 @@ fn load_trace(spec: &str) -> anyhow::Result<LoadTrace> {
 }
 
 fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
-    let set = ConfigurationSet::from_json_file(&args.configs)
+    let set = load_configs(&args.configs)
         .with_context(|| format!("loading --configs {}", args.configs.display()))?;
     let trace =
         load_trace(&args.trace).with_context(|| format!("loading --trace {}", args.trace))?;

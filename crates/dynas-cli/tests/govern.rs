@@ -218,3 +218,22 @@ fn bad_inputs_are_reported_with_file_and_line() {
     assert!(!o.status.success());
     assert!(stderr.contains("latency_target_ms"), "{stderr}");
 }
+
+#[test]
+fn builtin_dynamic_ofa_table_runs_with_the_default_target() {
+    let o = dynas(&[
+        "govern",
+        "simulate",
+        "--configs",
+        "builtin:dynamic-ofa-xavier",
+        "--trace",
+        "builtin:steady",
+        "--policy",
+        "subnet-only",
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    // Default target: the most accurate level at the highest clocks (79.0 % at 61.7 ms).
+    assert!(stdout.contains("target 61.70 ms"), "{stdout}");
+    assert!(stdout.contains("subnet-only"), "{stdout}");
+}

@@ -16,8 +16,9 @@
 //! model has a fallback model for such layers.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use dynas_space::{Activation, Layer, Network, OpKind, TensorShape};
 use serde::{Deserialize, Serialize};
@@ -389,6 +390,80 @@ pub struct LutModel {
     scheme: KeyScheme,
     free: Vec<OpKind>,
     fallback: Option<Arc<dyn CostModel>>,
+    memo: Arc<RwLock<Memo>>,
+}
+
+/// A multiply-rotate hasher (the FxHash recipe) for the small integer keys of the memo:
+/// several times faster than SipHash, and the keys are not attacker-controlled.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+}
+
+/// Entry (or known absence) of each layer structure seen.
+type Memo = HashMap<LayerSig, Option<LutEntry>, BuildHasherDefault<FastHasher>>;
+
+/// Entries memoised by a [`LutModel`] before it stops adding more.
+const MEMO_CAPACITY: usize = 1 << 16;
+
+/// Everything a key is built from, hashable without formatting; `table` tells per-resolution
+/// tables apart (they share the memo).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct LayerSig {
+    kind: OpKind,
+    input: TensorShape,
+    out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    mid_channels: usize,
+    se: Option<usize>,
+    batch_norm: bool,
+    activation: Activation,
+    first: bool,
+    table: usize,
+}
+
+impl LayerSig {
+    fn of(l: &Layer, first: bool, table: usize) -> Self {
+        Self {
+            kind: l.kind,
+            input: l.input,
+            out_channels: l.out_channels,
+            kernel: l.kernel,
+            stride: l.stride,
+            groups: l.groups,
+            mid_channels: l.mid_channels,
+            se: l.se_channels,
+            batch_norm: l.batch_norm,
+            activation: l.activation,
+            first,
+            table,
+        }
+    }
 }
 
 impl std::fmt::Debug for LutModel {
@@ -419,6 +494,7 @@ impl LutModel {
             scheme,
             free,
             fallback: None,
+            memo: Arc::default(),
         }
     }
 
@@ -434,6 +510,7 @@ impl LutModel {
             scheme,
             free: vec![OpKind::Identity, OpKind::Zero],
             fallback: None,
+            memo: Arc::default(),
         }
     }
 
@@ -487,11 +564,14 @@ impl LutModel {
         }
     }
 
-    fn table_for(&self, network: &Network) -> Result<&LayerLut> {
+    /// The table for `network` and its id in the memo (its resolution, or 0).
+    fn table_for(&self, network: &Network) -> Result<(usize, &LayerLut)> {
         match &self.tables {
-            Tables::Single(t) => Ok(t),
+            Tables::Single(t) => Ok((0, t)),
             Tables::PerResolution(t) => {
-                t.get(&network.input.height)
+                let r = network.input.height;
+                t.get(&r)
+                    .map(|t| (r, t))
                     .ok_or_else(|| CostError::MissingKey {
                         table: self.name.clone(),
                         key: format!("resolution {}", network.input.height),
@@ -502,7 +582,7 @@ impl LutModel {
 
     fn layer_cost(
         &self,
-        table: &LayerLut,
+        (table_id, table): (usize, &LayerLut),
         layer: &Layer,
         index: usize,
         point: &OperatingPoint,
@@ -513,6 +593,28 @@ impl LutModel {
                 energy_mj: Some(0.0),
                 peak_memory_bytes: None,
             });
+        }
+        let entry = if self.scheme == KeyScheme::LayerName {
+            table.get(&layer.name).copied()
+        } else {
+            // Formatting a key costs far more than the lookup: memoise by layer structure.
+            let sig = LayerSig::of(layer, index == 0, table_id);
+            let hit = self.memo.read().ok().and_then(|m| m.get(&sig).copied());
+            match hit {
+                Some(e) => e,
+                None => {
+                    let e = table.get(&self.scheme.key(layer, index)).copied();
+                    if let Ok(mut m) = self.memo.write()
+                        && m.len() < MEMO_CAPACITY
+                    {
+                        m.insert(sig, e);
+                    }
+                    e
+                }
+            }
+        };
+        if let Some(e) = entry {
+            return Ok(e.cost());
         }
         let key = self.scheme.key(layer, index);
         match table.get(&key) {

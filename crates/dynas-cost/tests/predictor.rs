@@ -54,7 +54,7 @@ fn simulated_accelerators_are_predicted_almost_exactly() {
 fn measured_device_predictor_beats_the_mean_and_round_trips_json() {
     let data = read_arch_targets(format!("{DATA}/nb201/nb201_hw.csv"), "raspi4_latency").unwrap();
     let (train, test) = split(data.cells.len(), 300, 2);
-    let test = &test[..3000];
+    let test = &test[..1500];
     let genes: Vec<Vec<usize>> = train
         .iter()
         .map(|&i| data.cells[i].ops().to_vec())
@@ -106,7 +106,7 @@ fn measured_device_predictor_beats_the_mean_and_round_trips_json() {
 fn layer_predictor_generalises_to_an_unseen_resolution() {
     let dir = format!("{DATA}/lut/dynamic-ofa-xavier-nx/cpu");
     let mut tables = BTreeMap::new();
-    for r in (160..=224).step_by(8) {
+    for r in [160, 176, 192, 208, 224] {
         tables.insert(
             r,
             LayerLut::from_ofa_file(format!("{dir}/{r}_lookup_table.json")).unwrap(),

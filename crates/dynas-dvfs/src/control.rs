@@ -658,6 +658,36 @@ mod tests {
     }
 
     #[test]
+    fn every_clock_of_the_published_xavier_table_can_be_applied() {
+        let table = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/dvfs/jetson_operating_points.json"
+        );
+        let devices = DeviceProfile::from_jetson_table_file(table).expect("shared table");
+        let xavier = devices
+            .into_iter()
+            .find(|d| d.name == "jetson_agx_xavier")
+            .expect("xavier");
+        let tree = xavier_tree();
+        let r = tree.path();
+        let layout = SysfsLayout {
+            cpufreq_policies: Vec::new(),
+            ..SysfsLayout::jetson_agx_xavier(r)
+        };
+        let mut c = SysfsFrequencyControl::new(xavier.clone(), r, &layout).expect("open");
+        for &g in &xavier.gpu_hz {
+            for &m in &xavier.memory_hz {
+                c.apply(&OperatingPoint::new(None, Some(g), Some(m)))
+                    .expect("published point");
+                assert_eq!(read(r, &format!("{GPU}/max_freq")), g.to_string());
+                assert_eq!(read(r, &format!("{EMC}/rate")), m.to_string());
+            }
+        }
+        c.restore().expect("restore");
+        assert_eq!(read(r, &format!("{GPU}/max_freq")), "1377000000");
+    }
+
+    #[test]
     fn refuses_frequencies_outside_the_tables_without_writing() {
         let tree = xavier_tree();
         let r = tree.path();

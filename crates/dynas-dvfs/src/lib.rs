@@ -10,7 +10,13 @@
 //!   any [`dynas_cost::CostModel`] or loaded from JSON.
 //! * [`Governor`]: [`StaticGovernor`], [`PerformanceGovernor`], [`PowersaveGovernor`],
 //!   [`OndemandGovernor`] and the [`RuntimeManager`].
-//! * [`Simulator`] with [`LoadTrace`]s and [`compare_policies`].
+//! * [`Simulator`] with [`LoadTrace`]s (four shipped: steady, step, periodic, bursty) and
+//!   [`compare_policies`] (static max clocks, subnet switching only, DVFS only, joint).
+//! * [`reference`](mod@reference): configuration sets from published data (Dynamic-OFA's levels on Jetson).
+//!
+//! The runtime manager infers the co-runner's slowdown from the measured latencies, so it
+//! needs no load signal; [`Observation::co_runner_load`] and [`Observation::energy_mj`] are
+//! there for policies that use them.
 //!
 //! ```
 //! use dynas_dvfs::{

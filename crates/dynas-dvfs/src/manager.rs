@@ -367,6 +367,10 @@ impl RuntimeManager {
         self.sum_latency += latency;
         self.sum_slowdown += slowdown;
         self.ring_next = if self.ring_next + 1 == h {
+            // Once per lap, re-sum the ring so rounding errors of the running sums cannot
+            // accumulate over a long deployment (amortised O(1)).
+            self.sum_latency = self.ring_latency.iter().sum();
+            self.sum_slowdown = self.ring_slowdown.iter().sum();
             0
         } else {
             self.ring_next + 1
@@ -441,9 +445,17 @@ impl Governor for RuntimeManager {
             let below_floor = floor.is_some_and(|f| current_accuracy < f);
             let (id, fallback) = self.choose(budget * (1.0 - self.params.up_margin));
             let c = &self.set.configurations()[id.0];
+            // Strictly better by the objective's full order (ties broken as in the
+            // staircase), so that e.g. the same subnet at cheaper clocks counts.
             let improves = match self.params.objective {
-                Objective::MinEnergy => c.energy_mj < current_energy,
-                Objective::MaxAccuracy => c.accuracy > current_accuracy,
+                Objective::MinEnergy => {
+                    c.energy_mj < current_energy
+                        || (c.energy_mj == current_energy && c.accuracy > current_accuracy)
+                }
+                Objective::MaxAccuracy => {
+                    c.accuracy > current_accuracy
+                        || (c.accuracy == current_accuracy && c.energy_mj < current_energy)
+                }
             };
             // Without a miss, fallbacks are never sought: the current configuration is
             // kept until a configuration meeting every constraint fits.
@@ -582,6 +594,46 @@ mod tests {
                 s.configurations()[d.config.0].energy_mj,
                 s.configurations()[expect.0].energy_mj
             );
+        }
+    }
+
+    #[test]
+    fn staircase_lookups_agree_with_brute_force_on_random_constraints() {
+        use rand::Rng;
+        let s = set();
+        let mut rng = dynas_space::seeded_rng(11);
+        let params = ManagerParams::new(
+            1,
+            0.0,
+            0.0,
+            1,
+            Objective::MinEnergy,
+            Fallback::PreferDeadline,
+        )
+        .expect("params");
+        for _ in 0..200 {
+            let target = rng.random_range(3.0..60.0);
+            let floor = rng.random_range(69.0..78.0);
+            let load = rng.random_range(0.0..0.8);
+            let cons = Constraints::new(target, Some(floor), None).expect("constraints");
+            let mut m = RuntimeManager::new(s.clone(), params, &cons);
+            // Observe the slowest configuration missing badly: the manager must move to the
+            // brute-force best within target x (1 - load) when one exists.
+            let slow = ConfigId(s.len() - 1);
+            let nominal = s.configurations()[slow.0].latency_ms;
+            let measured = (nominal / (1.0 - load)).max(target * 1.01);
+            let slowdown = measured / nominal;
+            let d = m.decide(&obs(slow, &[measured]), &cons);
+            match brute_best(&s, target / slowdown, floor) {
+                Some(best) => {
+                    assert_ne!(d.reason, DecisionReason::Infeasible);
+                    assert_eq!(
+                        s.configurations()[d.config.0].energy_mj,
+                        s.configurations()[best.0].energy_mj
+                    );
+                }
+                None => assert_eq!(d.reason, DecisionReason::Infeasible),
+            }
         }
     }
 

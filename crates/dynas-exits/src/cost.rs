@@ -211,7 +211,9 @@ impl ExitCosts {
             // The head's own layers, without the model's per-inference overhead.
             let head_cost = match model.breakdown(&head_net, point) {
                 Ok(b) => b.prefix(b.layers.len()),
-                Err(dynas_cost::CostError::Unsupported { .. }) => model.estimate(&head_net, point)?,
+                Err(dynas_cost::CostError::Unsupported { .. }) => {
+                    model.estimate(&head_net, point)?
+                }
                 Err(e) => return Err(e.into()),
             };
             out.push(PositionCost {

@@ -68,7 +68,12 @@ impl TchExitHead {
             },
         );
         let bn = nn::batch_norm2d(&p / "bn", width, Default::default());
-        let linear = nn::linear(&p / "linear", width, spec.num_classes() as i64, Default::default());
+        let linear = nn::linear(
+            &p / "linear",
+            width,
+            spec.num_classes() as i64,
+            Default::default(),
+        );
         Self {
             conv,
             bn,
@@ -80,7 +85,9 @@ impl TchExitHead {
     /// Logits of the head.
     pub fn forward_t(&self, features: &Tensor, train: bool) -> Tensor {
         let x = self.bn.forward_t(&self.conv.forward(features), train);
-        let x = activate(x, self.activation).adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        let x = activate(x, self.activation)
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1);
         self.linear.forward(&x)
     }
 }
@@ -122,17 +129,29 @@ impl HeadTraining {
         seed: u64,
     ) -> Result<Self> {
         if epochs == 0 || batch_size == 0 {
-            return Err(ExitError::invalid("epochs / batch_size", "must be at least 1"));
+            return Err(ExitError::invalid(
+                "epochs / batch_size",
+                "must be at least 1",
+            ));
         }
         let pos = |v: f64| v.is_finite() && v > 0.0;
         if !pos(learning_rate) {
-            return Err(ExitError::invalid("learning_rate", format!("{learning_rate}")));
+            return Err(ExitError::invalid(
+                "learning_rate",
+                format!("{learning_rate}"),
+            ));
         }
         if !pos(distill_temperature) {
-            return Err(ExitError::invalid("distill_temperature", format!("{distill_temperature}")));
+            return Err(ExitError::invalid(
+                "distill_temperature",
+                format!("{distill_temperature}"),
+            ));
         }
         if !(0.0..=1.0).contains(&distill_weight) {
-            return Err(ExitError::invalid("distill_weight", format!("{distill_weight} not in [0, 1]")));
+            return Err(ExitError::invalid(
+                "distill_weight",
+                format!("{distill_weight} not in [0, 1]"),
+            ));
         }
         Ok(Self {
             epochs,
@@ -184,12 +203,20 @@ fn check_labels(images: &Tensor, labels: &Tensor) -> Result<i64> {
 impl ExitHeads {
     /// Heads after the given blocks (strictly increasing, below the block count), on `device`,
     /// named `exits.b{block}`.
-    pub fn new(backbone: &dyn Backbone, blocks: Vec<usize>, spec: ExitHead, device: Device) -> Result<Self> {
+    pub fn new(
+        backbone: &dyn Backbone,
+        blocks: Vec<usize>,
+        spec: ExitHead,
+        device: Device,
+    ) -> Result<Self> {
         for (i, &b) in blocks.iter().enumerate() {
             if b >= backbone.num_blocks() || (i > 0 && b <= blocks[i - 1]) {
                 return Err(ExitError::invalid(
                     "head blocks",
-                    format!("{blocks:?} must be strictly increasing and below {}", backbone.num_blocks()),
+                    format!(
+                        "{blocks:?} must be strictly increasing and below {}",
+                        backbone.num_blocks()
+                    ),
                 ));
             }
         }
@@ -295,10 +322,18 @@ impl ExitHeads {
 
     /// Sets every head's batch-norm running statistics to the exact mean and (unbiased)
     /// variance of its conv outputs over `images`.
-    pub fn recalibrate_bn(&mut self, backbone: &dyn Backbone, images: &Tensor, batch_size: usize) -> Result<()> {
+    pub fn recalibrate_bn(
+        &mut self,
+        backbone: &dyn Backbone,
+        images: &Tensor,
+        batch_size: usize,
+    ) -> Result<()> {
         let n = images.size().first().copied().unwrap_or(0);
         if n == 0 || batch_size == 0 {
-            return Err(ExitError::invalid("recalibration data", "no samples or zero batch size"));
+            return Err(ExitError::invalid(
+                "recalibration data",
+                "no samples or zero batch size",
+            ));
         }
         let device = self.vs.device();
         let k = self.heads.len();
@@ -307,7 +342,9 @@ impl ExitHeads {
         let mut count = 0i64;
         tch::no_grad(|| -> Result<()> {
             for start in (0..n).step_by(batch_size) {
-                let x = images.narrow(0, start, (batch_size as i64).min(n - start)).to_device(device);
+                let x = images
+                    .narrow(0, start, (batch_size as i64).min(n - start))
+                    .to_device(device);
                 let (feats, _) = self.features(backbone, &x);
                 for (i, (head, f)) in self.heads.iter().zip(&feats).enumerate() {
                     let c = head.conv.forward(f).to_kind(Kind::Double);
@@ -317,14 +354,23 @@ impl ExitHeads {
                         let sz = c.size();
                         count += sz[0] * sz[2] * sz[3];
                     }
-                    sum[i] = Some(match sum[i].take() { Some(a) => a + s, None => s });
-                    sq[i] = Some(match sq[i].take() { Some(a) => a + q, None => q });
+                    sum[i] = Some(match sum[i].take() {
+                        Some(a) => a + s,
+                        None => s,
+                    });
+                    sq[i] = Some(match sq[i].take() {
+                        Some(a) => a + q,
+                        None => q,
+                    });
                 }
             }
             Ok(())
         })?;
         if count < 2 {
-            return Err(ExitError::invalid("recalibration data", "fewer than 2 values per channel"));
+            return Err(ExitError::invalid(
+                "recalibration data",
+                "fewer than 2 values per channel",
+            ));
         }
         let nf = count as f64;
         for (i, head) in self.heads.iter_mut().enumerate() {
@@ -343,7 +389,13 @@ impl ExitHeads {
 
     /// Validation outputs of every head and of the final classifier, for
     /// [`crate::ExitTable::from_outputs`].
-    pub fn outputs(&self, backbone: &dyn Backbone, images: &Tensor, labels: &Tensor, batch_size: usize) -> Result<ExitOutputs> {
+    pub fn outputs(
+        &self,
+        backbone: &dyn Backbone,
+        images: &Tensor,
+        labels: &Tensor,
+        batch_size: usize,
+    ) -> Result<ExitOutputs> {
         let n = check_labels(images, labels)?;
         if batch_size == 0 {
             return Err(ExitError::invalid("batch_size", "must be at least 1"));
@@ -351,13 +403,19 @@ impl ExitHeads {
         let device = self.vs.device();
         let mut cols: Vec<Vec<f32>> = vec![Vec::new(); self.heads.len() + 1];
         for start in (0..n).step_by(batch_size) {
-            let x = images.narrow(0, start, (batch_size as i64).min(n - start)).to_device(device);
+            let x = images
+                .narrow(0, start, (batch_size as i64).min(n - start))
+                .to_device(device);
             let (feats, logits) = self.features(backbone, &x);
             tch::no_grad(|| -> Result<()> {
                 for (i, (head, f)) in self.heads.iter().zip(&feats).enumerate() {
-                    cols[i].extend(Vec::<f32>::try_from(head.forward_t(f, false).flatten(0, -1))?);
+                    cols[i].extend(Vec::<f32>::try_from(
+                        head.forward_t(f, false).flatten(0, -1),
+                    )?);
                 }
-                cols[self.heads.len()].extend(Vec::<f32>::try_from(logits.flatten(0, -1).to_kind(Kind::Float))?);
+                cols[self.heads.len()].extend(Vec::<f32>::try_from(
+                    logits.flatten(0, -1).to_kind(Kind::Float),
+                )?);
                 Ok(())
             })?;
         }
@@ -371,7 +429,11 @@ impl ExitHeads {
     pub fn save(&self, path: impl AsRef<Path>, backbone: Option<&nn::VarStore>) -> Result<()> {
         let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         if let Some(b) = backbone {
-            named.extend(b.variables().into_iter().map(|(k, v)| (format!("backbone.{k}"), v)));
+            named.extend(
+                b.variables()
+                    .into_iter()
+                    .map(|(k, v)| (format!("backbone.{k}"), v)),
+            );
         }
         named.sort_by(|a, b| a.0.cmp(&b.0));
         Tensor::write_safetensors(&named, path.as_ref()).map_err(|e| match e {
@@ -382,10 +444,17 @@ impl ExitHeads {
 
     /// Loads heads (and the backbone's variables when given) saved by [`ExitHeads::save`].
     /// A missing tensor or a shape mismatch is a [`ExitError::Parse`] naming the file and tensor.
-    pub fn load(&mut self, path: impl AsRef<Path>, backbone: Option<&mut nn::VarStore>) -> Result<()> {
+    pub fn load(
+        &mut self,
+        path: impl AsRef<Path>,
+        backbone: Option<&mut nn::VarStore>,
+    ) -> Result<()> {
         let path = path.as_ref();
         if !path.exists() {
-            return Err(ExitError::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)));
+            return Err(ExitError::io(
+                path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
         }
         let stored: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(path)
             .map_err(|e| ExitError::parse(path, 0, "safetensors", e.to_string()))?
@@ -393,18 +462,26 @@ impl ExitHeads {
             .collect();
         let mut targets: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         if let Some(b) = backbone.as_ref() {
-            targets.extend(b.variables().into_iter().map(|(k, v)| (format!("backbone.{k}"), v)));
+            targets.extend(
+                b.variables()
+                    .into_iter()
+                    .map(|(k, v)| (format!("backbone.{k}"), v)),
+            );
         }
         for (name, mut var) in targets {
-            let src = stored
-                .get(&name)
-                .ok_or_else(|| ExitError::parse(path, 0, name.clone(), "tensor missing from the file"))?;
+            let src = stored.get(&name).ok_or_else(|| {
+                ExitError::parse(path, 0, name.clone(), "tensor missing from the file")
+            })?;
             if src.size() != var.size() {
                 return Err(ExitError::parse(
                     path,
                     0,
                     name,
-                    format!("shape {:?} in the file, {:?} expected", src.size(), var.size()),
+                    format!(
+                        "shape {:?} in the file, {:?} expected",
+                        src.size(),
+                        var.size()
+                    ),
                 ));
             }
             tch::no_grad(|| var.f_copy_(src))?;
@@ -433,17 +510,32 @@ pub struct DynamicNet<'a> {
 
 impl std::fmt::Debug for DynamicNet<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamicNet").field("heads", self.heads).field("policy", &self.policy).finish()
+        f.debug_struct("DynamicNet")
+            .field("heads", self.heads)
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
 impl<'a> DynamicNet<'a> {
     /// Checks that the policy has one threshold per head.
-    pub fn new(backbone: &'a dyn Backbone, heads: &'a ExitHeads, policy: ExitPolicy) -> Result<Self> {
+    pub fn new(
+        backbone: &'a dyn Backbone,
+        heads: &'a ExitHeads,
+        policy: ExitPolicy,
+    ) -> Result<Self> {
         if policy.exits() != heads.heads.len() {
-            return Err(ExitError::shape("policy exits vs heads", heads.heads.len(), policy.exits()));
+            return Err(ExitError::shape(
+                "policy exits vs heads",
+                heads.heads.len(),
+                policy.exits(),
+            ));
         }
-        Ok(Self { backbone, heads, policy })
+        Ok(Self {
+            backbone,
+            heads,
+            policy,
+        })
     }
 
     /// Runs a batch; inputs that leave at an exit are removed from the batch before the next
@@ -468,13 +560,19 @@ impl<'a> DynamicNet<'a> {
                 if self.heads.blocks.get(next) != Some(&b) {
                     continue;
                 }
-                let logits = self.heads.heads[next].forward_t(&h, false).to_kind(Kind::Float);
+                let logits = self.heads.heads[next]
+                    .forward_t(&h, false)
+                    .to_kind(Kind::Float);
                 let classes = logits.size()[1] as usize;
                 let flat = Vec::<f32>::try_from(logits.flatten(0, -1).to_device(Device::Cpu))?;
                 let mut keep = Vec::with_capacity(alive.len());
                 let mut keep_rows = Vec::with_capacity(alive.len());
                 for (row, &s) in alive.iter().enumerate() {
-                    let d = self.policy.decide(next, &flat[row * classes..(row + 1) * classes], &mut states[s])?;
+                    let d = self.policy.decide(
+                        next,
+                        &flat[row * classes..(row + 1) * classes],
+                        &mut states[s],
+                    )?;
                     if d.exit {
                         predictions[s] = d.prediction as i64;
                         exits[s] = next;

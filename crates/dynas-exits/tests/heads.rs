@@ -34,12 +34,21 @@ impl SmallCnn {
                     CH[i],
                     CH[i + 1],
                     3,
-                    nn::ConvConfig { stride: STRIDE[i], padding: 1, ..Default::default() },
+                    nn::ConvConfig {
+                        stride: STRIDE[i],
+                        padding: 1,
+                        ..Default::default()
+                    },
                 )
             })
             .collect();
         let fc = nn::linear(&root / "fc", 16, 4, Default::default());
-        Self { vs, blocks, fc, runs: Cell::new(0) }
+        Self {
+            vs,
+            blocks,
+            fc,
+            runs: Cell::new(0),
+        }
     }
 }
 
@@ -55,14 +64,22 @@ impl Backbone for SmallCnn {
         self.blocks[block].forward(x).relu()
     }
     fn classify(&self, features: &Tensor) -> Tensor {
-        self.fc.forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+        self.fc
+            .forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
     }
     fn network(&self) -> Network {
         let mut shape = TensorShape::new(1, 8, 8);
         let mut layers = Vec::new();
         for i in 0..3 {
-            let l = Layer::conv(format!("block{i}"), shape, CH[i + 1] as usize, 3, STRIDE[i] as usize, Activation::Relu)
-                .without_batch_norm();
+            let l = Layer::conv(
+                format!("block{i}"),
+                shape,
+                CH[i + 1] as usize,
+                3,
+                STRIDE[i] as usize,
+                Activation::Relu,
+            )
+            .without_batch_norm();
             shape = l.output();
             layers.push(l);
         }
@@ -80,7 +97,11 @@ fn data(n: i64, seed: i64) -> (Tensor, Tensor) {
     let mut x = Tensor::randn([n, 1, 8, 8], (Kind::Float, Device::Cpu));
     let mask = Tensor::zeros([4, 1, 8, 8], (Kind::Float, Device::Cpu));
     for q in 0..4i64 {
-        let _ = mask.get(q).narrow(1, (q / 2) * 4, 4).narrow(2, (q % 2) * 4, 4).fill_(1.0);
+        let _ = mask
+            .get(q)
+            .narrow(1, (q / 2) * 4, 4)
+            .narrow(2, (q % 2) * 4, 4)
+            .fill_(1.0);
     }
     x += mask.index_select(0, &labels) * strength;
     (x, labels)
@@ -114,19 +135,28 @@ fn heads_train_recalibrate_save_load_and_exit_dynamically() {
     let (x, y) = data(768, 2);
     let cfg = HeadTraining::new(4, 64, 1e-2, 3.0, 0.5, 7).expect("cfg");
     let report = heads.train(&backbone, &x, &y, &cfg).expect("train");
-    assert!(report.epoch_losses.last() < report.epoch_losses.first(), "{report:?}");
+    assert!(
+        report.epoch_losses.last() < report.epoch_losses.first(),
+        "{report:?}"
+    );
 
     // Validation outputs -> table; heads must beat chance (0.25) and be below the final.
     let (xv, yv) = data(512, 3);
     let out = heads.outputs(&backbone, &xv, &yv, 100).expect("outputs");
     let positions = vec![ExitPosition::new("b0", 0), ExitPosition::new("b1", 1)];
     let table = ExitTable::from_outputs(positions, &out, None).expect("table");
-    assert!(table.accuracy(1).expect("col") > 0.4, "{:?}", table.accuracy(1));
+    assert!(
+        table.accuracy(1).expect("col") > 0.4,
+        "{:?}",
+        table.accuracy(1)
+    );
     assert!(table.final_accuracy() > 0.6, "{}", table.final_accuracy());
 
     // Dynamic inference agrees with the table, sample by sample in aggregate, batch and single.
     let rule = ExitRule::MaxSoftmax(vec![0.9, 0.7]);
-    let stats = table.evaluate(&ExitSelection::new(vec![0, 1], rule.clone()).expect("sel")).expect("eval");
+    let stats = table
+        .evaluate(&ExitSelection::new(vec![0, 1], rule.clone()).expect("sel"))
+        .expect("eval");
     let policy = ExitPolicy::new(rule, 2).expect("policy");
     let dynamic = DynamicNet::new(&backbone, &heads, policy).expect("net");
     backbone.runs.set(0);
@@ -137,7 +167,11 @@ fn heads_train_recalibrate_save_load_and_exit_dynamically() {
         let rate = batch.exits.iter().filter(|&&e| e == slot).count() as f64 / 512.0;
         assert_relative_eq!(rate, stats.rates[slot], epsilon = 2.5e-3);
     }
-    assert_relative_eq!(accuracy(&batch.predictions, &yv), stats.accuracy, epsilon = 2.5e-3);
+    assert_relative_eq!(
+        accuracy(&batch.predictions, &yv),
+        stats.accuracy,
+        epsilon = 2.5e-3
+    );
     for s in [0i64, 17, 301] {
         let one = dynamic.infer(&xv.narrow(0, s, 1)).expect("single");
         assert_eq!(one.exits[0], batch.exits[s as usize]);
@@ -153,8 +187,13 @@ fn heads_train_recalibrate_save_load_and_exit_dynamically() {
     let again = other.outputs(&backbone, &xv, &yv, 100).expect("outputs");
     assert_eq!(again, out);
     let mut fresh = SmallCnn::new();
-    other.load(&path, Some(&mut fresh.vs)).expect("load with backbone");
-    let (a, b) = (backbone.classify(&xv.ones_like().narrow(1, 0, 1).repeat([1, 16, 1, 1])), fresh.classify(&xv.ones_like().narrow(1, 0, 1).repeat([1, 16, 1, 1])));
+    other
+        .load(&path, Some(&mut fresh.vs))
+        .expect("load with backbone");
+    let (a, b) = (
+        backbone.classify(&xv.ones_like().narrow(1, 0, 1).repeat([1, 16, 1, 1])),
+        fresh.classify(&xv.ones_like().narrow(1, 0, 1).repeat([1, 16, 1, 1])),
+    );
     assert!(a.allclose(&b, 1e-6, 1e-6, false));
 
     // Bad files are typed errors naming the tensor.
@@ -162,7 +201,11 @@ fn heads_train_recalibrate_save_load_and_exit_dynamically() {
     let mut wrong = wrong;
     let err = wrong.load(&path, None).expect_err("b2 is not in the file");
     assert!(err.to_string().contains("exits.b2"), "{err}");
-    assert!(other.load(dir.path().join("missing.safetensors"), None).is_err());
+    assert!(
+        other
+            .load(dir.path().join("missing.safetensors"), None)
+            .is_err()
+    );
 }
 
 #[test]
@@ -179,8 +222,10 @@ fn recalibration_sets_exact_statistics_and_inputs_are_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("h.safetensors");
     heads.save(&path, None).expect("save");
-    let stored: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(&path).expect("read").into_iter().collect();
+    let stored: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&path)
+        .expect("read")
+        .into_iter()
+        .collect();
     let w = &stored["exits.b2.conv.weight"];
     let mut h = x.shallow_clone();
     for b in 0..3 {
@@ -192,5 +237,8 @@ fn recalibration_sets_exact_statistics_and_inputs_are_checked() {
     assert!(HeadTraining::new(0, 1, 1e-3, 1.0, 0.5, 0).is_err());
     assert!(HeadTraining::new(1, 1, 1e-3, 1.0, 1.5, 0).is_err());
     let mut bad = heads;
-    assert!(bad.train(&backbone, &x, &y.narrow(0, 0, 10), &HeadTraining::default()).is_err());
+    assert!(
+        bad.train(&backbone, &x, &y.narrow(0, 0, 10), &HeadTraining::default())
+            .is_err()
+    );
 }

@@ -71,6 +71,9 @@ pub enum SearchError {
     /// An error from a cost model.
     #[error(transparent)]
     Cost(#[from] dynas_cost::CostError),
+    /// An error from early-exit accounting.
+    #[error(transparent)]
+    Exits(#[from] dynas_exits::ExitError),
 }
 
 fn location(line: Option<u64>, column: Option<&str>) -> String {

@@ -8,8 +8,9 @@
 //! operating point), so it can be backed by `dynas-exits` accounting with any DVFS-aware
 //! `CostModel`, or by a simple stand-in in tests.
 
-use dynas_cost::{DeviceProfile, OperatingPoint};
-use dynas_space::{Dimension, Genotype, SearchSpace};
+use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
+use dynas_exits::{ExitCosts, ExitHead, ExitTable};
+use dynas_space::{Dimension, Genotype, Network, SearchSpace};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -211,7 +212,10 @@ impl HadasState {
     pub fn dynamic_front(&self) -> Vec<DynamicPoint> {
         let all: Vec<&DynamicPoint> = self.inner.iter().flat_map(|(_, f)| f).collect();
         let f: Vec<Vec<f64>> = all.iter().map(|p| p.metrics.to_vec()).collect();
-        non_dominated(&f).into_iter().map(|i| all[i].clone()).collect()
+        non_dominated(&f)
+            .into_iter()
+            .map(|i| all[i].clone())
+            .collect()
     }
 }
 
@@ -231,10 +235,16 @@ impl<'e> Hadas<'e> {
             return Err(SearchError::invalid("top fraction", "must be in (0, 1]"));
         }
         if config.inner_generations == 0 {
-            return Err(SearchError::invalid("inner generations", "must be at least 1"));
+            return Err(SearchError::invalid(
+                "inner generations",
+                "must be at least 1",
+            ));
         }
         if !(config.error_tolerance >= 0.0 && config.error_tolerance.is_finite()) {
-            return Err(SearchError::invalid("error tolerance", "must be finite and >= 0"));
+            return Err(SearchError::invalid(
+                "error tolerance",
+                "must be finite and >= 0",
+            ));
         }
         let outer = Nsga2::new(config.outer.clone())?;
         Ok(Self {
@@ -346,5 +356,104 @@ impl Strategy for Hadas<'_> {
         let outcome = self.outer.step(&mut state.outer, ctx)?;
         self.optimise_top(state, ctx)?;
         Ok(outcome)
+    }
+}
+
+/// Where the candidate exits of a backbone and their accuracies come from (a supernet with
+/// trained exit heads, or published per-exit accuracies such as HADAS's a0..a5 data).
+pub trait ExitSource: Send + Sync {
+    /// The exit table of `backbone` (decoded as `network`).
+    fn exit_table(&self, backbone: &Genotype, network: &Network) -> Result<ExitTable>;
+}
+
+impl<F> ExitSource for F
+where
+    F: Fn(&Genotype, &Network) -> Result<ExitTable> + Send + Sync,
+{
+    fn exit_table(&self, backbone: &Genotype, network: &Network) -> Result<ExitTable> {
+        self(backbone, network)
+    }
+}
+
+/// The [`DynamicEvaluator`] of the HADAS paper on `dynas` types: backbones decoded by a
+/// [`SearchSpace`], exits from an [`ExitSource`], costs of prefixes and heads from a
+/// DVFS-aware [`CostModel`] (which must report energy and a per-layer breakdown), combined with
+/// HADAS's unweighted mean over the selected exits and the final classifier
+/// ([`ExitTable::hadas_mean`]). Error is `100 * (1 - accuracy)`.
+///
+/// The decoded network and exit table of the most recent backbones are cached (an inner search
+/// evaluates one backbone many times).
+pub struct ExitsEvaluator<S, E, C> {
+    space: S,
+    exits: E,
+    head: ExitHead,
+    cost: C,
+    device: DeviceProfile,
+    cache: std::sync::Mutex<Vec<(Genotype, std::sync::Arc<(Network, ExitTable)>)>>,
+}
+
+/// Backbones whose network and exit table [`ExitsEvaluator`] keeps.
+const EXIT_CACHE: usize = 16;
+
+impl<S: SearchSpace, E: ExitSource, C: CostModel> ExitsEvaluator<S, E, C> {
+    /// An evaluator of `space`'s backbones with exit heads `head`, on `device`.
+    pub fn new(space: S, exits: E, head: ExitHead, cost: C, device: DeviceProfile) -> Self {
+        Self {
+            space,
+            exits,
+            head,
+            cost,
+            device,
+            cache: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn backbone(&self, backbone: &Genotype) -> Result<std::sync::Arc<(Network, ExitTable)>> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some((_, hit)) = cache.iter().find(|(g, _)| g == backbone)
+        {
+            return Ok(hit.clone());
+        }
+        let network = self.space.decode(backbone)?;
+        let table = self.exits.exit_table(backbone, &network)?;
+        let entry = std::sync::Arc::new((network, table));
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= EXIT_CACHE {
+                cache.remove(0);
+            }
+            cache.push((backbone.clone(), entry.clone()));
+        }
+        Ok(entry)
+    }
+}
+
+impl<S: SearchSpace, E: ExitSource, C: CostModel> DynamicEvaluator for ExitsEvaluator<S, E, C> {
+    fn exit_positions(&self, backbone: &Genotype) -> Result<usize> {
+        Ok(self.backbone(backbone)?.1.positions().len())
+    }
+
+    fn device(&self) -> &DeviceProfile {
+        &self.device
+    }
+
+    fn evaluate(
+        &self,
+        backbone: &Genotype,
+        exits: &[usize],
+        point: &OperatingPoint,
+    ) -> Result<DynamicMetrics> {
+        let entry = self.backbone(backbone)?;
+        let (network, table) = (&entry.0, &entry.1);
+        let costs = ExitCosts::compute(network, table.positions(), &self.head, &self.cost, point)?;
+        let (accuracy, cost) = table.hadas_mean(exits, &costs)?;
+        let energy_mj = cost.energy_mj.ok_or_else(|| SearchError::Evaluation {
+            genotype: backbone.to_string(),
+            reason: format!("cost model `{}` does not report energy", self.cost.name()),
+        })?;
+        Ok(DynamicMetrics {
+            error: 100.0 * (1.0 - accuracy),
+            latency_ms: cost.latency_ms,
+            energy_mj,
+        })
     }
 }

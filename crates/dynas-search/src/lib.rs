@@ -30,6 +30,7 @@ pub mod pareto;
 pub mod predictor;
 pub mod problem;
 pub mod random;
+pub mod shrink;
 pub mod table;
 
 pub use aging::{AgingConfig, AgingEvolution, AgingState};
@@ -38,7 +39,7 @@ pub use executor::{
     Archive, Budget, Context, Executor, Record, SearchResult, Step, StopReason, Strategy,
 };
 pub use hadas::{
-    DynamicEvaluator, DynamicMetrics, DynamicPoint, Hadas, HadasConfig, HadasState, InnerProblem,
+    DynamicEvaluator, DynamicMetrics, DynamicPoint, ExitSource, ExitsEvaluator, Hadas, HadasConfig, HadasState, InnerProblem,
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 pub use observer::{Control, Event, JsonLinesObserver, Observer, ProgressObserver};
@@ -50,4 +51,7 @@ pub use problem::{
     Problem,
 };
 pub use random::{RandomSearch, RandomState};
-pub use table::{GeneColumns, TableProblem, TableSpace};
+pub use shrink::{
+    ProgressiveShrinking, ShrinkConfig, ShrinkResult, StageReport, SubProblem, Subspace,
+};
+pub use table::{GeneColumns, TableAccuracy, TableProblem, TableSpace};

@@ -100,13 +100,19 @@ impl OfaEvolution {
     fn sorted(&self, mut population: Vec<Genotype>, ctx: &Context<'_>) -> Vec<Genotype> {
         let objective = ctx.problem().objectives()[0].clone();
         let key = |g: &Genotype| -> (f64, f64) {
-            ctx.archive().get(g).map_or((f64::INFINITY, f64::INFINITY), |e| {
-                let v = objective.to_min(e.values[0]);
-                (
-                    if e.violation.is_nan() { f64::INFINITY } else { e.violation },
-                    if v.is_nan() { f64::INFINITY } else { v },
-                )
-            })
+            ctx.archive()
+                .get(g)
+                .map_or((f64::INFINITY, f64::INFINITY), |e| {
+                    let v = objective.to_min(e.values[0]);
+                    (
+                        if e.violation.is_nan() {
+                            f64::INFINITY
+                        } else {
+                            e.violation
+                        },
+                        if v.is_nan() { f64::INFINITY } else { v },
+                    )
+                })
         };
         population.sort_by(|a, b| {
             let (ka, kb) = (key(a), key(b));

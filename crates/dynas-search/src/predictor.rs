@@ -47,7 +47,11 @@ impl OneHot {
         if g.len() != self.sizes.len() {
             return Err(SearchError::invalid(
                 "genotype",
-                format!("{} genes, the encoder expects {}", g.len(), self.sizes.len()),
+                format!(
+                    "{} genes, the encoder expects {}",
+                    g.len(),
+                    self.sizes.len()
+                ),
             ));
         }
         if let Some((i, (&v, &s))) = g
@@ -136,7 +140,11 @@ pub struct MlpPredictor {
 
 impl MlpPredictor {
     /// Trains a predictor for genotypes of `space`.
-    pub fn fit(space: &dyn SearchSpace, samples: &[(Genotype, f64)], config: &MlpConfig) -> Result<Self> {
+    pub fn fit(
+        space: &dyn SearchSpace,
+        samples: &[(Genotype, f64)],
+        config: &MlpConfig,
+    ) -> Result<Self> {
         check_samples(samples)?;
         if config.epochs == 0 || config.batch_size == 0 || config.hidden.contains(&0) {
             return Err(SearchError::invalid(
@@ -183,17 +191,27 @@ impl MlpPredictor {
                 let grads = backprop(&layers, &xb, &yb);
                 t += 1;
                 let lr = config.learning_rate * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-                for ((layer, g), (mi, vi)) in layers.iter_mut().zip(&grads).zip(m.iter_mut().zip(v.iter_mut())) {
+                for ((layer, g), (mi, vi)) in layers
+                    .iter_mut()
+                    .zip(&grads)
+                    .zip(m.iter_mut().zip(v.iter_mut()))
+                {
                     mi.w.zip_mut_with(&g.w, |a, &d| *a = b1 * *a + (1.0 - b1) * d);
                     vi.w.zip_mut_with(&g.w, |a, &d| *a = b2 * *a + (1.0 - b2) * d * d);
                     mi.b.zip_mut_with(&g.b, |a, &d| *a = b1 * *a + (1.0 - b1) * d);
                     vi.b.zip_mut_with(&g.b, |a, &d| *a = b2 * *a + (1.0 - b2) * d * d);
-                    ndarray::Zip::from(&mut layer.w).and(&mi.w).and(&vi.w).for_each(|p, &a, &b| {
-                        *p -= lr * a / (b.sqrt() + eps);
-                    });
-                    ndarray::Zip::from(&mut layer.b).and(&mi.b).and(&vi.b).for_each(|p, &a, &b| {
-                        *p -= lr * a / (b.sqrt() + eps);
-                    });
+                    ndarray::Zip::from(&mut layer.w)
+                        .and(&mi.w)
+                        .and(&vi.w)
+                        .for_each(|p, &a, &b| {
+                            *p -= lr * a / (b.sqrt() + eps);
+                        });
+                    ndarray::Zip::from(&mut layer.b)
+                        .and(&mi.b)
+                        .and(&vi.b)
+                        .for_each(|p, &a, &b| {
+                            *p -= lr * a / (b.sqrt() + eps);
+                        });
                 }
             }
         }
@@ -209,7 +227,11 @@ impl MlpPredictor {
     pub fn predict(&self, genotypes: &[Genotype]) -> Result<Vec<f64>> {
         let x = self.encoder.encode(genotypes)?;
         let out = forward(&self.layers, &x).pop().unwrap_or_else(|| x.clone());
-        Ok(out.column(0).iter().map(|v| v * self.std + self.mean).collect())
+        Ok(out
+            .column(0)
+            .iter()
+            .map(|v| v * self.std + self.mean)
+            .collect())
     }
 }
 
@@ -238,8 +260,7 @@ fn backprop(layers: &[Dense], x: &Array2<f64>, y: &Array1<f64>) -> Vec<Dense> {
     let n = x.nrows() as f64;
     let out = &acts[acts.len() - 1];
     // d(MSE)/d(out)
-    let mut delta: Array2<f64> =
-        (out - &y.view().insert_axis(Axis(1))).mapv(|d| 2.0 * d / n);
+    let mut delta: Array2<f64> = (out - &y.view().insert_axis(Axis(1))).mapv(|d| 2.0 * d / n);
     let mut grads: Vec<Dense> = Vec::with_capacity(layers.len());
     for i in (0..layers.len()).rev() {
         let a_prev = &acts[i];
@@ -330,7 +351,13 @@ impl Tree {
                     equal,
                     left,
                     right,
-                } => i = if goes_left(genes[gene], value, equal) { left } else { right },
+                } => {
+                    i = if goes_left(genes[gene], value, equal) {
+                        left
+                    } else {
+                        right
+                    }
+                }
             }
         }
     }
@@ -352,7 +379,13 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn build(&self, idx: Vec<usize>, depth: usize, nodes: &mut Vec<Node>, rng: &mut DynasRng) -> usize {
+    fn build(
+        &self,
+        idx: Vec<usize>,
+        depth: usize,
+        nodes: &mut Vec<Node>,
+        rng: &mut DynasRng,
+    ) -> usize {
         let mean = idx.iter().map(|&i| self.y[i]).sum::<f64>() / idx.len() as f64;
         let at = nodes.len();
         nodes.push(Node::Leaf(mean));
@@ -412,8 +445,9 @@ impl Builder<'_> {
         if sse >= parent_sse - 1e-12 {
             return at;
         }
-        let (l, r): (Vec<usize>, Vec<usize>) =
-            idx.iter().partition(|&&i| goes_left(self.x[i][gene], value, equal));
+        let (l, r): (Vec<usize>, Vec<usize>) = idx
+            .iter()
+            .partition(|&&i| goes_left(self.x[i][gene], value, equal));
         let left = self.build(l, depth + 1, nodes, rng);
         let right = self.build(r, depth + 1, nodes, rng);
         nodes[at] = Node::Split {
@@ -429,7 +463,11 @@ impl Builder<'_> {
 
 impl ForestPredictor {
     /// Trains a forest for genotypes of `space`.
-    pub fn fit(space: &dyn SearchSpace, samples: &[(Genotype, f64)], config: &ForestConfig) -> Result<Self> {
+    pub fn fit(
+        space: &dyn SearchSpace,
+        samples: &[(Genotype, f64)],
+        config: &ForestConfig,
+    ) -> Result<Self> {
         check_samples(samples)?;
         if config.trees == 0 || config.max_depth == 0 || config.min_leaf == 0 {
             return Err(SearchError::invalid(
@@ -438,7 +476,10 @@ impl ForestPredictor {
             ));
         }
         if !(config.feature_fraction > 0.0 && config.feature_fraction <= 1.0) {
-            return Err(SearchError::invalid("feature fraction", "must be in (0, 1]"));
+            return Err(SearchError::invalid(
+                "feature fraction",
+                "must be in (0, 1]",
+            ));
         }
         let encoder = OneHot::new(space);
         for (g, _) in samples {
@@ -474,7 +515,9 @@ impl ForestPredictor {
         genotypes
             .iter()
             .map(|g| {
-                if g.len() != self.sizes.len() || g.genes().iter().zip(&self.sizes).any(|(v, s)| v >= s) {
+                if g.len() != self.sizes.len()
+                    || g.genes().iter().zip(&self.sizes).any(|(v, s)| v >= s)
+                {
                     return Err(SearchError::invalid(
                         "genotype",
                         format!("`{g}` does not fit the trained space"),
@@ -518,5 +561,9 @@ pub fn kendall_tau(a: &[f64], b: &[f64]) -> f64 {
         }
     }
     let denom = ((concordant + discordant + ties_a) * (concordant + discordant + ties_b)).sqrt();
-    if denom == 0.0 { 0.0 } else { (concordant - discordant) / denom }
+    if denom == 0.0 {
+        0.0
+    } else {
+        (concordant - discordant) / denom
+    }
 }

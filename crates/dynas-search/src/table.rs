@@ -405,6 +405,57 @@ impl Problem for TableProblem {
     }
 }
 
+/// An [`AccuracySource`] reading accuracy (%) from a column of a benchmark table, for
+/// genotypes of a space whose genes are coded like the table's (e.g. `Nb201Space` and
+/// `nb201_hw.csv`).
+#[derive(Clone, Debug)]
+pub struct TableAccuracy {
+    table: TableProblem,
+    name: String,
+}
+
+impl TableAccuracy {
+    /// Accuracy from `column` of the CSV at `path` (genes found as in [`TableProblem::from_csv`]).
+    pub fn from_csv(path: impl AsRef<Path>, column: &str) -> Result<Self> {
+        let table = TableProblem::from_csv(path, vec![Objective::maximize(column)])?;
+        let name = format!("{}:{column}", table.name);
+        Ok(Self { table, name })
+    }
+
+    /// Checks that `space` has the table's dimensions (count and number of choices).
+    pub fn check_space(&self, space: &dyn SearchSpace) -> Result<()> {
+        let mine: Vec<usize> = self.table.space.dimensions.iter().map(Dimension::len).collect();
+        let theirs: Vec<usize> = space.dimensions().iter().map(Dimension::len).collect();
+        if mine != theirs {
+            return Err(SearchError::invalid(
+                "table accuracy",
+                format!(
+                    "table `{}` has choices {mine:?}, space `{}` has {theirs:?}",
+                    self.table.path.display(),
+                    space.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl crate::problem::AccuracySource for TableAccuracy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn accuracy(&self, genotype: &Genotype, _network: &Network) -> Result<f64> {
+        let e = self.table.evaluate(genotype)?;
+        if !e.is_feasible() {
+            return Err(SearchError::Evaluation {
+                genotype: genotype.to_string(),
+                reason: format!("no accuracy in `{}`", self.table.path.display()),
+            });
+        }
+        Ok(e.values[0])
+    }
+}
+
 fn csv_err(path: &Path, e: csv::Error) -> SearchError {
     match e.kind() {
         csv::ErrorKind::Io(_) => match e.into_kind() {

@@ -32,7 +32,8 @@ impl StandIn {
     fn metrics(&self, g: &Genotype, exits: &[usize], point: &OperatingPoint) -> DynamicMetrics {
         let cost: Vec<f64> = g.genes().iter().map(|&x| 1.0 + x as f64).collect();
         let acc = 60.0 + 5.0 * g.genes().iter().sum::<usize>() as f64;
-        let (mut units, mut correct, mut remaining, mut prefix, mut heads) = (0.0, 0.0, 1.0, 0.0, 0.0);
+        let (mut units, mut correct, mut remaining, mut prefix, mut heads) =
+            (0.0, 0.0, 1.0, 0.0, 0.0);
         for (p, c) in cost.iter().enumerate() {
             prefix += c;
             if exits.contains(&p) {
@@ -47,9 +48,7 @@ impl StandIn {
         correct += remaining * acc;
         let ghz = point.gpu_hz.unwrap() as f64 / 1e9;
         let latency = units / ghz;
-        let power = 1.0
-            + 2.0 * (ghz / 1.4).powi(2)
-            + 0.3 * point.memory_hz.unwrap() as f64 / 2e9;
+        let power = 1.0 + 2.0 * (ghz / 1.4).powi(2) + 0.3 * point.memory_hz.unwrap() as f64 / 2e9;
         DynamicMetrics {
             error: 100.0 - correct,
             latency_ms: latency,
@@ -65,7 +64,12 @@ impl DynamicEvaluator for StandIn {
     fn device(&self) -> &DeviceProfile {
         &self.device
     }
-    fn evaluate(&self, b: &Genotype, exits: &[usize], point: &OperatingPoint) -> Result<DynamicMetrics> {
+    fn evaluate(
+        &self,
+        b: &Genotype,
+        exits: &[usize],
+        point: &OperatingPoint,
+    ) -> Result<DynamicMetrics> {
         Ok(self.metrics(b, exits, point))
     }
 }
@@ -108,7 +112,11 @@ impl Problem for Backbones<'_> {
         let m = self
             .stand_in
             .metrics(g, &[], &self.stand_in.device.max_operating_point());
-        Ok(Evaluation::feasible(vec![m.error, m.latency_ms, m.energy_mj]))
+        Ok(Evaluation::feasible(vec![
+            m.error,
+            m.latency_ms,
+            m.energy_mj,
+        ]))
     }
 }
 
@@ -142,8 +150,14 @@ fn inner_search_finds_cheaper_dynamic_configurations_and_writes_them_back() {
         assert!(!front.is_empty());
         // DVFS alone (no exits, slower clocks) lowers energy at the same error; the inner
         // search must find at least that.
-        let best_energy = front.iter().map(|p| p.metrics.energy_mj).fold(f64::INFINITY, f64::min);
-        assert!(best_energy < static_eval.values[2], "{backbone}: {best_energy}");
+        let best_energy = front
+            .iter()
+            .map(|p| p.metrics.energy_mj)
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            best_energy < static_eval.values[2],
+            "{backbone}: {best_energy}"
+        );
         for p in front {
             assert!(stand_in.device.supports(&p.point));
             assert_eq!(p.metrics, stand_in.metrics(backbone, &p.exits, &p.point));
@@ -164,25 +178,37 @@ fn hadas_resumes_exactly_and_checks_its_objectives() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hadas.json");
     let budget = Budget::generations(3).unwrap();
-    let full = Executor::new(&problem, Hadas::new(small_config(), &stand_in).unwrap(), budget)
-        .seed(5)
-        .run()
-        .unwrap();
-    let killed = Executor::new(&problem, Hadas::new(small_config(), &stand_in).unwrap(), budget)
-        .seed(5)
-        .checkpoint(&path, 1)
-        .unwrap()
-        .observe(|e: &Event<'_>| match e {
-            Event::Evaluated { index: 20, .. } => Control::Stop("kill".into()),
-            _ => Control::Continue,
-        })
-        .run();
+    let full = Executor::new(
+        &problem,
+        Hadas::new(small_config(), &stand_in).unwrap(),
+        budget,
+    )
+    .seed(5)
+    .run()
+    .unwrap();
+    let killed = Executor::new(
+        &problem,
+        Hadas::new(small_config(), &stand_in).unwrap(),
+        budget,
+    )
+    .seed(5)
+    .checkpoint(&path, 1)
+    .unwrap()
+    .observe(|e: &Event<'_>| match e {
+        Event::Evaluated { index: 20, .. } => Control::Stop("kill".into()),
+        _ => Control::Continue,
+    })
+    .run();
     assert!(matches!(killed, Err(SearchError::Interrupted(_))));
-    let resumed = Executor::new(&problem, Hadas::new(small_config(), &stand_in).unwrap(), budget)
-        .resume_from(&path)
-        .unwrap()
-        .run()
-        .unwrap();
+    let resumed = Executor::new(
+        &problem,
+        Hadas::new(small_config(), &stand_in).unwrap(),
+        budget,
+    )
+    .resume_from(&path)
+    .unwrap()
+    .run()
+    .unwrap();
     assert_eq!(resumed.state, full.state);
     assert_eq!(resumed.archive, full.archive);
 
@@ -204,7 +230,10 @@ fn hadas_resumes_exactly_and_checks_its_objectives() {
     }
     let two = TwoObjectives(
         Backbones::new(&stand_in),
-        vec![Objective::minimize("error"), Objective::minimize("latency_ms")],
+        vec![
+            Objective::minimize("error"),
+            Objective::minimize("latency_ms"),
+        ],
     );
     let err = Executor::new(&two, Hadas::new(small_config(), &stand_in).unwrap(), budget)
         .run()

@@ -61,10 +61,19 @@ fn children_meet_the_limit_and_the_search_finds_a_near_best_architecture() {
     .seed(0)
     .run()
     .unwrap();
-    assert!(result.archive.records().iter().all(|r| r.evaluation.is_feasible()));
+    assert!(
+        result
+            .archive
+            .records()
+            .iter()
+            .all(|r| r.evaluation.is_feasible())
+    );
     let best = result.front.points[0].values[0];
     assert!(best <= best_possible);
-    assert!(best >= best_possible - 1.0, "best {best} vs optimum {best_possible}");
+    assert!(
+        best >= best_possible - 1.0,
+        "best {best} vs optimum {best_possible}"
+    );
     // OFA keeps 25 parents and adds 100 children: the population after a step is 125.
     assert_eq!(result.state.population.len(), 125);
 }
@@ -81,9 +90,13 @@ fn impossible_limits_and_bad_ratios_are_errors() {
         max_redraws: 50,
         ..OfaEvolutionConfig::default()
     };
-    let err = Executor::new(&problem, OfaEvolution::new(config).unwrap(), Budget::generations(2).unwrap())
-        .run()
-        .unwrap_err();
+    let err = Executor::new(
+        &problem,
+        OfaEvolution::new(config).unwrap(),
+        Budget::generations(2).unwrap(),
+    )
+    .run()
+    .unwrap_err();
     assert!(err.to_string().contains("constraint"), "{err}");
     let bad = OfaEvolutionConfig {
         parent_ratio: 1.5,

@@ -8,7 +8,9 @@ use dynas_space::{Genotype, seeded_rng};
 use rand::seq::SliceRandom;
 
 /// Disjoint train / test samples of the table.
-fn split(train: usize, test: usize) -> (Vec<(Genotype, f64)>, Vec<(Genotype, f64)>) {
+type Samples = Vec<(Genotype, f64)>;
+
+fn split(train: usize, test: usize) -> (Samples, Samples) {
     let mut all: Vec<(Genotype, f64)> = common::nb201()
         .evaluations()
         .map(|(g, e)| (g.clone(), e.values[1]))
@@ -20,7 +22,13 @@ fn split(train: usize, test: usize) -> (Vec<(Genotype, f64)>, Vec<(Genotype, f64
 }
 
 fn rmse(pred: &[f64], truth: &[f64]) -> f64 {
-    (pred.iter().zip(truth).map(|(p, t)| (p - t).powi(2)).sum::<f64>() / pred.len() as f64).sqrt()
+    (pred
+        .iter()
+        .zip(truth)
+        .map(|(p, t)| (p - t).powi(2))
+        .sum::<f64>()
+        / pred.len() as f64)
+        .sqrt()
 }
 
 #[test]
@@ -40,7 +48,10 @@ fn forest_ranks_unseen_architectures_well() {
     let err = rmse(&pred, &truth);
     let tau = kendall_tau(&pred, &truth);
     // A mean predictor has tau 0 and the baseline error; a random one about 1.4x that.
-    assert!(err < 0.6 * baseline, "rmse {err} vs mean-predictor {baseline}");
+    assert!(
+        err < 0.6 * baseline,
+        "rmse {err} vs mean-predictor {baseline}"
+    );
     assert!(tau > 0.6, "kendall tau {tau}");
 }
 
@@ -63,7 +74,10 @@ fn mlp_on_one_hot_learns_the_table() {
     let baseline = rmse(&vec![mean; truth.len()], &truth);
     let err = rmse(&pred, &truth);
     let tau = kendall_tau(&pred, &truth);
-    assert!(err < 0.6 * baseline, "rmse {err} vs mean-predictor {baseline}");
+    assert!(
+        err < 0.6 * baseline,
+        "rmse {err} vs mean-predictor {baseline}"
+    );
     assert!(tau > 0.55, "kendall tau {tau}");
     // Same seed, same model.
     assert_eq!(MlpPredictor::fit(space, &train, &config).unwrap(), mlp);

@@ -1,0 +1,155 @@
+//! Evaluators composing an accuracy source with a real cost model, and HADAS wired to the real
+//! `dynas-exits` accounting and the DVFS-aware analytical cost model.
+
+mod common;
+
+use approx::assert_relative_eq;
+use dynas_cost::analytical::{AnalyticalModel, AnalyticalParams};
+use dynas_cost::{CostModel, DeviceProfile};
+use dynas_exits::{ExitHead, ExitPosition, ExitTable, HadasExitData, SyntheticConfidence};
+use dynas_search::{
+    AccuracySource, Budget, Cached, Constraint, DynamicEvaluator, Executor, ExitsEvaluator,
+    Hadas, HadasConfig, HardwareProblem, InnerProblem, Metric, Nsga2, Nsga2Config, Problem,
+    Result, TableAccuracy,
+};
+use dynas_space::{Activation, Genotype, Network, Nb201Space, SearchSpace};
+
+const A0_EXITS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
+);
+
+fn accuracy() -> TableAccuracy {
+    TableAccuracy::from_csv(common::NB201, "acc_cifar100").unwrap()
+}
+
+fn tx2_model() -> AnalyticalModel {
+    AnalyticalModel::new(DeviceProfile::jetson_tx2(), AnalyticalParams::default()).unwrap()
+}
+
+fn space() -> Nb201Space {
+    Nb201Space::new().with_num_classes(100).unwrap()
+}
+
+#[test]
+fn hardware_problem_composes_table_accuracy_with_a_cost_model_and_caches() {
+    let acc = accuracy();
+    acc.check_space(&space()).unwrap();
+    let point = DeviceProfile::jetson_tx2().max_operating_point();
+    let problem = HardwareProblem::new(
+        space(),
+        accuracy(),
+        tx2_model(),
+        point,
+        vec![Metric::Error, Metric::LatencyMs, Metric::EnergyMj],
+    )
+    .unwrap()
+    .with_constraint(Constraint {
+        metric: Metric::LatencyMs,
+        limit: 5.0,
+    })
+    .unwrap();
+    let cached = Cached::new(problem);
+    let result = Executor::new(
+        &cached,
+        Nsga2::new(Nsga2Config::default()).unwrap(),
+        Budget::evaluations(60).unwrap(),
+    )
+    .seed(2)
+    .run()
+    .unwrap();
+    assert_eq!(result.archive.len(), 60);
+    let model = tx2_model();
+    for r in result.archive.records().iter().take(10) {
+        let network = space().decode(&r.genotype).unwrap();
+        let a = acc.accuracy(&r.genotype, &network).unwrap();
+        let cost = model.estimate(&network, &point).unwrap();
+        assert_relative_eq!(r.evaluation.values[0], 100.0 - a);
+        assert_relative_eq!(r.evaluation.values[1], cost.latency_ms);
+        assert_relative_eq!(r.evaluation.values[2], cost.energy_mj.unwrap());
+        assert_relative_eq!(r.evaluation.violation, (cost.latency_ms - 5.0).max(0.0));
+        assert_eq!(
+            cached.precheck(&r.genotype).unwrap(),
+            cost.latency_ms <= 5.0
+        );
+    }
+    // Everything evaluated went through the cache once; a second pass only hits.
+    assert_eq!(cached.misses(), 60);
+    let again: Vec<Genotype> = result.archive.records().iter().map(|r| r.genotype.clone()).collect();
+    let second = cached.evaluate_batch(&again);
+    assert!(second.iter().all(|r| r.is_ok()));
+    assert_eq!((cached.misses(), cached.hits()), (60, 60));
+    // Errors are typed: a metric the model cannot give.
+    assert!(HardwareProblem::new(space(), accuracy(), tx2_model(), point, vec![]).is_err());
+}
+
+/// Three exits at a quarter, half and three quarters of the backbone; their accuracies are the
+/// backbone's table accuracy scaled like HADAS's a0 exits at the same relative depth.
+fn exit_source(acc: &TableAccuracy, data: &HadasExitData) -> impl Fn(&Genotype, &Network) -> Result<ExitTable> + Send + Sync {
+    let acc = acc.clone();
+    let top1 = data.top1();
+    move |g: &Genotype, n: &Network| {
+        let final_acc = acc.accuracy(g, n)? / 100.0;
+        let layers = n.layers.len();
+        let last = top1[top1.len() - 1];
+        let mut positions = Vec::new();
+        let mut accs = Vec::new();
+        for q in 1..=3 {
+            positions.push(ExitPosition::new(format!("exit{q}"), layers * q / 4));
+            let row = (top1.len() - 1) * q / 4;
+            accs.push((final_acc * top1[row] / last).min(1.0));
+        }
+        let model = SyntheticConfidence::new(2.0, 1000, 0)?;
+        Ok(ExitTable::synthesize(positions, &accs, final_acc, &model)?)
+    }
+}
+
+#[test]
+fn hadas_on_real_exit_accounting_and_dvfs_cost_model() {
+    let data = HadasExitData::from_csv(A0_EXITS).unwrap();
+    let acc = accuracy();
+    let tx2 = DeviceProfile::jetson_tx2();
+    let evaluator = ExitsEvaluator::new(
+        space(),
+        exit_source(&acc, &data),
+        ExitHead::new(64, Activation::Relu, 100).unwrap(),
+        tx2_model(),
+        tx2.clone(),
+    );
+    let backbones = HardwareProblem::new(
+        space(),
+        accuracy(),
+        tx2_model(),
+        tx2.max_operating_point(),
+        vec![Metric::Error, Metric::LatencyMs, Metric::EnergyMj],
+    )
+    .unwrap();
+    let inner = InnerProblem::new(Genotype::new(vec![3; 6]), &evaluator).unwrap();
+    // 3 exit bits, 13 GPU clocks, 4 memory clocks (the TX2's CPU clock is not controlled).
+    let sizes: Vec<usize> = inner.space().dimensions().iter().map(|d| d.len()).collect();
+    assert_eq!(sizes, vec![2, 2, 2, 13, 4]);
+    let config = HadasConfig {
+        outer: Nsga2Config {
+            population: 6,
+            offspring: 6,
+            ..Nsga2Config::default()
+        },
+        inner_generations: 3,
+        ..HadasConfig::default()
+    };
+    let result = Executor::new(&backbones, Hadas::new(config, &evaluator).unwrap(), Budget::generations(2).unwrap())
+        .seed(3)
+        .run()
+        .unwrap();
+    let state = &result.state;
+    assert!(!state.inner.is_empty());
+    for (backbone, front) in &state.inner {
+        let static_at_max = evaluator.evaluate(backbone, &[], &tx2.max_operating_point()).unwrap();
+        let best_energy = front.iter().map(|p| p.metrics.energy_mj).fold(f64::INFINITY, f64::min);
+        assert!(best_energy <= static_at_max.energy_mj, "{backbone}");
+        for p in front {
+            assert_eq!(p.metrics, evaluator.evaluate(backbone, &p.exits, &p.point).unwrap());
+            assert!(tx2.supports(&p.point));
+        }
+    }
+}
