@@ -712,6 +712,27 @@ mod tests {
     }
 
     #[test]
+    fn restore_keeps_going_after_a_failure_and_reports_it() {
+        let tree = xavier_tree();
+        let r = tree.path();
+        let mut c = control(r);
+        c.apply(&OperatingPoint::new(
+            None,
+            Some(522_750_000),
+            Some(665_600_000),
+        ))
+        .expect("apply");
+        // The GPU's min_freq becomes unwritable (a directory).
+        let min = r.join(GPU).join("min_freq");
+        fs::remove_file(&min).expect("rm");
+        fs::create_dir(&min).expect("mkdir");
+        let e = c.restore().expect_err("gpu restore fails");
+        assert!(e.to_string().contains("min_freq"), "{e}");
+        assert_eq!(read(r, &format!("{EMC}/rate")), "2133000000");
+        assert_eq!(read(r, &format!("{CPU0}/scaling_max_freq")), "2265600");
+    }
+
+    #[test]
     fn userspace_governor_uses_setspeed_and_restores_it() {
         let tree = xavier_tree();
         let r = tree.path();

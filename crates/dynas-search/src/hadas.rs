@@ -389,8 +389,11 @@ pub struct ExitsEvaluator<S, E, C> {
     head: ExitHead,
     cost: C,
     device: DeviceProfile,
-    cache: std::sync::Mutex<Vec<(Genotype, std::sync::Arc<(Network, ExitTable)>)>>,
+    cache: std::sync::Mutex<Vec<(Genotype, BackboneEntry)>>,
 }
+
+/// A decoded backbone and its exit table.
+type BackboneEntry = std::sync::Arc<(Network, ExitTable)>;
 
 /// Backbones whose network and exit table [`ExitsEvaluator`] keeps.
 const EXIT_CACHE: usize = 16;
@@ -408,7 +411,7 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> ExitsEvaluator<S, E, C> {
         }
     }
 
-    fn backbone(&self, backbone: &Genotype) -> Result<std::sync::Arc<(Network, ExitTable)>> {
+    fn backbone(&self, backbone: &Genotype) -> Result<BackboneEntry> {
         if let Ok(cache) = self.cache.lock()
             && let Some((_, hit)) = cache.iter().find(|(g, _)| g == backbone)
         {

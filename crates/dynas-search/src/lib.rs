@@ -39,7 +39,8 @@ pub use executor::{
     Archive, Budget, Context, Executor, Record, SearchResult, Step, StopReason, Strategy,
 };
 pub use hadas::{
-    DynamicEvaluator, DynamicMetrics, DynamicPoint, ExitSource, ExitsEvaluator, Hadas, HadasConfig, HadasState, InnerProblem,
+    DynamicEvaluator, DynamicMetrics, DynamicPoint, ExitSource, ExitsEvaluator, Hadas, HadasConfig,
+    HadasState, InnerProblem,
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 pub use observer::{Control, Event, JsonLinesObserver, Observer, ProgressObserver};

@@ -294,6 +294,24 @@ pub trait AccuracySource: Send + Sync {
     fn accuracy(&self, genotype: &Genotype, network: &Network) -> Result<f64>;
 }
 
+impl<A: AccuracySource + ?Sized> AccuracySource for &A {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn accuracy(&self, genotype: &Genotype, network: &Network) -> Result<f64> {
+        (**self).accuracy(genotype, network)
+    }
+}
+
+impl<A: AccuracySource + ?Sized> AccuracySource for std::sync::Arc<A> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn accuracy(&self, genotype: &Genotype, network: &Network) -> Result<f64> {
+        (**self).accuracy(genotype, network)
+    }
+}
+
 /// A quantity a [`HardwareProblem`] can optimise or constrain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

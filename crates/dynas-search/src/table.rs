@@ -424,7 +424,13 @@ impl TableAccuracy {
 
     /// Checks that `space` has the table's dimensions (count and number of choices).
     pub fn check_space(&self, space: &dyn SearchSpace) -> Result<()> {
-        let mine: Vec<usize> = self.table.space.dimensions.iter().map(Dimension::len).collect();
+        let mine: Vec<usize> = self
+            .table
+            .space
+            .dimensions
+            .iter()
+            .map(Dimension::len)
+            .collect();
         let theirs: Vec<usize> = space.dimensions().iter().map(Dimension::len).collect();
         if mine != theirs {
             return Err(SearchError::invalid(

@@ -8,19 +8,20 @@ use dynas_cost::analytical::{AnalyticalModel, AnalyticalParams};
 use dynas_cost::{CostModel, DeviceProfile};
 use dynas_exits::{ExitHead, ExitPosition, ExitTable, HadasExitData, SyntheticConfidence};
 use dynas_search::{
-    AccuracySource, Budget, Cached, Constraint, DynamicEvaluator, Executor, ExitsEvaluator,
-    Hadas, HadasConfig, HardwareProblem, InnerProblem, Metric, Nsga2, Nsga2Config, Problem,
-    Result, TableAccuracy,
+    AccuracySource, Budget, Cached, Constraint, DynamicEvaluator, Executor, ExitsEvaluator, Hadas,
+    HadasConfig, HardwareProblem, InnerProblem, Metric, Nsga2, Nsga2Config, Problem, Result,
+    TableAccuracy,
 };
-use dynas_space::{Activation, Genotype, Network, Nb201Space, SearchSpace};
+use dynas_space::{Activation, Genotype, Nb201Space, Network, SearchSpace};
 
 const A0_EXITS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
 );
 
-fn accuracy() -> TableAccuracy {
-    TableAccuracy::from_csv(common::NB201, "acc_cifar100").unwrap()
+fn accuracy() -> &'static TableAccuracy {
+    static ACC: std::sync::OnceLock<TableAccuracy> = std::sync::OnceLock::new();
+    ACC.get_or_init(|| TableAccuracy::from_csv(common::NB201, "acc_cifar100").unwrap())
 }
 
 fn tx2_model() -> AnalyticalModel {
@@ -75,7 +76,12 @@ fn hardware_problem_composes_table_accuracy_with_a_cost_model_and_caches() {
     }
     // Everything evaluated went through the cache once; a second pass only hits.
     assert_eq!(cached.misses(), 60);
-    let again: Vec<Genotype> = result.archive.records().iter().map(|r| r.genotype.clone()).collect();
+    let again: Vec<Genotype> = result
+        .archive
+        .records()
+        .iter()
+        .map(|r| r.genotype.clone())
+        .collect();
     let second = cached.evaluate_batch(&again);
     assert!(second.iter().all(|r| r.is_ok()));
     assert_eq!((cached.misses(), cached.hits()), (60, 60));
@@ -85,8 +91,10 @@ fn hardware_problem_composes_table_accuracy_with_a_cost_model_and_caches() {
 
 /// Three exits at a quarter, half and three quarters of the backbone; their accuracies are the
 /// backbone's table accuracy scaled like HADAS's a0 exits at the same relative depth.
-fn exit_source(acc: &TableAccuracy, data: &HadasExitData) -> impl Fn(&Genotype, &Network) -> Result<ExitTable> + Send + Sync {
-    let acc = acc.clone();
+fn exit_source(
+    acc: &'static TableAccuracy,
+    data: &HadasExitData,
+) -> impl Fn(&Genotype, &Network) -> Result<ExitTable> + Send + Sync {
     let top1 = data.top1();
     move |g: &Genotype, n: &Network| {
         let final_acc = acc.accuracy(g, n)? / 100.0;
@@ -111,7 +119,7 @@ fn hadas_on_real_exit_accounting_and_dvfs_cost_model() {
     let tx2 = DeviceProfile::jetson_tx2();
     let evaluator = ExitsEvaluator::new(
         space(),
-        exit_source(&acc, &data),
+        exit_source(acc, &data),
         ExitHead::new(64, Activation::Relu, 100).unwrap(),
         tx2_model(),
         tx2.clone(),
@@ -137,18 +145,30 @@ fn hadas_on_real_exit_accounting_and_dvfs_cost_model() {
         inner_generations: 3,
         ..HadasConfig::default()
     };
-    let result = Executor::new(&backbones, Hadas::new(config, &evaluator).unwrap(), Budget::generations(2).unwrap())
-        .seed(3)
-        .run()
-        .unwrap();
+    let result = Executor::new(
+        &backbones,
+        Hadas::new(config, &evaluator).unwrap(),
+        Budget::generations(2).unwrap(),
+    )
+    .seed(3)
+    .run()
+    .unwrap();
     let state = &result.state;
     assert!(!state.inner.is_empty());
     for (backbone, front) in &state.inner {
-        let static_at_max = evaluator.evaluate(backbone, &[], &tx2.max_operating_point()).unwrap();
-        let best_energy = front.iter().map(|p| p.metrics.energy_mj).fold(f64::INFINITY, f64::min);
+        let static_at_max = evaluator
+            .evaluate(backbone, &[], &tx2.max_operating_point())
+            .unwrap();
+        let best_energy = front
+            .iter()
+            .map(|p| p.metrics.energy_mj)
+            .fold(f64::INFINITY, f64::min);
         assert!(best_energy <= static_at_max.energy_mj, "{backbone}");
         for p in front {
-            assert_eq!(p.metrics, evaluator.evaluate(backbone, &p.exits, &p.point).unwrap());
+            assert_eq!(
+                p.metrics,
+                evaluator.evaluate(backbone, &p.exits, &p.point).unwrap()
+            );
             assert!(tx2.supports(&p.point));
         }
     }
