@@ -61,6 +61,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Learner::default().with_seed(seed),
                 TargetScale::Linear,
             )];
+            if std::env::var("RELATIVE").is_ok() {
+                runs.push((
+                    "ridge+gbdt relative, path features",
+                    ArchEncoding::Nb201,
+                    Learner::default().with_seed(seed),
+                    TargetScale::Relative,
+                ));
+            }
             if n == 1000 {
                 runs.push((
                     "gbdt (log), one-hot",

@@ -5,7 +5,7 @@
 //! inference against the full network (batch size 1 and batches).
 //!
 //! Run: `CARGO_TARGET_DIR=target-tch cargo run --release -p dynas-exits --features tch \
-//!       --example exits_fashion_mnist -- [data dir] [run dir] [epochs]`
+//!       --example exits_fashion_mnist -- [data dir] [run dir] [epochs] [train limit]`
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -150,9 +150,12 @@ fn main() -> AnyResult<()> {
     );
     let run = PathBuf::from(args.get(2).map_or("runs/exits-fmnist", String::as_str));
     let epochs: usize = args.get(3).map_or(Ok(4), |s| s.parse())?;
+    let train_limit: i64 = args.get(4).map_or(Ok(60_000), |s| s.parse())?;
     std::fs::create_dir_all(&run)?;
     tch::manual_seed(0);
     let (x_train, y_train) = load(&data, "train")?;
+    let keep = train_limit.clamp(1, x_train.size()[0]);
+    let (x_train, y_train) = (x_train.narrow(0, 0, keep), y_train.narrow(0, 0, keep));
     let (x_test_all, y_test_all) = load(&data, "t10k")?;
     // Validation (threshold calibration) = first half of t10k, test = second half.
     let (x_val, y_val) = (x_test_all.narrow(0, 0, 5000), y_test_all.narrow(0, 0, 5000));

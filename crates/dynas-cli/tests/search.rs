@@ -235,6 +235,32 @@ fn checkpoint_and_resume_from_the_command_line() {
     ]);
     let o = dynas(&second);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Extra outputs: the front as CSV and an SVG plot over the table's true front.
+    let (csv_out, svg_out) = (scratch("cli-front.csv"), scratch("cli-front.svg"));
+    let mut extra: Vec<&str> = base.to_vec();
+    let extra_json = scratch("cli-extra.json");
+    extra.extend([
+        "--budget",
+        "30",
+        "--out",
+        extra_json.to_str().unwrap(),
+        "--front-csv",
+        csv_out.to_str().unwrap(),
+        "--svg",
+        svg_out.to_str().unwrap(),
+    ]);
+    let extra: Vec<&str> = extra
+        .into_iter()
+        .filter(|a| *a != "--checkpoint" && *a != ckpt.to_str().unwrap())
+        .collect();
+    assert!(dynas(&extra).status.success());
+    let csv_text = std::fs::read_to_string(&csv_out).unwrap();
+    assert!(csv_text.starts_with("genotype,label,raspi4_latency,acc_cifar100"));
+    assert!(
+        std::fs::read_to_string(&svg_out)
+            .unwrap()
+            .contains("<circle")
+    );
     let resumed: Value =
         serde_json::from_str(&std::fs::read_to_string(&resumed_out).unwrap()).unwrap();
     // The first run stopped at 50 evaluations mid-generation; the resumed one continues that

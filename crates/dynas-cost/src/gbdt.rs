@@ -8,7 +8,6 @@
 //! leaves, row and column subsampling and a seeded RNG, as in XGBoost's exact mode.
 
 use ndarray::{Array2, ArrayView1};
-use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -152,8 +151,27 @@ pub struct Gbdt {
 impl Gbdt {
     /// Fits `y ≈ f(x)` on the rows of `x`.
     pub fn fit(x: &Array2<f64>, y: &[f64], params: &GbdtParams) -> Result<Self> {
+        Self::fit_weighted(x, y, &vec![1.0; y.len()], params)
+    }
+
+    /// Fits `y ≈ f(x)` minimising `Σ wᵢ (yᵢ - f(xᵢ))²` (weights positive; they are
+    /// normalised to mean 1 so that `lambda` keeps its meaning).
+    pub fn fit_weighted(
+        x: &Array2<f64>,
+        y: &[f64],
+        weights: &[f64],
+        params: &GbdtParams,
+    ) -> Result<Self> {
         let params = params.new()?;
         let (n, p) = x.dim();
+        if weights.len() != n || weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+            return Err(CostError::Fit {
+                model: "gbdt".to_string(),
+                reason: format!("need {n} positive finite weights"),
+            });
+        }
+        let mean_w = weights.iter().sum::<f64>() / n.max(1) as f64;
+        let wt: Vec<f64> = weights.iter().map(|w| w / mean_w).collect();
         if n != y.len() || n == 0 {
             return Err(CostError::Fit {
                 model: "gbdt".to_string(),
@@ -166,7 +184,7 @@ impl Gbdt {
                 reason: "non-finite feature or target".to_string(),
             });
         }
-        let base = y.iter().sum::<f64>() / n as f64;
+        let base = y.iter().zip(&wt).map(|(t, w)| t * w).sum::<f64>() / n as f64;
         let mut pred = vec![base; n];
         // Rows sorted by each feature, once.
         let sorted: Vec<Vec<usize>> = (0..p)
@@ -191,7 +209,7 @@ impl Gbdt {
             }
             all_cols.shuffle(&mut rng);
             let cols = &all_cols[..cols_per_tree];
-            let tree = grow(x, &residual, &in_tree, &sorted, cols, &params, &mut rng);
+            let tree = grow(x, &residual, &wt, &in_tree, &sorted, cols, &params);
             for (i, q) in pred.iter_mut().enumerate() {
                 *q += params.learning_rate * tree.predict(x.row(i));
             }
@@ -221,53 +239,48 @@ impl Gbdt {
     }
 }
 
-/// Grows one tree level-wise on the rows flagged `in_tree`.
+/// Grows one tree level-wise on the rows flagged `in_tree`, for residuals `g` with row
+/// weights `wt` (leaf value `Σ w g / (Σ w + λ)`, split gain from the same sums).
 #[allow(clippy::needless_range_loop)] // per-node slots indexed in parallel arrays
 fn grow(
     x: &Array2<f64>,
     g: &[f64],
+    wt: &[f64],
     in_tree: &[bool],
     sorted: &[Vec<usize>],
     cols: &[usize],
     params: &GbdtParams,
-    _rng: &mut impl Rng,
 ) -> Tree {
     let n = g.len();
-    // node of each row (usize::MAX: not in the tree / in a finished leaf).
+    let lambda = params.lambda;
+    let leaf = |s: f64, w: f64| s / (w + lambda);
+    let gain = |s: f64, w: f64| s * s / (w + lambda);
+    // Node of each row (usize::MAX: not in the tree, or in a finished leaf).
     let mut node_of: Vec<usize> = (0..n)
         .map(|i| if in_tree[i] { 0 } else { usize::MAX })
         .collect();
-    let mut nodes = vec![Node::Leaf(0.0)];
-    let (mut sum0, mut cnt0) = (0.0, 0usize);
+    let mut root = Stats::default();
     for i in 0..n {
         if in_tree[i] {
-            sum0 += g[i];
-            cnt0 += 1;
+            root.add(wt[i] * g[i], wt[i]);
         }
     }
-    let lambda = params.lambda;
-    let leaf = |s: f64, c: usize| s / (c as f64 + lambda);
-    let gain = |s: f64, c: usize| s * s / (c as f64 + lambda);
-    nodes[0] = Node::Leaf(leaf(sum0, cnt0));
-    // Open nodes at this level: (node id, sum, count).
-    let mut open: Vec<(usize, f64, usize)> = vec![(0, sum0, cnt0)];
+    let mut nodes = vec![Node::Leaf(leaf(root.s, root.w))];
+    // Open nodes at this level: (node id, sums).
+    let mut open: Vec<(usize, Stats)> = vec![(0, root)];
     for _depth in 0..params.max_depth {
         if open.is_empty() {
             break;
         }
-        // slot of each open node
         let mut slot = vec![usize::MAX; nodes.len()];
-        for (k, &(id, _, _)) in open.iter().enumerate() {
+        for (k, &(id, _)) in open.iter().enumerate() {
             slot[id] = k;
         }
-        // best (gain, feature, threshold) per open node
         let mut best: Vec<Option<(f64, usize, f64)>> = vec![None; open.len()];
-        let mut left_sum = vec![0.0; open.len()];
-        let mut left_cnt = vec![0usize; open.len()];
+        let mut left = vec![Stats::default(); open.len()];
         let mut last_val = vec![f64::NAN; open.len()];
         for &j in cols {
-            left_sum.iter_mut().for_each(|v| *v = 0.0);
-            left_cnt.iter_mut().for_each(|v| *v = 0);
+            left.iter_mut().for_each(|v| *v = Stats::default());
             last_val.iter_mut().for_each(|v| *v = f64::NAN);
             for &i in &sorted[j] {
                 let nd = node_of[i];
@@ -276,42 +289,37 @@ fn grow(
                 }
                 let k = slot[nd];
                 let v = x[[i, j]];
-                let (_, s, c) = open[k];
-                // A split between the previous value and this one.
-                if left_cnt[k] >= params.min_samples_leaf
-                    && c - left_cnt[k] >= params.min_samples_leaf
+                let all = open[k].1;
+                let l = left[k];
+                if l.n >= params.min_samples_leaf
+                    && all.n - l.n >= params.min_samples_leaf
                     && v > last_val[k]
                 {
-                    let gn = gain(left_sum[k], left_cnt[k])
-                        + gain(s - left_sum[k], c - left_cnt[k])
-                        - gain(s, c);
+                    let gn = gain(l.s, l.w) + gain(all.s - l.s, all.w - l.w) - gain(all.s, all.w);
                     if gn > 1e-12 && best[k].is_none_or(|(b, _, _)| gn > b) {
                         best[k] = Some((gn, j, 0.5 * (last_val[k] + v)));
                     }
                 }
-                left_sum[k] += g[i];
-                left_cnt[k] += 1;
+                left[k].add(wt[i] * g[i], wt[i]);
                 last_val[k] = v;
             }
         }
-        let mut next_open = Vec::new();
         let mut child_of: Vec<Option<(usize, usize, usize, f64)>> = vec![None; open.len()];
-        for (k, &(id, _, _)) in open.iter().enumerate() {
+        for (k, &(id, _)) in open.iter().enumerate() {
             if let Some((_, feature, threshold)) = best[k] {
-                let left = nodes.len();
-                let right = left + 1;
+                let l = nodes.len();
                 nodes.push(Node::Leaf(0.0));
                 nodes.push(Node::Leaf(0.0));
                 nodes[id] = Node::Split {
                     feature,
                     threshold,
-                    left,
-                    right,
+                    left: l,
+                    right: l + 1,
                 };
-                child_of[k] = Some((left, right, feature, threshold));
+                child_of[k] = Some((l, l + 1, feature, threshold));
             }
         }
-        let mut sums = vec![(0.0, 0usize); nodes.len()];
+        let mut sums = vec![Stats::default(); nodes.len()];
         for i in 0..n {
             let nd = node_of[i];
             if nd == usize::MAX || nd >= slot.len() || slot[nd] == usize::MAX {
@@ -321,19 +329,19 @@ fn grow(
                 Some((l, r, f, t)) => {
                     let c = if x[[i, f]] <= t { l } else { r };
                     node_of[i] = c;
-                    sums[c].0 += g[i];
-                    sums[c].1 += 1;
+                    sums[c].add(wt[i] * g[i], wt[i]);
                 }
                 None => node_of[i] = usize::MAX,
             }
         }
+        let mut next_open = Vec::new();
         for k in 0..open.len() {
             if let Some((l, r, _, _)) = child_of[k] {
                 for c in [l, r] {
-                    let (s, cnt) = sums[c];
-                    nodes[c] = Node::Leaf(leaf(s, cnt));
-                    if cnt >= 2 * params.min_samples_leaf {
-                        next_open.push((c, s, cnt));
+                    let st = sums[c];
+                    nodes[c] = Node::Leaf(leaf(st.s, st.w));
+                    if st.n >= 2 * params.min_samples_leaf {
+                        next_open.push((c, st));
                     }
                 }
             }
@@ -341,6 +349,22 @@ fn grow(
         open = next_open;
     }
     Tree { nodes }
+}
+
+/// Weighted residual sum, weight sum and row count of a node.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stats {
+    s: f64,
+    w: f64,
+    n: usize,
+}
+
+impl Stats {
+    fn add(&mut self, wg: f64, w: f64) {
+        self.s += wg;
+        self.w += w;
+        self.n += 1;
+    }
 }
 
 #[cfg(test)]
@@ -383,5 +407,26 @@ mod tests {
             .new()
             .is_err()
         );
+    }
+
+    #[test]
+    fn weights_pull_leaves_towards_heavy_rows() {
+        // Same feature value, two targets: the fit is the weighted mean.
+        let x = Array2::from_shape_fn((40, 1), |(i, _)| (i % 2) as f64);
+        let y: Vec<f64> = (0..40).map(|i| if i < 20 { 1.0 } else { 3.0 }).collect();
+        let w: Vec<f64> = (0..40).map(|i| if i < 20 { 9.0 } else { 1.0 }).collect();
+        let params = GbdtParams {
+            n_trees: 200,
+            learning_rate: 0.3,
+            lambda: 0.0,
+            subsample: 1.0,
+            colsample: 1.0,
+            ..GbdtParams::default()
+        };
+        let m = Gbdt::fit_weighted(&x, &y, &w, &params).unwrap();
+        for p in m.predict(&x) {
+            assert!((p - 1.2).abs() < 1e-6, "{p}");
+        }
+        assert!(Gbdt::fit_weighted(&x, &y, &vec![0.0; 40], &params).is_err());
     }
 }

@@ -8,7 +8,23 @@
 //! | [`table`] | per-architecture tables (NAS-Bench-201 style) as exact models |
 //! | [`predictor`] | learned layer-level and architecture-level predictors |
 //! | [`measure`] | timing networks on this host, building a LUT for it |
-//! | [`wrappers`] | caching, linear calibration, early-exit expected cost |
+//! | [`wrappers`] | caching, linear calibration, DVFS scaling of single-point models, early-exit expected cost |
+//!
+//! ```
+//! use dynas_cost::{AnalyticalModel, AnalyticalParams, CostModel, DeviceProfile};
+//! use dynas_space::{Activation, Layer, Network, TensorShape};
+//!
+//! let xavier = DeviceProfile::jetson_agx_xavier();
+//! let model = AnalyticalModel::new(xavier.clone(), AnalyticalParams::default())?;
+//! let input = TensorShape::new(3, 32, 32);
+//! let stem = Layer::conv("stem", input, 16, 3, 1, Activation::Relu);
+//! let net = Network::new(input, vec![stem]);
+//! for point in [xavier.min_operating_point(), xavier.max_operating_point()] {
+//!     let cost = model.estimate(&net, &point)?;
+//!     assert!(cost.latency_ms > 0.0 && cost.energy_mj.is_some());
+//! }
+//! # Ok::<(), dynas_cost::CostError>(())
+//! ```
 
 pub mod analytical;
 pub mod device;
@@ -31,4 +47,4 @@ pub use predictor::{
     ArchEncoding, ArchPredictor, LayerPredictor, Learner, RegressionMetrics, TargetScale,
 };
 pub use table::{Nb201Cell, TableModel};
-pub use wrappers::{Cached, Calibrated, ExitAware, ExitPoint};
+pub use wrappers::{Cached, Calibrated, DvfsScaled, ExitAware, ExitPoint};

@@ -330,6 +330,37 @@ fn fit_ridge(x: &Array2<f64>, y: &[f64], lambda: f64) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+/// Weighted ridge: minimises `Σ wᵢ (yᵢ - b - xᵢ·β)² + λ‖β‖²` (intercept `b` unpenalised, by
+/// weighted centring). Returns β followed by `b`.
+fn fit_ridge_weighted(x: &Array2<f64>, y: &[f64], wt: &[f64], lambda: f64) -> Result<Vec<f64>> {
+    let (n, p) = x.dim();
+    let sw: f64 = wt.iter().sum();
+    let xbar: Vec<f64> = (0..p)
+        .map(|j| (0..n).map(|i| wt[i] * x[[i, j]]).sum::<f64>() / sw)
+        .collect();
+    let ybar = y.iter().zip(wt).map(|(t, w)| t * w).sum::<f64>() / sw;
+    let rows: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            (0..p)
+                .map(|j| wt[i].sqrt() * (x[[i, j]] - xbar[j]))
+                .collect()
+        })
+        .collect();
+    let yc: Vec<f64> = (0..n).map(|i| wt[i].sqrt() * (y[i] - ybar)).collect();
+    let active: Vec<usize> = (0..p)
+        .filter(|&j| rows.iter().any(|r| r[j] != 0.0))
+        .collect();
+    let lambda = lambda.max(1e-9 * sw);
+    let beta = linalg::lstsq(&rows, &yc, &active, lambda).ok_or_else(|| CostError::Fit {
+        model: "ridge".to_string(),
+        reason: "singular system".to_string(),
+    })?;
+    let b = ybar - beta.iter().zip(&xbar).map(|(a, m)| a * m).sum::<f64>();
+    let mut out = beta;
+    out.push(b);
+    Ok(out)
+}
+
 fn ridge_predict(w: &[f64], x: &[f64]) -> f64 {
     let (coef, intercept) = w.split_at(w.len() - 1);
     intercept[0] + coef.iter().zip(x).map(|(a, b)| a * b).sum::<f64>()
@@ -345,6 +376,10 @@ pub enum TargetScale {
     /// The target itself: exact for costs that add up over the parts of an architecture
     /// (simulated accelerators).
     Linear,
+    /// The target itself, fitted to minimise squared *relative* errors (row weights
+    /// `1/target²`), since measured latencies are judged by relative error (targets must be
+    /// positive).
+    Relative,
     /// Ridge on the target itself (the additive part), boosted trees on the log of the ratio
     /// of the target to the ridge prediction (relative, multiplicative corrections). Learners
     /// without a ridge stage treat this as [`TargetScale::Log`].
@@ -384,6 +419,27 @@ impl ArchPredictor {
         }
         let log = scale == TargetScale::Log
             || (scale == TargetScale::Additive && matches!(learner, Learner::Gbdt(_)));
+        if scale == TargetScale::Relative
+            && let Some(t) = targets.iter().find(|t| **t <= 0.0)
+        {
+            return Err(CostError::Fit {
+                model: "arch-predictor".to_string(),
+                reason: format!("targets must be positive for relative errors, got {t}"),
+            });
+        }
+        let wt: Vec<f64> = targets
+            .iter()
+            .map(|&t| {
+                if scale == TargetScale::Relative {
+                    1.0 / (t * t)
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let mean_w = wt.iter().sum::<f64>() / wt.len() as f64;
+        let wt: Vec<f64> = wt.iter().map(|w| w / mean_w).collect();
+        let weighted = scale == TargetScale::Relative;
         let scale = if log { TargetScale::Log } else { scale };
         if let Some(t) = targets
             .iter()
@@ -405,10 +461,17 @@ impl ArchPredictor {
             .map(|&t| if log { t.ln() } else { t })
             .collect();
         let (ridge, gbdt) = match learner {
+            Learner::Ridge { lambda } if weighted => {
+                (Some(fit_ridge_weighted(&x, &y, &wt, lambda)?), None)
+            }
             Learner::Ridge { lambda } => (Some(fit_ridge(&x, &y, lambda)?), None),
-            Learner::Gbdt(params) => (None, Some(Gbdt::fit(&x, &y, &params)?)),
+            Learner::Gbdt(params) => (None, Some(Gbdt::fit_weighted(&x, &y, &wt, &params)?)),
             Learner::RidgeThenGbdt { lambda, gbdt } => {
-                let w = fit_ridge(&x, &y, lambda)?;
+                let w = if weighted {
+                    fit_ridge_weighted(&x, &y, &wt, lambda)?
+                } else {
+                    fit_ridge(&x, &y, lambda)?
+                };
                 let resid: Vec<f64> = x
                     .rows()
                     .into_iter()
@@ -422,7 +485,7 @@ impl ArchPredictor {
                         }
                     })
                     .collect();
-                (Some(w), Some(Gbdt::fit(&x, &resid, &gbdt)?))
+                (Some(w), Some(Gbdt::fit_weighted(&x, &resid, &wt, &gbdt)?))
             }
         };
         Ok(Self {
@@ -455,7 +518,7 @@ impl ArchPredictor {
         let (r, t) = (ridge.unwrap_or(0.0), trees.unwrap_or(0.0));
         Ok(match self.scale {
             TargetScale::Log => (r + t).exp(),
-            TargetScale::Linear => r + t,
+            TargetScale::Linear | TargetScale::Relative => r + t,
             TargetScale::Additive => r.max(0.0) * t.exp(),
         })
     }

@@ -343,6 +343,88 @@ impl<M: CostModel> CostModel for ExitAware<M> {
     }
 }
 
+/// Carries a model measured at one operating point (a LUT, a table, a predictor) to every
+/// other point: each layer's cost is scaled by the ratio a DVFS-aware `scaler` (usually a
+/// fitted [`crate::AnalyticalModel`]) gives for that layer between the two points. Latency and
+/// energy scale separately; an inner model without energy gets the scaler's energy scaled by
+/// the latency calibration of that layer. Fixed per-inference time of the inner model (its
+/// total minus its layers) scales like the scaler's own fixed time.
+#[derive(Debug, Clone)]
+pub struct DvfsScaled<M, S> {
+    inner: M,
+    scaler: S,
+    reference: OperatingPoint,
+}
+
+impl<M: CostModel, S: CostModel> DvfsScaled<M, S> {
+    /// `inner` was measured at `reference`; `scaler` must give per-layer breakdowns.
+    pub fn new(inner: M, scaler: S, reference: OperatingPoint) -> Self {
+        Self {
+            inner,
+            scaler,
+            reference,
+        }
+    }
+}
+
+impl<M: CostModel, S: CostModel> CostModel for DvfsScaled<M, S> {
+    fn name(&self) -> &str {
+        "dvfs-scaled"
+    }
+
+    fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
+        Ok(self.breakdown(network, point)?.total)
+    }
+
+    fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
+        let base = self.inner.breakdown(network, &self.reference)?;
+        let at_ref = self.scaler.breakdown(network, &self.reference)?;
+        let at_point = self.scaler.breakdown(network, point)?;
+        let ratio = |a: f64, b: f64| if a > 0.0 { b / a } else { 1.0 };
+        let layers: Vec<Cost> = base
+            .layers
+            .iter()
+            .zip(at_ref.layers.iter().zip(&at_point.layers))
+            .map(|(c, (r, p))| {
+                let lat = ratio(r.latency_ms, p.latency_ms);
+                let energy = match (c.energy_mj, r.energy_mj, p.energy_mj) {
+                    (Some(e), Some(er), Some(ep)) => Some(e * ratio(er, ep)),
+                    (None, Some(_), Some(ep)) => Some(ep * ratio(r.latency_ms, c.latency_ms)),
+                    (e, _, _) => e,
+                };
+                Cost {
+                    latency_ms: c.latency_ms * lat,
+                    energy_mj: energy,
+                    peak_memory_bytes: c.peak_memory_bytes,
+                }
+            })
+            .collect();
+        if layers.len() != network.layers.len() {
+            return Err(CostError::Unsupported {
+                model: self.name().to_string(),
+                what: "inner or scaler models without one cost per layer".to_string(),
+            });
+        }
+        let mut total = layers
+            .iter()
+            .skip(1)
+            .fold(layers.first().copied().unwrap_or_default(), |a, c| {
+                a.then(*c)
+            });
+        // Fixed per-inference time (total minus layers) of the inner model scales like the
+        // scaler's own fixed time, and stays as it is when the scaler has none.
+        let fixed = |b: &CostBreakdown| {
+            b.total.latency_ms - b.layers.iter().map(|c| c.latency_ms).sum::<f64>()
+        };
+        let overhead = fixed(&base);
+        if overhead > 0.0 {
+            let (r, p) = (fixed(&at_ref), fixed(&at_point));
+            total.latency_ms += overhead * if r > 0.0 && p > 0.0 { p / r } else { 1.0 };
+        }
+        Ok(CostBreakdown { layers, total })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +470,37 @@ mod tests {
                 .map(|i| Layer::identity(format!("l{i}"), s))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn dvfs_scaled_follows_the_scaler_between_points() {
+        use crate::{AnalyticalModel, AnalyticalParams, DeviceProfile};
+        use dynas_space::{Activation, Layer, TensorShape};
+        let dev = DeviceProfile::jetson_agx_xavier();
+        let scaler = AnalyticalModel::new(dev.clone(), AnalyticalParams::default()).unwrap();
+        let input = TensorShape::new(3, 64, 64);
+        let a = Layer::conv("a", input, 32, 3, 1, Activation::Relu);
+        let b = Layer::conv("b", a.output(), 64, 3, 2, Activation::Relu);
+        let n = Network::new(input, vec![a, b]);
+        let (hi, lo) = (dev.max_operating_point(), dev.min_operating_point());
+        // The inner model is the scaler itself measured at `hi`: scaling must reproduce `lo`.
+        let m = DvfsScaled::new(scaler.clone(), scaler.clone(), hi);
+        let got = m.breakdown(&n, &lo).unwrap();
+        let want = scaler.breakdown(&n, &lo).unwrap();
+        for (g, w) in got.layers.iter().zip(&want.layers) {
+            assert_relative_eq!(g.latency_ms, w.latency_ms, max_relative = 1e-12);
+            assert_relative_eq!(
+                g.energy_mj.unwrap(),
+                w.energy_mj.unwrap(),
+                max_relative = 1e-12
+            );
+        }
+        assert_relative_eq!(
+            got.total.latency_ms,
+            want.total.latency_ms,
+            max_relative = 1e-2
+        );
+        assert!(got.total.latency_ms > scaler.breakdown(&n, &hi).unwrap().total.latency_ms);
     }
 
     #[test]

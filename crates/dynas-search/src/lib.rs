@@ -1,6 +1,18 @@
-//! Search strategies for **dynas**: what to optimise ([`Problem`]), how ([`Strategy`]:
-//! [`Nsga2`], [`AgingEvolution`], [`RandomSearch`], ...) and the loop that owns budgets,
-//! observers and checkpoint/resume ([`Executor`]).
+//! Search strategies for **dynas**: what to optimise ([`Problem`]), how ([`Strategy`]) and the
+//! loop that owns budgets, observers and checkpoint/resume ([`Executor`]).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`problem`] | [`Problem`], objectives with directions, constraints, [`Cached`], [`HardwareProblem`] (any [`AccuracySource`] x any `CostModel`) |
+//! | [`table`] | [`TableProblem`] / [`TableAccuracy`] from CSVs in the `nb201_hw.csv` schema |
+//! | [`executor`] | [`Executor`], [`Budget`] (distinct evaluations / generations / time), exact checkpoint/resume |
+//! | [`observer`] | progress bar, JSON-lines log, stop-on-condition closures |
+//! | [`pareto`] | non-dominated sorting, pymoo crowding distance, exact hypervolume, IGD, JSON/CSV/SVG fronts |
+//! | [`nsga2`] | NSGA-II with pymoo's ranking, tournament and duplicate elimination |
+//! | [`aging`], [`random`], [`ofa`] | regularized evolution, random search, once-for-all constrained evolution |
+//! | [`predictor`] | one-hot MLP and random-forest accuracy predictors (ndarray) |
+//! | [`hadas`] | HADAS bi-level search over backbones, exits and DVFS operating points |
+//! | [`shrink`] | GoldenNAS progressive space shrinking around any strategy |
 //!
 //! ```no_run
 //! use dynas_search::{Budget, Executor, Nsga2, Nsga2Config, Objective, TableProblem};

@@ -1,6 +1,6 @@
 //! Once-for-all's constrained evolutionary search (Cai et al., 2020, `EvolutionFinder`):
 //! maximise the first objective of the problem under a hard cost limit checked by
-//! [`Problem::precheck`]. Each generation keeps the best `parent_ratio` of the population as
+//! [`crate::Problem::precheck`]. Each generation keeps the best `parent_ratio` of the population as
 //! parents and adds `population` children: `mutation_ratio` of them mutations of a random parent
 //! (each gene resampled with `mutation_probability`), the rest uniform crossovers of two random
 //! parents; every child is redrawn until it passes the precheck.
@@ -134,6 +134,12 @@ impl Strategy for OfaEvolution {
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<OfaState> {
+        if ctx.problem().objectives().is_empty() {
+            return Err(SearchError::invalid(
+                "objectives",
+                "once-for-all evolution needs an objective to rank by",
+            ));
+        }
         let space = ctx.problem().space();
         let mut population = Vec::with_capacity(self.config.population);
         for _ in 0..self.config.population {

@@ -651,6 +651,43 @@ mod tests {
     }
 
     #[test]
+    fn fronts_export_to_json_csv_and_svg() {
+        use crate::problem::{Evaluation, Objective};
+        let objectives = vec![Objective::minimize("lat"), Objective::maximize("acc")];
+        let g = |v: usize| Genotype::new(vec![v]);
+        let evals = [
+            (g(0), Evaluation::feasible(vec![1.0, 50.0])),
+            (g(1), Evaluation::feasible(vec![2.0, 70.0])),
+            (g(2), Evaluation::feasible(vec![3.0, 60.0])), // dominated by g(1)
+            (g(3), Evaluation::unknown(2)),                // infeasible
+            (g(4), Evaluation::with_violation(vec![0.5, 90.0], 1.0)),
+        ];
+        let front = ParetoFront::from_evaluations(&objectives, evals.iter().map(|(g, e)| (g, e)));
+        let kept: Vec<&Genotype> = front.points.iter().map(|p| &p.genotype).collect();
+        assert_eq!(kept, vec![&g(0), &g(1)]);
+        assert_eq!(front.minimised(), vec![vec![1.0, -50.0], vec![2.0, -70.0]]);
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("f.json");
+        front.write_json(&json).unwrap();
+        let back: ParetoFront =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(back, front);
+        let csv = dir.path().join("f.csv");
+        front.write_csv(&csv).unwrap();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(text.lines().next(), Some("genotype,label,lat,acc"));
+        assert_eq!(text.lines().count(), 3);
+        let svg = front.to_svg(Some(&front)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(
+            front
+                .write_json(dir.path().join("no/such/dir.json"))
+                .is_err()
+        );
+    }
+
+    #[test]
     fn igd_is_mean_nearest_distance() {
         let reference = vec![vec![0.0, 1.0], vec![1.0, 0.0]];
         let approx = vec![vec![0.0, 1.0]];

@@ -4,85 +4,31 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use dynas_space::{Dimension, Genotype, Network, SearchSpace, SpaceError};
+use dynas_space::{Dimension, Genotype, Nb201Space, Network, SearchSpace, SpaceError};
 
 use crate::error::{Result, SearchError};
 use crate::pareto::ParetoFront;
 use crate::problem::{Evaluation, Objective, Problem};
 
 /// The NAS-Bench-201 operations in the code order of `nb201_hw.csv` (`op0..op5` values).
-pub const NB201_OPS: [&str; 5] = [
-    "none",
-    "skip_connect",
-    "nor_conv_1x1",
-    "nor_conv_3x3",
-    "avg_pool_3x3",
-];
+pub use dynas_space::nb201::NB201_OPS;
 
-/// Parses a NAS-Bench-201 arch string (`|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`) into the op codes
-/// of its six edges in the order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2.
-pub fn parse_nb201_arch_str(text: &str) -> Result<Vec<usize>> {
-    let fail = |reason: String| {
-        SearchError::from(SpaceError::Parse {
-            input: text.to_string(),
-            reason,
-        })
-    };
-    let nodes: Vec<&str> = text.trim().split('+').collect();
-    if nodes.len() != 3 {
-        return Err(fail(format!(
-            "expected 3 nodes separated by `+`, found {}",
-            nodes.len()
-        )));
-    }
-    let mut ops = Vec::with_capacity(6);
-    for (node, part) in nodes.iter().enumerate() {
-        let edges: Vec<&str> = part
-            .trim()
-            .trim_matches('|')
-            .split('|')
-            .filter(|s| !s.is_empty())
-            .collect();
-        if edges.len() != node + 1 {
-            return Err(fail(format!(
-                "node {} needs {} edges, found {}",
-                node + 1,
-                node + 1,
-                edges.len()
-            )));
-        }
-        for (input, edge) in edges.iter().enumerate() {
-            let (op, from) = edge
-                .split_once('~')
-                .ok_or_else(|| fail(format!("edge `{edge}` lacks `~input`")))?;
-            if from.trim().parse::<usize>().ok() != Some(input) {
-                return Err(fail(format!("edge `{edge}` should come from node {input}")));
-            }
-            let code = NB201_OPS
-                .iter()
-                .position(|o| *o == op.trim())
-                .ok_or_else(|| fail(format!("unknown operation `{op}`")))?;
-            ops.push(code);
-        }
-    }
-    Ok(ops)
+fn nb201_space() -> &'static Nb201Space {
+    static SPACE: std::sync::OnceLock<Nb201Space> = std::sync::OnceLock::new();
+    SPACE.get_or_init(Nb201Space::new)
 }
 
-/// Formats op codes as a NAS-Bench-201 arch string (inverse of [`parse_nb201_arch_str`]).
+/// Parses a NAS-Bench-201 arch string (`|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`) into the op codes
+/// of its six edges in the order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2 (via
+/// [`Nb201Space::parse_arch_str`]).
+pub fn parse_nb201_arch_str(text: &str) -> Result<Vec<usize>> {
+    Ok(nb201_space().parse_arch_str(text.trim())?.into_genes())
+}
+
+/// Formats op codes as a NAS-Bench-201 arch string (inverse of [`parse_nb201_arch_str`]);
+/// `None` unless there are six codes below 5.
 pub fn nb201_arch_str(ops: &[usize]) -> Option<String> {
-    if ops.len() != 6 || ops.iter().any(|&o| o >= NB201_OPS.len()) {
-        return None;
-    }
-    let edge = |k: usize, input: usize| format!("{}~{input}", NB201_OPS[ops[k]]);
-    Some(format!(
-        "|{}|+|{}|{}|+|{}|{}|{}|",
-        edge(0, 0),
-        edge(1, 0),
-        edge(2, 1),
-        edge(3, 0),
-        edge(4, 1),
-        edge(5, 2)
-    ))
+    nb201_space().arch_str(&Genotype::new(ops.to_vec())).ok()
 }
 
 /// The choice space of a table: one dimension per gene column, with the values found there.
@@ -405,7 +351,7 @@ impl Problem for TableProblem {
     }
 }
 
-/// An [`AccuracySource`] reading accuracy (%) from a column of a benchmark table, for
+/// An [`crate::AccuracySource`] reading accuracy (%) from a column of a benchmark table, for
 /// genotypes of a space whose genes are coded like the table's (e.g. `Nb201Space` and
 /// `nb201_hw.csv`).
 #[derive(Clone, Debug)]

@@ -182,6 +182,9 @@ struct MbBlock {
     dw: ConvBn,
     se: Option<ElasticSe>,
     project: ConvBn,
+    /// 1x1 projection of the (average-pooled when strided) input for blocks that change
+    /// width, as AttentiveNAS builds them.
+    shortcut: Option<ElasticConv2d>,
 }
 
 impl MbBlock {
@@ -190,10 +193,22 @@ impl MbBlock {
         max: &Layer,
         kernels: &[usize],
         transform: bool,
+        shortcut: bool,
         cfg: &SupernetConfig,
     ) -> Result<Self> {
         let (cin, mid, cout) = (max.input.channels, max.mid_channels, max.out_channels);
+        if max.groups > 1 {
+            return Err(SupernetError::Incompatible(format!(
+                "block `{}` has grouped 1x1 convs, which the supernet does not support",
+                max.name
+            )));
+        }
         Ok(Self {
+            shortcut: if shortcut {
+                Some(ElasticConv2d::new(&(p / "shortcut"), cin, cout, &[1], false, false, false)?)
+            } else {
+                None
+            },
             expand: if max.has_expansion() {
                 Some(ConvBn::new(&(p / "expand"), cin, mid, &[1], false, false, true, false, cfg)?)
             } else {
@@ -226,6 +241,17 @@ impl MbBlock {
         h = self.project.forward(&h, l.out_channels, 1, 1, mode)?;
         if l.has_identity_shortcut() {
             h += x;
+        } else if l.has_projection_shortcut() {
+            let conv = self.shortcut.as_ref().ok_or_else(|| {
+                SupernetError::Incompatible(format!("block `{}` has no shortcut conv", l.name))
+            })?;
+            let s = l.stride as i64;
+            let pooled = if s > 1 {
+                x.avg_pool2d([s, s], [s, s], [0, 0], true, false, None::<i64>)
+            } else {
+                x.shallow_clone()
+            };
+            h += conv.forward(&pooled, l.out_channels as i64, 1, 1)?;
         }
         Ok(h)
     }
@@ -247,6 +273,12 @@ impl MbBlock {
                     copy(&db, &sb)?;
                 }
             }
+        }
+        if l.has_projection_shortcut()
+            && let (Some(s), Some(d)) = (&self.shortcut, &dst.shortcut)
+        {
+            let (o, i) = (l.out_channels as i64, l.input.channels as i64);
+            copy(&d.active_weight(o, i, 1)?, &s.active_weight(o, i, 1)?)?;
         }
         self.project
             .copy_active_into(&dst.project, l.out_channels, l.mid_channels, 1)
@@ -284,6 +316,7 @@ impl Body {
         max: &Network,
         kernels: &dyn Fn(&Layer) -> Vec<usize>,
         transform: bool,
+        shortcut: &dyn Fn(&Layer) -> bool,
         cfg: &SupernetConfig,
     ) -> Result<Self> {
         let mut ops = Vec::with_capacity(max.layers.len());
@@ -303,7 +336,14 @@ impl Body {
                     cfg,
                 )?),
                 OpKind::MbConv => {
-                    Op::MbConv(Box::new(MbBlock::new(&p, layer, &kernels(layer), transform, cfg)?))
+                    Op::MbConv(Box::new(MbBlock::new(
+                    &p,
+                    layer,
+                    &kernels(layer),
+                    transform,
+                    shortcut(layer),
+                    cfg,
+                )?))
                 }
                 OpKind::GlobalAvgPool => Op::GlobalPool,
                 OpKind::Linear => {
@@ -489,7 +529,19 @@ impl Supernet {
                 .and_then(|(stage, _)| stage_kernels.get(stage).cloned())
                 .unwrap_or_else(|| vec![layer.kernel])
         };
-        let body = Body::build(&vs.root(), &largest, &kernels, config.kernel_transform, &config)?;
+        // A block may change width (and so need its projection shortcut) when it is the first
+        // of its stage or when the largest network already changes width there.
+        let shortcut = |l: &Layer| {
+            l.projection_shortcut && (l.has_projection_shortcut() || l.name.ends_with("block0"))
+        };
+        let body = Body::build(
+            &vs.root(),
+            &largest,
+            &kernels,
+            config.kernel_transform,
+            &shortcut,
+            &config,
+        )?;
         Ok(Self {
             vs,
             space,
@@ -549,6 +601,7 @@ impl Supernet {
             net,
             &|l: &Layer| vec![l.kernel],
             false,
+            &Layer::has_projection_shortcut,
             &self.config,
         )?;
         self.body.copy_into(&body, net)?;
@@ -658,6 +711,7 @@ impl Subnet {
             net,
             &|l: &Layer| vec![l.kernel],
             false,
+            &Layer::has_projection_shortcut,
             &SupernetConfig::default(),
         )?;
         Ok(Self {
