@@ -148,7 +148,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
         train.len(),
         test.len()
     );
-    if actual.iter().any(|&a| a == 0.0) {
+    if actual.contains(&0.0) {
         println!("note: some actual values are 0; relative shares count them as misses");
     }
     let m = RegressionMetrics::compute(&actual, &predicted)?;

@@ -324,6 +324,16 @@ fn checkpoints_resume_exactly() {
         t.train_epoch(&data).unwrap();
         t.save_checkpoint(&ckpt).unwrap();
     }
+    let first_state = snapshot(&first);
+    {
+        let mut probe = supernet(space.clone(), 78);
+        let mut t = Trainer::new(&mut probe, train_params(3).check().unwrap(), norm.clone());
+        t.resume(&ckpt).unwrap();
+        let loaded = snapshot(t.supernet());
+        for (name, v) in &first_state {
+            assert!(v.equal(&loaded[name]), "`{name}` not restored exactly");
+        }
+    }
     // A supernet with other initial weights resumes from the checkpoint.
     let mut resumed = supernet(space.clone(), 77);
     {
