@@ -42,6 +42,7 @@ pub use analytical::{AnalyticalModel, AnalyticalParams, DvfsScalingLaw, Measurem
 pub use device::{ComputeUnit, DeviceProfile, OperatingPoint};
 pub use error::{CostError, Result};
 pub use lut::{FbNetInput, FbNetLut, FbNetLutModel, KeyScheme, LayerLut, LutEntry, LutModel};
+pub use measure::{HostModel, MeasureConfig};
 pub use model::{Cost, CostBreakdown, CostModel};
 pub use predictor::{
     ArchEncoding, ArchPredictor, LayerPredictor, Learner, RegressionMetrics, TargetScale,
