@@ -1,4 +1,6 @@
-//! **dynas**: hardware-aware *dynamic* neural architecture search.
+#![doc = include_str!("../../../README.md")]
+//!
+//! ## Crate layout
 //!
 //! This facade re-exports the workspace crates:
 //!
@@ -25,9 +27,20 @@ pub use dynas_supernet as supernet;
 
 /// The most used types, for `use dynas::prelude::*`.
 pub mod prelude {
-    pub use dynas_cost::{Cost, CostBreakdown, CostModel, DeviceProfile, OperatingPoint};
+    pub use dynas_cost::{
+        AnalyticalModel, AnalyticalParams, Cost, CostBreakdown, CostModel, DeviceProfile,
+        LutModel, OperatingPoint, TableModel,
+    };
+    pub use dynas_dvfs::{
+        ConfigurationSet, FrequencyControl, Governor, PowerSensor, RuntimeManager, Simulator,
+    };
+    pub use dynas_exits::{ExitCosts, ExitPolicy, ExitTable};
+    pub use dynas_search::{
+        Budget, Executor, Hadas, HadasConfig, Nsga2, Nsga2Config, Objective, ParetoFront, Problem,
+        Strategy,
+    };
     pub use dynas_space::{
-        Crossover, Dimension, Genotype, Layer, Mutation, MutationKind, Network, SearchSpace,
-        seeded_rng,
+        Crossover, Dimension, FbNetSpace, Genotype, Layer, MbConvSpace, Mutation, MutationKind,
+        Nb201Space, Network, SearchSpace, seeded_rng,
     };
 }
