@@ -45,7 +45,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| target | train N | model | within 1 % | within 10 % | within 20 % | RMSE (ms) | Spearman |"
     );
     println!("|---|---|---|---|---|---|---|---|");
+    let only: Option<String> = std::env::var("COLUMNS").ok();
     for col in columns {
+        if only.as_ref().is_some_and(|o| !o.split(',').any(|c| c == col)) {
+            continue;
+        }
         let data = read_arch_targets(&csv, col)?;
         let mut order: Vec<usize> = (0..data.cells.len()).collect();
         order.shuffle(&mut dynas_space::seeded_rng(seed));
@@ -61,6 +65,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Learner::default().with_seed(seed),
                 TargetScale::Linear,
             )];
+            if let Ok(b) = std::env::var("BUDGETS") {
+                for b in b.split(',') {
+                    let budget: f32 = b.parse()?;
+                    let name: &'static str = Box::leak(format!("ridge+perpetual b={b}").into_boxed_str());
+                    runs.push((name, ArchEncoding::Nb201, Learner::RidgeThenPerpetual { lambda: 1e-3, budget, seed }, TargetScale::Linear));
+                    let name: &'static str = Box::leak(format!("perpetual b={b}").into_boxed_str());
+                    runs.push((name, ArchEncoding::Nb201, Learner::Perpetual { budget, seed }, TargetScale::Linear));
+                }
+            }
             if std::env::var("RELATIVE").is_ok() {
                 runs.push((
                     "ridge+gbdt relative, path features",

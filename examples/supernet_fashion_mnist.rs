@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use dynas_space::{MbConvSpace, SearchSpace, seeded_rng};
 use dynas_supernet::{
-    AccuracyEstimator, Augmentation, BnStore, Dataset, Schedule, Split, Supernet,
-    SupernetConfig, SupernetError, TrainParams, Trainer, write_samples_csv, write_samples_json,
+    AccuracyEstimator, Augmentation, BnStore, Dataset, Schedule, Split, Supernet, SupernetConfig,
+    SupernetError, TrainParams, Trainer, write_samples_csv, write_samples_json,
 };
 
 struct Args {
@@ -152,7 +152,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut trainer = Trainer::new(&mut supernet, config, norm.clone());
         if let Some(path) = &args.resume {
             trainer.resume(path)?;
-            println!("resumed from {} at epoch {}", path.display(), trainer.epoch());
+            println!(
+                "resumed from {} at epoch {}",
+                path.display(),
+                trainer.epoch()
+            );
         }
         let start = Instant::now();
         while !trainer.finished() {
@@ -191,7 +195,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     supernet.save(args.out.join("supernet.safetensors"))?;
 
     // Test accuracies (BN recalibrated on training batches), stored per subnet.
-    let est = AccuracyEstimator::new(&supernet, &train, &test, norm.clone(), args.calib_batches, 256)?;
+    let est = AccuracyEstimator::new(
+        &supernet,
+        &train,
+        &test,
+        norm.clone(),
+        args.calib_batches,
+        256,
+    )?;
     let mut store = BnStore::new();
     let acc_largest = est.estimate_and_store(&largest, &mut store)?;
     let acc_smallest = est.estimate_and_store(&smallest, &mut store)?;
@@ -206,15 +217,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Accuracy against MACs of sampled subnets (on the first `--sample-eval` test images).
     let sample_test = test.subset(&(0..args.sample_eval.clamp(1, test.len())).collect::<Vec<_>>());
-    let sample_est =
-        AccuracyEstimator::new(&supernet, &train, &sample_test, norm.clone(), args.calib_batches, 256)?;
+    let sample_est = AccuracyEstimator::new(
+        &supernet,
+        &train,
+        &sample_test,
+        norm.clone(),
+        args.calib_batches,
+        256,
+    )?;
     let mut srng = seeded_rng(args.seed + 1);
     let mut samples = Vec::new();
     for _ in 0..args.samples {
         let g = space.canonical(&space.sample(&mut srng))?;
         let s = sample_est.sample(&g)?;
         store.capture(&supernet, &g)?;
-        println!("  {:>9} MACs  acc {:.4}  {}", s.macs, s.accuracy, s.description);
+        println!(
+            "  {:>9} MACs  acc {:.4}  {}",
+            s.macs, s.accuracy, s.description
+        );
         samples.push(s);
     }
     samples.sort_by_key(|s| s.macs);

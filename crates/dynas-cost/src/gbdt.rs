@@ -239,6 +239,51 @@ impl Gbdt {
     }
 }
 
+
+/// Perpetual booster (experimental wrapper).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Perp {
+    booster: perpetual::PerpetualBooster,
+    n_features: usize,
+}
+
+impl std::fmt::Debug for Perp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Perp({} trees)", self.booster.trees.len())
+    }
+}
+
+impl PartialEq for Perp {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_string(self).ok() == serde_json::to_string(other).ok()
+    }
+}
+
+impl Perp {
+    /// Fits.
+    pub fn fit(x: &Array2<f64>, y: &[f64], budget: f32, seed: u64) -> Result<Self> {
+        let (n, p) = x.dim();
+        let data: Vec<f64> = x.t().iter().copied().collect();
+        let m = perpetual::Matrix::new(&data, n, p);
+        let mut booster = perpetual::PerpetualBooster::default()
+            .set_objective(perpetual::objective::Objective::SquaredLoss)
+            .set_budget(budget)
+            .set_seed(seed);
+        booster.fit(&m, y, None, None).map_err(|e| CostError::Fit {
+            model: "perpetual".to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { booster, n_features: p })
+    }
+
+    /// Predicts one row.
+    pub fn predict_row(&self, x: ArrayView1<'_, f64>) -> f64 {
+        let data: Vec<f64> = x.to_vec();
+        let m = perpetual::Matrix::new(&data, 1, data.len());
+        self.booster.predict(&m, false)[0]
+    }
+}
+
 /// Grows one tree level-wise on the rows flagged `in_tree`, for residuals `g` with row
 /// weights `wt` (leaf value `Σ w g / (Σ w + λ)`, split gain from the same sums).
 #[allow(clippy::needless_range_loop)] // per-node slots indexed in parallel arrays

@@ -420,7 +420,14 @@ impl ExitHeads {
             })?;
         }
         let labels: Vec<i64> = Vec::<i64>::try_from(labels.to_kind(Kind::Int64).flatten(0, -1))?;
-        let labels: Vec<usize> = labels.into_iter().map(|l| l.max(0) as usize).collect();
+        let labels = labels
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                usize::try_from(l)
+                    .map_err(|_| ExitError::invalid("labels", format!("sample {i} has label {l}")))
+            })
+            .collect::<Result<Vec<usize>>>()?;
         ExitOutputs::new(cols, labels, self.spec.num_classes())
     }
 
@@ -539,7 +546,8 @@ impl<'a> DynamicNet<'a> {
     }
 
     /// Runs a batch; inputs that leave at an exit are removed from the batch before the next
-    /// block, so later blocks run only on the inputs still undecided.
+    /// block, so later blocks run only on the inputs still undecided. Heads whose threshold can
+    /// never fire are skipped.
     pub fn infer(&self, images: &Tensor) -> Result<DynamicOutput> {
         let n = images.size().first().copied().unwrap_or(0);
         let device = self.heads.vs.device();
@@ -558,6 +566,11 @@ impl<'a> DynamicNet<'a> {
                 h = self.backbone.forward_block(b, &h);
                 blocks_run += alive.len();
                 if self.heads.blocks.get(next) != Some(&b) {
+                    continue;
+                }
+                if !self.policy.rule().can_fire(next) {
+                    // A never-firing exit: its head is not run (and not paid for).
+                    next += 1;
                     continue;
                 }
                 let logits = self.heads.heads[next]

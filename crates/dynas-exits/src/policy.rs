@@ -72,6 +72,16 @@ impl ExitRule {
         }
     }
 
+    /// Whether exit `exit` can fire at all (false for a `+inf` max-softmax or `-inf` entropy
+    /// threshold; such a head need not run).
+    pub fn can_fire(&self, exit: usize) -> bool {
+        match self {
+            Self::MaxSoftmax(t) => t.get(exit).is_some_and(|&v| v != f64::INFINITY),
+            Self::Entropy(t) => t.get(exit).is_some_and(|&v| v != f64::NEG_INFINITY),
+            Self::Patience(_) => true,
+        }
+    }
+
     /// Whether an exit with this max-softmax probability / entropy fires under a threshold rule
     /// (`None` for patience, which needs the prediction history).
     pub fn fires(&self, exit: usize, max_prob: f64, entropy: f64) -> Option<bool> {

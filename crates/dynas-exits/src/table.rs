@@ -535,11 +535,9 @@ impl ExitTable {
                 }
             }
         }
-        let active = match &selection.rule {
-            ExitRule::MaxSoftmax(t) => t.iter().map(|&v| v != f64::INFINITY).collect(),
-            ExitRule::Entropy(t) => t.iter().map(|&v| v != f64::NEG_INFINITY).collect(),
-            ExitRule::Patience(_) => vec![true; exits.len()],
-        };
+        let active = (0..exits.len())
+            .map(|j| selection.rule.can_fire(j))
+            .collect();
         Ok(ExitStatistics::from_counts(
             exits.clone(),
             active,

@@ -84,7 +84,11 @@ impl TensorFile {
 
     /// Names of the tensors.
     pub fn names(&self) -> Vec<String> {
-        self.parsed().names().into_iter().map(String::from).collect()
+        self.parsed()
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     /// A metadata value; an error naming the key when it is missing.

@@ -85,13 +85,20 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<u8>)> {
         ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
-        return Err(malformed(path, 0, "IDX magic must start with two zero bytes"));
+        return Err(malformed(
+            path,
+            0,
+            "IDX magic must start with two zero bytes",
+        ));
     }
     if bytes[2] != 0x08 {
         return Err(malformed(
             path,
             2,
-            format!("IDX type code 0x{:02x} is not 0x08 (unsigned byte)", bytes[2]),
+            format!(
+                "IDX type code 0x{:02x} is not 0x08 (unsigned byte)",
+                bytes[2]
+            ),
         ));
     }
     let ndims = bytes[3] as usize;
@@ -128,10 +135,7 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<u8>)> {
         return Err(malformed(
             path,
             header + expected,
-            format!(
-                "{} trailing bytes after the data",
-                available - expected
-            ),
+            format!("{} trailing bytes after the data", available - expected),
         ));
     }
     Ok((dims, bytes[header..].to_vec()))
@@ -148,7 +152,10 @@ impl Dataset {
         let (channels, height, width) = shape;
         let per = channels * height * width;
         if per == 0 {
-            return Err(SupernetError::invalid("shape", "images must have no zero dimension"));
+            return Err(SupernetError::invalid(
+                "shape",
+                "images must have no zero dimension",
+            ));
         }
         if pixels.len() != per * labels.len() {
             return Err(SupernetError::invalid(
@@ -184,7 +191,10 @@ impl Dataset {
             return Err(malformed(
                 images,
                 3,
-                format!("image file has {} dimensions, expected 3 (N x H x W)", idims.len()),
+                format!(
+                    "image file has {} dimensions, expected 3 (N x H x W)",
+                    idims.len()
+                ),
             ));
         }
         let (ldims, labs) = read_idx(labels)?;
@@ -199,7 +209,12 @@ impl Dataset {
             return Err(malformed(
                 labels,
                 4,
-                format!("{} labels for {} images in `{}`", ldims[0], idims[0], images.display()),
+                format!(
+                    "{} labels for {} images in `{}`",
+                    ldims[0],
+                    idims[0],
+                    images.display()
+                ),
             ));
         }
         let header = 4 + 4 * ldims.len();
@@ -400,10 +415,7 @@ impl Dataset {
         for (b, &i) in indices.iter().enumerate() {
             let image = &self.pixels[i * per..(i + 1) * per];
             let (dy, dx) = if augment.pad > 0 {
-                (
-                    rng.random_range(-pad..=pad),
-                    rng.random_range(-pad..=pad),
-                )
+                (rng.random_range(-pad..=pad), rng.random_range(-pad..=pad))
             } else {
                 (0, 0)
             };
@@ -622,7 +634,10 @@ mod tests {
         // Truncated gzip stream.
         let gz = gzip(&idx_bytes(&[3, 4, 4], &[7u8; 48]));
         std::fs::write(&path, &gz[..gz.len() / 2]).unwrap();
-        assert!(matches!(read_idx(&path), Err(SupernetError::MalformedData { .. })));
+        assert!(matches!(
+            read_idx(&path),
+            Err(SupernetError::MalformedData { .. })
+        ));
     }
 
     #[test]
@@ -649,7 +664,10 @@ mod tests {
         let p10 = dir.path().join("test_batch.bin");
         std::fs::write(&p10, &c10).unwrap();
         let d = Dataset::cifar_dir(dir.path(), Split::Test, CifarLabels::Cifar10).unwrap();
-        assert_eq!((d.len(), d.image_shape(), d.classes()), (3, (3, 32, 32), 10));
+        assert_eq!(
+            (d.len(), d.image_shape(), d.classes()),
+            (3, (3, 32, 32), 10)
+        );
         assert_eq!(d.labels(), &[0, 1, 2]);
 
         let mut c100 = Vec::new();
@@ -662,11 +680,12 @@ mod tests {
         let fine = Dataset::cifar_dir(dir.path(), Split::Test, CifarLabels::Cifar100Fine).unwrap();
         assert_eq!(fine.labels(), &[50, 51]);
         let coarse =
-            Dataset::from_cifar_files(&[p100.clone()], CifarLabels::Cifar100Coarse).unwrap();
+            Dataset::from_cifar_files(std::slice::from_ref(&p100), CifarLabels::Cifar100Coarse)
+                .unwrap();
         assert_eq!(coarse.labels(), &[0, 1]);
 
         std::fs::write(&p10, &c10[..3073 + 100]).unwrap();
-        match Dataset::from_cifar_files(&[p10.clone()], CifarLabels::Cifar10) {
+        match Dataset::from_cifar_files(std::slice::from_ref(&p10), CifarLabels::Cifar10) {
             Err(SupernetError::MalformedData { path, offset, .. }) => {
                 assert_eq!(path, p10);
                 assert_eq!(offset, 3073);
@@ -705,7 +724,10 @@ mod tests {
         // Without augmentation a batch reproduces the pixels exactly.
         let b = data.batch(&[2], &norm, &Augmentation::NONE, &mut rng, Device::Cpu);
         let got = Vec::<f32>::try_from(b.images.flatten(0, -1)).unwrap();
-        let want: Vec<f32> = data.pixels[32..48].iter().map(|&p| p as f32 / 255.0).collect();
+        let want: Vec<f32> = data.pixels[32..48]
+            .iter()
+            .map(|&p| p as f32 / 255.0)
+            .collect();
         assert_eq!(got, want);
         // A flip is its own inverse and a crop keeps the shape.
         let flip = Augmentation {

@@ -11,7 +11,10 @@
 //!   channels).
 
 use dynas_space::Activation;
-use tch::nn::{self, Init, init::{FanInOut, NonLinearity, NormalOrUniform}};
+use tch::nn::{
+    self, Init,
+    init::{FanInOut, NonLinearity, NormalOrUniform},
+};
 use tch::{Kind, Tensor};
 
 use crate::error::{Result, SupernetError};
@@ -106,7 +109,11 @@ impl ElasticConv2d {
         }
         let (max_in, max_out) = (max_in as i64, max_out as i64);
         let in_dim = if depthwise { 1 } else { max_in };
-        let weight = p.var("weight", &[max_out, in_dim, max_kernel, max_kernel], CONV_INIT);
+        let weight = p.var(
+            "weight",
+            &[max_out, in_dim, max_kernel, max_kernel],
+            CONV_INIT,
+        );
         let bias = bias.then(|| p.zeros("bias", &[max_out]));
         let mut transforms = Vec::new();
         if kernel_transform {
@@ -178,7 +185,10 @@ impl ElasticConv2d {
                 break;
             }
             let start = (large - small) / 2;
-            let crop = w.narrow(2, start, *small).narrow(3, start, *small).contiguous();
+            let crop = w
+                .narrow(2, start, *small)
+                .narrow(3, start, *small)
+                .contiguous();
             let (o, i) = (crop.size()[0], crop.size()[1]);
             w = crop
                 .reshape([o * i, small * small])
@@ -379,19 +389,42 @@ mod tests {
     #[test]
     fn kernel_centre_crop_and_channel_slicing_are_views_of_the_shared_weight() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let conv = ElasticConv2d::new(&(vs.root() / "c"), 4, 6, &[3, 5], false, false, false)
-            .unwrap();
+        let conv =
+            ElasticConv2d::new(&(vs.root() / "c"), 4, 6, &[3, 5], false, false, false).unwrap();
         let w = conv.active_weight(2, 3, 3).unwrap();
         assert_eq!(w.size(), vec![2, 3, 3, 3]);
         let full = &conv.weight;
-        assert!(w.allclose(&full.narrow(0, 0, 2).narrow(1, 0, 3).narrow(2, 1, 3).narrow(3, 1, 3), 0.0, 0.0, false));
+        assert!(
+            w.allclose(
+                &full
+                    .narrow(0, 0, 2)
+                    .narrow(1, 0, 3)
+                    .narrow(2, 1, 3)
+                    .narrow(3, 1, 3),
+                0.0,
+                0.0,
+                false
+            )
+        );
         // Gradients flow into the shared weight, only where the slice is.
         let x = Tensor::ones([1, 3, 5, 5], (Kind::Float, Device::Cpu));
-        conv.forward(&x, 2, 3, 1).unwrap().sum(Kind::Float).backward();
+        conv.forward(&x, 2, 3, 1)
+            .unwrap()
+            .sum(Kind::Float)
+            .backward();
         let g = full.grad();
         assert!(g.narrow(0, 2, 4).abs().sum(Kind::Float).double_value(&[]) == 0.0);
         assert!(g.narrow(1, 3, 1).abs().sum(Kind::Float).double_value(&[]) == 0.0);
-        assert!(g.narrow(0, 0, 2).narrow(1, 0, 3).narrow(2, 1, 3).narrow(3, 1, 3).abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        assert!(
+            g.narrow(0, 0, 2)
+                .narrow(1, 0, 3)
+                .narrow(2, 1, 3)
+                .narrow(3, 1, 3)
+                .abs()
+                .sum(Kind::Float)
+                .double_value(&[])
+                > 0.0
+        );
         assert!(conv.active_weight(7, 3, 3).is_err());
         assert!(conv.active_weight(2, 3, 7).is_err());
     }
@@ -425,8 +458,18 @@ mod tests {
         // Calibration with momentum 1 replaces the statistics by the batch's.
         let _ = bn.forward(&x, BnMode::Calibrate(1.0)).unwrap();
         let batch_mean = x.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
-        assert!(bn.running_stats(4).0.allclose(&batch_mean, 1e-5, 1e-5, false));
-        assert!(bn.forward(&Tensor::zeros([1, 7, 1, 1], (Kind::Float, Device::Cpu)), BnMode::Eval).is_err());
+        assert!(
+            bn.running_stats(4)
+                .0
+                .allclose(&batch_mean, 1e-5, 1e-5, false)
+        );
+        assert!(
+            bn.forward(
+                &Tensor::zeros([1, 7, 1, 1], (Kind::Float, Device::Cpu)),
+                BnMode::Eval
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub mod data;
 pub mod elastic;
 pub mod error;
 pub mod latency;
-pub mod supernet;
 pub mod oracle;
+pub mod supernet;
 pub mod train;
 
 pub use data::{Augmentation, Batch, CifarLabels, Dataset, Normalization, Split};

@@ -89,21 +89,29 @@ impl BnStore {
         let keys: Vec<String> = file.meta_json("genotypes")?;
         let mut stats = BTreeMap::new();
         for key in keys {
-            let g: Genotype = key.parse().map_err(|e: dynas_space::SpaceError| {
-                SupernetError::Checkpoint {
-                    path: path.as_ref().to_path_buf(),
-                    field: key.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+            let g: Genotype =
+                key.parse()
+                    .map_err(|e: dynas_space::SpaceError| SupernetError::Checkpoint {
+                        path: path.as_ref().to_path_buf(),
+                        field: key.clone(),
+                        reason: e.to_string(),
+                    })?;
             let net = supernet.network(&g)?;
             let current = supernet.bn_stats(&net)?;
             let mut entries = Vec::with_capacity(current.entries.len());
             for (name, m, v) in current.entries {
                 let read = |which: &str, t: &Tensor| {
-                    file.tensor(&format!("{key}/{name}/{which}"), Some(&t.size()), t.device())
+                    file.tensor(
+                        &format!("{key}/{name}/{which}"),
+                        Some(&t.size()),
+                        t.device(),
+                    )
                 };
-                entries.push((name.clone(), read("running_mean", &m)?, read("running_var", &v)?));
+                entries.push((
+                    name.clone(),
+                    read("running_mean", &m)?,
+                    read("running_var", &v)?,
+                ));
             }
             stats.insert(key, BnStats { entries });
         }
@@ -180,7 +188,10 @@ impl<'a> AccuracyEstimator<'a> {
         batch_size: usize,
     ) -> Result<Self> {
         if calibration_batches == 0 {
-            return Err(SupernetError::invalid("calibration_batches", "must be at least 1"));
+            return Err(SupernetError::invalid(
+                "calibration_batches",
+                "must be at least 1",
+            ));
         }
         if batch_size == 0 {
             return Err(SupernetError::invalid("batch_size", "must be at least 1"));
@@ -225,7 +236,13 @@ impl<'a> AccuracyEstimator<'a> {
     pub fn estimate(&self, genotype: &Genotype) -> Result<f64> {
         self.recalibrate(genotype)?;
         let net = self.supernet.network(genotype)?;
-        evaluate(self.supernet, &net, self.validation, &self.norm, self.batch_size)
+        evaluate(
+            self.supernet,
+            &net,
+            self.validation,
+            &self.norm,
+            self.batch_size,
+        )
     }
 
     /// [`AccuracyEstimator::estimate`], also capturing the recalibrated statistics in `store`.

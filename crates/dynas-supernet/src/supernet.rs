@@ -108,13 +108,19 @@ impl ConvBn {
                 bias,
                 transform,
             )?,
-            bn: batch_norm.then(|| {
-                ElasticBatchNorm::new(&(p / "bn"), max_out, cfg.bn_momentum, cfg.bn_eps)
-            }),
+            bn: batch_norm
+                .then(|| ElasticBatchNorm::new(&(p / "bn"), max_out, cfg.bn_momentum, cfg.bn_eps)),
         })
     }
 
-    fn forward(&self, x: &Tensor, out: usize, k: usize, stride: usize, mode: BnMode) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        out: usize,
+        k: usize,
+        stride: usize,
+        mode: BnMode,
+    ) -> Result<Tensor> {
         let y = self.conv.forward(x, out as i64, k as i64, stride as i64)?;
         match &self.bn {
             Some(bn) => bn.forward(&y, mode),
@@ -205,21 +211,59 @@ impl MbBlock {
         }
         Ok(Self {
             shortcut: if shortcut {
-                Some(ElasticConv2d::new(&(p / "shortcut"), cin, cout, &[1], false, false, false)?)
+                Some(ElasticConv2d::new(
+                    &(p / "shortcut"),
+                    cin,
+                    cout,
+                    &[1],
+                    false,
+                    false,
+                    false,
+                )?)
             } else {
                 None
             },
             expand: if max.has_expansion() {
-                Some(ConvBn::new(&(p / "expand"), cin, mid, &[1], false, false, true, false, cfg)?)
+                Some(ConvBn::new(
+                    &(p / "expand"),
+                    cin,
+                    mid,
+                    &[1],
+                    false,
+                    false,
+                    true,
+                    false,
+                    cfg,
+                )?)
             } else {
                 None
             },
-            dw: ConvBn::new(&(p / "dw"), mid, mid, kernels, true, false, true, transform, cfg)?,
+            dw: ConvBn::new(
+                &(p / "dw"),
+                mid,
+                mid,
+                kernels,
+                true,
+                false,
+                true,
+                transform,
+                cfg,
+            )?,
             se: match max.se_channels {
                 Some(s) => Some(ElasticSe::new(&(p / "se"), mid, s)?),
                 None => None,
             },
-            project: ConvBn::new(&(p / "project"), mid, cout, &[1], false, false, true, false, cfg)?,
+            project: ConvBn::new(
+                &(p / "project"),
+                mid,
+                cout,
+                &[1],
+                false,
+                false,
+                true,
+                false,
+                cfg,
+            )?,
         })
     }
 
@@ -229,9 +273,17 @@ impl MbBlock {
             let expand = self.expand.as_ref().ok_or_else(|| {
                 SupernetError::Incompatible(format!("block `{}` has no expansion conv", l.name))
             })?;
-            h = activate(&expand.forward(&h, l.mid_channels, 1, 1, mode)?, l.activation);
+            h = activate(
+                &expand.forward(&h, l.mid_channels, 1, 1, mode)?,
+                l.activation,
+            );
         }
-        h = activate(&self.dw.forward(&h, l.mid_channels, l.kernel, l.stride, mode)?, l.activation);
+        h = activate(
+            &self
+                .dw
+                .forward(&h, l.mid_channels, l.kernel, l.stride, mode)?,
+            l.activation,
+        );
         if let Some(s) = l.se_channels {
             let se = self.se.as_ref().ok_or_else(|| {
                 SupernetError::Incompatible(format!("block `{}` has no SE module", l.name))
@@ -266,8 +318,14 @@ impl MbBlock {
             .copy_active_into(&dst.dw, l.mid_channels, l.mid_channels, l.kernel)?;
         if let (Some(sq), Some(s), Some(d)) = (l.se_channels, &self.se, &dst.se) {
             let (sq, mid) = (sq as i64, l.mid_channels as i64);
-            copy(&d.reduce.active_weight(sq, mid, 1)?, &s.reduce.active_weight(sq, mid, 1)?)?;
-            copy(&d.expand.active_weight(mid, sq, 1)?, &s.expand.active_weight(mid, sq, 1)?)?;
+            copy(
+                &d.reduce.active_weight(sq, mid, 1)?,
+                &s.reduce.active_weight(sq, mid, 1)?,
+            )?;
+            copy(
+                &d.expand.active_weight(mid, sq, 1)?,
+                &s.expand.active_weight(mid, sq, 1)?,
+            )?;
             for (dc, sc, o) in [(&d.reduce, &s.reduce, sq), (&d.expand, &s.expand, mid)] {
                 if let (Some(db), Some(sb)) = (dc.active_bias(o), sc.active_bias(o)) {
                     copy(&db, &sb)?;
@@ -335,20 +393,20 @@ impl Body {
                     false,
                     cfg,
                 )?),
-                OpKind::MbConv => {
-                    Op::MbConv(Box::new(MbBlock::new(
+                OpKind::MbConv => Op::MbConv(Box::new(MbBlock::new(
                     &p,
                     layer,
                     &kernels(layer),
                     transform,
                     shortcut(layer),
                     cfg,
-                )?))
-                }
+                )?)),
                 OpKind::GlobalAvgPool => Op::GlobalPool,
-                OpKind::Linear => {
-                    Op::Linear(ElasticLinear::new(&p, layer.input.channels, layer.out_channels))
-                }
+                OpKind::Linear => Op::Linear(ElasticLinear::new(
+                    &p,
+                    layer.input.channels,
+                    layer.out_channels,
+                )),
                 other => {
                     return Err(SupernetError::Incompatible(format!(
                         "layer `{}`: {other:?} layers are not supported by the supernet",
@@ -423,7 +481,10 @@ impl Body {
     }
 
     /// Batch norms a network uses: `(path, module, active channels)`.
-    fn batch_norms<'a>(&'a self, net: &Network) -> Result<Vec<(String, &'a ElasticBatchNorm, i64)>> {
+    fn batch_norms<'a>(
+        &'a self,
+        net: &Network,
+    ) -> Result<Vec<(String, &'a ElasticBatchNorm, i64)>> {
         let mut out = Vec::new();
         for layer in &net.layers {
             let n = &layer.name;
@@ -459,7 +520,11 @@ impl Body {
         for layer in &net.layers {
             match (self.op(layer)?, dst.op(layer)?) {
                 (Op::Conv(s), Op::Conv(d)) => {
-                    let inp = if layer.groups > 1 { layer.out_channels } else { layer.input.channels };
+                    let inp = if layer.groups > 1 {
+                        layer.out_channels
+                    } else {
+                        layer.input.channels
+                    };
                     s.copy_active_into(d, layer.out_channels, inp, layer.kernel)?
                 }
                 (Op::MbConv(s), Op::MbConv(d)) => s.copy_active_into(d, layer)?,
@@ -587,7 +652,12 @@ impl Supernet {
     }
 
     /// Runs the subnet of `genotype`.
-    pub fn forward_genotype(&self, genotype: &Genotype, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+    pub fn forward_genotype(
+        &self,
+        genotype: &Genotype,
+        x: &Tensor,
+        mode: BnMode,
+    ) -> Result<Tensor> {
         let net = self.network(genotype)?;
         self.forward(&net, x, mode)
     }

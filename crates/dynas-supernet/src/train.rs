@@ -248,7 +248,10 @@ impl TrainParams {
             return Err(SupernetError::invalid("batch_size", "must be at least 1"));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(SupernetError::invalid("lr", format!("{} is not positive", self.lr)));
+            return Err(SupernetError::invalid(
+                "lr",
+                format!("{} is not positive", self.lr),
+            ));
         }
         if self.warmup_epochs >= self.schedule.epochs() && self.warmup_epochs > 0 {
             return Err(SupernetError::invalid(
@@ -333,7 +336,11 @@ impl Sgd {
                     continue;
                 }
                 let mask = g.ne(0.0).to_kind(Kind::Float);
-                let d_p = if *decay && wd > 0.0 { &g + &*p * &mask * wd } else { g };
+                let d_p = if *decay && wd > 0.0 {
+                    &g + &*p * &mask * wd
+                } else {
+                    g
+                };
                 let new_buf = &*buf * mu + &d_p;
                 let new_buf = &new_buf * &mask + &*buf * (1.0 - &mask);
                 buf.copy_(&new_buf);
@@ -449,10 +456,7 @@ impl<'a> Trainer<'a> {
         for _ in 0..p.random_subnets {
             genotypes.push(self.sampler.sample(&elastic, &mut self.rng));
         }
-        genotypes
-            .iter()
-            .map(|g| self.supernet.network(g))
-            .collect()
+        genotypes.iter().map(|g| self.supernet.network(g)).collect()
     }
 
     /// One optimisation step on `batch` over `subnets` (the first is the teacher when
@@ -590,7 +594,10 @@ impl<'a> Trainer<'a> {
             ("rng".to_string(), json(&self.rng)),
             ("config".to_string(), json(&self.config)),
             ("norm".to_string(), json(&self.norm)),
-            ("space".to_string(), self.supernet.space().name().to_string()),
+            (
+                "space".to_string(),
+                self.supernet.space().name().to_string(),
+            ),
         ]);
         write_tensors(path, &tensors, meta)
     }

@@ -8,9 +8,9 @@ use dynas_space::{
     SearchSpace, StageSpec, seeded_rng,
 };
 use dynas_supernet::{
-    AccuracyEstimator, AccuracySample, Augmentation, Batch, BnMode, BnStore, Dataset,
-    ElasticDim, Normalization, Schedule, SubnetSampler, Supernet, SupernetConfig, TrainParams,
-    Trainer, cosine_lr, write_samples_csv, write_samples_json,
+    AccuracyEstimator, AccuracySample, Augmentation, Batch, BnMode, BnStore, Dataset, ElasticDim,
+    Normalization, Schedule, SubnetSampler, Supernet, SupernetConfig, TrainParams, Trainer,
+    cosine_lr, write_samples_csv, write_samples_json,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -125,10 +125,18 @@ fn check_box(name: &str, before: &Tensor, after: &Tensor, lens: &[i64]) {
     }
     let _ = view.fill_(1.0);
     let changed = after.ne_tensor(before).to_kind(Kind::Float);
-    let outside = (&changed * (inside.ones_like() - &inside)).sum(Kind::Float).double_value(&[]);
-    assert_eq!(outside, 0.0, "`{name}` changed outside the active slice {lens:?}");
+    let outside = (&changed * (inside.ones_like() - &inside))
+        .sum(Kind::Float)
+        .double_value(&[]);
+    assert_eq!(
+        outside, 0.0,
+        "`{name}` changed outside the active slice {lens:?}"
+    );
     let within = (&changed * &inside).sum(Kind::Float).double_value(&[]);
-    assert!(within > 0.0, "`{name}` did not change inside the active slice {lens:?}");
+    assert!(
+        within > 0.0,
+        "`{name}` did not change inside the active slice {lens:?}"
+    );
     inside = inside.zero_();
     let _ = inside;
 }
@@ -164,7 +172,9 @@ fn a_training_step_on_one_subnet_changes_only_the_weights_it_uses() {
     trainer.train_step(&batch, &[largest], 0.1).unwrap();
     let before = snapshot(trainer.supernet());
     // ... and a step on the smallest must still leave unused weights alone.
-    trainer.train_step(&batch, &[net.clone()], 0.1).unwrap();
+    trainer
+        .train_step(&batch, std::slice::from_ref(&net), 0.1)
+        .unwrap();
     let after = snapshot(trainer.supernet());
 
     let l = |name: &str| net.layers.iter().find(|l| l.name == name).unwrap().clone();
@@ -181,7 +191,10 @@ fn a_training_step_on_one_subnet_changes_only_the_weights_it_uses() {
         ("s1.block0.expand.conv.weight", vec![mid, cin, 1, 1]),
         ("s1.block0.expand.bn.running_var", vec![mid]),
         ("s1.block0.project.conv.weight", vec![cout, mid, 1, 1]),
-        ("s1.block0.se.reduce.weight", vec![b0.se_channels.unwrap() as i64, mid, 1, 1]),
+        (
+            "s1.block0.se.reduce.weight",
+            vec![b0.se_channels.unwrap() as i64, mid, 1, 1],
+        ),
         ("s1.block0.dw.conv.7to5_matrix", vec![25, 25]),
         ("s1.block0.dw.conv.5to3_matrix", vec![9, 9]),
         ("classifier.weight", vec![5, 16]),
@@ -202,7 +215,10 @@ fn a_training_step_on_one_subnet_changes_only_the_weights_it_uses() {
             .iter()
             .any(|b| name.starts_with(b))
         {
-            assert!(t.equal(&after[name]), "`{name}` belongs to a skipped block but changed");
+            assert!(
+                t.equal(&after[name]),
+                "`{name}` belongs to a skipped block but changed"
+            );
         }
     }
 }
@@ -306,7 +322,7 @@ fn train_params(epochs: usize) -> TrainParams {
 
 #[test]
 fn checkpoints_resume_exactly() {
-    // libtorch's multi-threaded CPU kernels are not bitwise reproducible; one thread is.
+    // One libtorch thread keeps every CPU reduction in a fixed order.
     tch::set_num_threads(1);
     let space = tiny_space();
     let data = tiny_dataset(16, 1);
@@ -316,7 +332,11 @@ fn checkpoints_resume_exactly() {
 
     let mut straight = supernet(space.clone(), 6);
     {
-        let mut t = Trainer::new(&mut straight, train_params(3).check().unwrap(), norm.clone());
+        let mut t = Trainer::new(
+            &mut straight,
+            train_params(3).check().unwrap(),
+            norm.clone(),
+        );
         while !t.finished() {
             t.train_epoch(&data).unwrap();
         }
@@ -333,7 +353,10 @@ fn checkpoints_resume_exactly() {
     let (s1, s2) = (snapshot(&straight), snapshot(&again));
     for (name, v) in &s1 {
         let diff = (v - &s2[name]).abs().max().double_value(&[]);
-        assert!(diff <= 1e-6, "`{name}` differs between two identical runs by {diff}");
+        assert!(
+            diff <= 1e-6,
+            "`{name}` differs between two identical runs by {diff}"
+        );
     }
     let mut first = supernet(space.clone(), 6);
     {
@@ -396,7 +419,10 @@ fn training_reduces_the_loss_and_the_oracle_exports_samples() {
         }
         (first, last)
     };
-    assert!(last.loss_largest < first.loss_largest, "{first:?} -> {last:?}");
+    assert!(
+        last.loss_largest < first.loss_largest,
+        "{first:?} -> {last:?}"
+    );
 
     let est = AccuracyEstimator::new(&sn, &data, &data, norm, 2, 8).unwrap();
     let mut rng = seeded_rng(0);
@@ -415,8 +441,26 @@ fn training_reduces_the_loss_and_the_oracle_exports_samples() {
     write_samples_csv(dir.path().join("s.csv"), &samples).unwrap();
     let csv = std::fs::read_to_string(dir.path().join("s.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
-    assert!(csv.lines().nth(1).unwrap().starts_with(&samples[0].genotype));
-    assert!(AccuracyEstimator::new(&sn, &data, &data, Normalization { mean: vec![0.0], std: vec![1.0] }, 0, 8).is_err());
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&samples[0].genotype)
+    );
+    assert!(
+        AccuracyEstimator::new(
+            &sn,
+            &data,
+            &data,
+            Normalization {
+                mean: vec![0.0],
+                std: vec![1.0]
+            },
+            0,
+            8
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -430,7 +474,11 @@ fn sampler_follows_the_progressive_shrinking_phases() {
     let g = sampler.smallest(kernel_phase);
     for (d, &v) in dims.iter().zip(g.genes()) {
         let kind = ElasticDim::of(d.name());
-        let expect = if kernel_phase.contains(&kind) { 0 } else { d.len() - 1 };
+        let expect = if kernel_phase.contains(&kind) {
+            0
+        } else {
+            d.len() - 1
+        };
         assert_eq!(v, expect, "dimension {}", d.name());
     }
     let mut rng = seeded_rng(1);
@@ -438,15 +486,37 @@ fn sampler_follows_the_progressive_shrinking_phases() {
         let g = sampler.sample(&schedule.phase(0).elastic, &mut rng);
         let sub = space.subnet(&g).unwrap();
         assert!(sub.stages.iter().all(|s| s.depth == 3));
-        assert!(sub.stages.iter().flat_map(|s| &s.blocks).all(|b| b.kernel == 7));
+        assert!(
+            sub.stages
+                .iter()
+                .flat_map(|s| &s.blocks)
+                .all(|b| b.kernel == 7)
+        );
     }
     assert_eq!(sampler.largest(), space.largest());
-    assert_eq!(sampler.smallest(&schedule.phase(3).elastic), space.smallest());
+    assert_eq!(
+        sampler.smallest(&schedule.phase(3).elastic),
+        space.smallest()
+    );
     let _ = Genotype::new(vec![]);
     approx::assert_relative_eq!(cosine_lr(0.1, 0, 0, 100), 0.1);
     approx::assert_relative_eq!(cosine_lr(0.1, 50, 0, 100), 0.05, epsilon = 1e-12);
     approx::assert_relative_eq!(cosine_lr(0.1, 0, 10, 100), 0.01);
-    assert!(TrainParams { lr: -1.0, ..TrainParams::default() }.check().is_err());
-    assert!(TrainParams { momentum: 1.0, ..TrainParams::default() }.check().is_err());
+    assert!(
+        TrainParams {
+            lr: -1.0,
+            ..TrainParams::default()
+        }
+        .check()
+        .is_err()
+    );
+    assert!(
+        TrainParams {
+            momentum: 1.0,
+            ..TrainParams::default()
+        }
+        .check()
+        .is_err()
+    );
     assert!(SupernetConfig::new(true, 0.0, 1e-5).is_err());
 }
