@@ -8,7 +8,8 @@
 //! predictions within ±1/10/20 %, RMSE and Spearman, for the default learner (ridge + boosted
 //! trees on the NAS-Bench-201 path features, linear target scale) and, at N = 1000, two
 //! one-hot baselines (boosted trees on log latency, and plain linear regression).
-//! `SIZES=50,1000` restricts the training sizes.
+//! `SIZES=50,1000` restricts the training sizes; `COLUMNS=raspi4_latency,pixel3_latency` the
+//! targets.
 
 use dynas_cost::predictor::{ArchEncoding, ArchPredictor, Learner, RegressionMetrics, TargetScale};
 use dynas_cost::table::read_arch_targets;
@@ -47,7 +48,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---|---|---|---|---|---|---|");
     let only: Option<String> = std::env::var("COLUMNS").ok();
     for col in columns {
-        if only.as_ref().is_some_and(|o| !o.split(',').any(|c| c == col)) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|c| c == col))
+        {
             continue;
         }
         let data = read_arch_targets(&csv, col)?;
@@ -65,15 +69,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Learner::default().with_seed(seed),
                 TargetScale::Linear,
             )];
-            if let Ok(b) = std::env::var("BUDGETS") {
-                for b in b.split(',') {
-                    let budget: f32 = b.parse()?;
-                    let name: &'static str = Box::leak(format!("ridge+perpetual b={b}").into_boxed_str());
-                    runs.push((name, ArchEncoding::Nb201, Learner::RidgeThenPerpetual { lambda: 1e-3, budget, seed }, TargetScale::Linear));
-                    let name: &'static str = Box::leak(format!("perpetual b={b}").into_boxed_str());
-                    runs.push((name, ArchEncoding::Nb201, Learner::Perpetual { budget, seed }, TargetScale::Linear));
-                }
-            }
             if std::env::var("RELATIVE").is_ok() {
                 runs.push((
                     "ridge+gbdt relative, path features",

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::analytical::layer_bytes;
 use crate::device::{ComputeUnit, OperatingPoint};
 use crate::error::{CostError, Result};
-use crate::gbdt::{Gbdt, GbdtParams, Perp};
+use crate::gbdt::{Gbdt, GbdtParams};
 use crate::linalg;
 use crate::model::{Cost, CostBreakdown, CostModel};
 use crate::table::{NB201_EDGES, Nb201Cell};
@@ -250,22 +250,6 @@ pub enum Learner {
     },
     /// Gradient-boosted trees.
     Gbdt(GbdtParams),
-    /// Perpetual.
-    Perpetual {
-        /// Budget.
-        budget: f32,
-        /// Seed.
-        seed: u64,
-    },
-    /// Ridge then perpetual.
-    RidgeThenPerpetual {
-        /// L2 penalty.
-        lambda: f64,
-        /// Budget.
-        budget: f32,
-        /// Seed.
-        seed: u64,
-    },
     /// Ridge, then boosted trees on its residuals (the default).
     RidgeThenGbdt {
         /// L2 penalty of the ridge stage.
@@ -411,8 +395,6 @@ pub struct ArchPredictor {
     scale: TargetScale,
     ridge: Option<Vec<f64>>,
     gbdt: Option<Gbdt>,
-    #[serde(default)]
-    perp: Option<Perp>,
 }
 
 impl ArchPredictor {
@@ -478,27 +460,7 @@ impl ArchPredictor {
             .iter()
             .map(|&t| if log { t.ln() } else { t })
             .collect();
-        let mut perp = None;
         let (ridge, gbdt) = match learner {
-            Learner::Perpetual { budget, seed } => {
-                perp = Some(Perp::fit(&x, &y, budget, seed)?);
-                (None, None)
-            }
-            Learner::RidgeThenPerpetual {
-                lambda,
-                budget,
-                seed,
-            } => {
-                let w = fit_ridge(&x, &y, lambda)?;
-                let resid: Vec<f64> = x
-                    .rows()
-                    .into_iter()
-                    .zip(&y)
-                    .map(|(r, t)| t - ridge_predict(&w, &r.to_vec()))
-                    .collect();
-                perp = Some(Perp::fit(&x, &resid, budget, seed)?);
-                (Some(w), None)
-            }
             Learner::Ridge { lambda } if weighted => {
                 (Some(fit_ridge_weighted(&x, &y, &wt, lambda)?), None)
             }
@@ -532,7 +494,6 @@ impl ArchPredictor {
             scale,
             ridge,
             gbdt,
-            perp,
         })
     }
 
@@ -554,11 +515,7 @@ impl ArchPredictor {
             .gbdt
             .as_ref()
             .map(|g| g.predict_row(ndarray::ArrayView1::from(&f)));
-        let pt = self
-            .perp
-            .as_ref()
-            .map(|g| g.predict_row(ndarray::ArrayView1::from(&f)));
-        let (r, t) = (ridge.unwrap_or(0.0), trees.or(pt).unwrap_or(0.0));
+        let (r, t) = (ridge.unwrap_or(0.0), trees.unwrap_or(0.0));
         Ok(match self.scale {
             TargetScale::Log => (r + t).exp(),
             TargetScale::Linear | TargetScale::Relative => r + t,

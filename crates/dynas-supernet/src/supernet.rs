@@ -443,17 +443,10 @@ impl Body {
             )));
         }
         let (h, w) = (net.input.height as i64, net.input.width as i64);
-        let x = if size[2] != h || size[3] != w {
+        let mut x = if size[2] != h || size[3] != w {
             x.upsample_bilinear2d([h, w], false, None, None)
         } else {
             x.shallow_clone()
-        };
-        // Channels-last strides (NHWC in memory, NCHW shape): oneDNN's depthwise and 1x1
-        // convolutions run about twice as fast on CPUs with them, and every later op keeps them.
-        let mut x = if x.device() == Device::Cpu {
-            x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-        } else {
-            x
         };
         for layer in &net.layers {
             if x.size()[1] != layer.input.channels as i64 {
