@@ -13,17 +13,7 @@ use crate::device::OperatingPoint;
 use crate::error::{CostError, Result};
 use crate::model::{Cost, CostModel};
 
-/// NAS-Bench-201 op names, in the index order of the `op0..op5` columns.
-pub const NB201_OPS: [&str; 5] = [
-    "none",
-    "skip_connect",
-    "nor_conv_1x1",
-    "nor_conv_3x3",
-    "avg_pool_3x3",
-];
-
-/// Edges of the NAS-Bench-201 cell as (to, from), in `op0..op5` / arch-string order.
-pub const NB201_EDGES: [(usize, usize); 6] = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)];
+pub use dynas_space::nb201::{NB201_EDGES, NB201_OPS};
 
 /// A NAS-Bench-201 cell: the op index (0..=4, [`NB201_OPS`]) on each of the six edges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -9,7 +9,9 @@ use dynas_cost::{
     AnalyticalModel, AnalyticalParams, CostError, CostModel, DeviceProfile, FbNetInput, FbNetLut,
     KeyScheme, LayerLut, LutModel, OperatingPoint, TableModel,
 };
-use dynas_space::{Activation, Layer, Network, TensorShape};
+use std::collections::BTreeSet;
+
+use dynas_space::{Activation, Layer, MbConvSpace, Network, SearchSpace, TensorShape, seeded_rng};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
 
@@ -247,4 +249,51 @@ fn nb201_table_is_an_exact_model() {
         err.contains("no_such_col") && err.contains("nb201_hw.csv"),
         "{err}"
     );
+}
+
+#[test]
+fn ofa_mnist_space_layers_are_exactly_the_harmonic_lut_keys() {
+    let path = data("lut/ofa-mnist/jetson_agx_xavier.json");
+    let raw: HashMap<String, HashMap<String, String>> =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let space = MbConvSpace::ofa_mnist();
+    let mut rng = seeded_rng(3);
+    let mut produced = BTreeSet::new();
+    for genotype in (0..400)
+        .map(|_| space.sample(&mut rng))
+        .chain([space.smallest(), space.largest()])
+    {
+        for layer in &space.decode(&genotype).unwrap().layers {
+            if let Some(key) = harmonic_key(layer) {
+                assert!(raw.contains_key(&key), "{key} of {genotype} not in the LUT");
+                produced.insert(key);
+            }
+        }
+    }
+    let all: BTreeSet<String> = raw.keys().cloned().collect();
+    assert_eq!(produced, all, "every LUT key is some layer of the space");
+}
+
+#[test]
+fn ofa_width_1_2_space_layers_are_the_dynamic_ofa_lut_keys() {
+    let space = MbConvSpace::ofa_mobilenet_v3_width(1.2).unwrap();
+    let mut rng = seeded_rng(9);
+    for resolution in [160, 164, 224] {
+        let path = data(&format!(
+            "lut/dynamic-ofa-xavier-nx/cpu/{resolution}_lookup_table.json"
+        ));
+        let lut: HashMap<String, serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut produced = BTreeSet::new();
+        for _ in 0..300 {
+            let mut subnet = space.subnet(&space.sample(&mut rng)).unwrap();
+            subnet.resolution = resolution;
+            for (index, layer) in space.network(&subnet).layers.iter().enumerate() {
+                let key = ofa_key(layer, index).unwrap();
+                assert!(lut.contains_key(&key), "{key} not in {path}");
+                produced.insert(key);
+            }
+        }
+        assert_eq!(produced.len(), lut.len(), "every key of {path} is produced");
+    }
 }

@@ -1011,54 +1011,11 @@ impl SearchSpace for MbConvSpace {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
 
     use approx::assert_relative_eq;
 
     use super::*;
-    use crate::network::OpKind;
     use crate::seeded_rng;
-
-    const OFA_MNIST_LUT: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/lut/ofa-mnist/jetson_agx_xavier.json"
-    );
-
-    /// The key once-for-all's latency-table tooling gives a layer (global pooling has none).
-    fn ofa_lut_key(layer: &Layer) -> Option<String> {
-        let i = layer.input;
-        let input = format!("1_{}_{}_{}", i.channels, i.height, i.width);
-        match layer.kind {
-            OpKind::Conv => Some(format!(
-                "ConvLayer-input:{input}-in_ch:{}-out_ch:{}-kernel:{}-stride:{}-use_se:0-use_bn:{}",
-                i.channels,
-                layer.out_channels,
-                layer.kernel,
-                layer.stride,
-                u8::from(layer.batch_norm)
-            )),
-            OpKind::MbConv => {
-                let (mid, expand) = if layer.has_expansion() {
-                    (layer.mid_channels, layer.mid_channels / i.channels)
-                } else {
-                    (0, 1)
-                };
-                Some(format!(
-                    "MBConvLayer-input:{input}-in_ch:{}-out_ch:{}-mid_ch:{mid}-expand:{expand}-kernel:{}-stride:{}-use_se:{}",
-                    i.channels,
-                    layer.out_channels,
-                    layer.kernel,
-                    layer.stride,
-                    u8::from(layer.se_channels.is_some())
-                ))
-            }
-            OpKind::Linear => Some(format!(
-                "LinearLayer-input:{0}-in_ch:{0}-out_ch:{1}",
-                i.channels, layer.out_channels
-            )),
-            _ => None,
-        }
-    }
 
     #[test]
     fn make_divisible_matches_the_reference_rounding() {
@@ -1168,83 +1125,6 @@ mod tests {
         assert_eq!(block.name, "stage2.block0");
         assert_eq!(block.mid_channels, 144);
         assert_eq!(block.se_channels, Some(40));
-    }
-
-    #[test]
-    fn ofa_mnist_layers_are_exactly_the_lookup_table_keys() {
-        let text = std::fs::read_to_string(OFA_MNIST_LUT).expect("read the ofa-mnist LUT");
-        let lut: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&text).expect("parse the ofa-mnist LUT");
-        let space = MbConvSpace::ofa_mnist();
-        let mut rng = seeded_rng(3);
-        let mut produced = BTreeSet::new();
-        for genotype in (0..400)
-            .map(|_| space.sample(&mut rng))
-            .chain([space.smallest(), space.largest()])
-        {
-            let network = space.decode(&genotype).expect("decodes");
-            for layer in &network.layers {
-                if let Some(key) = ofa_lut_key(layer) {
-                    assert!(lut.contains_key(&key), "{key} of {genotype} not in the LUT");
-                    produced.insert(key);
-                }
-            }
-        }
-        let all: BTreeSet<String> = lut.keys().cloned().collect();
-        assert_eq!(produced, all, "every LUT key is some layer of the space");
-    }
-
-    /// The key of Dynamic-OFA's Jetson lookup tables for a layer of OFA MobileNetV3.
-    fn dynamic_ofa_key(layer: &Layer) -> String {
-        let i = layer.input;
-        let o = layer.output();
-        let shapes = format!(
-            "input:{}x{}x{}-output:{}x{}x{}",
-            i.height, i.width, i.channels, o.height, o.width, o.channels
-        );
-        match (layer.kind, layer.name.as_str()) {
-            (OpKind::Conv, "first_conv") => format!("Conv-{shapes}"),
-            (OpKind::Conv, "final_expand") => format!("Conv_1-{shapes}"),
-            (OpKind::Conv, _) => format!("Conv_2-{shapes}"),
-            (OpKind::GlobalAvgPool, _) => format!("AvgPool2D-{shapes}"),
-            (OpKind::Linear, _) => format!("Logits-input:1x1x{}-output:{}", i.channels, o.channels),
-            _ => format!(
-                "expanded_conv-{shapes}-expand:{}-kernel:{}-stride:{}-idskip:{}-se:{}-hs:{}",
-                layer.mid_channels,
-                layer.kernel,
-                layer.stride,
-                u8::from(layer.has_identity_shortcut()),
-                u8::from(layer.se_channels.is_some()),
-                u8::from(layer.activation == Activation::HardSwish)
-            ),
-        }
-    }
-
-    #[test]
-    fn ofa_width_1_2_layers_are_the_dynamic_ofa_lookup_table_keys() {
-        let space = MbConvSpace::ofa_mobilenet_v3_width(1.2).expect("valid width");
-        let mut rng = seeded_rng(9);
-        for resolution in [160, 164, 224] {
-            let path = format!(
-                "{}/../../../shared/data/lut/dynamic-ofa-xavier-nx/cpu/{resolution}_lookup_table.json",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            let text = std::fs::read_to_string(&path).expect("read a Dynamic-OFA LUT");
-            let lut: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&text).expect("parse a Dynamic-OFA LUT");
-            let mut produced = BTreeSet::new();
-            for _ in 0..300 {
-                let mut subnet = space.subnet(&space.sample(&mut rng)).expect("decodes");
-                subnet.resolution = resolution;
-                for layer in &space.network(&subnet).layers {
-                    let key = dynamic_ofa_key(layer);
-                    assert!(lut.contains_key(&key), "{key} not in {path}");
-                    produced.insert(key);
-                }
-            }
-            assert_eq!(produced.len(), lut.len(), "every key of {path} is produced");
-        }
-        assert!(MbConvSpace::ofa_mobilenet_v3_width(0.0).is_err());
     }
 
     #[test]
