@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+source scripts/env.sh
 cargo test --workspace --all-features --no-fail-fast

@@ -28,8 +28,8 @@ pub use dynas_supernet as supernet;
 /// The most used types, for `use dynas::prelude::*`.
 pub mod prelude {
     pub use dynas_cost::{
-        AnalyticalModel, AnalyticalParams, Cost, CostBreakdown, CostModel, DeviceProfile,
-        LutModel, OperatingPoint, TableModel,
+        AnalyticalModel, AnalyticalParams, Cost, CostBreakdown, CostModel, DeviceProfile, LutModel,
+        OperatingPoint, TableModel,
     };
     pub use dynas_dvfs::{
         ConfigurationSet, FrequencyControl, Governor, PowerSensor, RuntimeManager, Simulator,
