@@ -8,7 +8,7 @@ kernel-transform matrices, expand 3/4/6, final expand 24->40, feature mix 40->80
 distillation, label smoothing 0.1, SGD with Nesterov momentum 0.9 and weight decay 5e-5,
 batches of synthetic 1x28x28 images, resolution 20 or 28 per subnet.
 
-    PYTHONPATH=.deps/pytorch:.deps/pydeps:.deps/cudalibs python3 benches/supernet_throughput.py \
+    python3 benches/supernet_throughput.py \
         --steps 30 --warmup 5 --threads 2
 """
 

@@ -96,7 +96,12 @@ impl Cnn {
         for i in 0..5 {
             h = self.block_t(i, &h, train);
         }
-        self.classify(&h)
+        self.logits(&h)
+    }
+
+    fn logits(&self, features: &Tensor) -> Tensor {
+        self.fc
+            .forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
     }
 }
 
@@ -107,12 +112,11 @@ impl Backbone for Cnn {
     fn block_channels(&self, block: usize) -> i64 {
         CH[block + 1]
     }
-    fn forward_block(&self, block: usize, x: &Tensor) -> Tensor {
-        self.block_t(block, x, false)
+    fn forward_block(&self, block: usize, x: &Tensor) -> dynas_exits::Result<Tensor> {
+        Ok(self.block_t(block, x, false))
     }
-    fn classify(&self, features: &Tensor) -> Tensor {
-        self.fc
-            .forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+    fn classify(&self, features: &Tensor) -> dynas_exits::Result<Tensor> {
+        Ok(self.logits(features))
     }
     fn network(&self) -> Network {
         let mut shape = TensorShape::new(1, 28, 28);
@@ -217,9 +221,14 @@ fn main() -> AnyResult<()> {
         .iter()
         .map(|&b| ExitPosition::new(format!("b{b}"), b))
         .collect();
-    // MACs-only accounting: a cost model is not needed for the MACs figure, so use the
-    // per-layer MACs as "latency" through a tiny CostModel.
-    let costs = ExitCosts::compute(&network, &positions, &spec, &MacsModel, &Default::default())?;
+    // MACs-only accounting: the MACs proxy model reads "latency" as millions of MACs.
+    let costs = ExitCosts::compute(
+        &network,
+        &positions,
+        &spec,
+        &dynas_cost::MacsModel::mega_macs(),
+        &Default::default(),
+    )?;
     let val_out = heads.outputs(&net, &x_val, &y_val, 500)?;
     let table = ExitTable::from_outputs(positions.clone(), &val_out, None)?;
     let exits: Vec<usize> = (0..head_blocks.len()).collect();
@@ -293,34 +302,4 @@ fn main() -> AnyResult<()> {
         );
     }
     Ok(())
-}
-
-/// Latency = MACs / 1e6 (only the MACs fields are read by this example).
-struct MacsModel;
-
-impl dynas_cost::CostModel for MacsModel {
-    fn name(&self) -> &str {
-        "macs"
-    }
-    fn estimate(
-        &self,
-        n: &Network,
-        _: &dynas_cost::OperatingPoint,
-    ) -> dynas_cost::Result<dynas_cost::Cost> {
-        Ok(dynas_cost::Cost::latency(n.macs() as f64 / 1e6))
-    }
-    fn breakdown(
-        &self,
-        n: &Network,
-        _: &dynas_cost::OperatingPoint,
-    ) -> dynas_cost::Result<dynas_cost::CostBreakdown> {
-        Ok(dynas_cost::CostBreakdown {
-            layers: n
-                .layers
-                .iter()
-                .map(|l| dynas_cost::Cost::latency(l.macs() as f64 / 1e6))
-                .collect(),
-            total: dynas_cost::Cost::latency(n.macs() as f64 / 1e6),
-        })
-    }
 }

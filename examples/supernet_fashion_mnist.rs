@@ -12,7 +12,9 @@
 //! `--schedule all|ps`, `--train-limit N` (use the first N training images), `--val N`,
 //! `--samples N` (subnets for the accuracy-vs-MACs curve), `--sample-eval N` (test images
 //! they are evaluated on, default 2000), `--calib-batches K`, `--seed N`,
-//! `--threads N`, `--resume FILE`, `--no-progress`.
+//! `--threads N`, `--resume FILE`, `--no-progress`, and for the training recipe `--pad N`
+//! (random-crop padding, default 2; 0 disables the crop), `--no-flip`, `--label-smoothing F`,
+//! `--distill-weight F`, `--weight-decay F`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -40,6 +42,11 @@ struct Args {
     threads: Option<i32>,
     resume: Option<PathBuf>,
     progress: bool,
+    pad: usize,
+    flip: bool,
+    label_smoothing: f64,
+    distill_weight: f64,
+    weight_decay: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -60,6 +67,11 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         resume: None,
         progress: true,
+        pad: 2,
+        flip: true,
+        label_smoothing: TrainParams::default().label_smoothing,
+        distill_weight: TrainParams::default().distill_weight,
+        weight_decay: TrainParams::default().weight_decay,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +94,11 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => a.threads = Some(num(value()?)? as i32),
             "--resume" => a.resume = Some(value()?.into()),
             "--no-progress" => a.progress = false,
+            "--pad" => a.pad = num(value()?)? as usize,
+            "--no-flip" => a.flip = false,
+            "--label-smoothing" => a.label_smoothing = num(value()?)?,
+            "--distill-weight" => a.distill_weight = num(value()?)?,
+            "--weight-decay" => a.weight_decay = num(value()?)?,
             "-h" | "--help" => {
                 return Err("see the doc comment of examples/supernet_fashion_mnist.rs".into());
             }
@@ -136,9 +153,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lr: args.lr,
         random_subnets: args.random_subnets,
         augmentation: Augmentation {
-            pad: 2,
-            horizontal_flip: true,
+            pad: args.pad,
+            horizontal_flip: args.flip,
         },
+        label_smoothing: args.label_smoothing,
+        distill_weight: args.distill_weight,
+        weight_decay: args.weight_decay,
         seed: args.seed,
         progress: args.progress,
         ..TrainParams::default()

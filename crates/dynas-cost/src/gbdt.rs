@@ -8,7 +8,7 @@
 //! # Why this is hand-written (measured, not assumed)
 //!
 //! The project prefers maintained crates, so the maintained Rust GBMs were tried as this
-//! learner on the benchmark of `docs/benchmarks/cost.md` (NAS-Bench-201, 1,000 seeded training
+//! learner on the benchmark of `docs/benchmarks.md` (NAS-Bench-201, 1,000 seeded training
 //! cells, the other 14,625 tested, path features; `examples/cost_nb201_cv.rs` gives 5-fold
 //! cross-validation within the training cells). None was as accurate or usable:
 //!

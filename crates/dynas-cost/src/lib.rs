@@ -43,7 +43,7 @@ pub use device::{ComputeUnit, DeviceProfile, OperatingPoint};
 pub use error::{CostError, Result};
 pub use lut::{FbNetInput, FbNetLut, FbNetLutModel, KeyScheme, LayerLut, LutEntry, LutModel};
 pub use measure::{HostModel, MeasureConfig};
-pub use model::{Cost, CostBreakdown, CostModel};
+pub use model::{Cost, CostBreakdown, CostModel, MacsModel};
 pub use predictor::{
     ArchEncoding, ArchPredictor, LayerPredictor, Learner, RegressionMetrics, TargetScale,
 };

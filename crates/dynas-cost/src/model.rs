@@ -156,3 +156,75 @@ impl<M: CostModel + ?Sized> CostModel for std::sync::Arc<M> {
         (**self).estimate_batch(networks, point)
     }
 }
+
+/// Hardware-agnostic proxy: latency is MACs divided by a fixed rate, per layer, so early-exit
+/// accounting and searches can run on MACs alone (`Cost::latency_ms` then reads "MACs / rate").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MacsModel {
+    macs_per_ms: f64,
+}
+
+impl MacsModel {
+    /// A proxy running `macs_per_ms` multiply-accumulates per millisecond (positive, finite).
+    pub fn new(macs_per_ms: f64) -> Result<Self> {
+        if !(macs_per_ms.is_finite() && macs_per_ms > 0.0) {
+            return Err(CostError::InvalidParameter {
+                name: "macs_per_ms".to_string(),
+                reason: format!("{macs_per_ms} is not a positive finite rate"),
+            });
+        }
+        Ok(Self { macs_per_ms })
+    }
+
+    /// One "millisecond" per million MACs: `latency_ms` reads as MMACs.
+    pub fn mega_macs() -> Self {
+        Self { macs_per_ms: 1e6 }
+    }
+}
+
+impl CostModel for MacsModel {
+    fn name(&self) -> &str {
+        "macs"
+    }
+
+    fn estimate(&self, network: &Network, _point: &OperatingPoint) -> Result<Cost> {
+        Ok(Cost::latency(network.macs() as f64 / self.macs_per_ms))
+    }
+
+    fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
+        Ok(CostBreakdown {
+            layers: network
+                .layers
+                .iter()
+                .map(|l| Cost::latency(l.macs() as f64 / self.macs_per_ms))
+                .collect(),
+            total: self.estimate(network, point)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod macs_tests {
+    use super::*;
+    use approx::assert_relative_eq;
+    use dynas_space::{MbConvSpace, SearchSpace};
+
+    #[test]
+    fn macs_model_reads_macs_and_sums_its_breakdown() {
+        let space = MbConvSpace::ofa_mnist();
+        let net = space.decode(&space.largest()).unwrap();
+        let model = MacsModel::mega_macs();
+        let point = OperatingPoint::default();
+        let total = model.estimate(&net, &point).unwrap();
+        assert_relative_eq!(total.latency_ms, net.macs() as f64 / 1e6);
+        let b = model.breakdown(&net, &point).unwrap();
+        assert_eq!(b.layers.len(), net.layers.len());
+        assert_relative_eq!(
+            b.prefix(net.layers.len()).latency_ms,
+            total.latency_ms,
+            max_relative = 1e-12
+        );
+        assert!(MacsModel::new(0.0).is_err());
+        assert!(MacsModel::new(f64::NAN).is_err());
+    }
+}

@@ -53,6 +53,9 @@ pub enum ExitError {
     /// An error from the cost model.
     #[error(transparent)]
     Cost(#[from] dynas_cost::CostError),
+    /// A backbone could not run a block or its classifier.
+    #[error("backbone: {0}")]
+    Backbone(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An error from libtorch (only with the `tch` feature).
     #[cfg(feature = "tch")]
     #[error(transparent)]

@@ -25,9 +25,9 @@ pub trait Backbone {
     /// Output channels of block `block`.
     fn block_channels(&self, block: usize) -> i64;
     /// Runs block `block` in inference mode.
-    fn forward_block(&self, block: usize, x: &Tensor) -> Tensor;
+    fn forward_block(&self, block: usize, x: &Tensor) -> Result<Tensor>;
     /// The final classifier on the last block's output.
-    fn classify(&self, features: &Tensor) -> Tensor;
+    fn classify(&self, features: &Tensor) -> Result<Tensor>;
     /// The tch-free description: block `i` is layer `i`.
     fn network(&self) -> Network;
 }
@@ -255,20 +255,20 @@ impl ExitHeads {
     }
 
     /// Features after every head's block and the final logits (no gradient).
-    fn features(&self, backbone: &dyn Backbone, x: &Tensor) -> (Vec<Tensor>, Tensor) {
+    fn features(&self, backbone: &dyn Backbone, x: &Tensor) -> Result<(Vec<Tensor>, Tensor)> {
         tch::no_grad(|| {
             let mut feats = Vec::with_capacity(self.heads.len());
             let mut h = x.shallow_clone();
             let mut next = 0;
             for b in 0..backbone.num_blocks() {
-                h = backbone.forward_block(b, &h);
+                h = backbone.forward_block(b, &h)?;
                 if self.blocks.get(next) == Some(&b) {
                     feats.push(h.shallow_clone());
                     next += 1;
                 }
             }
-            let logits = backbone.classify(&h);
-            (feats, logits)
+            let logits = backbone.classify(&h)?;
+            Ok((feats, logits))
         })
     }
 
@@ -298,7 +298,7 @@ impl ExitHeads {
                 let idx = perm.narrow(0, start, bs.min(n - start));
                 let x = images.f_index_select(0, &idx)?.to_device(device);
                 let y = labels.f_index_select(0, &idx)?.to_device(device);
-                let (feats, teacher) = self.features(backbone, &x);
+                let (feats, teacher) = self.features(backbone, &x)?;
                 let soft_teacher = (&teacher / t).log_softmax(-1, Kind::Float);
                 let mut loss = Tensor::zeros([], (Kind::Float, device));
                 for (head, f) in self.heads.iter().zip(&feats) {
@@ -345,7 +345,7 @@ impl ExitHeads {
                 let x = images
                     .narrow(0, start, (batch_size as i64).min(n - start))
                     .to_device(device);
-                let (feats, _) = self.features(backbone, &x);
+                let (feats, _) = self.features(backbone, &x)?;
                 for (i, (head, f)) in self.heads.iter().zip(&feats).enumerate() {
                     let c = head.conv.forward(f).to_kind(Kind::Double);
                     let s = c.sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double);
@@ -406,7 +406,7 @@ impl ExitHeads {
             let x = images
                 .narrow(0, start, (batch_size as i64).min(n - start))
                 .to_device(device);
-            let (feats, logits) = self.features(backbone, &x);
+            let (feats, logits) = self.features(backbone, &x)?;
             tch::no_grad(|| -> Result<()> {
                 for (i, (head, f)) in self.heads.iter().zip(&feats).enumerate() {
                     cols[i].extend(Vec::<f32>::try_from(
@@ -563,7 +563,7 @@ impl<'a> DynamicNet<'a> {
                 if alive.is_empty() {
                     break;
                 }
-                h = self.backbone.forward_block(b, &h);
+                h = self.backbone.forward_block(b, &h)?;
                 blocks_run += alive.len();
                 if self.heads.blocks.get(next) != Some(&b) {
                     continue;
@@ -602,7 +602,7 @@ impl<'a> DynamicNet<'a> {
                 next += 1;
             }
             if !alive.is_empty() {
-                let logits = self.backbone.classify(&h);
+                let logits = self.backbone.classify(&h)?;
                 let pred = Vec::<i64>::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?;
                 for (row, &s) in alive.iter().enumerate() {
                     predictions[s] = pred[row];

@@ -59,13 +59,14 @@ impl Backbone for SmallCnn {
     fn block_channels(&self, block: usize) -> i64 {
         CH[block + 1]
     }
-    fn forward_block(&self, block: usize, x: &Tensor) -> Tensor {
+    fn forward_block(&self, block: usize, x: &Tensor) -> dynas_exits::Result<Tensor> {
         self.runs.set(self.runs.get() + x.size()[0]);
-        self.blocks[block].forward(x).relu()
+        Ok(self.blocks[block].forward(x).relu())
     }
-    fn classify(&self, features: &Tensor) -> Tensor {
-        self.fc
-            .forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+    fn classify(&self, features: &Tensor) -> dynas_exits::Result<Tensor> {
+        Ok(self
+            .fc
+            .forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1)))
     }
     fn network(&self) -> Network {
         let mut shape = TensorShape::new(1, 8, 8);
@@ -116,7 +117,10 @@ fn trained_backbone() -> SmallCnn {
         for b in 0..3 {
             h = net.blocks[b].forward(&h).relu();
         }
-        let loss = net.classify(&h).cross_entropy_for_logits(&y);
+        let loss = net
+            .classify(&h)
+            .expect("classify")
+            .cross_entropy_for_logits(&y);
         opt.backward_step(&loss);
     }
     net
@@ -191,8 +195,12 @@ fn heads_train_recalibrate_save_load_and_exit_dynamically() {
         .load(&path, Some(&mut fresh.vs))
         .expect("load with backbone");
     let (a, b) = (
-        backbone.classify(&xv.ones_like().narrow(1, 0, 1).repeat([1, 16, 1, 1])),
-        fresh.classify(&xv.ones_like().narrow(1, 0, 1).repeat([1, 16, 1, 1])),
+        backbone
+            .classify(&xv.ones_like().narrow(1, 0, 1).repeat([1, 16, 1, 1]))
+            .expect("classify"),
+        fresh
+            .classify(&xv.ones_like().narrow(1, 0, 1).repeat([1, 16, 1, 1]))
+            .expect("classify"),
     );
     assert!(a.allclose(&b, 1e-6, 1e-6, false));
 
@@ -229,7 +237,7 @@ fn recalibration_sets_exact_statistics_and_inputs_are_checked() {
     let w = &stored["exits.b2.conv.weight"];
     let mut h = x.shallow_clone();
     for b in 0..3 {
-        h = backbone.forward_block(b, &h);
+        h = backbone.forward_block(b, &h).expect("block");
     }
     let conv = h.conv2d(w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
     let mean = conv.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);

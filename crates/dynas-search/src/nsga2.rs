@@ -49,7 +49,7 @@ pub struct Nsga2Config {
 }
 
 impl Default for Nsga2Config {
-    /// Tuned on NAS-Bench-201 (see `docs/benchmarks/search.md`).
+    /// Tuned on NAS-Bench-201 (see `docs/benchmarks.md`).
     fn default() -> Self {
         Self {
             population: 24,

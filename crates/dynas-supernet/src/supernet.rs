@@ -434,7 +434,8 @@ impl Body {
             })
     }
 
-    fn forward(&self, net: &Network, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+    /// Checks `x` against the network input and resizes it to the network's resolution.
+    fn prepare_input(net: &Network, x: &Tensor) -> Result<Tensor> {
         let size = x.size();
         if size.len() != 4 || size[1] != net.input.channels as i64 {
             return Err(SupernetError::Incompatible(format!(
@@ -443,32 +444,45 @@ impl Body {
             )));
         }
         let (h, w) = (net.input.height as i64, net.input.width as i64);
-        let mut x = if size[2] != h || size[3] != w {
+        Ok(if size[2] != h || size[3] != w {
             x.upsample_bilinear2d([h, w], false, None, None)
         } else {
             x.shallow_clone()
-        };
-        for layer in &net.layers {
-            if x.size()[1] != layer.input.channels as i64 {
-                return Err(SupernetError::Incompatible(format!(
-                    "layer `{}` expects {} input channels, got {}",
-                    layer.name,
-                    layer.input.channels,
-                    x.size()[1]
-                )));
+        })
+    }
+
+    /// Runs one layer of a network.
+    fn forward_layer(&self, layer: &Layer, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        if x.dim() < 2 || x.size()[1] != layer.input.channels as i64 {
+            return Err(SupernetError::Incompatible(format!(
+                "layer `{}` expects {} input channels, got shape {:?}",
+                layer.name,
+                layer.input.channels,
+                x.size()
+            )));
+        }
+        Ok(match self.op(layer)? {
+            Op::Conv(c) => activate(
+                &c.forward(x, layer.out_channels, layer.kernel, layer.stride, mode)?,
+                layer.activation,
+            ),
+            Op::MbConv(b) => b.forward(x, layer, mode)?,
+            Op::GlobalPool => x.adaptive_avg_pool2d([1, 1]),
+            Op::Linear(l) => {
+                let flat = if x.dim() > 2 {
+                    x.flatten(1, -1)
+                } else {
+                    x.shallow_clone()
+                };
+                l.forward(&flat, layer.out_channels as i64)?
             }
-            x = match self.op(layer)? {
-                Op::Conv(c) => activate(
-                    &c.forward(&x, layer.out_channels, layer.kernel, layer.stride, mode)?,
-                    layer.activation,
-                ),
-                Op::MbConv(b) => b.forward(&x, layer, mode)?,
-                Op::GlobalPool => x.adaptive_avg_pool2d([1, 1]),
-                Op::Linear(l) => {
-                    let flat = if x.dim() > 2 { x.flatten(1, -1) } else { x };
-                    l.forward(&flat, layer.out_channels as i64)?
-                }
-            };
+        })
+    }
+
+    fn forward(&self, net: &Network, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        let mut x = Self::prepare_input(net, x)?;
+        for layer in &net.layers {
+            x = self.forward_layer(layer, &x, mode)?;
         }
         Ok(x)
     }
@@ -831,5 +845,76 @@ impl Subnet {
     /// Element kind of the weights.
     pub fn kind(&self) -> Kind {
         self.vs.kind()
+    }
+
+    /// Number of feature layers: those before the first global pooling. They are the blocks an
+    /// early exit can follow ([`dynas_exits::Backbone`]); the rest is the classifier.
+    pub fn num_feature_layers(&self) -> usize {
+        self.network
+            .layers
+            .iter()
+            .position(|l| l.kind == OpKind::GlobalAvgPool)
+            .unwrap_or(self.network.layers.len())
+    }
+}
+
+fn exit_error(e: SupernetError) -> dynas_exits::ExitError {
+    dynas_exits::ExitError::Backbone(Box::new(e))
+}
+
+/// An extracted subnet as an early-exit backbone: block `i` is layer `i` of its network (first
+/// conv, MBConv blocks, final 1x1 convs), up to the global pooling; the classifier is the rest.
+/// Blocks run with batch norm in evaluation mode; block `0` resizes the input to the subnet's
+/// resolution.
+impl dynas_exits::Backbone for Subnet {
+    fn num_blocks(&self) -> usize {
+        self.num_feature_layers()
+    }
+
+    fn block_channels(&self, block: usize) -> i64 {
+        self.network
+            .layers
+            .get(block)
+            .map_or(0, |l| l.out_channels as i64)
+    }
+
+    fn forward_block(&self, block: usize, x: &Tensor) -> dynas_exits::Result<Tensor> {
+        let layer = self
+            .network
+            .layers
+            .get(block)
+            .filter(|_| block < self.num_feature_layers())
+            .ok_or_else(|| {
+                dynas_exits::ExitError::invalid(
+                    "block",
+                    format!(
+                        "{block} is not one of the subnet's {} feature layers",
+                        self.num_feature_layers()
+                    ),
+                )
+            })?;
+        let input = if block == 0 {
+            Body::prepare_input(&self.network, x).map_err(exit_error)?
+        } else {
+            x.shallow_clone()
+        };
+        self.body
+            .forward_layer(layer, &input, BnMode::Eval)
+            .map_err(exit_error)
+    }
+
+    fn classify(&self, features: &Tensor) -> dynas_exits::Result<Tensor> {
+        let mut x = features.shallow_clone();
+        for layer in &self.network.layers[self.num_feature_layers()..] {
+            x = self
+                .body
+                .forward_layer(layer, &x, BnMode::Eval)
+                .map_err(exit_error)?;
+        }
+        Ok(x)
+    }
+
+    fn network(&self) -> Network {
+        self.network.clone()
     }
 }

@@ -279,8 +279,9 @@ impl TrainConfig {
     }
 }
 
-/// SGD with Nesterov momentum whose update touches only elements that received a gradient in
-/// this step (unused slices of shared tensors keep their value and momentum).
+/// SGD with Nesterov momentum for shared weights: [`Sgd::step`] touches only elements that
+/// received a gradient in this step (unused slices of shared tensors keep their value and
+/// momentum); [`Sgd::step_dense`] is the plain update for steps that used every weight.
 #[derive(Debug)]
 pub struct Sgd {
     params: Vec<(String, Tensor, Tensor, bool)>,
@@ -326,21 +327,37 @@ impl Sgd {
         }
     }
 
-    /// One update with learning rate `lr`.
+    /// One update with learning rate `lr` that touches only elements with a non-zero gradient.
     pub fn step(&mut self, lr: f64) {
+        self.update(lr, false);
+    }
+
+    /// One update with learning rate `lr` for a step that ran the largest subnet, which uses every
+    /// element of every weight: weights get the plain Nesterov update of `torch.optim.SGD`
+    /// (fewer tensor operations than the masked one); kernel-transformation matrices, which
+    /// the largest subnet does not use, keep the masked update.
+    pub fn step_dense(&mut self, lr: f64) {
+        self.update(lr, true);
+    }
+
+    fn update(&mut self, lr: f64, dense: bool) {
         let (mu, wd) = (self.momentum, self.weight_decay);
         tch::no_grad(|| {
-            for (_, p, buf, decay) in &mut self.params {
+            for (name, p, buf, decay) in &mut self.params {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
+                let decay = *decay && wd > 0.0;
+                if dense && !name.ends_with("_matrix") {
+                    // buf = mu buf + (g + wd p); p -= lr (g + wd p + mu buf)
+                    let d_p = if decay { g + &*p * wd } else { g };
+                    let _ = buf.g_mul_scalar_(mu).g_add_(&d_p);
+                    let _ = p.g_sub_(&((d_p + &*buf * mu) * lr));
+                    continue;
+                }
                 let mask = g.ne(0.0).to_kind(Kind::Float);
-                let d_p = if *decay && wd > 0.0 {
-                    &g + &*p * &mask * wd
-                } else {
-                    g
-                };
+                let d_p = if decay { &g + &*p * &mask * wd } else { g };
                 let new_buf = &*buf * mu + &d_p;
                 let new_buf = &new_buf * &mask + &*buf * (1.0 - &mask);
                 buf.copy_(&new_buf);
@@ -407,6 +424,7 @@ pub struct Trainer<'a> {
     norm: Normalization,
     epoch: usize,
     step: u64,
+    largest: Option<Network>,
 }
 
 impl<'a> Trainer<'a> {
@@ -416,6 +434,7 @@ impl<'a> Trainer<'a> {
         let sgd = Sgd::new(supernet, p.momentum, p.weight_decay);
         let sampler = SubnetSampler::new(supernet.space());
         let rng = seeded_rng(p.seed);
+        let largest = supernet.network(&sampler.largest()).ok();
         Self {
             supernet,
             config,
@@ -425,6 +444,7 @@ impl<'a> Trainer<'a> {
             norm,
             epoch: 0,
             step: 0,
+            largest,
         }
     }
 
@@ -500,7 +520,11 @@ impl<'a> Trainer<'a> {
             loss_sum += loss.double_value(&[]);
             loss.backward();
         }
-        self.sgd.step(lr);
+        if self.largest.as_ref().is_some_and(|l| subnets.contains(l)) {
+            self.sgd.step_dense(lr);
+        } else {
+            self.sgd.step(lr);
+        }
         self.step += 1;
         Ok(StepStats {
             loss_largest,

@@ -520,3 +520,69 @@ fn sampler_follows_the_progressive_shrinking_phases() {
     );
     assert!(SupernetConfig::new(true, 0.0, 1e-5).is_err());
 }
+
+#[test]
+fn an_extracted_subnet_is_an_early_exit_backbone() {
+    use dynas_exits::{
+        Backbone, DynamicNet, ExitHead, ExitHeads, ExitPolicy, ExitRule, HeadTraining,
+    };
+    let space = tiny_space();
+    let sn = supernet(space.clone(), 4);
+    let mut rng = seeded_rng(5);
+    let x = Tensor::randn([6, 1, 16, 16], (Kind::Float, Device::Cpu));
+    for g in [space.smallest(), space.largest(), space.sample(&mut rng)] {
+        let sub = sn.extract(&space.decode(&g).unwrap()).unwrap();
+        // Blocks then classifier compute exactly what the whole subnet computes.
+        let n = sub.num_blocks();
+        assert!(
+            n >= 3 && n < sub.network().layers.len(),
+            "genotype {g}: {n} blocks"
+        );
+        let mut h = x.shallow_clone();
+        for b in 0..n {
+            h = sub.forward_block(b, &h).unwrap();
+            assert_eq!(h.size()[1], sub.block_channels(b), "genotype {g} block {b}");
+        }
+        let logits = sub.classify(&h).unwrap();
+        let whole = sub.predict(&x).unwrap();
+        assert!(logits.allclose(&whole, 1e-6, 1e-6, false), "genotype {g}");
+        assert!(sub.forward_block(n, &h).is_err());
+        assert!(
+            sub.forward_block(
+                0,
+                &Tensor::zeros([2, 3, 16, 16], (Kind::Float, Device::Cpu))
+            )
+            .is_err()
+        );
+    }
+
+    // Heads train on the subnet; a policy that never exits reproduces the full predictions.
+    let sub = sn
+        .extract(&space.decode(&space.largest()).unwrap())
+        .unwrap();
+    let data = tiny_dataset(64, 6);
+    let batch = data.batch(
+        &(0..64).collect::<Vec<_>>(),
+        &data.channel_stats(),
+        &Augmentation::NONE,
+        &mut seeded_rng(0),
+        Device::Cpu,
+    );
+    let spec = ExitHead::new(8, Activation::Relu, 5).unwrap();
+    let mut heads = ExitHeads::new(&sub, vec![1, 3], spec, Device::Cpu).unwrap();
+    let cfg = HeadTraining::new(2, 16, 1e-2, 2.0, 0.5, 1).unwrap();
+    let report = heads
+        .train(&sub, &batch.images, &batch.labels, &cfg)
+        .unwrap();
+    assert_eq!(report.epoch_losses.len(), 2);
+    assert!(report.epoch_losses.iter().all(|l| l.is_finite()));
+    let never =
+        ExitPolicy::new(ExitRule::MaxSoftmax(vec![f64::INFINITY, f64::INFINITY]), 2).unwrap();
+    let out = DynamicNet::new(&sub, &heads, never)
+        .unwrap()
+        .infer(&batch.images)
+        .unwrap();
+    let full = Vec::<i64>::try_from(sub.predict(&batch.images).unwrap().argmax(-1, false)).unwrap();
+    assert_eq!(out.predictions, full);
+    assert!(out.exits.iter().all(|&e| e == 2));
+}

@@ -1,0 +1,253 @@
+//! Early exits on a subnet of a trained Fashion-MNIST supernet: load the supernet written by
+//! `supernet_fashion_mnist`, recalibrate batch norm for one subnet (the largest by default) and
+//! extract it, attach HADAS exit heads after its blocks, train them with the backbone frozen
+//! (CE + distillation, BN recalibration), calibrate max-softmax thresholds on a validation split
+//! for at most `--max-drop` accuracy loss, and report on the held-out test split the average
+//! MACs and the measured host latency of dynamic inference against the full subnet.
+//!
+//! ```text
+//! cargo run --release -p dynas-supernet --example exits_supernet_fashion_mnist -- \
+//!     --supernet runs/fmnist/supernet.safetensors --out runs/exits-supernet
+//! ```
+//!
+//! Flags: `--data DIR` (default `/usr/share/datasets/fashion-mnist`), `--supernet FILE`,
+//! `--out DIR`, `--genotype G` (compact form, e.g. `1-2-2-...`; default the largest),
+//! `--head-epochs N` (default 3), `--head-width N` (default 16), `--max-drop F` (fraction,
+//! default 0.01), `--calib-batches K` (BN recalibration, default 20), `--threads N`,
+//! `--latency-samples N` (batch-1 timing, default 2000).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dynas_cost::MacsModel;
+use dynas_exits::{
+    Backbone, ConfidenceMeasure, DynamicNet, ExitCosts, ExitHead, ExitHeads, ExitPolicy,
+    ExitPosition, ExitTable, HeadTraining, ThresholdCalibration,
+};
+use dynas_space::{Activation, Genotype, MbConvSpace, SearchSpace, seeded_rng};
+use dynas_supernet::{
+    AccuracyEstimator, Augmentation, Dataset, Split, Supernet, SupernetConfig, SupernetError,
+};
+use tch::{Device, Tensor};
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+struct Args {
+    data: PathBuf,
+    supernet: PathBuf,
+    out: PathBuf,
+    genotype: Option<String>,
+    head_epochs: usize,
+    head_width: usize,
+    max_drop: f64,
+    calib_batches: usize,
+    threads: Option<i32>,
+    latency_samples: i64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
+        supernet: PathBuf::from("runs/fmnist/supernet.safetensors"),
+        out: PathBuf::from("runs/exits-supernet"),
+        genotype: None,
+        head_epochs: 3,
+        head_width: 16,
+        max_drop: 0.01,
+        calib_batches: 20,
+        threads: None,
+        latency_samples: 2000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let num = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--data" => a.data = value()?.into(),
+            "--supernet" => a.supernet = value()?.into(),
+            "--out" => a.out = value()?.into(),
+            "--genotype" => a.genotype = Some(value()?),
+            "--head-epochs" => a.head_epochs = num(value()?)? as usize,
+            "--head-width" => a.head_width = num(value()?)? as usize,
+            "--max-drop" => a.max_drop = num(value()?)?,
+            "--calib-batches" => a.calib_batches = num(value()?)? as usize,
+            "--threads" => a.threads = Some(num(value()?)? as i32),
+            "--latency-samples" => a.latency_samples = num(value()?)? as i64,
+            "-h" | "--help" => {
+                return Err(
+                    "see the doc comment of examples/exits_supernet_fashion_mnist.rs".into(),
+                );
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> AnyResult<()> {
+    let args = parse_args()?;
+    if let Some(t) = args.threads {
+        tch::set_num_threads(t);
+    }
+    tch::manual_seed(0);
+    std::fs::create_dir_all(&args.out).map_err(|e| SupernetError::io(&args.out, e))?;
+
+    // The same split as supernet_fashion_mnist (seed 0, 5,000 validation images held out of
+    // the training set), so BN statistics come from the supernet's training images only.
+    let full = Dataset::mnist_dir(&args.data, Split::Train)?;
+    let (train, _) = full.split_validation(5000, &mut seeded_rng(0))?;
+    let test_all = Dataset::mnist_dir(&args.data, Split::Test)?;
+    let norm = train.channel_stats();
+    let all = |d: &Dataset| {
+        d.batch(
+            &(0..d.len()).collect::<Vec<_>>(),
+            &norm,
+            &Augmentation::NONE,
+            &mut seeded_rng(0),
+            Device::Cpu,
+        )
+    };
+    let train_batch = all(&train);
+    let test_batch = all(&test_all);
+    // Threshold calibration on the first half of the test split, report on the second half.
+    let half = test_batch.images.size()[0] / 2;
+    let (x_val, y_val) = (
+        test_batch.images.narrow(0, 0, half),
+        test_batch.labels.narrow(0, 0, half),
+    );
+    let (x_test, y_test) = (
+        test_batch.images.narrow(0, half, half),
+        test_batch.labels.narrow(0, half, half),
+    );
+
+    let space = MbConvSpace::ofa_mnist();
+    let mut supernet = Supernet::new(space.clone(), SupernetConfig::default(), Device::Cpu)?;
+    supernet.load(&args.supernet)?;
+    let genotype: Genotype = match &args.genotype {
+        Some(text) => {
+            let g: Genotype = text.parse()?;
+            space.validate(&g)?;
+            g
+        }
+        None => space.largest(),
+    };
+    let network = space.decode(&genotype)?;
+    AccuracyEstimator::new(
+        &supernet,
+        &train,
+        &train.subset(&[0]),
+        norm.clone(),
+        args.calib_batches,
+        256,
+    )?
+    .recalibrate(&genotype)?;
+    let subnet = supernet.extract(&network)?;
+    println!(
+        "subnet {genotype}: {} blocks, {:.3} M MACs, {} parameters",
+        subnet.num_blocks(),
+        network.macs() as f64 / 1e6,
+        subnet.num_parameters()
+    );
+
+    // A head after every block but the first conv and the last feature layer (whose head would
+    // cost about as much as the classifier it replaces).
+    let head_blocks: Vec<usize> = (1..subnet.num_blocks().saturating_sub(1)).collect();
+    let spec = ExitHead::new(args.head_width, Activation::Relu, 10)?;
+    let mut heads = ExitHeads::new(&subnet, head_blocks.clone(), spec, Device::Cpu)?;
+    let cfg = HeadTraining::new(args.head_epochs.max(1), 128, 3e-3, 4.0, 0.5, 0)?;
+    let t0 = Instant::now();
+    let report = heads.train(&subnet, &train_batch.images, &train_batch.labels, &cfg)?;
+    let train_s = t0.elapsed().as_secs_f64();
+    println!("heads: losses {:?} ({train_s:.0} s)", report.epoch_losses);
+    heads.save(args.out.join("exits.safetensors"), Some(subnet.var_store()))?;
+
+    let positions: Vec<ExitPosition> = head_blocks
+        .iter()
+        .map(|&b| ExitPosition::new(network.layers[b].name.clone(), b))
+        .collect();
+    // The MACs proxy reads "latency" as millions of MACs.
+    let costs = ExitCosts::compute(
+        &network,
+        &positions,
+        &spec,
+        &MacsModel::mega_macs(),
+        &Default::default(),
+    )?;
+    let val_out = heads.outputs(&subnet, &x_val, &y_val, 500)?;
+    let table = ExitTable::from_outputs(positions.clone(), &val_out, None)?;
+    let exits: Vec<usize> = (0..head_blocks.len()).collect();
+    let cal = ThresholdCalibration::new(args.max_drop, ConfidenceMeasure::MaxSoftmax, 64)?;
+    let chosen = table.calibrate(&exits, &cal, Some(&costs))?;
+    let per_exit: Vec<String> = (0..exits.len())
+        .map(|c| format!("{:.1}", 100.0 * table.accuracy(c).unwrap_or(0.0)))
+        .collect();
+    println!(
+        "validation: final {:.2} %, per-exit accuracy {per_exit:?}, thresholds {:?}",
+        100.0 * table.final_accuracy(),
+        chosen.selection.rule()
+    );
+
+    let test_out = heads.outputs(&subnet, &x_test, &y_test, 500)?;
+    let test_table = ExitTable::from_outputs(positions, &test_out, None)?;
+    let st = test_table.evaluate(&chosen.selection)?;
+    let e = st.expected_cost(&costs)?;
+    let rates: Vec<String> = st.rates.iter().map(|r| format!("{r:.3}")).collect();
+    println!(
+        "test: full {:.2} % at {:.3} M MACs; dynamic {:.2} % at {:.3} M MACs ({:.2}x fewer); exit rates {rates:?}",
+        100.0 * test_table.final_accuracy(),
+        costs.full().macs / 1e6,
+        100.0 * st.accuracy,
+        e.macs / 1e6,
+        costs.full().macs / e.macs,
+    );
+
+    // Host latency of dynamic inference against the full subnet.
+    let policy = ExitPolicy::new(chosen.selection.rule().clone(), exits.len())?;
+    let dynamic = DynamicNet::new(&subnet, &heads, policy)?;
+    let n_test = x_test.size()[0];
+    let samples = args.latency_samples.clamp(1, n_test);
+    let time_batch1 = |f: &dyn Fn(&Tensor) -> AnyResult<()>| -> AnyResult<f64> {
+        let t0 = Instant::now();
+        for s in 0..samples {
+            f(&x_test.narrow(0, s, 1))?;
+        }
+        Ok(t0.elapsed().as_secs_f64() * 1e3 / samples as f64)
+    };
+    let full_ms = time_batch1(&|x| Ok(subnet.predict(x).map(drop)?))?;
+    let dyn_ms = time_batch1(&|x| Ok(dynamic.infer(x).map(drop)?))?;
+    println!(
+        "batch 1 ({} threads): full {full_ms:.4} ms, dynamic {dyn_ms:.4} ms per image ({:.2}x)",
+        tch::get_num_threads(),
+        full_ms / dyn_ms
+    );
+    let mut batched = Vec::new();
+    for batch in [64i64, 500] {
+        let run = |f: &dyn Fn(&Tensor) -> AnyResult<()>| -> AnyResult<f64> {
+            let t0 = Instant::now();
+            for start in (0..n_test).step_by(batch as usize) {
+                f(&x_test.narrow(0, start, batch.min(n_test - start)))?;
+            }
+            Ok(t0.elapsed().as_secs_f64() * 1e3 / n_test as f64)
+        };
+        let full = run(&|x| Ok(subnet.predict(x).map(drop)?))?;
+        let dynm = run(&|x| Ok(dynamic.infer(x).map(drop)?))?;
+        println!(
+            "batch {batch}: full {full:.4} ms, dynamic {dynm:.4} ms per image ({:.2}x)",
+            full / dynm
+        );
+        batched.push(serde_json::json!({"batch": batch, "full_ms": full, "dynamic_ms": dynm}));
+    }
+    let summary = serde_json::json!({
+        "genotype": genotype.to_string(), "macs_full": costs.full().macs, "macs_dynamic": e.macs,
+        "macs_ratio": costs.full().macs / e.macs, "test_full": test_table.final_accuracy(),
+        "test_dynamic": st.accuracy, "exit_blocks": head_blocks, "exit_rates": st.rates,
+        "val_final": table.final_accuracy(), "head_train_s": train_s,
+        "batch1_full_ms": full_ms, "batch1_dynamic_ms": dyn_ms, "batched": batched,
+        "threads": tch::get_num_threads(),
+    });
+    let path = args.out.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+        .map_err(|e| SupernetError::io(&path, e))?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
