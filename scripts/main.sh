@@ -4,12 +4,15 @@
 # Runs the end-to-end story of dynas on real data, one stage per crate:
 #   1. supernet: train a once-for-all supernet of the OFA-MNIST space on Fashion-MNIST
 #      (sandwich rule + in-place distillation), save it, report subnet accuracies vs MACs;
-#   2. search:   HADAS bi-level search (NSGA-II over NAS-Bench-201 backbones, inner search over
+#   2. exits:    early-exit heads on the supernet's largest subnet, thresholds calibrated on
+#                validation images, MACs and host latency of dynamic inference on held-out ones;
+#   3. search:   HADAS bi-level search (NSGA-II over NAS-Bench-201 backbones, inner search over
 #                early exits and Jetson TX2 DVFS operating points), error / latency / energy;
-#   3. search:   NSGA-II vs aging vs random on NAS-Bench-201 (hypervolume vs the true front);
-#   4. dvfs:     runtime manager vs static / subnet-only / DVFS-only on four load traces.
-# By default stage 1 is a short run (1 epoch on 20,000 images, a few minutes on 2 cores);
-# `--full` trains the full schedule. Outputs go to runs/main/.
+#   4. search:   NSGA-II vs aging vs random on NAS-Bench-201 (hypervolume vs the true front);
+#   5. dvfs:     runtime manager vs static / subnet-only / DVFS-only on four load traces.
+# By default stages 1-2 are short runs (1 epoch on 20,000 images, a few minutes on 2 cores);
+# `--full` trains the recipe of docs/benchmarks.md (14 epochs, about 25 minutes on 2 cores).
+# Outputs go to runs/main/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --fashion-mnist
@@ -31,24 +34,31 @@ if [[ ! -d $data ]]; then
   exit 1
 fi
 
-echo "=== 1/4 supernet on Fashion-MNIST"
+echo "=== 1/5 supernet on Fashion-MNIST"
 if [[ $full == 1 ]]; then
-  supernet_args=(--epochs 10 --out "$out/supernet")
+  supernet_args=(--epochs 14 --random-subnets 1 --pad 0 --calib-batches 10)
+  exits_args=(--head-epochs 3)
 else
-  supernet_args=(--epochs 1 --train-limit 20000 --samples 8 --sample-eval 1000 --out "$out/supernet")
+  supernet_args=(--epochs 1 --train-limit 20000 --samples 8 --sample-eval 1000)
+  exits_args=(--head-epochs 1 --latency-samples 500)
 fi
-cargo run --release -p dynas-supernet --example supernet_fashion_mnist -- --no-progress "${supernet_args[@]}"
+cargo run --release -p dynas-supernet --example supernet_fashion_mnist -- --no-progress \
+  "${supernet_args[@]}" --out "$out/supernet"
 
-echo "=== 2/4 HADAS bi-level search (backbone x exits x DVFS)"
+echo "=== 2/5 early exits on the supernet's largest subnet"
+cargo run --release -p dynas-supernet --example exits_supernet_fashion_mnist -- \
+  --supernet "$out/supernet/supernet.safetensors" --max-drop 0.003 "${exits_args[@]}" --out "$out/exits"
+
+echo "=== 3/5 HADAS bi-level search (backbone x exits x DVFS)"
 cargo run --release -p dynas-search --example search_hadas -- 0 5
 
-echo "=== 3/4 NSGA-II / aging / random on NAS-Bench-201"
+echo "=== 4/5 NSGA-II / aging / random on NAS-Bench-201"
 cargo run --release -p dynas-search --example search_nb201 -- "$data/nb201/nb201_hw.csv" 5
 cargo run --release -p dynas-cli -- search table --csv "$data/nb201/nb201_hw.csv" \
   --minimize raspi4_latency --maximize acc_cifar100 --budget 500 --seed 0 \
   --out "$out/nb201_front.json" --svg "$out/nb201_front.svg"
 
-echo "=== 4/4 runtime manager on load traces"
+echo "=== 5/5 runtime manager on load traces"
 cargo run --release -p dynas-dvfs --example dvfs_compare
 
 echo "=== done: outputs in $out/"
