@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use dynas_space::{Activation, Layer, Network, OpKind, TensorShape};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::device::OperatingPoint;
@@ -580,12 +581,33 @@ impl LutModel {
         }
     }
 
+    fn estimate_with(
+        &self,
+        network: &Network,
+        point: &OperatingPoint,
+        mut local: Option<&mut Memo>,
+    ) -> Result<Cost> {
+        let table = self.table_for(network)?;
+        let mut total = Cost {
+            latency_ms: 0.0,
+            energy_mj: Some(0.0),
+            peak_memory_bytes: None,
+        };
+        for (i, layer) in network.layers.iter().enumerate() {
+            total = total.then(self.layer_cost(table, layer, i, point, local.as_deref_mut())?);
+        }
+        Ok(total)
+    }
+
+    /// Cost of one layer; `local` is a per-thread copy of the memo that batch estimation keeps,
+    /// so that parallel workers do not contend for the shared lock on every layer.
     fn layer_cost(
         &self,
         (table_id, table): (usize, &LayerLut),
         layer: &Layer,
         index: usize,
         point: &OperatingPoint,
+        mut local: Option<&mut Memo>,
     ) -> Result<Cost> {
         if self.free.contains(&layer.kind) {
             return Ok(Cost {
@@ -599,8 +621,10 @@ impl LutModel {
         } else {
             // Formatting a key costs far more than the lookup: memoise by layer structure.
             let sig = LayerSig::of(layer, index == 0, table_id);
-            let hit = self.memo.read().ok().and_then(|m| m.get(&sig).copied());
-            match hit {
+            let local_hit = local.as_deref().and_then(|m| m.get(&sig).copied());
+            let hit =
+                local_hit.or_else(|| self.memo.read().ok().and_then(|m| m.get(&sig).copied()));
+            let e = match hit {
                 Some(e) => e,
                 None => {
                     let e = table.get(&self.scheme.key(layer, index)).copied();
@@ -611,7 +635,14 @@ impl LutModel {
                     }
                     e
                 }
+            };
+            if local_hit.is_none()
+                && let Some(m) = local.as_deref_mut()
+                && m.len() < MEMO_CAPACITY
+            {
+                m.insert(sig, e);
             }
+            e
         };
         if let Some(e) = entry {
             return Ok(e.cost());
@@ -636,16 +667,17 @@ impl CostModel for LutModel {
     }
 
     fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
-        let table = self.table_for(network)?;
-        let mut total = Cost {
-            latency_ms: 0.0,
-            energy_mj: Some(0.0),
-            peak_memory_bytes: None,
-        };
-        for (i, layer) in network.layers.iter().enumerate() {
-            total = total.then(self.layer_cost(table, layer, i, point)?);
-        }
-        Ok(total)
+        self.estimate_with(network, point, None)
+    }
+
+    /// Each rayon worker keeps its own copy of the memo, filled from the shared one.
+    fn estimate_batch(&self, networks: &[Network], point: &OperatingPoint) -> Vec<Result<Cost>> {
+        networks
+            .par_iter()
+            .map_init(Memo::default, |local, n| {
+                self.estimate_with(n, point, Some(local))
+            })
+            .collect()
     }
 
     fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
@@ -654,7 +686,7 @@ impl CostModel for LutModel {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, l)| self.layer_cost(table, l, i, point))
+            .map(|(i, l)| self.layer_cost(table, l, i, point, None))
             .collect::<Result<Vec<_>>>()?;
         let total = layers.iter().fold(
             Cost {

@@ -297,3 +297,28 @@ fn ofa_width_1_2_space_layers_are_the_dynamic_ofa_lut_keys() {
         assert_eq!(produced.len(), lut.len(), "every key of {path} is produced");
     }
 }
+
+#[test]
+fn lut_batch_estimates_equal_one_by_one_estimates() {
+    // Fresh models, so the batch fills the per-worker memos from an empty shared memo.
+    let space = MbConvSpace::ofa_mobilenet_v3_width(1.2).unwrap();
+    let mut rng = seeded_rng(11);
+    let mut nets: Vec<Network> = (0..400)
+        .map(|_| space.decode(&space.sample(&mut rng)).unwrap())
+        .collect();
+    // A resolution without a table: its error must come back in place, not abort the batch.
+    nets[7].input = TensorShape::new(3, 150, 150);
+    let point = OperatingPoint::default();
+    let batch_model = LutModel::from_ofa_dir(data("lut/dynamic-ofa-xavier-nx/cpu")).unwrap();
+    let batch = batch_model.estimate_batch(&nets, &point);
+    let single_model = LutModel::from_ofa_dir(data("lut/dynamic-ofa-xavier-nx/cpu")).unwrap();
+    assert_eq!(batch.len(), nets.len());
+    for (i, (net, got)) in nets.iter().zip(&batch).enumerate() {
+        match (single_model.estimate(net, &point), got) {
+            (Ok(a), Ok(b)) => assert_relative_eq!(a.latency_ms, b.latency_ms, max_relative = 1e-12),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("network {i}: one by one {a:?}, batch {b:?}"),
+        }
+    }
+    assert!(batch[7].is_err());
+}
