@@ -25,9 +25,7 @@ use dynas_exits::{
     ExitPosition, ExitTable, HeadTraining, ThresholdCalibration,
 };
 use dynas_space::{Activation, Genotype, MbConvSpace, SearchSpace, seeded_rng};
-use dynas_supernet::{
-    AccuracyEstimator, Augmentation, Dataset, Split, Supernet, SupernetConfig, SupernetError,
-};
+use dynas_supernet::{Augmentation, Dataset, Split, Supernet, SupernetConfig, SupernetError};
 use tch::{Device, Tensor};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -132,15 +130,12 @@ fn main() -> AnyResult<()> {
         None => space.largest(),
     };
     let network = space.decode(&genotype)?;
-    AccuracyEstimator::new(
-        &supernet,
-        &train,
-        &train.subset(&[0]),
-        norm.clone(),
-        args.calib_batches,
-        256,
-    )?
-    .recalibrate(&genotype)?;
+    // Adaptive batch norm for this subnet on shuffled training batches, then extraction.
+    let mut rng = seeded_rng(0);
+    let batches = train
+        .batches(256, true, &norm, Augmentation::NONE, &mut rng, Device::Cpu)
+        .take(args.calib_batches.max(1));
+    supernet.recalibrate_bn(&network, batches)?;
     let subnet = supernet.extract(&network)?;
     println!(
         "subnet {genotype}: {} blocks, {:.3} M MACs, {} parameters",

@@ -90,6 +90,16 @@ impl Backbone for SmallCnn {
     }
 }
 
+/// libtorch's random generator is process-wide and tests run on parallel threads: the tests
+/// here seed and draw from it, so they take turns.
+static LIBTORCH_GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn libtorch_turn() -> std::sync::MutexGuard<'static, ()> {
+    LIBTORCH_GLOBALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Four classes: a bright quadrant, with noise; some inputs are easy (strong signal), some hard.
 fn data(n: i64, seed: i64) -> (Tensor, Tensor) {
     tch::manual_seed(seed);
@@ -133,6 +143,7 @@ fn accuracy(pred: &[i64], labels: &Tensor) -> f64 {
 
 #[test]
 fn heads_train_recalibrate_save_load_and_exit_dynamically() {
+    let _turn = libtorch_turn();
     let backbone = trained_backbone();
     let spec = ExitHead::new(8, Activation::Relu, 4).expect("spec");
     let mut heads = ExitHeads::new(&backbone, vec![0, 1], spec, Device::Cpu).expect("heads");
@@ -218,6 +229,7 @@ fn heads_train_recalibrate_save_load_and_exit_dynamically() {
 
 #[test]
 fn recalibration_sets_exact_statistics_and_inputs_are_checked() {
+    let _turn = libtorch_turn();
     let backbone = SmallCnn::new();
     let spec = ExitHead::new(4, Activation::Relu, 4).expect("spec");
     assert!(ExitHeads::new(&backbone, vec![1, 0], spec, Device::Cpu).is_err());

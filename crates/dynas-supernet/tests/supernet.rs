@@ -14,6 +14,16 @@ use dynas_supernet::{
 };
 use tch::{Device, Kind, Tensor};
 
+/// libtorch's random generator (and its thread count) is process-wide, and the test harness runs
+/// tests on parallel threads: every test here seeds and draws from it, so they take turns.
+static LIBTORCH_GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn libtorch_turn() -> std::sync::MutexGuard<'static, ()> {
+    LIBTORCH_GLOBALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A tiny space with every elastic kind: widths of the first conv, stage widths (channel
 /// scaling), depth, per-block kernel / expand, SE, two resolutions.
 fn tiny_space() -> MbConvSpace {
@@ -87,6 +97,7 @@ fn snapshot(s: &Supernet) -> HashMap<String, Tensor> {
 
 #[test]
 fn supernet_forward_equals_extracted_forward() {
+    let _turn = libtorch_turn();
     let space = tiny_space();
     let sn = supernet(space.clone(), 1);
     let mut rng = seeded_rng(3);
@@ -143,6 +154,7 @@ fn check_box(name: &str, before: &Tensor, after: &Tensor, lens: &[i64]) {
 
 #[test]
 fn a_training_step_on_one_subnet_changes_only_the_weights_it_uses() {
+    let _turn = libtorch_turn();
     let space = tiny_space();
     let mut sn = supernet(space.clone(), 4);
     let params = TrainParams {
@@ -225,6 +237,7 @@ fn a_training_step_on_one_subnet_changes_only_the_weights_it_uses() {
 
 #[test]
 fn bn_recalibration_and_per_subnet_store() {
+    let _turn = libtorch_turn();
     let space = tiny_space();
     let sn = supernet(space.clone(), 5);
     let (ga, gb) = (space.largest(), space.smallest());
@@ -322,6 +335,7 @@ fn train_params(epochs: usize) -> TrainParams {
 
 #[test]
 fn checkpoints_resume_exactly() {
+    let _turn = libtorch_turn();
     // One libtorch thread keeps every CPU reduction in a fixed order.
     tch::set_num_threads(1);
     let space = tiny_space();
@@ -401,6 +415,7 @@ fn checkpoints_resume_exactly() {
 
 #[test]
 fn training_reduces_the_loss_and_the_oracle_exports_samples() {
+    let _turn = libtorch_turn();
     let space = tiny_space();
     let data = tiny_dataset(40, 2);
     let norm = data.channel_stats();
@@ -465,6 +480,7 @@ fn training_reduces_the_loss_and_the_oracle_exports_samples() {
 
 #[test]
 fn sampler_follows_the_progressive_shrinking_phases() {
+    let _turn = libtorch_turn();
     let space = tiny_space();
     let sampler = SubnetSampler::new(&space);
     let dims = space.dimensions();
@@ -523,6 +539,7 @@ fn sampler_follows_the_progressive_shrinking_phases() {
 
 #[test]
 fn an_extracted_subnet_is_an_early_exit_backbone() {
+    let _turn = libtorch_turn();
     use dynas_exits::{
         Backbone, DynamicNet, ExitHead, ExitHeads, ExitPolicy, ExitRule, HeadTraining,
     };
