@@ -607,7 +607,7 @@ impl LutModel {
         layer: &Layer,
         index: usize,
         point: &OperatingPoint,
-        mut local: Option<&mut Memo>,
+        local: Option<&mut Memo>,
     ) -> Result<Cost> {
         if self.free.contains(&layer.kind) {
             return Ok(Cost {
@@ -637,7 +637,7 @@ impl LutModel {
                 }
             };
             if local_hit.is_none()
-                && let Some(m) = local.as_deref_mut()
+                && let Some(m) = local
                 && m.len() < MEMO_CAPACITY
             {
                 m.insert(sig, e);
