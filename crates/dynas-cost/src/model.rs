@@ -191,15 +191,14 @@ impl CostModel for MacsModel {
         Ok(Cost::latency(network.macs() as f64 / self.macs_per_ms))
     }
 
-    fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
-        Ok(CostBreakdown {
-            layers: network
-                .layers
-                .iter()
-                .map(|l| Cost::latency(l.macs() as f64 / self.macs_per_ms))
-                .collect(),
-            total: self.estimate(network, point)?,
-        })
+    fn breakdown(&self, network: &Network, _point: &OperatingPoint) -> Result<CostBreakdown> {
+        let layers: Vec<Cost> = network
+            .layers
+            .iter()
+            .map(|l| Cost::latency(l.macs() as f64 / self.macs_per_ms))
+            .collect();
+        let total = Cost::latency(layers.iter().map(|c| c.latency_ms).sum());
+        Ok(CostBreakdown { layers, total })
     }
 }
 

@@ -879,20 +879,14 @@ impl dynas_exits::Backbone for Subnet {
     }
 
     fn forward_block(&self, block: usize, x: &Tensor) -> dynas_exits::Result<Tensor> {
-        let layer = self
-            .network
-            .layers
-            .get(block)
-            .filter(|_| block < self.num_feature_layers())
-            .ok_or_else(|| {
-                dynas_exits::ExitError::invalid(
-                    "block",
-                    format!(
-                        "{block} is not one of the subnet's {} feature layers",
-                        self.num_feature_layers()
-                    ),
-                )
-            })?;
+        let blocks = self.num_feature_layers();
+        if block >= blocks {
+            return Err(dynas_exits::ExitError::invalid(
+                "block",
+                format!("{block} is not one of the subnet's {blocks} feature layers"),
+            ));
+        }
+        let layer = &self.network.layers[block];
         let input = if block == 0 {
             Body::prepare_input(&self.network, x).map_err(exit_error)?
         } else {

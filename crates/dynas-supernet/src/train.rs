@@ -284,9 +284,21 @@ impl TrainConfig {
 /// momentum); [`Sgd::step_dense`] is the plain update for steps that used every weight.
 #[derive(Debug)]
 pub struct Sgd {
-    params: Vec<(String, Tensor, Tensor, bool)>,
+    params: Vec<SgdParam>,
     momentum: f64,
     weight_decay: f64,
+}
+
+/// One optimised variable, with what its name says about it, decided once.
+#[derive(Debug)]
+struct SgdParam {
+    name: String,
+    value: Tensor,
+    momentum: Tensor,
+    /// Weight decay applies (not batch norm, not biases).
+    decay: bool,
+    /// The largest subnet uses every element (all weights but kernel-transformation matrices).
+    used_by_largest: bool,
 }
 
 impl Sgd {
@@ -304,10 +316,12 @@ impl Sgd {
         debug_assert_eq!(named.len(), trainable.len());
         let params = named
             .into_iter()
-            .map(|(name, t)| {
-                let decay = !(name.ends_with(".bias") || name.contains(".bn."));
-                let buf = t.zeros_like().detach();
-                (name, t, buf, decay)
+            .map(|(name, value)| SgdParam {
+                decay: !(name.ends_with(".bias") || name.contains(".bn.")),
+                used_by_largest: !name.ends_with("_matrix"),
+                momentum: value.zeros_like().detach(),
+                value,
+                name,
             })
             .collect();
         Self {
@@ -319,8 +333,8 @@ impl Sgd {
 
     /// Clears the gradients.
     pub fn zero_grad(&mut self) {
-        for (_, p, _, _) in &self.params {
-            let mut g = p.grad();
+        for param in &self.params {
+            let mut g = param.value.grad();
             if g.defined() {
                 let _ = g.detach_().zero_();
             }
@@ -343,13 +357,14 @@ impl Sgd {
     fn update(&mut self, lr: f64, dense: bool) {
         let (mu, wd) = (self.momentum, self.weight_decay);
         tch::no_grad(|| {
-            for (name, p, buf, decay) in &mut self.params {
+            for param in &mut self.params {
+                let (p, buf) = (&mut param.value, &mut param.momentum);
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                let decay = *decay && wd > 0.0;
-                if dense && !name.ends_with("_matrix") {
+                let decay = param.decay && wd > 0.0;
+                if dense && param.used_by_largest {
                     // buf = mu buf + (g + wd p); p -= lr (g + wd p + mu buf)
                     let d_p = if decay { g + &*p * wd } else { g };
                     let _ = buf.g_mul_scalar_(mu).g_add_(&d_p);
@@ -369,7 +384,7 @@ impl Sgd {
 
     /// Momentum buffers by parameter name.
     pub fn buffers(&self) -> impl Iterator<Item = (&str, &Tensor)> {
-        self.params.iter().map(|(n, _, b, _)| (n.as_str(), b))
+        self.params.iter().map(|p| (p.name.as_str(), &p.momentum))
     }
 }
 
@@ -655,8 +670,13 @@ impl<'a> Trainer<'a> {
         let step = parse("step")?;
         let rng: DynasRng = file.meta_json("rng")?;
         crate::checkpoint::copy_vars(&file, self.supernet.var_store(), "param/")?;
-        for (name, _, buf, _) in &mut self.sgd.params {
-            let t = file.tensor(&format!("momentum/{name}"), Some(&buf.size()), buf.device())?;
+        for param in &mut self.sgd.params {
+            let buf = &mut param.momentum;
+            let t = file.tensor(
+                &format!("momentum/{}", param.name),
+                Some(&buf.size()),
+                buf.device(),
+            )?;
             tch::no_grad(|| buf.copy_(&t));
         }
         self.epoch = epoch;

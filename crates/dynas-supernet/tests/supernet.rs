@@ -15,7 +15,7 @@ use dynas_supernet::{
 use tch::{Device, Kind, Tensor};
 
 /// libtorch's random generator (and its thread count) is process-wide, and the test harness runs
-/// tests on parallel threads: every test here seeds and draws from it, so they take turns.
+/// tests on parallel threads: the tests here that seed and draw from it take turns.
 static LIBTORCH_GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn libtorch_turn() -> std::sync::MutexGuard<'static, ()> {
@@ -480,7 +480,6 @@ fn training_reduces_the_loss_and_the_oracle_exports_samples() {
 
 #[test]
 fn sampler_follows_the_progressive_shrinking_phases() {
-    let _turn = libtorch_turn();
     let space = tiny_space();
     let sampler = SubnetSampler::new(&space);
     let dims = space.dimensions();
