@@ -408,6 +408,54 @@ impl ExitTable {
         })
     }
 
+    /// The table restricted to the samples `indices` (in that order; repeats allowed).
+    pub fn select_samples(&self, indices: &[usize]) -> Result<Self> {
+        if indices.is_empty() {
+            return Err(ExitError::invalid("sample selection", "no samples"));
+        }
+        if let Some(&bad) = indices.iter().find(|&&s| s >= self.samples) {
+            return Err(ExitError::invalid(
+                "sample selection",
+                format!("sample {bad} >= {} samples", self.samples),
+            ));
+        }
+        let pick = |col: &Vec<f64>| indices.iter().map(|&s| col[s]).collect::<Vec<_>>();
+        Ok(Self {
+            positions: self.positions.clone(),
+            samples: indices.len(),
+            max_prob: self.max_prob.iter().map(pick).collect(),
+            correct: self
+                .correct
+                .iter()
+                .map(|c| indices.iter().map(|&s| c[s]).collect())
+                .collect(),
+            entropy: self
+                .entropy
+                .as_ref()
+                .map(|e| e.iter().map(pick).collect()),
+            predictions: self
+                .predictions
+                .as_ref()
+                .map(|p| p.iter().map(|c| indices.iter().map(|&s| c[s]).collect()).collect()),
+            source: self.source.clone(),
+        })
+    }
+
+    /// Splits the samples into a calibration table (even sample indices) and a held-out table
+    /// (odd ones), so thresholds fitted on the first are judged on data they never saw.
+    /// Interleaving keeps both halves alike when the samples are ordered (by class, by source).
+    pub fn split_alternate(&self) -> Result<(Self, Self)> {
+        if self.samples < 2 {
+            return Err(ExitError::invalid(
+                "sample split",
+                format!("{} samples cannot be split in two", self.samples),
+            ));
+        }
+        let even: Vec<usize> = (0..self.samples).step_by(2).collect();
+        let odd: Vec<usize> = (1..self.samples).step_by(2).collect();
+        Ok((self.select_samples(&even)?, self.select_samples(&odd)?))
+    }
+
     /// Candidate exit positions.
     pub fn positions(&self) -> &[ExitPosition] {
         &self.positions

@@ -9,11 +9,15 @@
 //! `CostModel`, or by a simple stand-in in tests.
 
 use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
-use dynas_exits::{ExitCosts, ExitHead, ExitTable};
+use dynas_exits::{
+    ConfidenceMeasure, ExitCosts, ExitHead, ExitRule, ExitSelection, ExitTable,
+    ThresholdCalibration,
+};
 use dynas_space::{Dimension, Genotype, Network, SearchSpace};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::deployment::{DeployedExit, DeployedMetrics, Deployment, DeploymentPoint, Provenance};
 use crate::error::{Result, SearchError};
 use crate::executor::{Budget, Context, Executor, Step, Strategy};
 use crate::nsga2::{Nsga2, Nsga2Config, Nsga2State, rank_and_crowding_survival};
@@ -55,7 +59,21 @@ pub trait DynamicEvaluator: Send + Sync {
         exits: &[usize],
         point: &OperatingPoint,
     ) -> Result<DynamicMetrics>;
+
+    /// The exits that `evaluate` actually uses for `exits` at `point`, with their calibrated
+    /// thresholds and exit rates (exits whose threshold can never fire are left out). Evaluators
+    /// without thresholds return an empty list (the default).
+    fn deployed_exits(
+        &self,
+        backbone: &Genotype,
+        exits: &[usize],
+        point: &OperatingPoint,
+    ) -> Result<Vec<DeployedExit>> {
+        let _ = (backbone, exits, point);
+        Ok(Vec::new())
+    }
 }
+
 
 /// One dynamic configuration found by an inner search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,6 +86,10 @@ pub struct DynamicPoint {
     pub point: OperatingPoint,
     /// Its metrics.
     pub metrics: DynamicMetrics,
+    /// The exits that fire, with calibrated thresholds (see
+    /// [`DynamicEvaluator::deployed_exits`]).
+    #[serde(default)]
+    pub deployed_exits: Vec<DeployedExit>,
 }
 
 /// The inner problem of one backbone: one bit per exit position, one gene per controllable
@@ -172,7 +194,8 @@ pub struct HadasConfig {
     /// Inner generations (5).
     pub inner_generations: usize,
     /// The backbone's objectives are replaced by those of its lowest-energy dynamic
-    /// configuration whose error is at most the static error plus this tolerance (error units).
+    /// configuration whose error is at most the static error (the same evaluator with no exit,
+    /// at the highest clocks) plus this tolerance, in error units (0.5: half a point).
     pub error_tolerance: f64,
 }
 
@@ -191,7 +214,7 @@ impl Default for HadasConfig {
                 ..Nsga2Config::default()
             },
             inner_generations: 5,
-            error_tolerance: 0.0,
+            error_tolerance: 0.5,
         }
     }
 }
@@ -208,6 +231,35 @@ pub struct HadasState {
 }
 
 impl HadasState {
+    /// The dynamic front as a [`Deployment`] (points sorted by latency) of the space named
+    /// `space` on `device`; `accuracy_source` and `cost_source` say where the figures come from.
+    pub fn deployment(
+        &self,
+        space: &str,
+        device: Option<DeviceProfile>,
+        accuracy_source: Provenance,
+        cost_source: Provenance,
+    ) -> Result<Deployment> {
+        let mut front = self.dynamic_front();
+        front.sort_by(|a, b| a.metrics.latency_ms.total_cmp(&b.metrics.latency_ms));
+        let points = front
+            .into_iter()
+            .map(|p| DeploymentPoint {
+                genotype: p.backbone,
+                exits: p.deployed_exits,
+                point: p.point,
+                metrics: DeployedMetrics {
+                    top1: (100.0 - p.metrics.error).clamp(0.0, 100.0),
+                    latency_ms: p.metrics.latency_ms,
+                    energy_mj: Some(p.metrics.energy_mj),
+                    accuracy_source: accuracy_source.clone(),
+                    cost_source: cost_source.clone(),
+                },
+            })
+            .collect();
+        Deployment::new("hadas", space, device, points)
+    }
+
     /// The non-dominated dynamic configurations over all inner searches.
     pub fn dynamic_front(&self) -> Vec<DynamicPoint> {
         let all: Vec<&DynamicPoint> = self.inner.iter().flat_map(|(_, f)| f).collect();
@@ -293,6 +345,8 @@ impl<'e> Hadas<'e> {
                     let mut points = Vec::with_capacity(result.front.len());
                     for p in &result.front.points {
                         let (exits, point) = inner.decode(&p.genotype)?;
+                        let deployed_exits =
+                            self.evaluator.deployed_exits(&backbone, &exits, &point)?;
                         points.push(DynamicPoint {
                             backbone: backbone.clone(),
                             exits,
@@ -302,17 +356,19 @@ impl<'e> Hadas<'e> {
                                 latency_ms: p.values[1],
                                 energy_mj: p.values[2],
                             },
+                            deployed_exits,
                         });
                     }
                     state.inner.push((backbone.clone(), points.clone()));
                     points
                 }
             };
-            // Write back: the lowest-energy configuration within the error tolerance.
-            let static_error = ctx
-                .archive()
-                .get(&backbone)
-                .map_or(f64::INFINITY, |e| e.values[0]);
+            // Write back: the lowest-energy configuration within the error tolerance of the
+            // static backbone, both judged by the same evaluator on the same data.
+            let static_error = self
+                .evaluator
+                .evaluate(&backbone, &[], &self.evaluator.device().max_operating_point())?
+                .error;
             let best = front
                 .iter()
                 .filter(|p| p.metrics.error <= static_error + self.config.error_tolerance)
@@ -375,13 +431,19 @@ where
     }
 }
 
-/// The [`DynamicEvaluator`] of the HADAS paper on `dynas` types: backbones decoded by a
-/// [`SearchSpace`], exits from an [`ExitSource`], costs of prefixes and heads from a
-/// DVFS-aware [`CostModel`] (which must report energy and a per-layer breakdown), combined with
-/// HADAS's unweighted mean over the selected exits and the final classifier
-/// ([`ExitTable::hadas_mean`]). Error is `100 * (1 - accuracy)`.
+/// The [`DynamicEvaluator`] of HADAS on `dynas` types: backbones decoded by a [`SearchSpace`],
+/// per-sample exit outcomes from an [`ExitSource`], costs of prefixes and heads from a
+/// DVFS-aware [`CostModel`] (which must report energy and a per-layer breakdown).
 ///
-/// The decoded network and exit table of the most recent backbones are cached (an inner search
+/// Each backbone's exit table is split into a calibration half (even samples) and a held-out
+/// half (odd samples). For an exit subset at an operating point, max-softmax thresholds are
+/// calibrated on the first half to stay within the [`ThresholdCalibration`]'s accuracy drop at
+/// the lowest expected cost; the reported accuracy is the *exit-rate-weighted* accuracy on the
+/// held-out half, and the reported latency and energy the expectation over where held-out
+/// inputs leave (sum of exit probability x cost of the path to that exit, heads included).
+/// Error is `100 * (1 - accuracy)`.
+///
+/// Decoded networks and split tables of the most recent backbones are cached (an inner search
 /// evaluates one backbone many times).
 pub struct ExitsEvaluator<S, E, C> {
     space: S,
@@ -389,17 +451,32 @@ pub struct ExitsEvaluator<S, E, C> {
     head: ExitHead,
     cost: C,
     device: DeviceProfile,
+    calibration: ThresholdCalibration,
     cache: std::sync::Mutex<Vec<(Genotype, BackboneEntry)>>,
 }
 
-/// A decoded backbone and its exit table.
-type BackboneEntry = std::sync::Arc<(Network, ExitTable)>;
+/// A decoded backbone and its exit table, split for calibration and held-out evaluation.
+struct BackboneTables {
+    network: Network,
+    calibration: ExitTable,
+    held_out: ExitTable,
+}
 
-/// Backbones whose network and exit table [`ExitsEvaluator`] keeps.
+type BackboneEntry = std::sync::Arc<BackboneTables>;
+
+/// Backbones whose network and exit tables [`ExitsEvaluator`] keeps.
 const EXIT_CACHE: usize = 16;
 
+/// What an exit subset achieves at one operating point.
+struct Outcome {
+    metrics: DynamicMetrics,
+    exits: Vec<DeployedExit>,
+}
+
 impl<S: SearchSpace, E: ExitSource, C: CostModel> ExitsEvaluator<S, E, C> {
-    /// An evaluator of `space`'s backbones with exit heads `head`, on `device`.
+    /// An evaluator of `space`'s backbones with exit heads `head`, on `device`, calibrating
+    /// thresholds for at most half a point of accuracy drop (see
+    /// [`ExitsEvaluator::with_calibration`]).
     pub fn new(space: S, exits: E, head: ExitHead, cost: C, device: DeviceProfile) -> Self {
         Self {
             space,
@@ -407,8 +484,21 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> ExitsEvaluator<S, E, C> {
             head,
             cost,
             device,
+            calibration: ThresholdCalibration::new(0.005, ConfidenceMeasure::MaxSoftmax, 32)
+                .expect("constant calibration parameters are valid"),
             cache: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The threshold calibration (the accuracy budget of every exit subset).
+    pub fn with_calibration(mut self, calibration: ThresholdCalibration) -> Self {
+        self.calibration = calibration;
+        self
+    }
+
+    /// The threshold calibration in use.
+    pub fn calibration(&self) -> &ThresholdCalibration {
+        &self.calibration
     }
 
     fn backbone(&self, backbone: &Genotype) -> Result<BackboneEntry> {
@@ -419,7 +509,12 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> ExitsEvaluator<S, E, C> {
         }
         let network = self.space.decode(backbone)?;
         let table = self.exits.exit_table(backbone, &network)?;
-        let entry = std::sync::Arc::new((network, table));
+        let (calibration, held_out) = table.split_alternate()?;
+        let entry = std::sync::Arc::new(BackboneTables {
+            network,
+            calibration,
+            held_out,
+        });
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= EXIT_CACHE {
                 cache.remove(0);
@@ -428,11 +523,55 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> ExitsEvaluator<S, E, C> {
         }
         Ok(entry)
     }
+
+    fn outcome(
+        &self,
+        backbone: &Genotype,
+        exits: &[usize],
+        point: &OperatingPoint,
+    ) -> Result<Outcome> {
+        let entry = self.backbone(backbone)?;
+        let positions = entry.calibration.positions();
+        let costs = ExitCosts::compute(&entry.network, positions, &self.head, &self.cost, point)?;
+        let selection = if exits.is_empty() {
+            ExitSelection::new(Vec::new(), ExitRule::MaxSoftmax(Vec::new()))?
+        } else {
+            entry
+                .calibration
+                .calibrate(exits, &self.calibration, Some(&costs))?
+                .selection
+        };
+        let stats = entry.held_out.evaluate(&selection)?;
+        let cost = stats.expected_cost(&costs)?;
+        let energy_mj = cost.energy_mj.ok_or_else(|| SearchError::Evaluation {
+            genotype: backbone.to_string(),
+            reason: format!("cost model `{}` does not report energy", self.cost.name()),
+        })?;
+        let thresholds = selection.rule().thresholds().unwrap_or_default();
+        let deployed = exits
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| stats.active.get(j).copied().unwrap_or(false))
+            .map(|(j, &e)| DeployedExit {
+                after_layer: positions[e].after_layer,
+                threshold: thresholds[j].clamp(0.0, 1.0),
+                exit_rate: stats.rates[j],
+            })
+            .collect();
+        Ok(Outcome {
+            metrics: DynamicMetrics {
+                error: 100.0 * (1.0 - stats.accuracy),
+                latency_ms: cost.latency_ms,
+                energy_mj,
+            },
+            exits: deployed,
+        })
+    }
 }
 
 impl<S: SearchSpace, E: ExitSource, C: CostModel> DynamicEvaluator for ExitsEvaluator<S, E, C> {
     fn exit_positions(&self, backbone: &Genotype) -> Result<usize> {
-        Ok(self.backbone(backbone)?.1.positions().len())
+        Ok(self.backbone(backbone)?.calibration.positions().len())
     }
 
     fn device(&self) -> &DeviceProfile {
@@ -445,18 +584,15 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> DynamicEvaluator for ExitsEval
         exits: &[usize],
         point: &OperatingPoint,
     ) -> Result<DynamicMetrics> {
-        let entry = self.backbone(backbone)?;
-        let (network, table) = (&entry.0, &entry.1);
-        let costs = ExitCosts::compute(network, table.positions(), &self.head, &self.cost, point)?;
-        let (accuracy, cost) = table.hadas_mean(exits, &costs)?;
-        let energy_mj = cost.energy_mj.ok_or_else(|| SearchError::Evaluation {
-            genotype: backbone.to_string(),
-            reason: format!("cost model `{}` does not report energy", self.cost.name()),
-        })?;
-        Ok(DynamicMetrics {
-            error: 100.0 * (1.0 - accuracy),
-            latency_ms: cost.latency_ms,
-            energy_mj,
-        })
+        Ok(self.outcome(backbone, exits, point)?.metrics)
+    }
+
+    fn deployed_exits(
+        &self,
+        backbone: &Genotype,
+        exits: &[usize],
+        point: &OperatingPoint,
+    ) -> Result<Vec<DeployedExit>> {
+        Ok(self.outcome(backbone, exits, point)?.exits)
     }
 }

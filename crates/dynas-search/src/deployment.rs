@@ -1,0 +1,376 @@
+//! The hand-off from a search to the runtime: a versioned, serde-JSON [`Deployment`] of the
+//! chosen dynamic configurations (subnet genotype, early exits with calibrated thresholds,
+//! operating point) and what each is expected to achieve.
+//!
+//! HADAS ([`crate::hadas`]) and Dynamic-OFA pre-sampling both write it; the runtime manager in
+//! `dynas-dvfs` is built from it. Subnets are referred to by their [`Genotype`] in the named
+//! search space, never by a free-form string.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use dynas_cost::{DeviceProfile, OperatingPoint};
+use dynas_space::Genotype;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SearchError};
+
+/// The deployment file format version this crate writes and reads.
+pub const DEPLOYMENT_VERSION: u32 = 1;
+
+/// Where a figure comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Provenance {
+    /// Measured, e.g. `"Fashion-MNIST validation split, 5,000 images"` or
+    /// `"host CPU, libtorch, batch 1, 2 threads"`.
+    Measured {
+        /// On what it was measured.
+        on: String,
+    },
+    /// Given by a model, e.g. `"Jetson AGX Xavier LUT x fitted DVFS law"`.
+    Modelled {
+        /// Which model, fitted on what.
+        model: String,
+    },
+}
+
+impl Provenance {
+    /// A measured figure.
+    pub fn measured(on: impl Into<String>) -> Self {
+        Self::Measured { on: on.into() }
+    }
+
+    /// A modelled figure.
+    pub fn modelled(model: impl Into<String>) -> Self {
+        Self::Modelled {
+            model: model.into(),
+        }
+    }
+}
+
+/// One early exit of a deployed subnet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployedExit {
+    /// The exit head reads the output of backbone layer (block) `after_layer` (0-based index
+    /// into the subnet's exit-candidate layers, as the exit heads were built).
+    pub after_layer: usize,
+    /// Max-softmax confidence at or above which an input leaves here, in `[0, 1]`.
+    pub threshold: f64,
+    /// Fraction of the calibration inputs that left here.
+    pub exit_rate: f64,
+}
+
+/// Expected accuracy and cost of one deployed configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployedMetrics {
+    /// Top-1 accuracy in percent (exit-rate weighted when the point has exits).
+    pub top1: f64,
+    /// Expected latency per inference on an idle device, ms.
+    pub latency_ms: f64,
+    /// Expected energy per inference, mJ, where known.
+    pub energy_mj: Option<f64>,
+    /// Where `top1` comes from.
+    pub accuracy_source: Provenance,
+    /// Where latency and energy come from.
+    pub cost_source: Provenance,
+}
+
+/// One runnable configuration: a subnet, its exits and an operating point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentPoint {
+    /// The subnet, in the deployment's search space.
+    pub genotype: Genotype,
+    /// Its early exits in increasing layer order (empty: run to the final classifier).
+    #[serde(default)]
+    pub exits: Vec<DeployedExit>,
+    /// The DVFS operating point (all clocks `None`: the board's default governor).
+    #[serde(default)]
+    pub point: OperatingPoint,
+    /// What it achieves.
+    pub metrics: DeployedMetrics,
+}
+
+/// A versioned set of deployable configurations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// File format version ([`DEPLOYMENT_VERSION`]).
+    pub version: u32,
+    /// The method that produced it (`"hadas"`, `"dynamic-ofa"`, ...).
+    pub method: String,
+    /// Name of the search space the genotypes belong to (e.g. `"ofa-mnist"`).
+    pub space: String,
+    /// The device whose operating points are used, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceProfile>,
+    /// The configurations.
+    pub points: Vec<DeploymentPoint>,
+}
+
+impl Deployment {
+    /// A validated deployment (see [`Deployment::validate`]).
+    pub fn new(
+        method: impl Into<String>,
+        space: impl Into<String>,
+        device: Option<DeviceProfile>,
+        points: Vec<DeploymentPoint>,
+    ) -> Result<Self> {
+        let d = Self {
+            version: DEPLOYMENT_VERSION,
+            method: method.into(),
+            space: space.into(),
+            device,
+            points,
+        };
+        d.validate(Path::new("<in memory>"))?;
+        Ok(d)
+    }
+
+    /// Checks every field; `origin` names the file in errors.
+    pub fn validate(&self, origin: &Path) -> Result<()> {
+        let bad = |column: String, reason: String| SearchError::Parse {
+            path: origin.to_path_buf(),
+            line: None,
+            column: Some(column),
+            reason,
+        };
+        if self.version != DEPLOYMENT_VERSION {
+            return Err(bad(
+                "version".into(),
+                format!(
+                    "version {} is not supported (this build reads {DEPLOYMENT_VERSION})",
+                    self.version
+                ),
+            ));
+        }
+        if self.points.is_empty() {
+            return Err(bad("points".into(), "no configuration".into()));
+        }
+        for (i, p) in self.points.iter().enumerate() {
+            let field = |f: &str| format!("points[{i}].{f}");
+            if p.genotype.is_empty() {
+                return Err(bad(field("genotype"), "empty genotype".into()));
+            }
+            for (j, e) in p.exits.iter().enumerate() {
+                if !(0.0..=1.0).contains(&e.threshold) {
+                    return Err(bad(
+                        field(&format!("exits[{j}].threshold")),
+                        format!("{} is not in [0, 1]", e.threshold),
+                    ));
+                }
+                if !(0.0..=1.0).contains(&e.exit_rate) {
+                    return Err(bad(
+                        field(&format!("exits[{j}].exit_rate")),
+                        format!("{} is not in [0, 1]", e.exit_rate),
+                    ));
+                }
+            }
+            if p.exits
+                .windows(2)
+                .any(|w| w[1].after_layer <= w[0].after_layer)
+            {
+                return Err(bad(
+                    field("exits"),
+                    "exits must be in strictly increasing layer order".into(),
+                ));
+            }
+            let total_rate: f64 = p.exits.iter().map(|e| e.exit_rate).sum();
+            if total_rate > 1.0 + 1e-9 {
+                return Err(bad(
+                    field("exits"),
+                    format!("exit rates sum to {total_rate} > 1"),
+                ));
+            }
+            let m = &p.metrics;
+            if !(m.top1.is_finite() && (0.0..=100.0).contains(&m.top1)) {
+                return Err(bad(
+                    field("metrics.top1"),
+                    format!("{} is not a percentage", m.top1),
+                ));
+            }
+            if !(m.latency_ms.is_finite() && m.latency_ms > 0.0) {
+                return Err(bad(
+                    field("metrics.latency_ms"),
+                    format!("{} is not finite and positive", m.latency_ms),
+                ));
+            }
+            if let Some(e) = m.energy_mj
+                && !(e.is_finite() && e >= 0.0)
+            {
+                return Err(bad(
+                    field("metrics.energy_mj"),
+                    format!("{e} is not finite and non-negative"),
+                ));
+            }
+            if let Some(device) = &self.device {
+                let supported = |clock: Option<u64>, list: &[u64]| {
+                    clock.is_none_or(|c| list.is_empty() || list.contains(&c))
+                };
+                if !(supported(p.point.cpu_hz, &device.cpu_hz)
+                    && supported(p.point.gpu_hz, &device.gpu_hz)
+                    && supported(p.point.memory_hz, &device.memory_hz))
+                {
+                    return Err(bad(
+                        field("point"),
+                        format!(
+                            "{:?} is not an operating point of `{}`",
+                            p.point, device.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and validates a deployment file.
+    pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| SearchError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parses and validates a deployment; `origin` names the source in errors.
+    pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
+        let d: Self = serde_json::from_str(text).map_err(|e| SearchError::Parse {
+            path: origin.to_path_buf(),
+            line: Some(e.line() as u64),
+            column: None,
+            reason: e.to_string(),
+        })?;
+        d.validate(origin)?;
+        Ok(d)
+    }
+
+    /// Writes the deployment as pretty JSON, atomically (temporary file, fsync, rename), so an
+    /// interrupted write never leaves a truncated file in place.
+    pub fn write_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let text = serde_json::to_string_pretty(self).map_err(|e| SearchError::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            reason: e.to_string(),
+        })?;
+        write_atomically(path, text.as_bytes())
+    }
+
+    /// The points whose metrics are not dominated in (top-1 max, latency min, energy min).
+    pub fn pareto_points(&self) -> Vec<&DeploymentPoint> {
+        let f: Vec<Vec<f64>> = self
+            .points
+            .iter()
+            .map(|p| {
+                vec![
+                    -p.metrics.top1,
+                    p.metrics.latency_ms,
+                    p.metrics.energy_mj.unwrap_or(0.0),
+                ]
+            })
+            .collect();
+        crate::pareto::non_dominated(&f)
+            .into_iter()
+            .map(|i| &self.points[i])
+            .collect()
+    }
+}
+
+/// Writes `bytes` to `path` through a sibling temporary file that is fsynced and renamed over
+/// the destination.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |p: &Path| {
+        let p: PathBuf = p.to_path_buf();
+        move |source| SearchError::Io { path: p, source }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(top1: f64, latency_ms: f64, energy: f64) -> DeploymentPoint {
+        DeploymentPoint {
+            genotype: Genotype::new(vec![0, 1, 2]),
+            exits: vec![DeployedExit {
+                after_layer: 1,
+                threshold: 0.9,
+                exit_rate: 0.4,
+            }],
+            point: OperatingPoint::new(None, Some(1_377_000_000), None),
+            metrics: DeployedMetrics {
+                top1,
+                latency_ms,
+                energy_mj: Some(energy),
+                accuracy_source: Provenance::measured("validation"),
+                cost_source: Provenance::modelled("LUT"),
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json_and_keeps_only_valid_files() {
+        let d = Deployment::new(
+            "hadas",
+            "ofa-mnist",
+            None,
+            vec![point(90.0, 2.0, 5.0), point(91.0, 3.0, 6.0)],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment.json");
+        d.write_json(&path).unwrap();
+        let back = Deployment::from_json_file(&path).unwrap();
+        assert_eq!(back, d);
+
+        let mut wrong = serde_json::to_value(&d).unwrap();
+        wrong["points"][0]["exits"][0]["threshold"] = serde_json::json!(1.5);
+        let err = Deployment::from_json_str(&wrong.to_string(), &path).unwrap_err();
+        assert!(
+            err.to_string().contains("points[0].exits[0].threshold"),
+            "{err}"
+        );
+
+        let mut future = serde_json::to_value(&d).unwrap();
+        future["version"] = serde_json::json!(99);
+        let err = Deployment::from_json_str(&future.to_string(), &path).unwrap_err();
+        assert!(err.to_string().contains("version"), "{err}");
+    }
+
+    #[test]
+    fn pareto_points_drop_dominated_configurations() {
+        let d = Deployment::new(
+            "hadas",
+            "ofa-mnist",
+            None,
+            vec![
+                point(90.0, 2.0, 5.0),
+                point(89.0, 2.5, 6.0),
+                point(91.0, 3.0, 6.0),
+            ],
+        )
+        .unwrap();
+        let front = d.pareto_points();
+        assert_eq!(front.len(), 2);
+        assert!(front.iter().all(|p| p.metrics.top1 != 89.0));
+    }
+}
