@@ -1,0 +1,248 @@
+//! `dynas hadas`: the HADAS bi-level search on a trained Fashion-MNIST supernet of the
+//! OFA-MNIST space, priced on the Jetson AGX Xavier (measured per-layer lookup table scaled
+//! by DVFS laws fitted on measured clock sweeps). Writes the deployment, the dynamic front as
+//! JSON and CSV, a plot of it, and the test-split report against the conventional dynamic
+//! network.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use dynas::cost::DvfsLutModel;
+use dynas::search::{ProgressObserver, Provenance};
+use dynas::space::{MbConvSpace, seeded_rng};
+use dynas::supernet::{
+    Dataset, HadasParams, RunOptions, Split, Supernet, SupernetConfig, SupernetData,
+    SupernetEvalParams, SupernetWorker, run_hadas,
+};
+
+use crate::paths::{Flagged, check_outputs};
+
+/// Arguments of `dynas hadas`.
+#[derive(Debug, Args)]
+pub struct HadasArgs {
+    /// The trained supernet (safetensors written by the `supernet_fashion_mnist` example).
+    #[arg(long)]
+    supernet: PathBuf,
+    /// Fashion-MNIST in IDX format (Debian's `dataset-fashion-mnist`).
+    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
+    data: PathBuf,
+    /// The shared measurements folder (lookup table, operating points, clock sweeps).
+    #[arg(long, default_value = "../shared/data")]
+    shared_data: PathBuf,
+    /// Output folder: deployment.json, front.json, front.csv, front.svg, report.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Validation images held out of the training split (seed 0, as the supernet example
+    /// does): accuracies and exit thresholds come from them, never from the test split.
+    #[arg(long, default_value_t = 5000)]
+    validation: usize,
+    /// Outer NSGA-II population.
+    #[arg(long, default_value_t = HadasParams::default().outer_population)]
+    outer_population: usize,
+    /// Outer generations after the initial population.
+    #[arg(long, default_value_t = HadasParams::default().outer_generations)]
+    outer_generations: usize,
+    /// Fraction of each outer population whose exits and clocks are optimised.
+    #[arg(long, default_value_t = HadasParams::default().top_fraction)]
+    top_fraction: f64,
+    /// Inner NSGA-II population.
+    #[arg(long, default_value_t = HadasParams::default().inner_population)]
+    inner_population: usize,
+    /// Inner generations.
+    #[arg(long, default_value_t = HadasParams::default().inner_generations)]
+    inner_generations: usize,
+    /// Accuracy budget of the exit thresholds: at most this drop (fraction) below the final
+    /// classifier, for HADAS points and the baseline alike.
+    #[arg(long, default_value_t = HadasParams::default().max_accuracy_drop)]
+    max_drop: f64,
+    /// Error tolerance (points) when dynamic results are written back to the outer search.
+    #[arg(long, default_value_t = HadasParams::default().error_tolerance)]
+    tolerance: f64,
+    /// Training images the exit heads learn from.
+    #[arg(long, default_value_t = SupernetEvalParams::default().head_train_images)]
+    head_train_images: usize,
+    /// Epochs of exit-head training per backbone.
+    #[arg(long, default_value_t = SupernetEvalParams::default().head_epochs)]
+    head_epochs: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Checkpoint the outer search here after every generation (resumed when it exists and
+    /// matches).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// libtorch threads.
+    #[arg(long)]
+    threads: Option<i32>,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Runs `dynas hadas`.
+pub fn run(args: HadasArgs) -> anyhow::Result<()> {
+    let names = [
+        "deployment.json",
+        "front.json",
+        "front.csv",
+        "front.svg",
+        "report.json",
+    ];
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("--out `{}` cannot be created", args.out.display()))?;
+    let outputs: Vec<PathBuf> = names.iter().map(|n| args.out.join(n)).collect();
+    let mut out_flags: Vec<Flagged<'_>> = outputs.iter().map(|p| Flagged::new("--out", p)).collect();
+    if let Some(c) = &args.checkpoint {
+        out_flags.push(Flagged::new("--checkpoint", c));
+    }
+    check_outputs(&[Flagged::new("--supernet", &args.supernet)], &out_flags)?;
+    if !args.supernet.is_file() {
+        bail!("--supernet `{}` is not a file", args.supernet.display());
+    }
+    if let Some(t) = args.threads {
+        if t < 1 {
+            bail!("--threads must be at least 1, got {t}");
+        }
+        dynas::supernet::tch::set_num_threads(t);
+    }
+    let params = HadasParams {
+        outer_population: args.outer_population,
+        outer_generations: args.outer_generations,
+        top_fraction: args.top_fraction,
+        inner_population: args.inner_population,
+        inner_generations: args.inner_generations,
+        max_accuracy_drop: args.max_drop,
+        error_tolerance: args.tolerance,
+        seed: args.seed,
+    }
+    .check()?;
+    let eval = SupernetEvalParams {
+        head_train_images: args.head_train_images,
+        head_epochs: args.head_epochs,
+        seed: args.seed,
+        ..SupernetEvalParams::default()
+    }
+    .check(10)?;
+
+    let cost = DvfsLutModel::jetson_agx_xavier(&args.shared_data).with_context(|| {
+        format!(
+            "cost model from --shared-data `{}`",
+            args.shared_data.display()
+        )
+    })?;
+    let device = cost.device().clone();
+
+    let full = Dataset::mnist_dir(&args.data, Split::Train)?;
+    if args.validation == 0 || args.validation >= full.len() {
+        bail!(
+            "--validation must be in 1..{}, got {}",
+            full.len(),
+            args.validation
+        );
+    }
+    let (train, validation) = full.split_validation(args.validation, &mut seeded_rng(0))?;
+    let test = Dataset::mnist_dir(&args.data, Split::Test)?;
+    let norm = train.channel_stats();
+    let space = MbConvSpace::ofa_mnist();
+    let weights = args.supernet.clone();
+    let for_worker = space.clone();
+    let size = std::fs::metadata(&args.supernet)
+        .with_context(|| format!("--supernet `{}`", args.supernet.display()))?
+        .len();
+    let worker = SupernetWorker::spawn(
+        Box::new(move || {
+            let mut s = Supernet::new(
+                for_worker,
+                SupernetConfig::default(),
+                dynas::supernet::tch::Device::Cpu,
+            )?;
+            s.load(&weights)?;
+            Ok(s)
+        }),
+        SupernetData {
+            train,
+            validation,
+            test: Some(test),
+            norm,
+        },
+        eval,
+        format!("{} ({size} bytes)", args.supernet.display()),
+    )?;
+
+    let mut options = RunOptions {
+        checkpoint: args.checkpoint.clone(),
+        ..RunOptions::default()
+    };
+    if !args.no_progress {
+        options.observers.push(Box::new(ProgressObserver::new(
+            args.outer_population * (args.outer_generations + 1),
+        )));
+    }
+    let started = std::time::Instant::now();
+    let outcome = run_hadas(
+        &worker,
+        &space,
+        cost,
+        device,
+        Provenance::modelled(
+            "Jetson AGX Xavier per-layer LUT (measured at the highest clocks) scaled by DVFS \
+             laws fitted on measured Jetson TX2 clock sweeps (dynas_cost::DvfsLutModel)",
+        ),
+        &params,
+        options,
+    )?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    outcome.deployment.write_json(&outputs[0])?;
+    outcome.backbone_front.write_json(&outputs[1])?;
+    outcome.backbone_front.write_csv(&outputs[2])?;
+    outcome.backbone_front.write_svg(&outputs[3], None)?;
+    let report = serde_json::json!({
+        "report": outcome.report,
+        "elapsed_s": elapsed,
+        "params": params.params(),
+    });
+    std::fs::write(&outputs[4], serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing `{}`", outputs[4].display()))?;
+
+    let r = &outcome.report;
+    println!(
+        "HADAS: {} backbones scored, {} inner evaluations, {} deployed points ({elapsed:.0} s)",
+        r.outer_evaluations,
+        r.inner_evaluations,
+        outcome.deployment.points.len()
+    );
+    println!(
+        "baseline (largest + exits, highest clocks): test top-1 {:.2} %, {:.4} mJ, {:.4} ms",
+        r.baseline.test_top1, r.baseline.energy_mj, r.baseline.latency_ms
+    );
+    for p in &r.points {
+        println!(
+            "  {}: {} exits, test top-1 {:.2} %, {:.4} mJ, {:.4} ms",
+            p.label,
+            p.exits.len(),
+            p.test_top1,
+            p.energy_mj,
+            p.latency_ms
+        );
+    }
+    match (r.best, r.best_energy_saving_pct, &r.ablation) {
+        (Some(best), Some(saving), Some(a)) => {
+            println!(
+                "best at no lower test top-1: {} saves {saving:.1} % energy against the baseline",
+                r.points[best].label
+            );
+            println!(
+                "ablation (mJ): static largest {:.4} -> backbone {:.4} -> + exits {:.4} -> + DVFS {:.4}",
+                a.static_largest.energy_mj,
+                a.backbone.energy_mj,
+                a.backbone_exits.energy_mj,
+                a.backbone_exits_dvfs.energy_mj
+            );
+        }
+        _ => println!("no deployed point reaches the baseline's test top-1"),
+    }
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! HADAS end to end on a trained supernet: the bi-level search (outer NSGA-II over backbones
+//! scored by the supernet, inner search over exit subsets and clocks with heads trained per
+//! backbone), the resulting [`Deployment`], and a report on the **test** split against the
+//! conventional dynamic network (the largest subnet with exits calibrated to the same accuracy
+//! budget, at the board's highest clocks), with the energy saving split into backbone, exits
+//! and DVFS.
+
+use std::path::PathBuf;
+
+use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
+use dynas_exits::{ConfidenceMeasure, ExitCosts, ThresholdCalibration};
+use dynas_search::{
+    Budget, DeployedExit, Deployment, DynamicEvaluator, Executor, ExitsEvaluator, Hadas,
+    HadasConfig, HardwareProblem, Metric, Nsga2Config, Observer, ParetoFront, Provenance,
+};
+use dynas_space::{Genotype, MbConvSpace, SearchSpace};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SupernetError};
+use crate::hadas::{SupernetAccuracy, SupernetExits, SupernetWorker};
+
+/// Hyper-parameters of a HADAS run (see [`HadasParams::check`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HadasParams {
+    /// Outer NSGA-II population (16).
+    pub outer_population: usize,
+    /// Outer generations after the initial population (4).
+    pub outer_generations: usize,
+    /// Fraction of each outer population whose exits and clocks are optimised (0.25).
+    pub top_fraction: f64,
+    /// Inner NSGA-II population (12).
+    pub inner_population: usize,
+    /// Inner generations (6).
+    pub inner_generations: usize,
+    /// Accuracy budget of threshold calibration: at most this drop (fraction; 0.005 = half a
+    /// point) below the backbone's final classifier.
+    pub max_accuracy_drop: f64,
+    /// Error tolerance (points) of the write-back of dynamic results to the outer search.
+    pub error_tolerance: f64,
+    /// Seed (0).
+    pub seed: u64,
+}
+
+impl Default for HadasParams {
+    fn default() -> Self {
+        Self {
+            outer_population: 16,
+            outer_generations: 4,
+            top_fraction: 0.25,
+            inner_population: 12,
+            inner_generations: 6,
+            max_accuracy_drop: 0.005,
+            error_tolerance: 0.5,
+            seed: 0,
+        }
+    }
+}
+
+/// [`HadasParams`] that passed [`HadasParams::check`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedHadasParams {
+    params: HadasParams,
+    config: HadasConfig,
+    calibration: ThresholdCalibration,
+}
+
+impl CheckedHadasParams {
+    /// The parameters.
+    pub fn params(&self) -> &HadasParams {
+        &self.params
+    }
+}
+
+impl HadasParams {
+    /// Validates every field.
+    pub fn check(self) -> Result<CheckedHadasParams> {
+        if self.outer_population < 2 || self.inner_population < 2 {
+            return Err(SupernetError::invalid(
+                "population",
+                "outer and inner populations must be at least 2",
+            ));
+        }
+        if self.inner_generations == 0 {
+            return Err(SupernetError::invalid(
+                "inner_generations",
+                "must be at least 1",
+            ));
+        }
+        if !(self.error_tolerance.is_finite() && self.error_tolerance >= 0.0) {
+            return Err(SupernetError::invalid(
+                "error_tolerance",
+                "must be finite and >= 0",
+            ));
+        }
+        let calibration =
+            ThresholdCalibration::new(self.max_accuracy_drop, ConfidenceMeasure::MaxSoftmax, 32)
+                .map_err(|e| SupernetError::invalid("max_accuracy_drop", e.to_string()))?;
+        let config = HadasConfig {
+            outer: Nsga2Config {
+                population: self.outer_population,
+                offspring: self.outer_population,
+                ..Nsga2Config::default()
+            },
+            top_fraction: self.top_fraction,
+            inner: Nsga2Config {
+                population: self.inner_population,
+                offspring: self.inner_population,
+                ..Nsga2Config::default()
+            },
+            inner_generations: self.inner_generations,
+            error_tolerance: self.error_tolerance,
+        };
+        if !(self.top_fraction > 0.0 && self.top_fraction <= 1.0) {
+            return Err(SupernetError::invalid("top_fraction", "must be in (0, 1]"));
+        }
+        for (name, nsga) in [("outer", &config.outer), ("inner", &config.inner)] {
+            nsga.validate()
+                .map_err(|e| SupernetError::invalid("nsga2", format!("{name}: {e}")))?;
+        }
+        Ok(CheckedHadasParams {
+            params: self,
+            config,
+            calibration,
+        })
+    }
+}
+
+/// One configuration judged on the test split: top-1 with its exits as deployed, and its
+/// expected latency and energy weighted by where test inputs left.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestedConfiguration {
+    /// What it is (`"static largest"`, `"baseline"`, `"hadas #3"`, ...).
+    pub label: String,
+    /// The backbone.
+    pub genotype: Genotype,
+    /// Its exits (empty: none).
+    pub exits: Vec<DeployedExit>,
+    /// The operating point.
+    pub point: OperatingPoint,
+    /// Test top-1 (%).
+    pub test_top1: f64,
+    /// Expected latency per inference (ms), from the cost model and the test exit rates.
+    pub latency_ms: f64,
+    /// Expected energy per inference (mJ), from the cost model and the test exit rates.
+    pub energy_mj: f64,
+}
+
+/// Energy of the best HADAS point split into what its backbone, its exits and its clocks save,
+/// each step taken from the previous one (all at test exit rates).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ablation {
+    /// The largest subnet, no exits, highest clocks.
+    pub static_largest: TestedConfiguration,
+    /// The chosen backbone, no exits, highest clocks.
+    pub backbone: TestedConfiguration,
+    /// The chosen backbone with its exits, highest clocks.
+    pub backbone_exits: TestedConfiguration,
+    /// The chosen backbone with its exits at its operating point (the HADAS point).
+    pub backbone_exits_dvfs: TestedConfiguration,
+}
+
+/// What a HADAS run found, judged on the test split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HadasReport {
+    /// The conventional dynamic network: the largest subnet with every admissible exit offered
+    /// to the same threshold calibration, at the highest clocks.
+    pub baseline: TestedConfiguration,
+    /// Every deployed point.
+    pub points: Vec<TestedConfiguration>,
+    /// Index into `points` of the lowest-energy point whose test top-1 is at least the
+    /// baseline's, if any.
+    pub best: Option<usize>,
+    /// Energy saving of `best` against the baseline, in percent.
+    pub best_energy_saving_pct: Option<f64>,
+    /// The saving of `best` split into backbone, exits and DVFS.
+    pub ablation: Option<Ablation>,
+    /// Distinct backbones scored by the outer search.
+    pub outer_evaluations: usize,
+    /// Inner evaluations (exit subset x clocks).
+    pub inner_evaluations: usize,
+}
+
+/// Everything a run produces.
+pub struct HadasOutcome {
+    /// The dynamic front as a deployment.
+    pub deployment: Deployment,
+    /// The outer search's front of static backbones (error, latency, energy at highest clocks).
+    pub backbone_front: ParetoFront,
+    /// The test-split report.
+    pub report: HadasReport,
+}
+
+/// Where the search keeps its checkpoint, and observers to attach.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Checkpoint file (resumed when it exists and matches).
+    pub checkpoint: Option<PathBuf>,
+    /// Observers of the outer search (progress, logs).
+    pub observers: Vec<Box<dyn Observer>>,
+}
+
+/// Runs HADAS on `worker`'s supernet over `space`, costing networks with `cost` on `device`;
+/// `cost_source` says what the cost model is (it labels the deployment's figures).
+pub fn run_hadas<C: CostModel + Clone + 'static>(
+    worker: &SupernetWorker,
+    space: &MbConvSpace,
+    cost: C,
+    device: DeviceProfile,
+    cost_source: Provenance,
+    params: &CheckedHadasParams,
+    options: RunOptions,
+) -> Result<HadasOutcome> {
+    let search = |e: dynas_search::SearchError| SupernetError::invalid("hadas search", e.to_string());
+    let max_point = device.max_operating_point();
+    let backbones = HardwareProblem::new(
+        space.clone(),
+        SupernetAccuracy::new(worker),
+        cost.clone(),
+        max_point,
+        vec![Metric::Error, Metric::LatencyMs, Metric::EnergyMj],
+    )
+    .map_err(search)?;
+    let evaluator = ExitsEvaluator::new(
+        space.clone(),
+        SupernetExits::new(worker),
+        worker.head(),
+        cost.clone(),
+        device.clone(),
+    )
+    .with_calibration(params.calibration);
+    let mut executor = Executor::new(
+        &backbones,
+        Hadas::new(params.config.clone(), &evaluator).map_err(search)?,
+        Budget::generations(params.params.outer_generations + 1).map_err(search)?,
+    )
+    .seed(params.params.seed);
+    for o in options.observers {
+        executor = executor.observe(BoxedObserver(o));
+    }
+    if let Some(path) = &options.checkpoint {
+        executor = executor.checkpoint(path, 1).map_err(search)?;
+    }
+    let result = executor.run().map_err(search)?;
+    let deployment = result
+        .state
+        .deployment(
+            space.name(),
+            Some(device.clone()),
+            Provenance::measured(format!(
+                "supernet validation split of {} images: thresholds calibrated on the even \
+                 samples, exit-rate-weighted top-1 on the odd samples",
+                worker.validation_samples()
+            )),
+            cost_source,
+        )
+        .map_err(search)?;
+
+    // Judge on the test split.
+    let tester = Tester {
+        worker,
+        space,
+        cost: &cost,
+        head: worker.head(),
+    };
+    let largest = space.largest();
+    let baseline_exits: Vec<usize> = (0..evaluator.exit_positions(&largest).map_err(search)?)
+        .collect();
+    let baseline_deployed = evaluator
+        .deployed_exits(&largest, &baseline_exits, &max_point)
+        .map_err(search)?;
+    let baseline = tester.test("baseline", &largest, &baseline_deployed, &max_point)?;
+    let mut points = Vec::with_capacity(deployment.points.len());
+    for (i, p) in deployment.points.iter().enumerate() {
+        points.push(tester.test(&format!("hadas #{i}"), &p.genotype, &p.exits, &p.point)?);
+    }
+    let best = points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.test_top1 >= baseline.test_top1)
+        .min_by(|a, b| a.1.energy_mj.total_cmp(&b.1.energy_mj))
+        .map(|(i, _)| i);
+    let ablation = match best {
+        Some(i) => {
+            let p = &points[i];
+            Some(Ablation {
+                static_largest: tester.test("static largest", &largest, &[], &max_point)?,
+                backbone: tester.test("backbone", &p.genotype, &[], &max_point)?,
+                backbone_exits: tester.test(
+                    "backbone + exits",
+                    &p.genotype,
+                    &p.exits,
+                    &max_point,
+                )?,
+                backbone_exits_dvfs: p.clone(),
+            })
+        }
+        None => None,
+    };
+    let report = HadasReport {
+        best_energy_saving_pct: best
+            .map(|i| 100.0 * (1.0 - points[i].energy_mj / baseline.energy_mj)),
+        baseline,
+        points,
+        best,
+        ablation,
+        outer_evaluations: result.archive.len(),
+        inner_evaluations: result.state.inner_evaluations,
+    };
+    Ok(HadasOutcome {
+        deployment,
+        backbone_front: result.front,
+        report,
+    })
+}
+
+/// Forwards to a boxed observer (the executor takes observers by value).
+struct BoxedObserver(Box<dyn Observer>);
+
+impl Observer for BoxedObserver {
+    fn on_event(
+        &mut self,
+        event: &dynas_search::Event<'_>,
+    ) -> dynas_search::Result<dynas_search::Control> {
+        self.0.on_event(event)
+    }
+}
+
+struct Tester<'a, C> {
+    worker: &'a SupernetWorker,
+    space: &'a MbConvSpace,
+    cost: &'a C,
+    head: dynas_exits::ExitHead,
+}
+
+impl<C: CostModel> Tester<'_, C> {
+    fn test(
+        &self,
+        label: &str,
+        genotype: &Genotype,
+        exits: &[DeployedExit],
+        point: &OperatingPoint,
+    ) -> Result<TestedConfiguration> {
+        let outcome = self.worker.test_outcome(genotype, exits)?;
+        let table = self.worker.exit_table(genotype)?;
+        let network = self.space.decode(genotype)?;
+        let invalid = |e: dynas_exits::ExitError| SupernetError::invalid("test cost", e.to_string());
+        let costs = ExitCosts::compute(&network, table.positions(), &self.head, self.cost, point)
+            .map_err(invalid)?;
+        let expected = outcome.statistics.expected_cost(&costs).map_err(invalid)?;
+        let energy_mj = expected.energy_mj.ok_or_else(|| {
+            SupernetError::invalid(
+                "cost model",
+                format!("`{}` gives no energy", self.cost.name()),
+            )
+        })?;
+        Ok(TestedConfiguration {
+            label: label.to_string(),
+            genotype: genotype.clone(),
+            exits: exits.to_vec(),
+            point: *point,
+            test_top1: outcome.top1,
+            latency_ms: expected.latency_ms,
+            energy_mj,
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! The HADAS pipeline on a tiny supernet: the worker serves accuracies and exit tables from
+//! one thread, the bi-level search runs, and the deployment and test report come out whole.
+
+use dynas_cost::{ComputeUnit, Cost, CostBreakdown, CostModel, DeviceProfile, OperatingPoint};
+use dynas_search::{Deployment, ExitSource, Provenance};
+use dynas_space::{
+    Activation, ChoiceScope, FinalExpand, HeadSpec, MbConvSpace, Network, SearchSpace, StageSpec,
+    seeded_rng,
+};
+use dynas_supernet::{
+    Dataset, HadasParams, RunOptions, Supernet, SupernetConfig, SupernetData, SupernetEvalParams,
+    SupernetExits, SupernetWorker, run_hadas,
+};
+use tch::Device;
+
+/// Two stages, elastic depth and width: enough blocks for two exit positions.
+fn tiny_space() -> MbConvSpace {
+    let stage = |name: &str, widths: Vec<usize>, stride| StageSpec {
+        name: name.to_string(),
+        widths,
+        depths: vec![1, 2],
+        kernels: vec![3, 5],
+        expand_ratios: vec![2, 3],
+        stride,
+        se: false,
+        activation: Activation::Relu,
+        scope: ChoiceScope::PerBlock,
+    };
+    let head = HeadSpec {
+        in_channels: 1,
+        resolutions: vec![16],
+        first_conv_widths: vec![4, 8],
+        first_conv_stride: 2,
+        first_conv_activation: Activation::Relu,
+        first_block: None,
+        final_expand: FinalExpand::Widths(vec![16]),
+        feature_mix_widths: None,
+        tail_activation: Activation::Relu,
+        num_classes: 5,
+        channel_divisor: 4,
+        projection_shortcuts: true,
+    };
+    MbConvSpace::new(
+        "tiny",
+        head,
+        vec![stage("s1", vec![8, 12], 2), stage("s2", vec![12, 16], 1)],
+    )
+    .unwrap()
+}
+
+fn tiny_dataset(n: usize, seed: u64) -> Dataset {
+    use rand::Rng;
+    let mut rng = seeded_rng(seed);
+    let labels: Vec<u8> = (0..n).map(|i| (i % 5) as u8).collect();
+    let pixels: Vec<u8> = labels
+        .iter()
+        .flat_map(|&l| {
+            let base = l as u32 * 40;
+            (0..16 * 16)
+                .map(|_| (base + rng.random_range(0..40u32)) as u8)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Dataset::from_parts(pixels, labels, (1, 16, 16), 5).unwrap()
+}
+
+/// Latency = MACs / 1e5 / GPU GHz (ms); power 1 W + 2 W x (f / f_max)^2, so lower clocks save
+/// energy on compute-bound layers.
+#[derive(Clone)]
+struct ToyDvfs;
+
+impl CostModel for ToyDvfs {
+    fn name(&self) -> &str {
+        "toy-dvfs"
+    }
+    fn estimate(&self, network: &Network, point: &OperatingPoint) -> dynas_cost::Result<Cost> {
+        Ok(self.breakdown(network, point)?.total)
+    }
+    fn breakdown(
+        &self,
+        network: &Network,
+        point: &OperatingPoint,
+    ) -> dynas_cost::Result<CostBreakdown> {
+        let f = point.gpu_hz.unwrap_or(1_000_000_000) as f64 / 1e9;
+        let watts = 1.0 + 2.0 * f * f;
+        let cost = |macs: u64| {
+            let ms = macs as f64 / 1e5 / f;
+            Cost {
+                latency_ms: ms,
+                energy_mj: Some(ms * watts),
+                peak_memory_bytes: None,
+            }
+        };
+        let layers: Vec<Cost> = network.layers.iter().map(|l| cost(l.macs())).collect();
+        Ok(CostBreakdown {
+            layers,
+            total: cost(network.macs()),
+        })
+    }
+}
+
+fn device() -> DeviceProfile {
+    DeviceProfile::new(
+        "toy",
+        ComputeUnit::Gpu,
+        vec![],
+        vec![400_000_000, 1_000_000_000],
+        vec![],
+    )
+    .unwrap()
+}
+
+fn worker(space: &MbConvSpace) -> SupernetWorker {
+    let for_factory = space.clone();
+    let data = SupernetData {
+        train: tiny_dataset(64, 1),
+        validation: tiny_dataset(40, 2),
+        test: Some(tiny_dataset(40, 3)),
+        norm: tiny_dataset(64, 1).channel_stats(),
+    };
+    let params = SupernetEvalParams {
+        calibration_batches: 1,
+        batch_size: 16,
+        head_width: 4,
+        head_epochs: 1,
+        head_train_images: 32,
+        ..SupernetEvalParams::default()
+    }
+    .check(5)
+    .unwrap();
+    SupernetWorker::spawn(
+        Box::new(move || {
+            tch::manual_seed(0);
+            Supernet::new(for_factory, SupernetConfig::default(), Device::Cpu)
+        }),
+        data,
+        params,
+        "tiny-random",
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_worker_serves_cached_results_to_many_threads() {
+    let space = tiny_space();
+    let worker = worker(&space);
+    let g = space.largest();
+    let first = worker.accuracy(&g).unwrap();
+    assert!((0.0..=100.0).contains(&first));
+    let exits = SupernetExits::new(&worker);
+    let network = space.decode(&g).unwrap();
+    let tables: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| exits.exit_table(&g, &network).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Heads are trained once: every thread gets the same table, with a head per admissible
+    // block and one sample per validation image.
+    assert!(tables.windows(2).all(|w| w[0] == w[1]));
+    assert!(!tables[0].positions().is_empty());
+    assert_eq!(tables[0].samples(), 40);
+    assert_eq!(worker.accuracy(&g).unwrap(), first);
+    // A bad parameter is refused before any work.
+    assert!(
+        SupernetEvalParams {
+            batch_size: 0,
+            ..SupernetEvalParams::default()
+        }
+        .check(5)
+        .is_err()
+    );
+}
+
+#[test]
+fn hadas_runs_end_to_end_on_a_tiny_supernet() {
+    let space = tiny_space();
+    let worker = worker(&space);
+    let params = HadasParams {
+        outer_population: 4,
+        outer_generations: 1,
+        top_fraction: 0.5,
+        inner_population: 4,
+        inner_generations: 1,
+        ..HadasParams::default()
+    }
+    .check()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = run_hadas(
+        &worker,
+        &space,
+        ToyDvfs,
+        device(),
+        Provenance::modelled("toy DVFS law"),
+        &params,
+        RunOptions {
+            checkpoint: Some(dir.path().join("hadas.ckpt.json")),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    let d = &outcome.deployment;
+    assert_eq!(d.method, "hadas");
+    assert!(!d.points.is_empty());
+    for p in &d.points {
+        assert!(device().supports(&p.point));
+        space.validate(&p.genotype).unwrap();
+    }
+    let path = dir.path().join("deployment.json");
+    d.write_json(&path).unwrap();
+    assert_eq!(&Deployment::from_json_file(&path).unwrap(), d);
+    assert!(dir.path().join("hadas.ckpt.json").exists());
+
+    let r = &outcome.report;
+    assert_eq!(r.points.len(), d.points.len());
+    assert_eq!(r.baseline.genotype, space.largest());
+    assert_eq!(r.baseline.point, device().max_operating_point());
+    assert!(r.inner_evaluations > 0);
+    assert!(r.outer_evaluations >= 4);
+    for p in r.points.iter().chain([&r.baseline]) {
+        assert!((0.0..=100.0).contains(&p.test_top1), "{p:?}");
+        assert!(p.energy_mj > 0.0 && p.latency_ms > 0.0, "{p:?}");
+    }
+    if let (Some(best), Some(saving)) = (r.best, r.best_energy_saving_pct) {
+        assert!(r.points[best].test_top1 >= r.baseline.test_top1);
+        approx::assert_relative_eq!(
+            saving,
+            100.0 * (1.0 - r.points[best].energy_mj / r.baseline.energy_mj),
+            max_relative = 1e-12
+        );
+        let a = r.ablation.as_ref().unwrap();
+        assert_eq!(a.backbone_exits_dvfs, r.points[best]);
+        assert!(a.backbone.exits.is_empty());
+    }
+}
