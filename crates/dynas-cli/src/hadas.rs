@@ -92,7 +92,8 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out `{}` cannot be created", args.out.display()))?;
     let outputs: Vec<PathBuf> = names.iter().map(|n| args.out.join(n)).collect();
-    let mut out_flags: Vec<Flagged<'_>> = outputs.iter().map(|p| Flagged::new("--out", p)).collect();
+    let mut out_flags: Vec<Flagged<'_>> =
+        outputs.iter().map(|p| Flagged::new("--out", p)).collect();
     if let Some(c) = &args.checkpoint {
         out_flags.push(Flagged::new("--checkpoint", c));
     }

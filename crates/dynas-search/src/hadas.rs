@@ -74,7 +74,6 @@ pub trait DynamicEvaluator: Send + Sync {
     }
 }
 
-
 /// One dynamic configuration found by an inner search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DynamicPoint {
@@ -367,7 +366,11 @@ impl<'e> Hadas<'e> {
             // static backbone, both judged by the same evaluator on the same data.
             let static_error = self
                 .evaluator
-                .evaluate(&backbone, &[], &self.evaluator.device().max_operating_point())?
+                .evaluate(
+                    &backbone,
+                    &[],
+                    &self.evaluator.device().max_operating_point(),
+                )?
                 .error;
             let best = front
                 .iter()

@@ -2,50 +2,11 @@
 //! the samples, accuracy and expected cost weighted by where held-out inputs leave.
 
 use approx::assert_relative_eq;
-use dynas_cost::{ComputeUnit, Cost, CostBreakdown, CostModel, DeviceProfile, OperatingPoint};
+use dynas_cost::{ComputeUnit, DeviceProfile};
 use dynas_exits::{ExitCosts, ExitHead, ExitPosition, ExitTable};
 use dynas_search::{DynamicEvaluator, ExitsEvaluator, Result};
 use dynas_space::{Activation, Genotype, MbConvSpace, Network, SearchSpace};
-
-/// Latency = MACs / 1e6 / GHz of the GPU clock (ms), energy = 3 mJ per ms.
-struct MacsPerGhz;
-
-impl CostModel for MacsPerGhz {
-    fn name(&self) -> &str {
-        "macs-per-ghz"
-    }
-    fn estimate(&self, network: &Network, point: &OperatingPoint) -> dynas_cost::Result<Cost> {
-        Ok(self.breakdown(network, point)?.total)
-    }
-    fn breakdown(
-        &self,
-        network: &Network,
-        point: &OperatingPoint,
-    ) -> dynas_cost::Result<CostBreakdown> {
-        let ghz = point.gpu_hz.unwrap_or(1_000_000_000) as f64 / 1e9;
-        let layers: Vec<Cost> = network
-            .layers
-            .iter()
-            .map(|l| {
-                let ms = l.macs() as f64 / 1e6 / ghz;
-                Cost {
-                    latency_ms: ms,
-                    energy_mj: Some(3.0 * ms),
-                    peak_memory_bytes: None,
-                }
-            })
-            .collect();
-        let ms: f64 = layers.iter().map(|c| c.latency_ms).sum();
-        Ok(CostBreakdown {
-            layers,
-            total: Cost {
-                latency_ms: ms,
-                energy_mj: Some(3.0 * ms),
-                peak_memory_bytes: None,
-            },
-        })
-    }
-}
+use dynas_testkit::ToyDvfsModel;
 
 const SAMPLES: usize = 400;
 /// Samples 0..240 are easy: exit 0 is sure (0.99) and right on them.
@@ -82,13 +43,13 @@ fn device() -> DeviceProfile {
     .unwrap()
 }
 
-fn evaluator() -> ExitsEvaluator<MbConvSpace, fn(&Genotype, &Network) -> Result<ExitTable>, MacsPerGhz>
-{
+fn evaluator()
+-> ExitsEvaluator<MbConvSpace, fn(&Genotype, &Network) -> Result<ExitTable>, ToyDvfsModel> {
     ExitsEvaluator::new(
         MbConvSpace::ofa_mnist(),
         table as fn(&Genotype, &Network) -> Result<ExitTable>,
         ExitHead::new(16, Activation::Relu, 10).unwrap(),
-        MacsPerGhz,
+        ToyDvfsModel::default(),
         device(),
     )
 }
@@ -111,7 +72,7 @@ fn an_exit_that_pays_is_weighted_by_its_exit_rate() {
         &network,
         &positions(),
         &ExitHead::new(16, Activation::Relu, 10).unwrap(),
-        &MacsPerGhz,
+        &ToyDvfsModel::default(),
         &point,
     )
     .unwrap();
@@ -119,6 +80,7 @@ fn an_exit_that_pays_is_weighted_by_its_exit_rate() {
     let expected = 0.6 * (early.prefix.latency_ms + early.head.latency_ms)
         + 0.4 * (costs.full().latency_ms + early.head.latency_ms);
     assert_relative_eq!(with_exit.latency_ms, expected, max_relative = 1e-9);
+    // At 1 GHz the toy model draws 3 W.
     assert_relative_eq!(with_exit.energy_mj, 3.0 * expected, max_relative = 1e-9);
     assert!(with_exit.energy_mj < static_metrics.energy_mj);
     let deployed = eval.deployed_exits(&g, &[0], &point).unwrap();

@@ -189,15 +189,17 @@ impl SupernetWorker {
         let (ready_tx, ready_rx) = channel::<Result<()>>();
         let handle = std::thread::Builder::new()
             .name("dynas-supernet-worker".into())
-            .spawn(move || match factory().and_then(|s| State::new(s, data, params)) {
-                Ok(mut state) => {
-                    let _ = ready_tx.send(Ok(()));
-                    state.serve(rx);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
+            .spawn(
+                move || match factory().and_then(|s| State::new(s, data, params)) {
+                    Ok(mut state) => {
+                        let _ = ready_tx.send(Ok(()));
+                        state.serve(rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                },
+            )
             .map_err(|e| SupernetError::invalid("worker", format!("cannot start: {e}")))?;
         ready_rx
             .recv()
@@ -533,7 +535,11 @@ impl<'w> SupernetExits<'w> {
 }
 
 impl ExitSource for SupernetExits<'_> {
-    fn exit_table(&self, backbone: &Genotype, _network: &Network) -> dynas_search::Result<ExitTable> {
+    fn exit_table(
+        &self,
+        backbone: &Genotype,
+        _network: &Network,
+    ) -> dynas_search::Result<ExitTable> {
         self.worker
             .exit_table(backbone)
             .map_err(|e| search_error(backbone, e))

@@ -210,7 +210,8 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
     params: &CheckedHadasParams,
     options: RunOptions,
 ) -> Result<HadasOutcome> {
-    let search = |e: dynas_search::SearchError| SupernetError::invalid("hadas search", e.to_string());
+    let search =
+        |e: dynas_search::SearchError| SupernetError::invalid("hadas search", e.to_string());
     let max_point = device.max_operating_point();
     let backbones = HardwareProblem::new(
         space.clone(),
@@ -263,8 +264,8 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
         head: worker.head(),
     };
     let largest = space.largest();
-    let baseline_exits: Vec<usize> = (0..evaluator.exit_positions(&largest).map_err(search)?)
-        .collect();
+    let baseline_exits: Vec<usize> =
+        (0..evaluator.exit_positions(&largest).map_err(search)?).collect();
     let baseline_deployed = evaluator
         .deployed_exits(&largest, &baseline_exits, &max_point)
         .map_err(search)?;
@@ -343,7 +344,8 @@ impl<C: CostModel> Tester<'_, C> {
         let outcome = self.worker.test_outcome(genotype, exits)?;
         let table = self.worker.exit_table(genotype)?;
         let network = self.space.decode(genotype)?;
-        let invalid = |e: dynas_exits::ExitError| SupernetError::invalid("test cost", e.to_string());
+        let invalid =
+            |e: dynas_exits::ExitError| SupernetError::invalid("test cost", e.to_string());
         let costs = ExitCosts::compute(&network, table.positions(), &self.head, self.cost, point)
             .map_err(invalid)?;
         let expected = outcome.statistics.expected_cost(&costs).map_err(invalid)?;

@@ -1,16 +1,16 @@
 //! The HADAS pipeline on a tiny supernet: the worker serves accuracies and exit tables from
 //! one thread, the bi-level search runs, and the deployment and test report come out whole.
 
-use dynas_cost::{ComputeUnit, Cost, CostBreakdown, CostModel, DeviceProfile, OperatingPoint};
+use dynas_cost::{ComputeUnit, DeviceProfile};
 use dynas_search::{Deployment, ExitSource, Provenance};
 use dynas_space::{
-    Activation, ChoiceScope, FinalExpand, HeadSpec, MbConvSpace, Network, SearchSpace, StageSpec,
-    seeded_rng,
+    Activation, ChoiceScope, FinalExpand, HeadSpec, MbConvSpace, SearchSpace, StageSpec, seeded_rng,
 };
 use dynas_supernet::{
     Dataset, HadasParams, RunOptions, Supernet, SupernetConfig, SupernetData, SupernetEvalParams,
     SupernetExits, SupernetWorker, run_hadas,
 };
+use dynas_testkit::ToyDvfsModel;
 use tch::Device;
 
 /// Two stages, elastic depth and width: enough blocks for two exit positions.
@@ -62,41 +62,6 @@ fn tiny_dataset(n: usize, seed: u64) -> Dataset {
         })
         .collect();
     Dataset::from_parts(pixels, labels, (1, 16, 16), 5).unwrap()
-}
-
-/// Latency = MACs / 1e5 / GPU GHz (ms); power 1 W + 2 W x (f / f_max)^2, so lower clocks save
-/// energy on compute-bound layers.
-#[derive(Clone)]
-struct ToyDvfs;
-
-impl CostModel for ToyDvfs {
-    fn name(&self) -> &str {
-        "toy-dvfs"
-    }
-    fn estimate(&self, network: &Network, point: &OperatingPoint) -> dynas_cost::Result<Cost> {
-        Ok(self.breakdown(network, point)?.total)
-    }
-    fn breakdown(
-        &self,
-        network: &Network,
-        point: &OperatingPoint,
-    ) -> dynas_cost::Result<CostBreakdown> {
-        let f = point.gpu_hz.unwrap_or(1_000_000_000) as f64 / 1e9;
-        let watts = 1.0 + 2.0 * f * f;
-        let cost = |macs: u64| {
-            let ms = macs as f64 / 1e5 / f;
-            Cost {
-                latency_ms: ms,
-                energy_mj: Some(ms * watts),
-                peak_memory_bytes: None,
-            }
-        };
-        let layers: Vec<Cost> = network.layers.iter().map(|l| cost(l.macs())).collect();
-        Ok(CostBreakdown {
-            layers,
-            total: cost(network.macs()),
-        })
-    }
 }
 
 fn device() -> DeviceProfile {
@@ -190,7 +155,7 @@ fn hadas_runs_end_to_end_on_a_tiny_supernet() {
     let outcome = run_hadas(
         &worker,
         &space,
-        ToyDvfs,
+        ToyDvfsModel::default(),
         device(),
         Provenance::modelled("toy DVFS law"),
         &params,
