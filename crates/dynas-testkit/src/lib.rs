@@ -34,8 +34,8 @@ impl Default for ToyDvfsModel {
     fn default() -> Self {
         Self {
             macs_per_ms_at_1ghz: 1e5,
-            static_w: 1.0,
-            dynamic_w: 2.0,
+            static_w: 0.5,
+            dynamic_w: 2.5,
         }
     }
 }
