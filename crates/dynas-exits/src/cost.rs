@@ -6,7 +6,7 @@
 //! all of them); an input that reaches the final classifier pays the whole network plus every
 //! selected head.
 
-use dynas_cost::{Cost, CostModel, OperatingPoint};
+use dynas_cost::{Cost, CostModel, ExitPath, OperatingPoint};
 use dynas_space::{Activation, Layer, Network, TensorShape};
 use serde::{Deserialize, Serialize};
 
@@ -278,41 +278,100 @@ impl ExitCosts {
     /// whose threshold can never fire) are not run and not paid; their own path cost is that of
     /// the next exit that can fire.
     pub fn active_path_costs(&self, exits: &[usize], active: &[bool]) -> Result<Vec<ExpectedCost>> {
+        let probabilities = vec![0.0; exits.len() + 1];
+        let (time, macs) = self.exit_paths(exits, active, &probabilities)?;
+        Ok(dynas_cost::exit_path_costs(&time)
+            .into_iter()
+            .zip(dynas_cost::exit_path_costs(&macs))
+            .map(|(c, m)| ExpectedCost {
+                latency_ms: c.latency_ms,
+                energy_mj: c.energy_mj,
+                macs: m.latency_ms,
+            })
+            .collect())
+    }
+
+    /// Expected cost per input when a fraction `rates[j]` of inputs leaves at the `j`-th exit
+    /// of `exits` and the last rate's share at the final classifier (heads of exits with
+    /// `active[j] == false` are not run), by [`dynas_cost::expected_exit_cost`].
+    pub fn expected(
+        &self,
+        exits: &[usize],
+        active: &[bool],
+        rates: &[f64],
+    ) -> Result<ExpectedCost> {
+        let (time, macs) = self.exit_paths(exits, active, rates)?;
+        let c = dynas_cost::expected_exit_cost(&time);
+        Ok(ExpectedCost {
+            latency_ms: c.latency_ms,
+            energy_mj: c.energy_mj,
+            macs: dynas_cost::expected_exit_cost(&macs).latency_ms,
+        })
+    }
+
+    /// The ways out of the network for `exits` (then the final classifier) as
+    /// [`dynas_cost::ExitPath`]s: once in time and energy, once in MACs (carried as latency).
+    fn exit_paths(
+        &self,
+        exits: &[usize],
+        active: &[bool],
+        probabilities: &[f64],
+    ) -> Result<(Vec<ExitPath>, Vec<ExitPath>)> {
         check_selection(exits, self.positions.len())?;
         if active.len() != exits.len() {
             return Err(ExitError::shape("active flags", exits.len(), active.len()));
         }
-        let mut heads = ExpectedCost {
-            energy_mj: Some(0.0),
-            ..ExpectedCost::default()
-        };
-        let mut out = Vec::with_capacity(exits.len() + 1);
-        for (&e, &on) in exits.iter().zip(active) {
-            let p = &self.positions[e];
-            if on {
-                heads = heads.then(p.head);
-            }
-            out.push(p.prefix.then(heads));
+        if probabilities.len() != exits.len() + 1 {
+            return Err(ExitError::shape(
+                "exit rates (exits + final)",
+                exits.len() + 1,
+                probabilities.len(),
+            ));
         }
-        out.push(self.full.then(heads));
-        Ok(out)
+        let time = |c: ExpectedCost| Cost {
+            latency_ms: c.latency_ms,
+            energy_mj: c.energy_mj,
+            peak_memory_bytes: None,
+        };
+        let macs = |c: ExpectedCost| Cost::latency(c.macs);
+        let mut time_paths = Vec::with_capacity(exits.len() + 1);
+        let mut macs_paths = Vec::with_capacity(exits.len() + 1);
+        for ((&e, &on), &p) in exits.iter().zip(active).zip(probabilities) {
+            let pos = &self.positions[e];
+            time_paths.push(ExitPath {
+                prefix: time(pos.prefix),
+                head: on.then(|| time(pos.head)),
+                probability: p,
+            });
+            macs_paths.push(ExitPath {
+                prefix: macs(pos.prefix),
+                head: on.then(|| macs(pos.head)),
+                probability: p,
+            });
+        }
+        let last = probabilities[exits.len()];
+        time_paths.push(ExitPath {
+            prefix: time(self.full),
+            head: None,
+            probability: last,
+        });
+        macs_paths.push(ExitPath {
+            prefix: macs(self.full),
+            head: None,
+            probability: last,
+        });
+        Ok((time_paths, macs_paths))
     }
 
     /// HADAS's figure: the unweighted mean over the selected exits and the final classifier of
     /// the cost of leaving there (ignores how many inputs actually leave where).
     pub fn hadas_mean(&self, exits: &[usize]) -> Result<ExpectedCost> {
-        let paths = self.path_costs(exits)?;
-        let w = 1.0 / paths.len() as f64;
-        Ok(paths
-            .iter()
-            .fold(zero_with_energy(), |acc, c| acc.then(c.scaled(w))))
-    }
-}
-
-pub(crate) fn zero_with_energy() -> ExpectedCost {
-    ExpectedCost {
-        energy_mj: Some(0.0),
-        ..ExpectedCost::default()
+        let share = 1.0 / (exits.len() + 1) as f64;
+        self.expected(
+            exits,
+            &vec![true; exits.len()],
+            &vec![share; exits.len() + 1],
+        )
     }
 }
 

@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::calibration::summarize;
-use crate::cost::{ExitCosts, ExitPosition, ExpectedCost, check_selection, zero_with_energy};
+use crate::cost::{ExitCosts, ExitPosition, ExpectedCost, check_selection};
 use crate::error::{ExitError, Result};
 use crate::policy::ExitRule;
 
@@ -429,14 +429,12 @@ impl ExitTable {
                 .iter()
                 .map(|c| indices.iter().map(|&s| c[s]).collect())
                 .collect(),
-            entropy: self
-                .entropy
-                .as_ref()
-                .map(|e| e.iter().map(pick).collect()),
-            predictions: self
-                .predictions
-                .as_ref()
-                .map(|p| p.iter().map(|c| indices.iter().map(|&s| c[s]).collect()).collect()),
+            entropy: self.entropy.as_ref().map(|e| e.iter().map(pick).collect()),
+            predictions: self.predictions.as_ref().map(|p| {
+                p.iter()
+                    .map(|c| indices.iter().map(|&s| c[s]).collect())
+                    .collect()
+            }),
             source: self.source.clone(),
         })
     }
@@ -871,20 +869,9 @@ impl ExitStatistics {
         }
     }
 
-    /// Exit-rate-weighted expected cost per input.
+    /// Exit-rate-weighted expected cost per input (see [`ExitCosts::expected`]).
     pub fn expected_cost(&self, costs: &ExitCosts) -> Result<ExpectedCost> {
-        let paths = costs.active_path_costs(&self.exits, &self.active)?;
-        if paths.len() != self.rates.len() {
-            return Err(ExitError::shape(
-                "path costs",
-                self.rates.len(),
-                paths.len(),
-            ));
-        }
-        Ok(paths
-            .iter()
-            .zip(&self.rates)
-            .fold(zero_with_energy(), |acc, (c, &r)| acc.then(c.scaled(r))))
+        costs.expected(&self.exits, &self.active, &self.rates)
     }
 }
 
