@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cost::ExitPosition;
 use crate::error::{ExitError, Result};
-use crate::table::{ExitTable, SyntheticConfidence};
+use crate::synthetic::SyntheticConfidence;
+use crate::table::ExitTable;
 
 /// One row of a HADAS exit file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,8 +183,9 @@ mod tests {
 
     use crate::cost::{ExitCosts, ExitHead};
     use crate::policy::ExitRule;
-    use crate::table::{ConfidenceMeasure, ExitSelection, ThresholdCalibration};
+    use crate::table::{ConfidenceMeasure, ExitSelection};
     use crate::testing::{MacsModel, chain_network};
+    use crate::thresholds::ThresholdCalibration;
     use approx::assert_relative_eq;
     use dynas_cost::OperatingPoint;
     use dynas_space::Activation;
@@ -224,7 +226,7 @@ mod tests {
         let model = MacsModel;
         let point = OperatingPoint::new(None, Some(1_000_000_000), None);
         let head = ExitHead::new(16, Activation::Relu, 100).expect("ok");
-        let synth = crate::table::SyntheticConfidence::new(2.0, 4000, 1).expect("ok");
+        let synth = crate::SyntheticConfidence::new(2.0, 4000, 1).expect("ok");
         let cal = ThresholdCalibration::new(0.01, ConfidenceMeasure::MaxSoftmax, 24).expect("ok");
         for m in ["a0", "a1", "a2", "a3", "a4", "a5"] {
             let data = load(m);

@@ -31,9 +31,11 @@ pub mod hadas;
 #[cfg(feature = "tch")]
 pub mod heads;
 pub mod policy;
+pub mod synthetic;
 pub mod table;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod thresholds;
 
 pub use calibration::{
     CalibrationObjective, FittedTemperature, SoftmaxSummary, TemperatureFit,
@@ -47,7 +49,8 @@ pub use heads::{
     Backbone, DynamicNet, DynamicOutput, ExitHeads, HeadTraining, TchExitHead, TrainingReport,
 };
 pub use policy::{ExitDecision, ExitPolicy, ExitRule, PolicyState};
+pub use synthetic::{SyntheticConfidence, normal_quantile};
 pub use table::{
-    CalibratedExits, ConfidenceMeasure, ExitOutputs, ExitSelection, ExitStatistics, ExitTable,
-    SyntheticConfidence, TableSource, ThresholdCalibration,
+    ConfidenceMeasure, ExitOutputs, ExitSelection, ExitStatistics, ExitTable, TableSource,
 };
+pub use thresholds::{CalibratedExits, ThresholdCalibration};

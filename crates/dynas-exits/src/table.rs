@@ -9,16 +9,16 @@
 //!
 //! Tables come from measured outputs ([`ExitTable::from_outputs`], [`ExitTable::from_scores`])
 //! or, when only per-exit accuracies are published (the HADAS data), from the documented
-//! [`SyntheticConfidence`] model.
+//! [`crate::SyntheticConfidence`] model (in `synthetic`); thresholds are calibrated in
+//! `thresholds`.
 
-use rand::Rng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::calibration::summarize;
 use crate::cost::{ExitCosts, ExitPosition, ExpectedCost, check_selection};
 use crate::error::{ExitError, Result};
 use crate::policy::ExitRule;
+use crate::synthetic::SyntheticConfidence;
 
 /// Per-sample outputs of every exit and of the final classifier on a validation set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,79 +100,6 @@ pub enum ConfidenceMeasure {
     Entropy,
 }
 
-/// The model that turns published per-exit accuracies into an [`ExitTable`].
-///
-/// # Assumptions
-///
-/// Each of `samples` virtual validation samples `j` has a **confidence rank** `z_j` (the
-/// standard-normal quantile `Φ⁻¹((j + ½)/n)`) and a **difficulty** `v_j` in `(0, 1)` (a seeded
-/// Latin-hypercube draw, independent of `z`). At a column with accuracy `a`:
-///
-/// * the max-softmax confidence is `c_j = σ(μ + s · z_j)`, logit-normal with spread `s`
-///   ([`SyntheticConfidence::spread`]) and `μ` solved so that the column's accuracy is `a`;
-/// * the sample is correct iff `v_j < c_j`, so confidences are **perfectly calibrated**
-///   (`P(correct | c) = c`, i.e. temperature scaling has already been applied) and correctness is
-///   **nested**: a sample correct at an exit is correct at every exit where its confidence is at
-///   least as high, in particular at every more accurate exit (`μ` grows with `a`).
-///
-/// Confidence ranks are shared by all exits (a sample that is easy for one exit is easy for all;
-/// the comonotone limit), which makes the early-exit gains an optimistic estimate compared with
-/// real, imperfectly correlated exits. Entropies and predicted classes are not modelled: entropy
-/// and patience rules are [`ExitError::Unsupported`] on synthetic tables.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SyntheticConfidence {
-    spread: f64,
-    samples: usize,
-    seed: u64,
-}
-
-impl Default for SyntheticConfidence {
-    /// Spread 2.0, 10,000 samples, seed 0.
-    fn default() -> Self {
-        Self {
-            spread: 2.0,
-            samples: 10_000,
-            seed: 0,
-        }
-    }
-}
-
-impl SyntheticConfidence {
-    /// Checked parameters: `spread` finite and positive, `samples >= 2`.
-    pub fn new(spread: f64, samples: usize, seed: u64) -> Result<Self> {
-        if !(spread.is_finite() && spread > 0.0) {
-            return Err(ExitError::invalid(
-                "spread",
-                format!("{spread} is not finite and > 0"),
-            ));
-        }
-        if samples < 2 {
-            return Err(ExitError::invalid("samples", format!("{samples} < 2")));
-        }
-        Ok(Self {
-            spread,
-            samples,
-            seed,
-        })
-    }
-
-    /// Standard deviation of the confidence logit (larger: more polarised confidences, more
-    /// informative exits).
-    pub fn spread(&self) -> f64 {
-        self.spread
-    }
-
-    /// Number of virtual samples.
-    pub fn samples(&self) -> usize {
-        self.samples
-    }
-
-    /// Seed of the difficulty draw.
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-}
-
 /// How a table was built.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TableSource {
@@ -185,14 +112,14 @@ pub enum TableSource {
 /// Per-sample validation outcomes of every candidate exit of one backbone and its final classifier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExitTable {
-    positions: Vec<ExitPosition>,
-    samples: usize,
+    pub(crate) positions: Vec<ExitPosition>,
+    pub(crate) samples: usize,
     /// `[column][sample]`, columns = positions then the final classifier.
-    max_prob: Vec<Vec<f64>>,
-    correct: Vec<Vec<bool>>,
-    entropy: Option<Vec<Vec<f64>>>,
-    predictions: Option<Vec<Vec<u32>>>,
-    source: TableSource,
+    pub(crate) max_prob: Vec<Vec<f64>>,
+    pub(crate) correct: Vec<Vec<bool>>,
+    pub(crate) entropy: Option<Vec<Vec<f64>>>,
+    pub(crate) predictions: Option<Vec<Vec<u32>>>,
+    pub(crate) source: TableSource,
 }
 
 impl ExitTable {
@@ -332,82 +259,6 @@ impl ExitTable {
         })
     }
 
-    /// A table synthesised from per-exit accuracies (fractions in `[0, 1]`, one per position) and
-    /// the final classifier's accuracy, under the [`SyntheticConfidence`] model.
-    pub fn synthesize(
-        positions: Vec<ExitPosition>,
-        accuracies: &[f64],
-        final_accuracy: f64,
-        model: &SyntheticConfidence,
-    ) -> Result<Self> {
-        if accuracies.len() != positions.len() {
-            return Err(ExitError::shape(
-                "accuracies",
-                positions.len(),
-                accuracies.len(),
-            ));
-        }
-        let all: Vec<f64> = accuracies.iter().copied().chain([final_accuracy]).collect();
-        if let Some((i, a)) = all
-            .iter()
-            .enumerate()
-            .find(|(_, a)| !(0.0..=1.0).contains(*a))
-        {
-            return Err(ExitError::invalid(
-                format!("accuracy of column {i}"),
-                format!("{a} is not a fraction in [0, 1]"),
-            ));
-        }
-        let n = model.samples;
-        let z: Vec<f64> = (0..n)
-            .map(|j| normal_quantile((j as f64 + 0.5) / n as f64))
-            .collect();
-        let mut rng = dynas_space::seeded_rng(model.seed);
-        let mut strata: Vec<usize> = (0..n).collect();
-        strata.shuffle(&mut rng);
-        let v: Vec<f64> = strata
-            .iter()
-            .map(|&s| (s as f64 + rng.random::<f64>()) / n as f64)
-            .collect();
-        let mut max_prob = Vec::with_capacity(all.len());
-        let mut correct = Vec::with_capacity(all.len());
-        for &a in &all {
-            let target = (a * n as f64).round() as usize;
-            let count = |mu: f64| {
-                z.iter()
-                    .zip(&v)
-                    .filter(|&(&zj, &vj)| vj < sigmoid(mu + model.spread * zj))
-                    .count()
-            };
-            // The count is non-decreasing in mu: bisect for the smallest mu reaching the target.
-            let (mut lo, mut hi) = (-40.0f64, 40.0f64);
-            for _ in 0..80 {
-                let mid = 0.5 * (lo + hi);
-                if count(mid) >= target {
-                    hi = mid;
-                } else {
-                    lo = mid;
-                }
-            }
-            let mu = hi;
-            let conf: Vec<f64> = z
-                .iter()
-                .map(|&zj| sigmoid(mu + model.spread * zj))
-                .collect();
-            correct.push(conf.iter().zip(&v).map(|(&c, &vj)| vj < c).collect());
-            max_prob.push(conf);
-        }
-        Ok(Self {
-            positions,
-            samples: n,
-            max_prob,
-            correct,
-            entropy: None,
-            predictions: None,
-            source: TableSource::Synthetic(*model),
-        })
-    }
-
     /// The table restricted to the samples `indices` (in that order; repeats allowed).
     pub fn select_samples(&self, indices: &[usize]) -> Result<Self> {
         if indices.is_empty() {
@@ -511,7 +362,12 @@ impl ExitTable {
         Ok(h)
     }
 
-    fn score(&self, measure: ConfidenceMeasure, column: usize, sample: usize) -> Result<f64> {
+    pub(crate) fn score(
+        &self,
+        measure: ConfidenceMeasure,
+        column: usize,
+        sample: usize,
+    ) -> Result<f64> {
         match measure {
             ConfidenceMeasure::MaxSoftmax => Ok(self.max_prob[column][sample]),
             ConfidenceMeasure::Entropy => self
@@ -632,7 +488,7 @@ impl ExitTable {
         Ok((acc, cost))
     }
 
-    fn check_costs(&self, costs: &ExitCosts) -> Result<()> {
+    pub(crate) fn check_costs(&self, costs: &ExitCosts) -> Result<()> {
         if costs.positions().len() != self.positions.len() {
             return Err(ExitError::shape(
                 "cost positions vs table positions",
@@ -641,160 +497,6 @@ impl ExitTable {
             ));
         }
         Ok(())
-    }
-
-    /// Thresholds for the exits `exits` such that dynamic accuracy stays within the calibration's
-    /// drop of the final classifier, chosen to minimise expected cost (expected latency with
-    /// `costs`, else the expected exit column as a depth proxy). Thresholds are the scores of
-    /// this table (calibrated max-softmax probabilities when temperatures were applied).
-    pub fn calibrate(
-        &self,
-        exits: &[usize],
-        calibration: &ThresholdCalibration,
-        costs: Option<&ExitCosts>,
-    ) -> Result<CalibratedExits> {
-        check_selection(exits, self.positions.len())?;
-        if let Some(c) = costs {
-            self.check_costs(c)?;
-        }
-        let measure = calibration.measure;
-        let target = self.final_accuracy() - calibration.max_accuracy_drop;
-        let objective = |st: &ExitStatistics| -> Result<f64> {
-            Ok(match costs {
-                Some(c) => st.expected_cost(c)?.latency_ms,
-                None => st.rates.iter().enumerate().map(|(j, r)| r * j as f64).sum(),
-            })
-        };
-        // Per exit: samples sorted by decreasing score.
-        let mut order: Vec<Vec<(f64, usize)>> = Vec::with_capacity(exits.len());
-        for &e in exits {
-            let mut v = (0..self.samples)
-                .map(|s| self.score(measure, e, s).map(|x| (x, s)))
-                .collect::<Result<Vec<_>>>()?;
-            v.sort_by(|a, b| b.0.total_cmp(&a.0));
-            order.push(v);
-        }
-        let never = |m: ConfidenceMeasure, k: usize| match m {
-            ConfidenceMeasure::MaxSoftmax => ExitRule::MaxSoftmax(vec![f64::INFINITY; k]),
-            ConfidenceMeasure::Entropy => ExitRule::Entropy(vec![f64::NEG_INFINITY; k]),
-        };
-        let baseline = ExitSelection::new(exits.to_vec(), never(measure, exits.len()))?;
-        let mut best = (
-            objective(&self.evaluate(&baseline)?)?,
-            baseline,
-            f64::INFINITY,
-        );
-        // What leaving at exit j instead of running the rest of the backbone saves per sample,
-        // and what its head costs every sample that reaches it.
-        let (savings, head_costs): (Vec<f64>, Vec<f64>) = match costs {
-            Some(c) => exits
-                .iter()
-                .map(|&e| {
-                    let p = &c.positions()[e];
-                    (c.full().latency_ms - p.prefix.latency_ms, p.head.latency_ms)
-                })
-                .unzip(),
-            None => (0..exits.len())
-                .map(|j| ((exits.len() - j) as f64, 0.0))
-                .unzip(),
-        };
-        let final_col = self.positions.len();
-        let scale = savings
-            .iter()
-            .fold(0.0f64, |m, &s| m.max(s.abs()))
-            .max(f64::MIN_POSITIVE);
-        let g = calibration.grid;
-        for step in 0..g {
-            // Price of one lost correct answer, log-spaced from 0.01x to 1e4x the largest saving.
-            let lambda = scale * 10f64.powf(-2.0 + 6.0 * step as f64 / (g - 1) as f64);
-            let mut remaining = vec![true; self.samples];
-            let mut scores = Vec::with_capacity(exits.len());
-            for (j, &e) in exits.iter().enumerate() {
-                let list: Vec<(f64, usize)> = order[j]
-                    .iter()
-                    .copied()
-                    .filter(|&(_, s)| remaining[s])
-                    .collect();
-                // Every sample still here pays the head once the exit is switched on.
-                let mut gain = -head_costs[j] * list.len() as f64;
-                let mut best_cut: (f64, Option<f64>) = (0.0, None);
-                for (i, &(score, s)) in list.iter().enumerate() {
-                    let loss = f64::from(u8::from(self.correct[final_col][s]))
-                        - f64::from(u8::from(self.correct[e][s]));
-                    gain += savings[j] - lambda * loss;
-                    let boundary = list.get(i + 1).is_none_or(|n| n.0 < score);
-                    if boundary && gain > best_cut.0 {
-                        best_cut = (gain, Some(score));
-                    }
-                }
-                match best_cut.1 {
-                    Some(c) => {
-                        for &(score, s) in &list {
-                            if score >= c {
-                                remaining[s] = false;
-                            }
-                        }
-                        scores.push(c);
-                    }
-                    None => scores.push(f64::INFINITY),
-                }
-            }
-            let rule = match measure {
-                ConfidenceMeasure::MaxSoftmax => ExitRule::MaxSoftmax(scores),
-                ConfidenceMeasure::Entropy => {
-                    ExitRule::Entropy(scores.iter().map(|&c| -c).collect())
-                }
-            };
-            let selection = ExitSelection::new(exits.to_vec(), rule)?;
-            let st = self.evaluate(&selection)?;
-            if st.accuracy + 1e-12 >= target {
-                let obj = objective(&st)?;
-                if obj < best.0 {
-                    best = (obj, selection, lambda);
-                }
-            }
-        }
-        if calibration.prune {
-            // Greedily switch off the exit whose removal lowers the objective most, while the
-            // target still holds.
-            loop {
-                let current = best.1.rule.thresholds().unwrap_or_default();
-                let mut improved: Option<(f64, ExitSelection)> = None;
-                for j in 0..exits.len() {
-                    if !current[j].is_finite() {
-                        continue;
-                    }
-                    let mut t = current.clone();
-                    t[j] = match measure {
-                        ConfidenceMeasure::MaxSoftmax => f64::INFINITY,
-                        ConfidenceMeasure::Entropy => f64::NEG_INFINITY,
-                    };
-                    let rule = match measure {
-                        ConfidenceMeasure::MaxSoftmax => ExitRule::MaxSoftmax(t),
-                        ConfidenceMeasure::Entropy => ExitRule::Entropy(t),
-                    };
-                    let sel = ExitSelection::new(exits.to_vec(), rule)?;
-                    let st = self.evaluate(&sel)?;
-                    if st.accuracy + 1e-12 >= target {
-                        let obj = objective(&st)?;
-                        if obj < improved.as_ref().map_or(best.0, |b| b.0) {
-                            improved = Some((obj, sel));
-                        }
-                    }
-                }
-                match improved {
-                    Some((obj, sel)) => best = (obj, sel, best.2),
-                    None => break,
-                }
-            }
-        }
-        let statistics = self.evaluate(&best.1)?;
-        Ok(CalibratedExits {
-            selection: best.1,
-            statistics,
-            target_accuracy: target,
-            accuracy_price: best.2,
-        })
     }
 }
 
@@ -875,127 +577,13 @@ impl ExitStatistics {
     }
 }
 
-/// Hyper-parameters of threshold calibration.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdCalibration {
-    max_accuracy_drop: f64,
-    measure: ConfidenceMeasure,
-    grid: usize,
-    prune: bool,
-}
-
-impl ThresholdCalibration {
-    /// At most `max_accuracy_drop` (a fraction in `[0, 1]`: 0.01 is one point) below the final
-    /// classifier.
-    ///
-    /// The calibration tries `grid >= 2` prices `λ` of one lost correct answer (log-spaced from
-    /// 0.01x to 10^4x the largest per-sample saving). For each, exits are visited in order and
-    /// each gets the threshold maximising, over the samples still in the network,
-    /// `Σ_above (rest-of-backbone cost − λ · (correct at final − correct here)) − head cost ·
-    /// samples reaching the exit`; an exit whose best gain is not positive never fires. The cheapest setting meeting the target is kept,
-    /// then (see [`ThresholdCalibration::with_pruning`]) exits are switched off greedily.
-    pub fn new(max_accuracy_drop: f64, measure: ConfidenceMeasure, grid: usize) -> Result<Self> {
-        if !(0.0..=1.0).contains(&max_accuracy_drop) {
-            return Err(ExitError::invalid(
-                "max_accuracy_drop",
-                format!("{max_accuracy_drop} is not a fraction in [0, 1]"),
-            ));
-        }
-        if grid < 2 {
-            return Err(ExitError::invalid("grid", format!("{grid} < 2")));
-        }
-        Ok(Self {
-            max_accuracy_drop,
-            measure,
-            grid,
-            prune: true,
-        })
-    }
-
-    /// Whether to switch off, greedily, exits whose heads cost more than they save (default
-    /// true). Switched-off exits get a never-firing threshold and are not paid for.
-    pub fn with_pruning(mut self, prune: bool) -> Self {
-        self.prune = prune;
-        self
-    }
-
-    /// The allowed drop.
-    pub fn max_accuracy_drop(&self) -> f64 {
-        self.max_accuracy_drop
-    }
-}
-
-/// Result of [`ExitTable::calibrate`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CalibratedExits {
-    /// The selection with the chosen thresholds.
-    pub selection: ExitSelection,
-    /// Its statistics on the table.
-    pub statistics: ExitStatistics,
-    /// Final accuracy minus the allowed drop.
-    pub target_accuracy: f64,
-    /// The accuracy price `λ` that won (`inf` when no exit fires).
-    pub accuracy_price: f64,
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// Standard-normal quantile (Acklam's rational approximation, relative error below 1.2e-9).
-pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    let p = p.clamp(1e-300, 1.0 - 1e-16);
-    let low = 0.024_25;
-    if p < low {
-        let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    } else if p <= 1.0 - low {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    } else {
-        let q = (-2.0 * (1.0 - p).ln()).sqrt();
-        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::calibration::expected_calibration_error;
     use crate::policy::{ExitPolicy, PolicyState};
+    use crate::synthetic::normal_quantile;
+    use crate::thresholds::ThresholdCalibration;
     use approx::assert_relative_eq;
     use rand::Rng;
 
