@@ -239,35 +239,54 @@ impl HadasState {
         accuracy_source: Provenance,
         cost_source: Provenance,
     ) -> Result<Deployment> {
-        let mut front = self.dynamic_front();
-        front.sort_by(|a, b| a.metrics.latency_ms.total_cmp(&b.metrics.latency_ms));
-        let points = front
-            .into_iter()
-            .map(|p| DeploymentPoint {
-                genotype: p.backbone,
-                exits: p.deployed_exits,
-                point: p.point,
-                metrics: DeployedMetrics {
-                    top1: (100.0 - p.metrics.error).clamp(0.0, 100.0),
-                    latency_ms: p.metrics.latency_ms,
-                    energy_mj: Some(p.metrics.energy_mj),
-                    accuracy_source: accuracy_source.clone(),
-                    cost_source: cost_source.clone(),
-                },
-            })
-            .collect();
-        Deployment::new("hadas", space, device, points)
+        deployment_of(
+            self.dynamic_front(),
+            space,
+            device,
+            accuracy_source,
+            cost_source,
+        )
     }
 
     /// The non-dominated dynamic configurations over all inner searches.
     pub fn dynamic_front(&self) -> Vec<DynamicPoint> {
-        let all: Vec<&DynamicPoint> = self.inner.iter().flat_map(|(_, f)| f).collect();
-        let f: Vec<Vec<f64>> = all.iter().map(|p| p.metrics.to_vec()).collect();
-        non_dominated(&f)
-            .into_iter()
-            .map(|i| all[i].clone())
-            .collect()
+        non_dominated_points(&self.inner)
     }
+}
+
+fn non_dominated_points(inner: &[(Genotype, Vec<DynamicPoint>)]) -> Vec<DynamicPoint> {
+    let all: Vec<&DynamicPoint> = inner.iter().flat_map(|(_, f)| f).collect();
+    let f: Vec<Vec<f64>> = all.iter().map(|p| p.metrics.to_vec()).collect();
+    non_dominated(&f)
+        .into_iter()
+        .map(|i| all[i].clone())
+        .collect()
+}
+
+fn deployment_of(
+    mut front: Vec<DynamicPoint>,
+    space: &str,
+    device: Option<DeviceProfile>,
+    accuracy_source: Provenance,
+    cost_source: Provenance,
+) -> Result<Deployment> {
+    front.sort_by(|a, b| a.metrics.latency_ms.total_cmp(&b.metrics.latency_ms));
+    let points = front
+        .into_iter()
+        .map(|p| DeploymentPoint {
+            genotype: p.backbone,
+            exits: p.deployed_exits,
+            point: p.point,
+            metrics: DeployedMetrics {
+                top1: (100.0 - p.metrics.error).clamp(0.0, 100.0),
+                latency_ms: p.metrics.latency_ms,
+                energy_mj: Some(p.metrics.energy_mj),
+                accuracy_source: accuracy_source.clone(),
+                cost_source: cost_source.clone(),
+            },
+        })
+        .collect();
+    Deployment::new("hadas", space, device, points)
 }
 
 /// The bi-level HADAS search, a [`Strategy`] over backbones: its problem's objectives must be
@@ -332,51 +351,19 @@ impl<'e> Hadas<'e> {
                 Some(i) => state.inner[i].1.clone(),
                 None => {
                     let seed: u64 = ctx.rng().random();
-                    let inner = InnerProblem::new(backbone.clone(), self.evaluator)?;
-                    let result = Executor::new(
-                        &inner,
-                        Nsga2::new(self.config.inner.clone())?,
-                        Budget::generations(self.config.inner_generations)?,
-                    )
-                    .seed(seed)
-                    .run()?;
-                    state.inner_evaluations += result.archive.len();
-                    let mut points = Vec::with_capacity(result.front.len());
-                    for p in &result.front.points {
-                        let (exits, point) = inner.decode(&p.genotype)?;
-                        let deployed_exits =
-                            self.evaluator.deployed_exits(&backbone, &exits, &point)?;
-                        points.push(DynamicPoint {
-                            backbone: backbone.clone(),
-                            exits,
-                            point,
-                            metrics: DynamicMetrics {
-                                error: p.values[0],
-                                latency_ms: p.values[1],
-                                energy_mj: p.values[2],
-                            },
-                            deployed_exits,
-                        });
-                    }
+                    let (points, evaluations) =
+                        inner_search(self.evaluator, &backbone, &self.config, seed)?;
+                    state.inner_evaluations += evaluations;
                     state.inner.push((backbone.clone(), points.clone()));
                     points
                 }
             };
-            // Write back: the lowest-energy configuration within the error tolerance of the
-            // static backbone, both judged by the same evaluator on the same data.
-            let static_error = self
-                .evaluator
-                .evaluate(
-                    &backbone,
-                    &[],
-                    &self.evaluator.device().max_operating_point(),
-                )?
-                .error;
-            let best = front
-                .iter()
-                .filter(|p| p.metrics.error <= static_error + self.config.error_tolerance)
-                .min_by(|a, b| a.metrics.energy_mj.total_cmp(&b.metrics.energy_mj));
-            if let Some(best) = best {
+            if let Some(best) = best_within_tolerance(
+                self.evaluator,
+                &backbone,
+                &front,
+                self.config.error_tolerance,
+            )? {
                 state.outer.population[m].f = best.metrics.to_vec();
             }
         }
@@ -385,6 +372,188 @@ impl<'e> Hadas<'e> {
         let n = pop.len();
         state.outer.population = rank_and_crowding_survival(pop, n, ctx.rng());
         Ok(())
+    }
+}
+
+/// Runs the inner search of `backbone` (NSGA-II over exit subsets and clocks with `config`'s
+/// inner settings) and returns its front with the exits as deployed, and the evaluations made.
+pub fn inner_search(
+    evaluator: &dyn DynamicEvaluator,
+    backbone: &Genotype,
+    config: &HadasConfig,
+    seed: u64,
+) -> Result<(Vec<DynamicPoint>, usize)> {
+    let inner = InnerProblem::new(backbone.clone(), evaluator)?;
+    let result = Executor::new(
+        &inner,
+        Nsga2::new(config.inner.clone())?,
+        Budget::generations(config.inner_generations)?,
+    )
+    .seed(seed)
+    .run()?;
+    let mut points = Vec::with_capacity(result.front.len());
+    for p in &result.front.points {
+        let (exits, point) = inner.decode(&p.genotype)?;
+        let deployed_exits = evaluator.deployed_exits(backbone, &exits, &point)?;
+        points.push(DynamicPoint {
+            backbone: backbone.clone(),
+            exits,
+            point,
+            metrics: DynamicMetrics {
+                error: p.values[0],
+                latency_ms: p.values[1],
+                energy_mj: p.values[2],
+            },
+            deployed_exits,
+        });
+    }
+    Ok((points, result.archive.len()))
+}
+
+/// The lowest-energy configuration of `front` whose error is at most the static backbone's
+/// (the same evaluator, no exit, highest clocks) plus `tolerance`.
+pub fn best_within_tolerance<'f>(
+    evaluator: &dyn DynamicEvaluator,
+    backbone: &Genotype,
+    front: &'f [DynamicPoint],
+    tolerance: f64,
+) -> Result<Option<&'f DynamicPoint>> {
+    let static_error = evaluator
+        .evaluate(backbone, &[], &evaluator.device().max_operating_point())?
+        .error;
+    Ok(front
+        .iter()
+        .filter(|p| p.metrics.error <= static_error + tolerance)
+        .min_by(|a, b| a.metrics.energy_mj.total_cmp(&b.metrics.energy_mj)))
+}
+
+/// HADAS's bi-level problem for **any** outer strategy (e.g. the sample-efficient
+/// [`crate::Surrogate`]): evaluating a backbone runs its inner search (seeded from the
+/// backbone, so reruns agree) and returns the error, latency and energy of its lowest-energy
+/// dynamic configuration within the error tolerance (the static backbone at the highest
+/// clocks when none is). Inner fronts are kept for [`DynamicBackbones::deployment`].
+pub struct DynamicBackbones<'e, S> {
+    space: S,
+    evaluator: &'e dyn DynamicEvaluator,
+    config: HadasConfig,
+    seed: u64,
+    objectives: Vec<Objective>,
+    fronts: std::sync::Mutex<Vec<(Genotype, Vec<DynamicPoint>)>>,
+    inner_evaluations: std::sync::atomic::AtomicUsize,
+}
+
+impl<'e, S: SearchSpace> DynamicBackbones<'e, S> {
+    /// The problem over `space`'s backbones; `config`'s inner settings and error tolerance
+    /// apply (its outer settings are the outer strategy's business).
+    pub fn new(
+        space: S,
+        evaluator: &'e dyn DynamicEvaluator,
+        config: HadasConfig,
+        seed: u64,
+    ) -> Result<Self> {
+        Hadas::new(config.clone(), evaluator)?;
+        Ok(Self {
+            space,
+            evaluator,
+            config,
+            seed,
+            objectives: vec![
+                Objective::minimize("error"),
+                Objective::minimize("latency_ms"),
+                Objective::minimize("energy_mj"),
+            ],
+            fronts: std::sync::Mutex::new(Vec::new()),
+            inner_evaluations: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The inner front of `backbone` (run once, then kept).
+    pub fn inner_front(&self, backbone: &Genotype) -> Result<Vec<DynamicPoint>> {
+        if let Ok(fronts) = self.fronts.lock()
+            && let Some((_, f)) = fronts.iter().find(|(g, _)| g == backbone)
+        {
+            return Ok(f.clone());
+        }
+        // A seed from the backbone: a resumed search recomputes the same fronts.
+        let seed = backbone
+            .genes()
+            .iter()
+            .fold(self.seed ^ 0x9E37_79B9_7F4A_7C15, |h, &g| {
+                (h ^ g as u64).wrapping_mul(0x0100_0000_01B3)
+            });
+        let (front, evaluations) = inner_search(self.evaluator, backbone, &self.config, seed)?;
+        self.inner_evaluations
+            .fetch_add(evaluations, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut fronts) = self.fronts.lock() {
+            fronts.push((backbone.clone(), front.clone()));
+        }
+        Ok(front)
+    }
+
+    /// Inner evaluations made so far.
+    pub fn inner_evaluations(&self) -> usize {
+        self.inner_evaluations
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The non-dominated dynamic configurations of `backbones` (e.g. the outer front) as a
+    /// [`Deployment`], like [`HadasState::deployment`].
+    pub fn deployment(
+        &self,
+        backbones: &[Genotype],
+        device: Option<DeviceProfile>,
+        accuracy_source: Provenance,
+        cost_source: Provenance,
+    ) -> Result<Deployment> {
+        let mut inner = Vec::with_capacity(backbones.len());
+        for b in backbones {
+            inner.push((b.clone(), self.inner_front(b)?));
+        }
+        deployment_of(
+            non_dominated_points(&inner),
+            self.space.name(),
+            device,
+            accuracy_source,
+            cost_source,
+        )
+    }
+}
+
+impl<S: SearchSpace> Problem for DynamicBackbones<'_, S> {
+    fn name(&self) -> &str {
+        "hadas-dynamic-backbones"
+    }
+
+    fn space(&self) -> &dyn SearchSpace {
+        &self.space
+    }
+
+    fn objectives(&self) -> &[Objective] {
+        &self.objectives
+    }
+
+    fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
+        let front = self.inner_front(genotype)?;
+        let metrics = match best_within_tolerance(
+            self.evaluator,
+            genotype,
+            &front,
+            self.config.error_tolerance,
+        )? {
+            Some(best) => best.metrics,
+            None => self.evaluator.evaluate(
+                genotype,
+                &[],
+                &self.evaluator.device().max_operating_point(),
+            )?,
+        };
+        Ok(Evaluation::feasible(metrics.to_vec()))
+    }
+
+    fn evaluate_batch(&self, genotypes: &[Genotype]) -> Vec<Result<Evaluation>> {
+        // One at a time: the evaluator usually serialises on one supernet anyway, and inner
+        // searches already use the cores.
+        genotypes.iter().map(|g| self.evaluate(g)).collect()
     }
 }
 

@@ -245,3 +245,79 @@ fn hadas_resumes_exactly_and_checks_its_objectives() {
     };
     assert!(Hadas::new(bad, &stand_in).is_err());
 }
+
+#[test]
+fn any_outer_strategy_searches_dynamic_backbones() {
+    use dynas_search::{
+        DynamicBackbones, Provenance, Surrogate, SurrogateParams, best_within_tolerance,
+    };
+    let stand_in = StandIn::new();
+    let space = Backbones::new(&stand_in).space.clone();
+    let run = || {
+        let problem = DynamicBackbones::new(space.clone(), &stand_in, small_config(), 7).unwrap();
+        let params = SurrogateParams {
+            initial: 6,
+            batch: 3,
+            ..SurrogateParams::default()
+        };
+        let result = Executor::new(
+            &problem,
+            Surrogate::new(params.check().unwrap()),
+            Budget::evaluations(12).unwrap(),
+        )
+        .seed(1)
+        .run()
+        .unwrap();
+        (problem, result)
+    };
+    let (problem, result) = run();
+    assert_eq!(result.archive.len(), 12);
+    assert!(problem.inner_evaluations() > 0);
+    // Each backbone is scored by its best dynamic configuration within the tolerance, which
+    // is never worse in energy than the static backbone at the highest clocks.
+    for r in result.archive.records() {
+        let front = problem.inner_front(&r.genotype).unwrap();
+        let best = best_within_tolerance(&stand_in, &r.genotype, &front, 0.5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.evaluation.values,
+            vec![
+                best.metrics.error,
+                best.metrics.latency_ms,
+                best.metrics.energy_mj
+            ]
+        );
+        let at_max = stand_in.metrics(&r.genotype, &[], &stand_in.device.max_operating_point());
+        assert!(best.metrics.energy_mj <= at_max.energy_mj);
+    }
+    let backbones: Vec<Genotype> = result
+        .front
+        .points
+        .iter()
+        .map(|p| p.genotype.clone())
+        .collect();
+    let deployment = problem
+        .deployment(
+            &backbones,
+            Some(stand_in.device.clone()),
+            Provenance::modelled("stand-in"),
+            Provenance::modelled("stand-in"),
+        )
+        .unwrap();
+    assert!(!deployment.points.is_empty());
+    // Inner searches are seeded from the backbone: the same run gives the same deployment.
+    let (again, again_result) = run();
+    assert_eq!(again_result.front, result.front);
+    assert_eq!(
+        again
+            .deployment(
+                &backbones,
+                Some(stand_in.device.clone()),
+                Provenance::modelled("stand-in"),
+                Provenance::modelled("stand-in"),
+            )
+            .unwrap(),
+        deployment
+    );
+}
