@@ -12,7 +12,7 @@ use dynas::cost::DvfsLutModel;
 use dynas::search::{ProgressObserver, Provenance};
 use dynas::space::{MbConvSpace, seeded_rng};
 use dynas::supernet::{
-    Dataset, HadasParams, RunOptions, Split, Supernet, SupernetConfig, SupernetData,
+    Dataset, HadasParams, OuterStrategy, RunOptions, Split, Supernet, SupernetConfig, SupernetData,
     SupernetEvalParams, SupernetWorker, run_hadas,
 };
 
@@ -37,6 +37,13 @@ pub struct HadasArgs {
     /// does): accuracies and exit thresholds come from them, never from the test split.
     #[arg(long, default_value_t = 5000)]
     validation: usize,
+    /// The outer search over backbones: `surrogate` (few backbones, each with its inner
+    /// search) or `nsga2` (HADAS's original: inner search for the top fraction per generation).
+    #[arg(long, value_enum, default_value_t = Outer::Surrogate)]
+    outer: Outer,
+    /// Distinct backbones the surrogate outer search evaluates.
+    #[arg(long, default_value_t = HadasParams::default().outer_budget)]
+    outer_budget: usize,
     /// Outer NSGA-II population.
     #[arg(long, default_value_t = HadasParams::default().outer_population)]
     outer_population: usize,
@@ -80,6 +87,15 @@ pub struct HadasArgs {
     no_progress: bool,
 }
 
+/// `--outer` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Outer {
+    /// Surrogate-assisted search over backbones scored by their best dynamic configuration.
+    Surrogate,
+    /// NSGA-II over static backbones with the inner search written back (HADAS's scheme).
+    Nsga2,
+}
+
 /// Runs `dynas hadas`.
 pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     let names = [
@@ -108,6 +124,11 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
         dynas::supernet::tch::set_num_threads(t);
     }
     let params = HadasParams {
+        outer: match args.outer {
+            Outer::Surrogate => OuterStrategy::Surrogate,
+            Outer::Nsga2 => OuterStrategy::Nsga2,
+        },
+        outer_budget: args.outer_budget,
         outer_population: args.outer_population,
         outer_generations: args.outer_generations,
         top_fraction: args.top_fraction,
@@ -176,9 +197,13 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
         ..RunOptions::default()
     };
     if !args.no_progress {
-        options.observers.push(Box::new(ProgressObserver::new(
-            args.outer_population * (args.outer_generations + 1),
-        )));
+        let total = match args.outer {
+            Outer::Surrogate => args.outer_budget,
+            Outer::Nsga2 => args.outer_population * (args.outer_generations + 1),
+        };
+        options
+            .observers
+            .push(Box::new(ProgressObserver::new(total)));
     }
     let started = std::time::Instant::now();
     let outcome = run_hadas(
@@ -196,9 +221,9 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
 
     outcome.deployment.write_json(&outputs[0])?;
-    outcome.backbone_front.write_json(&outputs[1])?;
-    outcome.backbone_front.write_csv(&outputs[2])?;
-    outcome.backbone_front.write_svg(&outputs[3], None)?;
+    outcome.outer_front.write_json(&outputs[1])?;
+    outcome.outer_front.write_csv(&outputs[2])?;
+    outcome.outer_front.write_svg(&outputs[3], None)?;
     let report = serde_json::json!({
         "report": outcome.report,
         "elapsed_s": elapsed,

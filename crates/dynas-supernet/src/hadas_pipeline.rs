@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
 use dynas_exits::{ConfidenceMeasure, ExitCosts, ThresholdCalibration};
 use dynas_search::{
-    Budget, DeployedExit, Deployment, DynamicEvaluator, Executor, ExitsEvaluator, Hadas,
-    HadasConfig, HardwareProblem, Metric, Nsga2Config, Observer, ParetoFront, Provenance,
+    Budget, DeployedExit, Deployment, DynamicBackbones, DynamicEvaluator, Executor, ExitsEvaluator,
+    Hadas, HadasConfig, HardwareProblem, Metric, Nsga2Config, Observer, ParetoFront, Provenance,
+    Strategy, Surrogate, SurrogateConfig, SurrogateParams,
 };
 use dynas_space::{Genotype, MbConvSpace, SearchSpace};
 use serde::{Deserialize, Serialize};
@@ -19,9 +20,28 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, SupernetError};
 use crate::hadas::{SupernetAccuracy, SupernetExits, SupernetWorker};
 
+/// The outer search over backbones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OuterStrategy {
+    /// Surrogate-assisted search ([`dynas_search::Surrogate`]) over backbones scored by their
+    /// best dynamic configuration ([`dynas_search::DynamicBackbones`]): every evaluated
+    /// backbone gets its inner search, and few backbones are evaluated (the default: each
+    /// evaluation trains exit heads).
+    Surrogate,
+    /// HADAS's original scheme: NSGA-II over static backbones, the inner search run for the top
+    /// fraction of each generation and written back ([`dynas_search::Hadas`]).
+    Nsga2,
+}
+
 /// Hyper-parameters of a HADAS run (see [`HadasParams::check`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HadasParams {
+    /// The outer search (surrogate).
+    pub outer: OuterStrategy,
+    /// Distinct backbones the surrogate outer search evaluates (24).
+    pub outer_budget: usize,
     /// Outer NSGA-II population (16).
     pub outer_population: usize,
     /// Outer generations after the initial population (4).
@@ -44,6 +64,8 @@ pub struct HadasParams {
 impl Default for HadasParams {
     fn default() -> Self {
         Self {
+            outer: OuterStrategy::Surrogate,
+            outer_budget: 24,
             outer_population: 16,
             outer_generations: 4,
             top_fraction: 0.25,
@@ -62,6 +84,7 @@ pub struct CheckedHadasParams {
     params: HadasParams,
     config: HadasConfig,
     calibration: ThresholdCalibration,
+    surrogate: SurrogateConfig,
 }
 
 impl CheckedHadasParams {
@@ -117,10 +140,22 @@ impl HadasParams {
             nsga.validate()
                 .map_err(|e| SupernetError::invalid("nsga2", format!("{name}: {e}")))?;
         }
+        if self.outer_budget < 2 {
+            return Err(SupernetError::invalid("outer_budget", "must be at least 2"));
+        }
+        // A space-filling start of a third of the budget, then small batches between refits.
+        let surrogate = SurrogateParams {
+            initial: (self.outer_budget / 3).max(2),
+            batch: 4.min(self.outer_budget),
+            ..SurrogateParams::default()
+        }
+        .check()
+        .map_err(|e| SupernetError::invalid("surrogate", e.to_string()))?;
         Ok(CheckedHadasParams {
             params: self,
             config,
             calibration,
+            surrogate,
         })
     }
 }
@@ -184,8 +219,10 @@ pub struct HadasReport {
 pub struct HadasOutcome {
     /// The dynamic front as a deployment.
     pub deployment: Deployment,
-    /// The outer search's front of static backbones (error, latency, energy at highest clocks).
-    pub backbone_front: ParetoFront,
+    /// The outer search's front over backbones: with [`OuterStrategy::Surrogate`], each
+    /// backbone's best dynamic (error, latency, energy); with [`OuterStrategy::Nsga2`], the
+    /// static objectives at the highest clocks.
+    pub outer_front: ParetoFront,
     /// The test-split report.
     pub report: HadasReport,
 }
@@ -229,32 +266,56 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
         device.clone(),
     )
     .with_calibration(params.calibration);
-    let mut executor = Executor::new(
-        &backbones,
-        Hadas::new(params.config.clone(), &evaluator).map_err(search)?,
-        Budget::generations(params.params.outer_generations + 1).map_err(search)?,
-    )
-    .seed(params.params.seed);
-    for o in options.observers {
-        executor = executor.observe(BoxedObserver(o));
-    }
-    if let Some(path) = &options.checkpoint {
-        executor = executor.checkpoint(path, 1).map_err(search)?;
-    }
-    let result = executor.run().map_err(search)?;
-    let deployment = result
-        .state
-        .deployment(
-            space.name(),
-            Some(device.clone()),
-            Provenance::measured(format!(
-                "supernet validation split of {} images: thresholds calibrated on the even \
-                 samples, exit-rate-weighted top-1 on the odd samples",
-                worker.validation_samples()
-            )),
-            cost_source,
-        )
-        .map_err(search)?;
+    let accuracy_source = Provenance::measured(format!(
+        "supernet validation split of {} images: thresholds calibrated on the even samples, \
+         exit-rate-weighted top-1 on the odd samples",
+        worker.validation_samples()
+    ));
+    let seed = params.params.seed;
+    let (deployment, outer_front, outer_evaluations, inner_evaluations) = match params.params.outer
+    {
+        OuterStrategy::Nsga2 => {
+            let hadas = Hadas::new(params.config.clone(), &evaluator).map_err(search)?;
+            let budget =
+                Budget::generations(params.params.outer_generations + 1).map_err(search)?;
+            let result = run_executor(&backbones, hadas, budget, seed, options)?;
+            let deployment = result
+                .state
+                .deployment(
+                    space.name(),
+                    Some(device.clone()),
+                    accuracy_source,
+                    cost_source,
+                )
+                .map_err(search)?;
+            let inner = result.state.inner_evaluations;
+            (deployment, result.front, result.archive.len(), inner)
+        }
+        OuterStrategy::Surrogate => {
+            let problem =
+                DynamicBackbones::new(space.clone(), &evaluator, params.config.clone(), seed)
+                    .map_err(search)?;
+            let budget = Budget::evaluations(params.params.outer_budget).map_err(search)?;
+            let strategy = Surrogate::new(params.surrogate.clone());
+            let result = run_executor(&problem, strategy, budget, seed, options)?;
+            let front: Vec<Genotype> = result
+                .front
+                .points
+                .iter()
+                .map(|p| p.genotype.clone())
+                .collect();
+            let deployment = problem
+                .deployment(&front, Some(device.clone()), accuracy_source, cost_source)
+                .map_err(search)?;
+            let evaluations = result.archive.len();
+            (
+                deployment,
+                result.front,
+                evaluations,
+                problem.inner_evaluations(),
+            )
+        }
+    };
 
     // Judge on the test split.
     let tester = Tester {
@@ -304,14 +365,33 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
         points,
         best,
         ablation,
-        outer_evaluations: result.archive.len(),
-        inner_evaluations: result.state.inner_evaluations,
+        outer_evaluations,
+        inner_evaluations,
     };
     Ok(HadasOutcome {
         deployment,
-        backbone_front: result.front,
+        outer_front,
         report,
     })
+}
+
+fn run_executor<S: Strategy>(
+    problem: &dyn dynas_search::Problem,
+    strategy: S,
+    budget: Budget,
+    seed: u64,
+    options: RunOptions,
+) -> Result<dynas_search::SearchResult<S::State>> {
+    let search =
+        |e: dynas_search::SearchError| SupernetError::invalid("hadas search", e.to_string());
+    let mut executor = Executor::new(problem, strategy, budget).seed(seed);
+    for o in options.observers {
+        executor = executor.observe(BoxedObserver(o));
+    }
+    if let Some(path) = &options.checkpoint {
+        executor = executor.checkpoint(path, 1).map_err(search)?;
+    }
+    executor.run().map_err(search)
 }
 
 /// Forwards to a boxed observer (the executor takes observers by value).

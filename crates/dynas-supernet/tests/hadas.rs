@@ -7,8 +7,8 @@ use dynas_space::{
     Activation, ChoiceScope, FinalExpand, HeadSpec, MbConvSpace, SearchSpace, StageSpec, seeded_rng,
 };
 use dynas_supernet::{
-    Dataset, HadasParams, RunOptions, Supernet, SupernetConfig, SupernetData, SupernetEvalParams,
-    SupernetExits, SupernetWorker, run_hadas,
+    Dataset, HadasParams, OuterStrategy, RunOptions, Supernet, SupernetConfig, SupernetData,
+    SupernetEvalParams, SupernetExits, SupernetWorker, run_hadas,
 };
 use dynas_testkit::ToyDvfsModel;
 use tch::Device;
@@ -141,7 +141,15 @@ fn the_worker_serves_cached_results_to_many_threads() {
 fn hadas_runs_end_to_end_on_a_tiny_supernet() {
     let space = tiny_space();
     let worker = worker(&space);
+    for outer in [OuterStrategy::Nsga2, OuterStrategy::Surrogate] {
+        run_tiny(&space, &worker, outer);
+    }
+}
+
+fn run_tiny(space: &MbConvSpace, worker: &SupernetWorker, outer: OuterStrategy) {
     let params = HadasParams {
+        outer,
+        outer_budget: 4,
         outer_population: 4,
         outer_generations: 1,
         top_fraction: 0.5,
@@ -153,8 +161,8 @@ fn hadas_runs_end_to_end_on_a_tiny_supernet() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let outcome = run_hadas(
-        &worker,
-        &space,
+        worker,
+        space,
         ToyDvfsModel::default(),
         device(),
         Provenance::modelled("toy DVFS law"),
@@ -182,7 +190,7 @@ fn hadas_runs_end_to_end_on_a_tiny_supernet() {
     assert_eq!(r.baseline.genotype, space.largest());
     assert_eq!(r.baseline.point, device().max_operating_point());
     assert!(r.inner_evaluations > 0);
-    assert!(r.outer_evaluations >= 4);
+    assert!(r.outer_evaluations >= 4, "{outer:?}");
     for p in r.points.iter().chain([&r.baseline]) {
         assert!((0.0..=100.0).contains(&p.test_top1), "{p:?}");
         assert!(p.energy_mj > 0.0 && p.latency_ms > 0.0, "{p:?}");
