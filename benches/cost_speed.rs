@@ -14,9 +14,9 @@ use dynas_cost::predictor::{ArchEncoding, ArchPredictor, Learner, TargetScale};
 use dynas_cost::table::read_arch_targets;
 use dynas_cost::{
     AnalyticalModel, AnalyticalParams, CostModel, DeviceProfile, FbNetLut, KeyScheme, LayerLut,
-    LutEntry, LutModel, OperatingPoint,
+    LutEntry, LutModel, OperatingPoint, TableModel,
 };
-use dynas_space::{Activation, Layer, Network, TensorShape};
+use dynas_space::{Activation, Layer, Network, SearchSpace, TensorShape};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
 
@@ -124,6 +124,16 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fbnet_lut_26_blocks", |b| {
         b.iter(|| fb_model.estimate(black_box(&fb_net), black_box(&point)))
     });
+    // The same architecture decoded by the space: indexed by its block digits.
+    let fb_space = FbNetInput::Cifar100.space();
+    let fb_genotype = fb_space.parse_ops("7818488874147327324245").expect("ops");
+    let fb_decoded = fb_space.decode(&fb_genotype).expect("decode");
+    g.bench_function("fbnet_lut_decoded_network", |b| {
+        b.iter(|| fb_model.estimate(black_box(&fb_decoded), black_box(&point)))
+    });
+    g.bench_function("fbnet_lut_estimate_ops", |b| {
+        b.iter(|| fb_model.estimate_ops(black_box(&ops), FbNetInput::Cifar100))
+    });
     g.bench_function("nb201_arch_predictor", |b| {
         b.iter(|| pred.estimate(black_box(&nb_net), black_box(&point)))
     });
@@ -161,5 +171,24 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Loading the 15,625-row NAS-Bench-201 CSV.
+fn bench_csv(c: &mut Criterion) {
+    let path = format!("{DATA}/nb201/nb201_hw.csv");
+    let mut g = c.benchmark_group("nb201_csv");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("read_arch_targets", |b| {
+        b.iter(|| read_arch_targets(black_box(&path), "raspi4_latency").expect("csv"))
+    });
+    g.bench_function("table_model_from_csv", |b| {
+        b.iter(|| {
+            TableModel::from_csv(black_box(&path), "raspi4_latency", Some("pixel3_latency"))
+                .expect("csv")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_csv);
 criterion_main!(benches);

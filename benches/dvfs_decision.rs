@@ -17,8 +17,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_dvfs::reference::{gpu_memory_points, sample_ofa_subnets};
 use dynas_dvfs::{
-    ConfigId, ConfigurationSet, Constraints, ExitProfile, Governor, ManagerParams, Observation,
-    RuntimeManager, Variant,
+    ConfigId, ConfigurationSet, Constraints, ExitProfile, Governor, ManagerMode, ManagerParams,
+    Observation, RuntimeManager, Variant,
 };
 
 fn build_set() -> ConfigurationSet {
@@ -38,7 +38,8 @@ fn build_set() -> ConfigurationSet {
             (Some(0.8), 0.5, 1.0),
         ] {
             variants.push(Variant {
-                subnet: genotype.clone(),
+                genotype: genotype.clone(),
+                label: String::new(),
                 exit_thresholds: thr.into_iter().collect(),
                 network: net.clone(),
                 accuracy: acc - drop,
@@ -80,30 +81,42 @@ fn bench(c: &mut Criterion) {
         .map(|i| 0.35 + 0.3 * (i as f64 * std::f64::consts::TAU / 50.0).sin())
         .collect();
     let configs = set.configurations();
-    for samples in [1usize, 10] {
-        let mut m = manager.clone();
+    let predictive = RuntimeManager::new(
+        set.clone(),
+        ManagerParams::default().with_mode(ManagerMode::Predictive),
+        &constraints,
+    );
+    for (mode, samples) in [("", 1usize), ("", 10), ("predictive_", 10)] {
+        let mut m = if mode.is_empty() {
+            manager.clone()
+        } else {
+            predictive.clone()
+        };
         let mut current = m.initial();
         let mut i = 0usize;
         let mut lat = vec![0.0; samples];
-        c.bench_function(&format!("dvfs_decision/decide_{samples}_samples"), |b| {
-            b.iter(|| {
-                let load = loads[i & 1023];
-                i = i.wrapping_add(1);
-                lat.fill(configs[current.0].latency_ms / (1.0 - load));
-                let d = m.decide(
-                    black_box(&Observation {
-                        current,
-                        latencies_ms: &lat,
-                        utilisation: load,
-                        co_runner_load: Some(load),
-                        energy_mj: None,
-                    }),
-                    &constraints,
-                );
-                current = d.config;
-                d
-            })
-        });
+        c.bench_function(
+            &format!("dvfs_decision/decide_{mode}{samples}_samples"),
+            |b| {
+                b.iter(|| {
+                    let load = loads[i & 1023];
+                    i = i.wrapping_add(1);
+                    lat.fill(configs[current.0].latency_ms / (1.0 - load));
+                    let d = m.decide(
+                        black_box(&Observation {
+                            current,
+                            latencies_ms: &lat,
+                            utilisation: load,
+                            co_runner_load: Some(load),
+                            energy_mj: None,
+                        }),
+                        &constraints,
+                    );
+                    current = d.config;
+                    d
+                })
+            },
+        );
     }
     // What the precomputation avoids: scanning all configurations per decision.
     let mut i = 0usize;

@@ -7,14 +7,16 @@
 //! MobileNet-like networks are generated on the 126 GPU x EMC operating points of the Jetson
 //! AGX Xavier by an [`AnalyticalModel`] with the roofline `max` (compute vs memory bound per
 //! layer), times multiplicative noise of 3 % (log-normal). For each K, K random points are
-//! "measured", two models are fitted and the other points predicted:
-//! the clock-only scaling law `c0 + c1/f_gpu + c2/f_emc` ([`DvfsScalingLaw`], what
-//! `dynas cost dvfs-fit` fits) and the layer-aware [`AnalyticalModel::fit`]. Prints the mean
+//! "measured", three models are fitted and the other points predicted:
+//! the clock-only scaling law `c0 + c1/f_gpu + c2/f_emc` ([`DvfsScalingLaw`] with
+//! [`DvfsLawParams::additive`], `dynas cost dvfs-fit --law additive`), the soft roofline
+//! `c0 + (floor^4 + (c1/f_gpu)^4 + (c2/f_emc)^4)^(1/4)` (the default of `dynas cost dvfs-fit`)
+//! and the layer-aware [`AnalyticalModel::fit`]. Prints the mean
 //! absolute percentage error against the noisy held-out measurements, over 50 draws.
 
 use dynas_cost::{
-    AnalyticalModel, AnalyticalParams, CostModel, DeviceProfile, DvfsScalingLaw, Measurement,
-    OperatingPoint,
+    AnalyticalModel, AnalyticalParams, CostModel, DeviceProfile, DvfsLawParams, DvfsScalingLaw,
+    Measurement, OperatingPoint,
 };
 use dynas_space::{Activation, Layer, Network, TensorShape};
 use rand::Rng;
@@ -102,10 +104,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<_, _>>()?;
-    println!("| K | scaling law MAPE | analytical fit MAPE |");
-    println!("|---|---|---|");
+    let additive = DvfsLawParams::additive().check()?;
+    let soft = DvfsLawParams::default().check()?;
+    println!("| K | additive scaling law MAPE | soft-roofline law MAPE | analytical fit MAPE |");
+    println!("|---|---|---|---|");
     for k in [3usize, 4, 5, 6, 8, 12, 16, 32, 64] {
-        let (mut law_err, mut ana_err, mut n) = (0.0, 0.0, 0usize);
+        let (mut law_err, mut soft_err, mut ana_err, mut n) = (0.0, 0.0, 0.0, 0usize);
         for _ in 0..50 {
             for (net, lat) in nets.iter().zip(&measured) {
                 let mut idx: Vec<usize> = (0..points.len()).collect();
@@ -117,10 +121,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         points[i].memory_hz.unwrap_or(1) as f64 / 1e6,
                     ]
                 };
-                let law = DvfsScalingLaw::fit(
-                    &train.iter().map(|&i| clocks(i)).collect::<Vec<_>>(),
-                    &train.iter().map(|&i| lat[i]).collect::<Vec<_>>(),
-                )?;
+                let train_clocks: Vec<Vec<f64>> = train.iter().map(|&i| clocks(i)).collect();
+                let train_lat: Vec<f64> = train.iter().map(|&i| lat[i]).collect();
+                let law = DvfsScalingLaw::fit_with(&train_clocks, &train_lat, &additive)?;
+                // The soft roofline has one more unknown (its floor): from K = 4.
+                let soft_law = DvfsScalingLaw::fit_with(&train_clocks, &train_lat, &soft).ok();
                 let ms: Vec<Measurement<'_>> = train
                     .iter()
                     .map(|&i| Measurement {
@@ -133,6 +138,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let fitted = AnalyticalModel::fit(device.clone(), &ms, AnalyticalParams::default());
                 for &i in test {
                     law_err += ((law.predict(&clocks(i)) - lat[i]) / lat[i]).abs();
+                    let s = soft_law.as_ref().unwrap_or(&law).predict(&clocks(i));
+                    soft_err += ((s - lat[i]) / lat[i]).abs();
                     let p = match &fitted {
                         Ok(m) => m.estimate(net, &points[i])?.latency_ms,
                         Err(_) => law.predict(&clocks(i)),
@@ -142,8 +149,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
+        let soft_cell = if k >= 4 {
+            format!("{:.2} %", 100.0 * soft_err / n as f64)
+        } else {
+            "-".to_string()
+        };
         println!(
-            "| {k} | {:.2} % | {:.2} % |",
+            "| {k} | {:.2} % | {soft_cell} | {:.2} % |",
             100.0 * law_err / n as f64,
             100.0 * ana_err / n as f64
         );

@@ -9,7 +9,7 @@
 //! (here made-up, clearly labelled) measurements.
 
 use dynas_cost::{
-    Cached, Calibrated, Cost, CostBreakdown, CostModel, DeviceProfile, ExitAware, ExitPoint,
+    CachedModel, Calibrated, Cost, CostBreakdown, CostModel, DeviceProfile, ExitAware, ExitPoint,
     OperatingPoint, Result,
 };
 use dynas_space::{Activation, Layer, Network, TensorShape};
@@ -83,7 +83,7 @@ fn main() -> Result<()> {
     }
 
     // Wrappers work on any model: cache, then calibrate to measurements (made up here).
-    let cached = Cached::new(model, 10_000)?;
+    let cached = CachedModel::new(model, 10_000)?;
     let calibrated = Calibrated::fit(cached, &[(&net, fast, 0.9, None), (&net, slow, 9.5, None)])?;
     println!(
         "calibration (scale, offset): {:?}",

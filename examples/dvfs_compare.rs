@@ -19,8 +19,8 @@
 use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_dvfs::reference::dynamic_ofa_xavier;
 use dynas_dvfs::{
-    Constraints, Fallback, LoadTrace, ManagerParams, Objective, Policy, SimParams, Simulator,
-    build_policy, compare_policies,
+    Constraints, Fallback, LoadTrace, ManagerObjective, ManagerParams, Policy, SimParams,
+    Simulator, build_policy, compare_policies,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,8 +31,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(s) => Some(s.parse()?),
     };
     let objective = match args.get(2).map(String::as_str) {
-        None | Some("max-accuracy") => Objective::MaxAccuracy,
-        Some("min-energy") => Objective::MinEnergy,
+        None | Some("max-accuracy") => ManagerObjective::MaxAccuracy,
+        Some("min-energy") => ManagerObjective::MinEnergy,
         Some(other) => return Err(format!("unknown objective `{other}`").into()),
     };
     let params = ManagerParams::new(5, 0.1, 0.1, 3, objective, Fallback::PreferDeadline)?;

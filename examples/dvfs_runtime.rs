@@ -79,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "window {i:3}: load {load:.2} -> {:?} {} | {} | {}",
             decision.reason,
-            now.subnet.split(':').next().unwrap_or_default(),
+            now.name(),
             control.current()?,
             rails
                 .iter()

@@ -6,8 +6,13 @@
 #      (sandwich rule + in-place distillation), save it, report subnet accuracies vs MACs;
 #   2. exits:    early-exit heads on the supernet's largest subnet, thresholds calibrated on
 #                validation images, MACs and host latency of dynamic inference on held-out ones;
-#   3. search:   HADAS bi-level search (NSGA-II over NAS-Bench-201 backbones, inner search over
-#                early exits and Jetson TX2 DVFS operating points), error / latency / energy;
+#   3. hadas:    HADAS on the trained supernet (`dynas hadas`): NSGA-II over its backbones scored
+#                on validation images, per promising backbone exit heads trained with
+#                distillation, thresholds calibrated, exit subsets and Jetson AGX Xavier
+#                CPU/GPU/memory clocks searched (measured per-layer LUT x DVFS laws fitted on
+#                measured clock sweeps); writes a deployment and reports on the test split
+#                against the largest subnet with exits at the highest clocks; then the runtime
+#                manager simulated on that deployment under load traces;
 #   4. search:   NSGA-II vs aging vs random on NAS-Bench-201 (hypervolume vs the true front);
 #   5. dvfs:     runtime manager vs static / subnet-only / DVFS-only on four load traces.
 # By default stages 1-2 are short runs (1 epoch on 20,000 images, a few minutes on 2 cores);
@@ -49,8 +54,20 @@ echo "=== 2/5 early exits on the supernet's largest subnet"
 cargo run --release -p dynas-supernet --example exits_supernet_fashion_mnist -- \
   --supernet "$out/supernet/supernet.safetensors" --max-drop 0.003 "${exits_args[@]}" --out "$out/exits"
 
-echo "=== 3/5 HADAS bi-level search (backbone x exits x DVFS)"
-cargo run --release -p dynas-search --example search_hadas -- 0 5
+echo "=== 3/5 HADAS on the supernet (backbone x exits x DVFS) -> deployment -> runtime manager"
+if [[ $full == 1 ]]; then
+  hadas_args=()
+else
+  hadas_args=(--outer-population 8 --outer-generations 2 --inner-population 8 --inner-generations 3
+              --head-train-images 3000 --top-fraction 0.25)
+fi
+cargo run --release -p dynas-cli --features tch -- hadas --no-progress \
+  --supernet "$out/supernet/supernet.safetensors" --shared-data "$data" "${hadas_args[@]}" \
+  --out "$out/hadas"
+# A latency target every deployed configuration can meet on an idle device: 1.5x the fastest.
+target_ms=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(round(1.5*min(p["metrics"]["latency_ms"] for p in d["points"]), 4))' "$out/hadas/deployment.json")
+cargo run --release -p dynas-cli -- govern simulate --configs "$out/hadas/deployment.json" \
+  --trace builtin:step --policy all --target-ms "$target_ms" --out "$out/hadas/runtime.json"
 
 echo "=== 4/5 NSGA-II / aging / random on NAS-Bench-201"
 cargo run --release -p dynas-search --example search_nb201 -- "$data/nb201/nb201_hw.csv" 5

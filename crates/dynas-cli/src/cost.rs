@@ -1,16 +1,18 @@
 //! `dynas cost` subcommands: fit and check cost models on your own measurements.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use dynas::cost::analytical::DvfsScalingLaw;
+use dynas::cost::dvfs::{DvfsLawParams, DvfsScalingLaw};
 use dynas::cost::predictor::{
     ArchEncoding, ArchPredictor, Learner, RegressionMetrics, TargetScale,
 };
-use dynas::cost::table::read_arch_targets;
+use dynas::cost::table::{Nb201Cell, read_arch_targets};
 use rand::seq::SliceRandom;
+
+use crate::paths::{Flagged, check_outputs};
 
 /// `dynas cost` subcommands.
 #[derive(Debug, Subcommand)]
@@ -19,8 +21,11 @@ pub enum Command {
     /// (architecture in `arch_str` or `op0..op5`), predict the other rows and report
     /// held-out accuracy.
     Fit(FitArgs),
-    /// Fit the DVFS scaling law `latency = c0 + sum_j c_j / f_j` per group on K random
-    /// operating points and predict the group's other points.
+    /// Fit a DVFS latency law per group on K random operating points and predict the
+    /// group's other points: by default the soft roofline
+    /// `latency = c0 + (floor^p + sum_j (c_j / f_j)^p)^(1/p)` (p picked per group from
+    /// 1, 2, 4, 8 unless `--sharpness` fixes it), or `--law additive`
+    /// (`c0 + sum_j c_j / f_j`).
     DvfsFit(DvfsFitArgs),
 }
 
@@ -69,6 +74,14 @@ pub struct DvfsFitArgs {
     /// Seed of the point selection.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The law: `soft-roofline` (saturating; fits relative error) or `additive`
+    /// (`c0 + sum_j c_j / f_j`, plain non-negative least squares).
+    #[arg(long, default_value = "soft-roofline")]
+    pub law: String,
+    /// Exponent p of the soft roofline (1 to 64); by default each group's fit picks p from
+    /// 1, 2, 4, 8 by its training error.
+    #[arg(long)]
+    pub sharpness: Option<f64>,
     /// Where to write `group,<freq columns>,actual,predicted` for every held-out row.
     #[arg(long)]
     pub predictions: PathBuf,
@@ -83,7 +96,26 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 }
 
 fn fit(args: &FitArgs) -> anyhow::Result<()> {
+    check_outputs(
+        &[Flagged::new("--csv", &args.csv)],
+        &[Flagged::new("--predictions", &args.predictions)],
+    )?;
     let data = read_arch_targets(&args.csv, &args.target)?;
+    // A repeated architecture could land in both the training and the test rows.
+    let mut first_row: HashMap<Nb201Cell, usize> = HashMap::with_capacity(data.cells.len());
+    for (i, cell) in data.cells.iter().enumerate() {
+        if let Some(j) = first_row.insert(*cell, i) {
+            bail!(
+                "`{}`: architecture `{cell}` appears in two rows with a `{}` (kept rows {} and \
+                 {}); remove or average the duplicates so that training and test rows cannot \
+                 share an architecture",
+                args.csv.display(),
+                args.target,
+                j + 1,
+                i + 1
+            );
+        }
+    }
     let n = data.cells.len();
     if args.train < 2 || args.train >= n {
         bail!(
@@ -156,8 +188,25 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
     println!("within +-10 %: {:.2} %", 100.0 * m.within_10);
     println!("within +-20 %: {:.2} %", 100.0 * m.within_20);
     println!("RMSE: {:.6}", m.rmse);
-    println!("Spearman: {:.4}", m.spearman);
+    println!(
+        "Spearman: {}",
+        spearman_text(&actual, &predicted, m.spearman)
+    );
     Ok(())
+}
+
+/// The Spearman correlation, or why it is undefined (a constant series has no ranking).
+fn spearman_text(actual: &[f64], predicted: &[f64], spearman: f64) -> String {
+    let constant = |v: &[f64]| v.windows(2).all(|w| w[0] == w[1]);
+    if constant(actual) {
+        "undefined (every held-out actual value is the same)".to_string()
+    } else if constant(predicted) {
+        "undefined (every prediction is the same)".to_string()
+    } else if spearman.is_finite() {
+        format!("{spearman:.4}")
+    } else {
+        "undefined".to_string()
+    }
 }
 
 struct DvfsRow {
@@ -167,6 +216,10 @@ struct DvfsRow {
 }
 
 fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
+    check_outputs(
+        &[Flagged::new("--csv", &args.csv)],
+        &[Flagged::new("--predictions", &args.predictions)],
+    )?;
     let path = &args.csv;
     let mut reader = csv::Reader::from_path(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
@@ -193,14 +246,34 @@ fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| col(f))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if args.train_points < args.freq.len() + 1 {
+    let params = match args.law.as_str() {
+        "soft-roofline" => match args.sharpness {
+            Some(p) => DvfsLawParams {
+                sharpness: p,
+                pick_sharpness: false,
+                ..DvfsLawParams::default()
+            },
+            None => DvfsLawParams::default(),
+        },
+        "additive" if args.sharpness.is_some() => {
+            bail!("--sharpness applies to --law soft-roofline only")
+        }
+        "additive" => DvfsLawParams::additive(),
+        other => bail!("unknown --law `{other}`; use soft-roofline or additive"),
+    }
+    .check()
+    .context("--sharpness")?;
+    let unknowns = args.freq.len() + 1 + usize::from(params.params().floor);
+    if args.train_points < unknowns {
         bail!(
-            "--train-points must be at least {} for {} clock column(s)",
-            args.freq.len() + 1,
-            args.freq.len()
+            "--train-points must be at least {unknowns} for {} clock column(s) with --law {}",
+            args.freq.len(),
+            args.law
         );
     }
     let mut groups: BTreeMap<String, Vec<DvfsRow>> = BTreeMap::new();
+    // A repeated (group, clocks) row could land in both the fitted and the predicted points.
+    let mut seen: HashMap<(String, Vec<String>), usize> = HashMap::new();
     let (mut skipped_target, mut skipped_clock) = (0usize, 0usize);
     for (i, rec) in reader.records().enumerate() {
         let rec = rec.with_context(|| format!("`{}` line {}", path.display(), i + 2))?;
@@ -224,14 +297,21 @@ fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
             skipped_clock += 1;
             continue;
         };
-        groups
-            .entry(rec.get(group_col).unwrap_or("").to_string())
-            .or_default()
-            .push(DvfsRow {
-                clocks,
-                raw_clocks: raw,
-                target,
-            });
+        let group = rec.get(group_col).unwrap_or("").to_string();
+        if let Some(first) = seen.insert((group.clone(), raw.clone()), i + 2) {
+            bail!(
+                "`{}` line {}: group `{group}` at clocks {} already appears on line {first}; \
+                 average repeated measurements so that fitted and predicted points differ",
+                path.display(),
+                i + 2,
+                raw.join(",")
+            );
+        }
+        groups.entry(group).or_default().push(DvfsRow {
+            clocks,
+            raw_clocks: raw,
+            target,
+        });
     }
     let mut out = csv::Writer::from_path(&args.predictions)
         .with_context(|| format!("cannot write `{}`", args.predictions.display()))?;
@@ -253,7 +333,8 @@ fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
         let (train, test) = idx.split_at(args.train_points);
         let clocks: Vec<Vec<f64>> = train.iter().map(|&i| rows[i].clocks.clone()).collect();
         let y: Vec<f64> = train.iter().map(|&i| rows[i].target).collect();
-        let law = DvfsScalingLaw::fit(&clocks, &y).with_context(|| format!("group `{name}`"))?;
+        let law = DvfsScalingLaw::fit_with(&clocks, &y, &params)
+            .with_context(|| format!("group `{name}`"))?;
         let (mut g_sum, mut g_n) = (0.0, 0usize);
         for &i in test {
             let r = &rows[i];
@@ -267,11 +348,14 @@ fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
             rec.extend([r.target.to_string(), p.to_string()]);
             out.write_record(&rec)?;
         }
-        println!(
-            "{name},{},{:.3}",
-            rows.len(),
-            100.0 * g_sum / g_n.max(1) as f64
-        );
+        if g_n == 0 {
+            println!(
+                "{name},{},undefined (every held-out latency is 0)",
+                rows.len()
+            );
+        } else {
+            println!("{name},{},{:.3}", rows.len(), 100.0 * g_sum / g_n as f64);
+        }
         ape_sum += g_sum;
         ape_n += g_n;
     }

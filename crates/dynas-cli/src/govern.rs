@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use dynas::dvfs::{
-    ConfigurationSet, Constraints, Fallback, Governor, LoadTrace, ManagerParams, Objective,
+    ConfigurationSet, Constraints, Fallback, Governor, LoadTrace, ManagerObjective, ManagerParams,
     OndemandGovernor, OndemandParams, PerformanceGovernor, Policy, PowersaveGovernor, SimParams,
     SimReport, Simulator, build_policy, static_max_choice,
 };
+
+use crate::paths::{Flagged, check_outputs};
 
 /// `dynas govern` subcommands.
 #[derive(Debug, Subcommand)]
@@ -21,8 +23,9 @@ pub enum Command {
 /// Arguments of `dynas govern simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Configuration table (JSON: `{"configurations": [{"subnet", "exit_thresholds",
-    /// "point", "accuracy", "latency_ms", "energy_mj"}, ...]}`), or
+    /// Configuration table (JSON: `{"configurations": [{"genotype", "label",
+    /// "exit_thresholds", "point", "accuracy", "latency_ms", "energy_mj"}, ...]}`), a
+    /// deployment written by a search or by Dynamic-OFA pre-sampling (JSON with `points`), or
     /// `builtin:dynamic-ofa-xavier` (Dynamic-OFA's published levels over the Jetson AGX Xavier
     /// clocks, scaled by the analytical cost model).
     #[arg(long, value_name = "FILE")]
@@ -75,7 +78,7 @@ fn load_configs(path: &std::path::Path) -> anyhow::Result<ConfigurationSet> {
         )?;
         return Ok(dynas::dvfs::reference::dynamic_ofa_xavier(&model, &device)?);
     }
-    Ok(ConfigurationSet::from_json_file(path)?)
+    Ok(ConfigurationSet::from_file(path)?)
 }
 
 fn load_trace(spec: &str) -> anyhow::Result<LoadTrace> {
@@ -86,6 +89,14 @@ fn load_trace(spec: &str) -> anyhow::Result<LoadTrace> {
 }
 
 fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        let trace = std::path::Path::new(&args.trace);
+        let mut inputs = vec![Flagged::new("--configs", &args.configs)];
+        if !args.trace.starts_with("builtin:") {
+            inputs.push(Flagged::new("--trace", trace));
+        }
+        check_outputs(&inputs, &[Flagged::new("--out", out)])?;
+    }
     let set = load_configs(&args.configs)
         .with_context(|| format!("loading --configs {}", args.configs.display()))?;
     let trace =
@@ -97,8 +108,8 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let constraints = Constraints::new(target, args.accuracy_floor, args.energy_budget_mj)
         .context("invalid constraints (--target-ms, --accuracy-floor, --energy-budget-mj)")?;
     let objective = match args.objective.as_str() {
-        "min-energy" => Objective::MinEnergy,
-        "max-accuracy" => Objective::MaxAccuracy,
+        "min-energy" => ManagerObjective::MinEnergy,
+        "max-accuracy" => ManagerObjective::MaxAccuracy,
         other => bail!("unknown --objective `{other}` (min-energy, max-accuracy)"),
     };
     let fallback = match args.fallback.as_str() {
@@ -190,6 +201,8 @@ fn governor_for(
 
 fn print_summary(reports: &[SimReport]) {
     if let Some(r) = reports.first() {
+        // `infeasible`: windows where nothing in the policy's set meets every constraint;
+        // `fallback`: windows where the policy applied its infeasibility fallback.
         println!(
             "trace `{}`: {} windows, target {:.2} ms{}",
             r.trace,
@@ -201,12 +214,20 @@ fn print_summary(reports: &[SimReport]) {
         );
     }
     println!(
-        "{:<12} {:>10} {:>8} {:>9} {:>12} {:>10} {:>9} {:>11}",
-        "policy", "inferences", "misses", "miss %", "mean acc", "mJ/inf", "switches", "infeasible"
+        "{:<12} {:>10} {:>8} {:>9} {:>12} {:>10} {:>9} {:>11} {:>9}",
+        "policy",
+        "inferences",
+        "misses",
+        "miss %",
+        "mean acc",
+        "mJ/inf",
+        "switches",
+        "infeasible",
+        "fallback"
     );
     for r in reports {
         println!(
-            "{:<12} {:>10} {:>8} {:>8.2}% {:>12.3} {:>10.2} {:>9} {:>11}",
+            "{:<12} {:>10} {:>8} {:>8.2}% {:>12.3} {:>10.2} {:>9} {:>11} {:>9}",
             r.policy,
             r.inferences,
             r.deadline_misses,
@@ -214,7 +235,8 @@ fn print_summary(reports: &[SimReport]) {
             r.mean_accuracy,
             r.energy_per_inference_mj,
             r.switches,
-            r.infeasible_windows
+            r.infeasible_windows,
+            r.fallback_windows
         );
     }
 }

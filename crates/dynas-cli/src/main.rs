@@ -3,7 +3,12 @@
 use clap::{Parser, Subcommand};
 
 mod cost;
+#[cfg(feature = "tch")]
+mod gos;
 mod govern;
+#[cfg(feature = "tch")]
+mod hadas;
+mod paths;
 mod search;
 
 /// Hardware-aware dynamic neural architecture search.
@@ -25,6 +30,15 @@ enum Command {
     /// Search architectures.
     #[command(subcommand)]
     Search(search::Command),
+    /// HADAS on a trained supernet: backbone, early exits and DVFS searched together; writes
+    /// a deployment for the runtime manager (needs the `tch` feature).
+    #[cfg(feature = "tch")]
+    Hadas(Box<hadas::HadasArgs>),
+    /// GOS operator replacement: adapt a trained model by swapping operators for cheaper
+    /// ones, fine-tune with distillation, report accuracy and measured latency (needs the
+    /// `tch` feature).
+    #[cfg(feature = "tch")]
+    Gos(Box<gos::GosArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +47,9 @@ fn main() -> anyhow::Result<()> {
         Command::Cost(cmd) => cost::run(cmd),
         Command::Govern(cmd) => govern::run(cmd),
         Command::Search(cmd) => search::run(cmd),
+        #[cfg(feature = "tch")]
+        Command::Hadas(args) => hadas::run(*args),
+        #[cfg(feature = "tch")]
+        Command::Gos(args) => gos::run(*args),
     }
 }

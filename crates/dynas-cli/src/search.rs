@@ -7,10 +7,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use dynas::search::table::nb201_arch_str;
 use dynas::search::{
     AgingConfig, AgingEvolution, Budget, Executor, JsonLinesObserver, Nsga2, Nsga2Config,
-    Objective, ParetoFront, ProgressObserver, RandomSearch, Strategy, TableProblem,
+    Objective, ParetoFront, ProgressObserver, RandomSearch, Strategy, Surrogate, TableProblem,
 };
 use dynas::space::Genotype;
 use serde_json::{Map, Value, json};
+
+use crate::paths::{Flagged, check_outputs};
 
 /// `dynas search` subcommands.
 #[derive(Debug, Subcommand)]
@@ -29,6 +31,9 @@ pub enum StrategyName {
     Aging,
     /// Uniform random search over distinct architectures.
     Random,
+    /// Surrogate-assisted search (Gaussian processes, hypervolume-improvement batches): the
+    /// choice when each evaluation is expensive (training, measuring on a board).
+    Surrogate,
 }
 
 /// Arguments of `dynas search table`.
@@ -46,9 +51,10 @@ pub struct TableArgs {
     /// Distinct architectures to evaluate.
     #[arg(long)]
     budget: usize,
-    /// Seed of the search.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of the search [default: 0; with `--resume`, the checkpoint's seed, and a different
+    /// seed is refused].
+    #[arg(long)]
+    seed: Option<u64>,
     /// The strategy.
     #[arg(long, value_enum, default_value_t = StrategyName::Nsga2)]
     strategy: StrategyName,
@@ -61,7 +67,8 @@ pub struct TableArgs {
     /// Also plot the front (first two objectives, over the table's true front) as SVG here.
     #[arg(long)]
     svg: Option<PathBuf>,
-    /// Checkpoint after every generation to this file; with `--resume`, continue from it.
+    /// Checkpoint after every generation to this file; with `--resume`, continue from it. An
+    /// existing file is never overwritten without `--resume`.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Continue the search saved in `--checkpoint`.
@@ -99,10 +106,49 @@ fn arch_label(problem: &TableProblem, genotype: &Genotype) -> String {
         .unwrap_or_else(|| genotype.to_string())
 }
 
+/// Refuses, before any work, outputs that would destroy an input or another output, a
+/// checkpoint that would be overwritten, and a plot that cannot be drawn.
+fn check_paths(args: &TableArgs) -> anyhow::Result<()> {
+    let mut inputs = vec![Flagged::new("--csv", &args.csv)];
+    let mut outputs = vec![Flagged::new("--out", &args.out)];
+    if let Some(p) = &args.front_csv {
+        outputs.push(Flagged::new("--front-csv", p));
+    }
+    if let Some(p) = &args.svg {
+        outputs.push(Flagged::new("--svg", p));
+    }
+    if let Some(p) = &args.log {
+        outputs.push(Flagged::new("--log", p));
+    }
+    if let Some(p) = &args.checkpoint {
+        if p.exists() {
+            if !args.resume {
+                anyhow::bail!(
+                    "checkpoint `{}` already exists: pass --resume to continue that search, or \
+                     remove the file to start a new one",
+                    p.display()
+                );
+            }
+            // Read first, then replaced: an input no other output may touch.
+            inputs.push(Flagged::new("--checkpoint", p));
+        } else if args.resume {
+            anyhow::bail!("--resume: checkpoint `{}` does not exist", p.display());
+        } else {
+            outputs.push(Flagged::new("--checkpoint", p));
+        }
+    }
+    check_outputs(&inputs, &outputs)?;
+    if args.svg.is_some() && args.minimize.len() + args.maximize.len() < 2 {
+        anyhow::bail!("--svg plots two objectives: give at least two of --minimize / --maximize");
+    }
+    Ok(())
+}
+
 fn table(args: TableArgs) -> anyhow::Result<()> {
     if args.minimize.is_empty() && args.maximize.is_empty() {
         anyhow::bail!("give at least one objective with --minimize COLUMN or --maximize COLUMN");
     }
+    check_paths(&args)?;
     let objectives: Vec<Objective> = args
         .minimize
         .iter()
@@ -120,6 +166,7 @@ fn table(args: TableArgs) -> anyhow::Result<()> {
             AgingEvolution::new(AgingConfig::default())?,
         ),
         StrategyName::Random => search(&args, &problem, budget, RandomSearch::new(50)?),
+        StrategyName::Surrogate => search(&args, &problem, budget, Surrogate::default()),
     }
 }
 
@@ -129,7 +176,10 @@ fn search<S: Strategy>(
     budget: Budget,
     strategy: S,
 ) -> anyhow::Result<()> {
-    let mut executor = Executor::new(problem, strategy, budget).seed(args.seed);
+    let mut executor = Executor::new(problem, strategy, budget);
+    if let Some(seed) = args.seed {
+        executor = executor.seed(seed);
+    }
     if let Some(path) = &args.checkpoint {
         if args.resume {
             executor = executor.resume_from(path)?;
@@ -143,6 +193,15 @@ fn search<S: Strategy>(
         executor = executor.observe(ProgressObserver::new(args.budget));
     }
     let result = executor.run()?;
+    if result.resumed {
+        eprintln!(
+            "continued the search saved in `{}` (its seed: {})",
+            args.checkpoint
+                .as_deref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+            result.seed
+        );
+    }
     let mut front: ParetoFront = result.front.clone();
     problem.label_front(&mut front);
     let points: Vec<Value> = front
@@ -152,6 +211,7 @@ fn search<S: Strategy>(
             let mut point = Map::new();
             point.insert("arch_str".into(), json!(arch_label(problem, &p.genotype)));
             point.insert("genotype".into(), json!(p.genotype.to_string()));
+            point.insert("genes".into(), json!(p.genes));
             for (o, v) in front.objectives.iter().zip(&p.values) {
                 point.insert(o.name.clone(), json!(v));
             }
@@ -173,7 +233,8 @@ fn search<S: Strategy>(
     let out = json!({
         "csv": args.csv.display().to_string(),
         "strategy": format!("{:?}", args.strategy).to_lowercase(),
-        "seed": args.seed,
+        "seed": result.seed,
+        "resumed": result.resumed,
         "budget": args.budget,
         "objectives": front.objectives,
         "generations": result.generations,

@@ -48,7 +48,8 @@ fn write_configs(path: &Path) {
             let r = hz as f64 / 1_377_000_000.0;
             let lat = ms / r;
             configs.push(Configuration {
-                subnet: format!("level{i}"),
+                genotype: dynas::space::Genotype::new(vec![i]),
+                label: format!("level{i}"),
                 exit_thresholds: vec![],
                 point: OperatingPoint::new(None, Some(hz), Some(2_133_000_000)),
                 accuracy: acc,

@@ -24,6 +24,9 @@ use crate::error::{CostError, Result};
 use crate::linalg;
 use crate::model::{Cost, CostBreakdown, CostModel};
 
+/// The clock-only latency law, kept reachable here where it used to live.
+pub use crate::dvfs::DvfsScalingLaw;
+
 /// Memory clock assumed when a device exposes none (1 GHz, so `bytes_per_cycle` reads as GB/s).
 pub const NOMINAL_MEMORY_HZ: f64 = 1e9;
 
@@ -512,76 +515,6 @@ impl CostModel for AnalyticalModel {
     }
 }
 
-/// The DVFS scaling law of one network: `latency = c₀ + Σⱼ cⱼ / fⱼ` over any number of clocks
-/// (the additive roofline with the network fixed), fitted by non-negative least squares.
-///
-/// This is what `dynas cost dvfs-fit` fits per group: it needs no layer description, only
-/// (clocks, latency) pairs, and `K ≥ number of clocks + 1` points.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DvfsScalingLaw {
-    /// `c₀` (same unit as the latency).
-    pub constant: f64,
-    /// `cⱼ`, one per clock (latency unit × Hz).
-    pub per_clock: Vec<f64>,
-}
-
-impl DvfsScalingLaw {
-    /// Fits the law; `clocks[i]` are the clocks (any positive unit, same for every row) of
-    /// measurement `i`, `latency[i]` its latency.
-    pub fn fit(clocks: &[Vec<f64>], latency: &[f64]) -> Result<Self> {
-        let err = |reason: String| CostError::Fit {
-            model: "dvfs-scaling-law".to_string(),
-            reason,
-        };
-        let k = clocks.first().map_or(0, Vec::len);
-        if k == 0 || k > 8 {
-            return Err(err(format!("need 1 to 8 clock columns, got {k}")));
-        }
-        if clocks.len() != latency.len() {
-            return Err(err(format!(
-                "{} clock rows but {} latencies",
-                clocks.len(),
-                latency.len()
-            )));
-        }
-        if clocks.len() < k + 1 {
-            return Err(err(format!(
-                "need at least {} points for {k} clocks, got {}",
-                k + 1,
-                clocks.len()
-            )));
-        }
-        let mut rows = Vec::with_capacity(clocks.len());
-        for (i, (c, &t)) in clocks.iter().zip(latency).enumerate() {
-            if c.len() != k || c.iter().any(|&f| !(f.is_finite() && f > 0.0)) || !t.is_finite() {
-                return Err(err(format!(
-                    "row {i}: clocks must be {k} positive numbers and latency finite"
-                )));
-            }
-            let mut row = vec![1.0];
-            row.extend(c.iter().map(|f| 1.0 / f));
-            rows.push(row);
-        }
-        let w = linalg::nnls_small(&rows, latency)
-            .ok_or_else(|| err("the points do not determine the law".to_string()))?;
-        Ok(Self {
-            constant: w[0],
-            per_clock: w[1..].to_vec(),
-        })
-    }
-
-    /// Predicted latency at `clocks` (same units and order as in the fit).
-    pub fn predict(&self, clocks: &[f64]) -> f64 {
-        self.constant
-            + self
-                .per_clock
-                .iter()
-                .zip(clocks)
-                .map(|(c, f)| c / f)
-                .sum::<f64>()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,25 +671,5 @@ mod tests {
             AnalyticalParams::default(),
         );
         assert!(matches!(r, Err(CostError::Fit { .. })));
-    }
-
-    #[test]
-    fn scaling_law_is_exact_on_its_own_form() {
-        let clocks: Vec<Vec<f64>> = [(1.0, 2.0), (2.0, 2.0), (1.5, 1.0), (0.5, 0.8)]
-            .iter()
-            .map(|&(a, b)| vec![a, b])
-            .collect();
-        let y: Vec<f64> = clocks
-            .iter()
-            .map(|c| 0.3 + 2.0 / c[0] + 0.7 / c[1])
-            .collect();
-        let law = DvfsScalingLaw::fit(&clocks, &y).unwrap();
-        assert_relative_eq!(law.constant, 0.3, epsilon = 1e-9);
-        assert_relative_eq!(
-            law.predict(&[3.0, 3.0]),
-            0.3 + 2.0 / 3.0 + 0.7 / 3.0,
-            epsilon = 1e-9
-        );
-        assert!(DvfsScalingLaw::fit(&clocks[..2], &y[..2]).is_err());
     }
 }

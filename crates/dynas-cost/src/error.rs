@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// Everything that can go wrong while loading, fitting or querying a cost model.
-#[derive(Debug, Error)]
+#[derive(Error)]
 pub enum CostError {
     /// A file could not be read or written.
     #[error("cannot access `{path}`: {source}")]
@@ -76,6 +76,25 @@ pub enum CostError {
     /// An error from the search-space crate (e.g. decoding a genotype).
     #[error(transparent)]
     Space(#[from] dynas_space::SpaceError),
+    /// An error of your own type, raised in your implementation of [`crate::CostModel`]
+    /// (e.g. a board that did not answer); the original error stays reachable through
+    /// [`std::error::Error::source`].
+    #[error("{context}: {source}")]
+    External {
+        /// What was being done.
+        context: String,
+        /// The original error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// Debug output is the message itself, so that a `main` returning this error (through `?` or
+/// `Box<dyn Error>`) prints a sentence naming the file and field, not a struct dump.
+impl std::fmt::Debug for CostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result alias of this crate.
@@ -87,6 +106,17 @@ impl CostError {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A [`CostError::External`]: wraps an error of your own type, keeping it as the source.
+    pub fn external(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::External {
+            context: context.into(),
+            source: Box::new(source),
         }
     }
 

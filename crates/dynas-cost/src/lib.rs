@@ -4,6 +4,8 @@
 //! | module | model |
 //! |---|---|
 //! | [`analytical`] | DVFS-aware roofline + power model, least-squares fit |
+//! | [`dvfs`] | DVFS latency (soft roofline) and rail-power laws fitted on measured clock sweeps |
+//! | [`dvfs_lut`] | a measured per-layer LUT scaled to every CPU / GPU / memory operating point by those laws |
 //! | [`lut`] | per-layer lookup tables (Harmonic-NAS, once-for-all / Dynamic-OFA, HW-NAS-Bench FBNet) |
 //! | [`table`] | per-architecture tables (NAS-Bench-201 style) as exact models |
 //! | [`predictor`] | learned layer-level and architecture-level predictors |
@@ -28,7 +30,10 @@
 
 pub mod analytical;
 pub mod device;
+pub mod dvfs;
+pub mod dvfs_lut;
 pub mod error;
+pub mod exit_paths;
 pub mod gbdt;
 mod linalg;
 pub mod lut;
@@ -40,7 +45,12 @@ pub mod wrappers;
 
 pub use analytical::{AnalyticalModel, AnalyticalParams, DvfsScalingLaw, Measurement};
 pub use device::{ComputeUnit, DeviceProfile, OperatingPoint};
+pub use dvfs::{CheckedDvfsLawParams, DvfsLawParams, DvfsPowerLaw};
+pub use dvfs_lut::{
+    BoardDvfsLaws, CostSource, DvfsLutModel, LayerRegression, jetson_agx_xavier_operating_points,
+};
 pub use error::{CostError, Result};
+pub use exit_paths::{ExitPath, exit_path_costs, expected_exit_cost};
 pub use lut::{FbNetInput, FbNetLut, FbNetLutModel, KeyScheme, LayerLut, LutEntry, LutModel};
 pub use measure::{HostModel, MeasureConfig};
 pub use model::{Cost, CostBreakdown, CostModel, MacsModel};
@@ -48,4 +58,4 @@ pub use predictor::{
     ArchEncoding, ArchPredictor, LayerPredictor, Learner, RegressionMetrics, TargetScale,
 };
 pub use table::{Nb201Cell, TableModel};
-pub use wrappers::{Cached, Calibrated, DvfsScaled, ExitAware, ExitPoint};
+pub use wrappers::{CachedModel, Calibrated, DvfsScaled, ExitAware, ExitPoint};

@@ -127,6 +127,21 @@ pub trait CostModel: Send + Sync {
     }
 }
 
+impl<M: CostModel + ?Sized> CostModel for &M {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
+        (**self).estimate(network, point)
+    }
+    fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
+        (**self).breakdown(network, point)
+    }
+    fn estimate_batch(&self, networks: &[Network], point: &OperatingPoint) -> Vec<Result<Cost>> {
+        (**self).estimate_batch(networks, point)
+    }
+}
+
 impl<M: CostModel + ?Sized> CostModel for Box<M> {
     fn name(&self) -> &str {
         (**self).name()

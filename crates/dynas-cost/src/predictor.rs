@@ -578,6 +578,9 @@ pub fn layer_features(layer: &Layer, point: &OperatingPoint, unit: ComputeUnit) 
         OpKind::GlobalAvgPool => 5,
         OpKind::Identity => 6,
         OpKind::Zero => 7,
+        // Operators with no feature of their own (user-defined ones) are described by their
+        // MACs and shapes like a convolution.
+        _ => 0,
     };
     let mut f = vec![0.0; LAYER_FEATURES];
     f[kind] = 1.0;

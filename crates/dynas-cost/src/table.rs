@@ -13,6 +13,7 @@ use crate::device::OperatingPoint;
 use crate::error::{CostError, Result};
 use crate::model::{Cost, CostModel};
 
+use dynas_space::nb201;
 pub use dynas_space::nb201::{NB201_EDGES, NB201_OPS};
 
 /// A NAS-Bench-201 cell: the op index (0..=4, [`NB201_OPS`]) on each of the six edges.
@@ -81,51 +82,19 @@ impl Nb201Cell {
 impl fmt::Display for Nb201Cell {
     /// The standard arch string, e.g. `|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|...|`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = |e: usize| NB201_OPS[usize::from(self.0[e])];
-        write!(
-            f,
-            "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|",
-            op(0),
-            op(1),
-            op(2),
-            op(3),
-            op(4),
-            op(5)
-        )
+        nb201::write_arch_str(&self.ops(), f)
     }
 }
 
 impl FromStr for Nb201Cell {
     type Err = CostError;
 
+    /// Parses a standard arch string with the space's codec ([`nb201::parse_arch_ops`]).
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |why: String| CostError::InvalidParameter {
+        let ops = nb201::parse_arch_ops(s).map_err(|e| CostError::InvalidParameter {
             name: "arch_str".to_string(),
-            reason: format!("`{s}`: {why}"),
-        };
-        let mut ops = Vec::with_capacity(6);
-        for (node, part) in s.trim().split('+').enumerate() {
-            let edges: Vec<&str> = part.split('|').filter(|x| !x.is_empty()).collect();
-            if edges.len() != node + 1 {
-                return Err(bad(format!("node {} needs {} edges", node + 1, node + 1)));
-            }
-            for (input, e) in edges.iter().enumerate() {
-                let (name, from) = e
-                    .split_once('~')
-                    .ok_or_else(|| bad(format!("edge `{e}` lacks `~`")))?;
-                if from.parse::<usize>().ok() != Some(input) {
-                    return Err(bad(format!("edge `{e}` should come from node {input}")));
-                }
-                let idx = NB201_OPS
-                    .iter()
-                    .position(|&o| o == name)
-                    .ok_or_else(|| bad(format!("unknown op `{name}`")))?;
-                ops.push(idx);
-            }
-        }
-        if ops.len() != 6 {
-            return Err(bad("expected 3 nodes".to_string()));
-        }
+            reason: e.to_string(),
+        })?;
         Self::from_ops(&ops)
     }
 }
@@ -147,23 +116,59 @@ pub struct ArchTargets {
 /// skipped and counted; a missing column, an unreadable file or a malformed architecture is
 /// an error naming the file, line and column.
 pub fn read_arch_targets(path: impl AsRef<Path>, target: &str) -> Result<ArchTargets> {
-    let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| CostError::io(path, e))?;
-    let mut reader = csv::Reader::from_reader(std::io::BufReader::new(file));
+    let columns = read_arch_columns(path.as_ref(), &[target])?;
+    let mut out = ArchTargets {
+        cells: Vec::with_capacity(columns.cells.len()),
+        targets: Vec::with_capacity(columns.cells.len()),
+        skipped: 0,
+    };
+    for (cell, value) in columns.cells.into_iter().zip(&columns.values[0]) {
+        match value {
+            Some(v) => {
+                out.cells.push(cell);
+                out.targets.push(*v);
+            }
+            None => out.skipped += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// Every row's cell and, per requested column, its finite number (`None` when empty or not
+/// a number).
+struct ArchColumns {
+    cells: Vec<Nb201Cell>,
+    values: Vec<Vec<Option<f64>>>,
+}
+
+/// A CSV field as trimmed text (empty when absent).
+fn text(field: Option<&[u8]>) -> std::result::Result<&str, std::str::Utf8Error> {
+    std::str::from_utf8(field.unwrap_or(b"")).map(str::trim)
+}
+
+/// One pass over the CSV with a reused byte record: no allocation per row.
+fn read_arch_columns(path: &Path, columns: &[&str]) -> Result<ArchColumns> {
+    let bytes = std::fs::read(path).map_err(|e| CostError::io(path, e))?;
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let headers = reader
         .headers()
         .map_err(|e| CostError::parse(path, format!("header: {e}")))?
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let target_col = col(target).ok_or_else(|| {
-        CostError::parse(
-            path,
-            format!(
-                "no column `{target}` (columns: {})",
-                headers.iter().collect::<Vec<_>>().join(",")
-            ),
-        )
-    })?;
+    let value_cols = columns
+        .iter()
+        .map(|&name| {
+            col(name).ok_or_else(|| {
+                CostError::parse(
+                    path,
+                    format!(
+                        "no column `{name}` (columns: {})",
+                        headers.iter().collect::<Vec<_>>().join(",")
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
     let arch_col = col("arch_str");
     let op_cols: Option<Vec<usize>> = (0..6).map(|i| col(&format!("op{i}"))).collect();
     if arch_col.is_none() && op_cols.is_none() {
@@ -172,52 +177,55 @@ pub fn read_arch_targets(path: impl AsRef<Path>, target: &str) -> Result<ArchTar
             "no column `arch_str` and no columns `op0`..`op5`",
         ));
     }
-    let mut out = ArchTargets {
-        cells: Vec::new(),
-        targets: Vec::new(),
-        skipped: 0,
+    // Rows of NAS-Bench-201 tables are over 100 bytes: enough capacity without counting.
+    let rows = bytes.len() / 100;
+    let mut out = ArchColumns {
+        cells: Vec::with_capacity(rows),
+        values: vec![Vec::with_capacity(rows); columns.len()],
     };
-    for (i, rec) in reader.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?;
+    let mut record = csv::ByteRecord::new();
+    let mut line = 1;
+    while reader
+        .read_byte_record(&mut record)
+        .map_err(|e| CostError::parse(path, format!("line {}: {e}", line + 1)))?
+    {
+        line += 1;
         let cell = match (arch_col, &op_cols) {
-            (Some(c), _) => rec.get(c).unwrap_or("").parse::<Nb201Cell>().map_err(|e| {
-                CostError::parse(path, format!("line {line}, column `arch_str`: {e}"))
-            })?,
+            (Some(c), _) => text(record.get(c))
+                .map_err(|e| CostError::InvalidParameter {
+                    name: "arch_str".to_string(),
+                    reason: e.to_string(),
+                })
+                .and_then(str::parse::<Nb201Cell>)
+                .map_err(|e| {
+                    CostError::parse(path, format!("line {line}, column `arch_str`: {e}"))
+                })?,
             (None, Some(cols)) => {
-                let ops = cols
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &c)| {
-                        rec.get(c)
-                            .unwrap_or("")
-                            .trim()
-                            .parse::<usize>()
-                            .map_err(|_| {
-                                CostError::parse(
-                                    path,
-                                    format!("line {line}, column `op{k}`: not an op index"),
-                                )
-                            })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let mut ops = [0usize; 6];
+                for (k, (&c, op)) in cols.iter().zip(ops.iter_mut()).enumerate() {
+                    *op = text(record.get(c))
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .ok_or_else(|| {
+                            CostError::parse(
+                                path,
+                                format!("line {line}, column `op{k}`: not an op index"),
+                            )
+                        })?;
+                }
                 Nb201Cell::from_ops(&ops)
                     .map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?
             }
-            (None, None) => {
-                return Err(CostError::parse(path, "no architecture column"));
-            }
+            (None, None) => return Err(CostError::parse(path, "no architecture column")),
         };
-        match rec
-            .get(target_col)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite())
-        {
-            Some(v) => {
-                out.cells.push(cell);
-                out.targets.push(v);
-            }
-            None => out.skipped += 1,
+        out.cells.push(cell);
+        for (&c, values) in value_cols.iter().zip(out.values.iter_mut()) {
+            values.push(
+                text(record.get(c))
+                    .ok()
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .filter(|v| v.is_finite()),
+            );
         }
     }
     Ok(out)
@@ -228,8 +236,16 @@ pub fn read_arch_targets(path: impl AsRef<Path>, target: &str) -> Result<ArchTar
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableModel {
     name: String,
-    rows: HashMap<String, Cost>,
+    rows: Rows,
     skipped: usize,
+}
+
+/// Rows by arch id: any string, or NAS-Bench-201 cells (parsed from the network's `arch_id`
+/// by the space's codec, so loading formats no strings).
+#[derive(Clone, Debug, PartialEq)]
+enum Rows {
+    ById(HashMap<String, Cost>),
+    Nb201(HashMap<Nb201Cell, Cost>),
 }
 
 impl TableModel {
@@ -237,7 +253,7 @@ impl TableModel {
     pub fn new(name: impl Into<String>, rows: impl IntoIterator<Item = (String, Cost)>) -> Self {
         Self {
             name: name.into(),
-            rows: rows.into_iter().collect(),
+            rows: Rows::ById(rows.into_iter().collect()),
             skipped: 0,
         }
     }
@@ -252,39 +268,38 @@ impl TableModel {
         energy_column: Option<&str>,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let lat = read_arch_targets(path, latency_column)?;
-        let energy: Option<HashMap<Nb201Cell, f64>> = match energy_column {
-            Some(c) => {
-                let e = read_arch_targets(path, c)?;
-                Some(e.cells.into_iter().zip(e.targets).collect())
-            }
-            None => None,
-        };
-        let rows = lat
-            .cells
-            .iter()
-            .zip(&lat.targets)
-            .map(|(cell, &l)| {
-                let mut cost = Cost::latency(l);
-                cost.energy_mj = energy.as_ref().and_then(|e| e.get(cell).copied());
-                (cell.to_string(), cost)
-            })
-            .collect();
+        let mut wanted = vec![latency_column];
+        wanted.extend(energy_column);
+        let columns = read_arch_columns(path, &wanted)?;
+        let mut rows = HashMap::with_capacity(columns.cells.len());
+        let mut skipped = 0;
+        for (i, cell) in columns.cells.iter().enumerate() {
+            let Some(latency_ms) = columns.values[0][i] else {
+                skipped += 1;
+                continue;
+            };
+            let mut cost = Cost::latency(latency_ms);
+            cost.energy_mj = columns.values.get(1).and_then(|e| e[i]);
+            rows.insert(*cell, cost);
+        }
         Ok(Self {
             name: format!("{}[{latency_column}]", path.display()),
-            rows,
-            skipped: lat.skipped,
+            rows: Rows::Nb201(rows),
+            skipped,
         })
     }
 
     /// Number of architectures.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        match &self.rows {
+            Rows::ById(r) => r.len(),
+            Rows::Nb201(r) => r.len(),
+        }
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
     }
 
     /// Rows skipped while loading (no numeric latency).
@@ -294,7 +309,10 @@ impl TableModel {
 
     /// The row of `arch_id`.
     pub fn get(&self, arch_id: &str) -> Option<&Cost> {
-        self.rows.get(arch_id)
+        match &self.rows {
+            Rows::ById(r) => r.get(arch_id),
+            Rows::Nb201(r) => r.get(&arch_id.parse::<Nb201Cell>().ok()?),
+        }
     }
 }
 
@@ -311,8 +329,7 @@ impl CostModel for TableModel {
                 table: self.name.clone(),
                 arch: "<network without arch_id>".to_string(),
             })?;
-        self.rows
-            .get(arch)
+        self.get(arch)
             .copied()
             .ok_or_else(|| CostError::UnknownArchitecture {
                 table: self.name.clone(),

@@ -29,14 +29,14 @@ impl CacheKey {
 /// Caches an inner model's answers by architecture (its `arch_id`, or the whole network when
 /// it has none) and operating point. Errors are not cached.
 #[derive(Debug)]
-pub struct Cached<M> {
+pub struct CachedModel<M> {
     inner: M,
     costs: RwLock<HashMap<(CacheKey, OperatingPoint), Cost>>,
     breakdowns: RwLock<HashMap<(CacheKey, OperatingPoint), CostBreakdown>>,
     capacity: usize,
 }
 
-impl<M: CostModel> Cached<M> {
+impl<M: CostModel> CachedModel<M> {
     /// Caches up to `capacity` answers of each kind (when full the cache is cleared, which
     /// keeps memory bounded without bookkeeping on the hot path).
     pub fn new(inner: M, capacity: usize) -> Result<Self> {
@@ -91,7 +91,7 @@ impl<M: CostModel> Cached<M> {
     }
 }
 
-impl<M: CostModel> CostModel for Cached<M> {
+impl<M: CostModel> CostModel for CachedModel<M> {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -292,18 +292,12 @@ impl<M: CostModel> ExitAware<M> {
         &self.exits
     }
 
-    /// Expected cost given the inner model's per-layer breakdown.
+    /// Expected cost given the inner model's per-layer breakdown (see
+    /// [`crate::expected_exit_cost`]).
     pub fn expected(&self, breakdown: &CostBreakdown) -> Result<Cost> {
         let n = breakdown.layers.len();
         let prefixes = breakdown.prefix_sums();
-        let mut lat = 0.0;
-        let mut energy = Some(0.0);
-        let mut peak: Option<u64> = None;
-        let mut heads = Cost {
-            latency_ms: 0.0,
-            energy_mj: Some(0.0),
-            peak_memory_bytes: None,
-        };
+        let mut paths = Vec::with_capacity(self.exits.len());
         for e in &self.exits {
             if e.after_layers == 0 || e.after_layers > n {
                 return Err(CostError::InvalidParameter {
@@ -311,25 +305,13 @@ impl<M: CostModel> ExitAware<M> {
                     reason: format!("exit after {} layers, network has {n}", e.after_layers),
                 });
             }
-            heads = heads.then(e.head);
-            let path = prefixes[e.after_layers - 1].then(heads);
-            lat += e.probability * path.latency_ms;
-            energy = match (energy, path.energy_mj) {
-                (Some(a), Some(b)) => Some(a + e.probability * b),
-                _ => None,
-            };
-            if e.probability > 0.0 {
-                peak = match (peak, path.peak_memory_bytes) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
-            }
+            paths.push(crate::ExitPath {
+                prefix: prefixes[e.after_layers - 1],
+                head: Some(e.head),
+                probability: e.probability,
+            });
         }
-        Ok(Cost {
-            latency_ms: lat,
-            energy_mj: energy,
-            peak_memory_bytes: peak,
-        })
+        Ok(crate::expected_exit_cost(&paths))
     }
 }
 
@@ -505,7 +487,7 @@ mod tests {
 
     #[test]
     fn cache_answers_repeats_without_calling_the_model() {
-        let cached = Cached::new(PerLayer(AtomicUsize::new(0)), 100).unwrap();
+        let cached = CachedModel::new(PerLayer(AtomicUsize::new(0)), 100).unwrap();
         let n = net(4).with_arch_id("a");
         let p = OperatingPoint::default();
         let a = cached.estimate(&n, &p).unwrap();
@@ -514,7 +496,7 @@ mod tests {
         assert_eq!(cached.inner().0.load(Ordering::SeqCst), 1);
         cached.estimate(&net(5), &p).unwrap();
         assert_eq!(cached.inner().0.load(Ordering::SeqCst), 2);
-        assert!(Cached::new(PerLayer(AtomicUsize::new(0)), 0).is_err());
+        assert!(CachedModel::new(PerLayer(AtomicUsize::new(0)), 0).is_err());
     }
 
     #[test]

@@ -82,6 +82,58 @@ fn fbnet_model_sums_layers_by_name_and_names_a_missing_key() {
     assert!(FbNetLut::parse_ops("12x").is_err());
 }
 
+#[test]
+fn fbnet_model_indexed_by_genotype_agrees_with_the_lookup_by_name() {
+    let lut = Arc::new(FbNetLut::from_file(data("fbnet/hwnasbench_fbnet_lut.json")).unwrap());
+    let model = lut
+        .model("edgegpu_latency", Some("edgegpu_energy"))
+        .unwrap();
+    let point = OperatingPoint::default();
+    let mut rng = seeded_rng(4);
+    for input in FbNetInput::ALL {
+        let space = input.space();
+        for _ in 0..50 {
+            let genotype = space.sample(&mut rng);
+            let net = space.decode(&genotype).unwrap();
+            // The same layers without `arch_id` take the lookup by name.
+            let mut by_name = net.clone();
+            by_name.arch_id = None;
+            let expected = model.estimate(&by_name, &point).unwrap();
+            let indexed = model.estimate(&net, &point).unwrap();
+            let typed = model.estimate_genotype(&genotype, input).unwrap();
+            for c in [indexed, typed] {
+                assert_relative_eq!(c.latency_ms, expected.latency_ms, max_relative = 1e-12);
+                assert_relative_eq!(
+                    c.energy_mj.unwrap(),
+                    expected.energy_mj.unwrap(),
+                    max_relative = 1e-12
+                );
+            }
+            let b = model.breakdown(&net, &point).unwrap();
+            let b_name = model.breakdown(&by_name, &point).unwrap();
+            assert_eq!(b.layers, b_name.layers);
+        }
+    }
+    // CIFAR-10 networks share every layer with CIFAR-100 but the classifier: not indexed as
+    // CIFAR-100, looked up by name.
+    let cifar10 = dynas_space::FbNetSpace::cifar10();
+    let net = cifar10.decode(&cifar10.smallest()).unwrap();
+    let mut by_name = net.clone();
+    by_name.arch_id = None;
+    let c10 = model.estimate(&net, &point).unwrap();
+    assert_relative_eq!(
+        c10.latency_ms,
+        model.estimate(&by_name, &point).unwrap().latency_ms,
+        max_relative = 1e-12
+    );
+    let c100 = model
+        .estimate_genotype(&cifar10.smallest(), FbNetInput::Cifar100)
+        .unwrap();
+    assert!((c10.latency_ms - c100.latency_ms).abs() > 0.0);
+    assert!(model.estimate_ops(&[9; 22], FbNetInput::Cifar100).is_err());
+    assert!(model.estimate_ops(&[0; 21], FbNetInput::Cifar100).is_err());
+}
+
 /// The OFA-MNIST network whose layers all appear in the shipped Harmonic-NAS LUT.
 fn ofa_mnist_net() -> Network {
     let stem = Layer::conv(

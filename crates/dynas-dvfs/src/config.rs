@@ -3,8 +3,9 @@
 use std::fmt;
 use std::path::Path;
 
-use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
-use dynas_space::Network;
+use dynas_cost::{Cost, CostModel, DeviceProfile, ExitAware, ExitPoint, OperatingPoint};
+use dynas_search::deployment::Deployment;
+use dynas_space::{Genotype, Network};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DvfsError, Result};
@@ -24,8 +25,11 @@ impl fmt::Display for ConfigId {
 /// what that costs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Configuration {
-    /// Identifier of the subnet (genotype string, level name, ...).
-    pub subnet: String,
+    /// The subnet, as a genotype of the set's search space ([`ConfigurationSet::space`]).
+    pub genotype: Genotype,
+    /// A display label (e.g. a level name); empty: the genotype's compact form is shown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label: String,
     /// Confidence thresholds of the early exits, in `[0, 1]` (empty: no early exits).
     #[serde(default)]
     pub exit_thresholds: Vec<f64>,
@@ -40,6 +44,15 @@ pub struct Configuration {
 }
 
 impl Configuration {
+    /// The label, or the genotype's compact form when there is none.
+    pub fn name(&self) -> String {
+        if self.label.is_empty() {
+            self.genotype.to_string()
+        } else {
+            self.label.clone()
+        }
+    }
+
     fn validate(&self, origin: &Path, index: usize) -> Result<()> {
         let err = |field: &str, why: &str| {
             DvfsError::parse(
@@ -47,10 +60,13 @@ impl Configuration {
                 None,
                 format!(
                     "configuration {index} (subnet `{}`): field `{field}` {why}",
-                    self.subnet
+                    self.name()
                 ),
             )
         };
+        if self.genotype.is_empty() {
+            return Err(err("genotype", "is empty"));
+        }
         if !self.accuracy.is_finite() || self.accuracy < 0.0 {
             return Err(err("accuracy", "must be finite and non-negative"));
         }
@@ -73,19 +89,26 @@ impl Configuration {
     /// Whether `other` runs the same subnet with the same exit thresholds (only the clocks
     /// may differ).
     pub fn same_variant(&self, other: &Configuration) -> bool {
-        self.subnet == other.subnet && self.exit_thresholds == other.exit_thresholds
+        self.genotype == other.genotype && self.exit_thresholds == other.exit_thresholds
     }
 }
 
-/// A validated, non-empty table of configurations, optionally tied to a device whose
-/// operating-point table every configuration respects.
+/// A validated, non-empty table of configurations, optionally tied to a search space (whose
+/// genotypes the configurations run) and to a device whose operating-point table every
+/// configuration respects.
 ///
-/// File format (JSON): `{"device": <optional DeviceProfile>, "configurations": [{"subnet":
-/// "...", "exit_thresholds": [0.8], "point": {"cpu_hz": null, "gpu_hz": 1377000000,
-/// "memory_hz": 2133000000}, "accuracy": 79.0, "latency_ms": 61.7, "energy_mj": 950.0}, ...]}`.
+/// File format (JSON): `{"space": "ofa-mnist", "device": <optional DeviceProfile>,
+/// "configurations": [{"genotype": [0, 2, 1, ...], "label": "level0", "exit_thresholds": [0.8],
+/// "point": {"cpu_hz": null, "gpu_hz": 1377000000, "memory_hz": 2133000000}, "accuracy": 79.0,
+/// "latency_ms": 61.7, "energy_mj": 950.0}, ...]}` (`space`, `device`, `label` and
+/// `exit_thresholds` optional). [`ConfigurationSet::from_file`] also reads a
+/// [`Deployment`] file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawSet")]
 pub struct ConfigurationSet {
+    /// The search space the genotypes belong to, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    space: Option<String>,
     /// The device the operating points belong to, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     device: Option<DeviceProfile>,
@@ -98,6 +121,8 @@ pub struct ConfigurationSet {
 #[serde(deny_unknown_fields)]
 struct RawSet {
     #[serde(default)]
+    space: Option<String>,
+    #[serde(default)]
     device: Option<DeviceProfile>,
     configurations: Vec<Configuration>,
 }
@@ -107,6 +132,7 @@ impl TryFrom<RawSet> for ConfigurationSet {
 
     fn try_from(raw: RawSet) -> Result<Self> {
         Self::build(raw.device, raw.configurations, Path::new("<deserialized>"))
+            .map(|s| s.with_space(raw.space))
     }
 }
 
@@ -114,8 +140,10 @@ impl TryFrom<RawSet> for ConfigurationSet {
 /// [`CostModel`] (see [`ConfigurationSet::from_cost_model`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Variant {
-    /// Identifier of the subnet.
-    pub subnet: String,
+    /// The subnet's genotype.
+    pub genotype: Genotype,
+    /// A display label (empty: the genotype's compact form).
+    pub label: String,
     /// Exit thresholds (empty: no early exits).
     pub exit_thresholds: Vec<f64>,
     /// The network description.
@@ -182,6 +210,9 @@ pub struct MeasuredVariant {
     pub energy_mj: Option<f64>,
 }
 
+/// Expected latency and energy of `variant` at `point`: the whole network, or with an exit
+/// profile the exit-rate-weighted prefix costs computed by [`ExitAware`] (the one place
+/// expected cost with exits is computed; the exit heads are not costed separately here).
 fn expected_cost(
     model: &dyn CostModel,
     variant: &Variant,
@@ -190,36 +221,30 @@ fn expected_cost(
     let cost = match &variant.exit_profile {
         None => model.estimate(&variant.network, point)?,
         Some(profile) => {
-            let breakdown = model.breakdown(&variant.network, point)?;
-            let n = breakdown.layers.len();
-            let mut lat = 0.0;
-            let mut energy = Some(0.0);
-            for &(layers, fraction) in profile.exits() {
-                if layers > n {
-                    return Err(DvfsError::invalid(
-                        "exit_profile",
-                        format!(
-                            "subnet `{}`: exit after {layers} layers but the network has {n}",
-                            variant.subnet
-                        ),
-                    ));
-                }
-                let c = if layers == n {
-                    breakdown.total
-                } else {
-                    breakdown.prefix(layers)
-                };
-                lat += fraction * c.latency_ms;
-                energy = match (energy, c.energy_mj) {
-                    (Some(e), Some(x)) => Some(e + fraction * x),
-                    _ => None,
-                };
+            let n = variant.network.layers.len();
+            if let Some(&(layers, _)) = profile.exits().iter().find(|e| e.0 > n) {
+                return Err(DvfsError::invalid(
+                    "exit_profile",
+                    format!(
+                        "subnet `{}`: exit after {layers} layers but the network has {n}",
+                        variant.name()
+                    ),
+                ));
             }
-            dynas_cost::Cost {
-                latency_ms: lat,
-                energy_mj: energy,
-                peak_memory_bytes: None,
-            }
+            let exits = profile
+                .exits()
+                .iter()
+                .map(|&(after_layers, probability)| ExitPoint {
+                    after_layers,
+                    probability,
+                    head: Cost {
+                        latency_ms: 0.0,
+                        energy_mj: Some(0.0),
+                        peak_memory_bytes: None,
+                    },
+                })
+                .collect();
+            ExitAware::new(BorrowedModel(model), exits)?.estimate(&variant.network, point)?
         }
     };
     let energy = cost.energy_mj.ok_or_else(|| {
@@ -229,6 +254,41 @@ fn expected_cost(
         )
     })?;
     Ok((cost.latency_ms, energy))
+}
+
+/// A borrowed trait object as a [`CostModel`] (so wrappers that own their inner model can
+/// borrow one).
+struct BorrowedModel<'a>(&'a dyn CostModel);
+
+impl CostModel for BorrowedModel<'_> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn estimate(
+        &self,
+        network: &Network,
+        point: &OperatingPoint,
+    ) -> dynas_cost::Result<dynas_cost::Cost> {
+        self.0.estimate(network, point)
+    }
+    fn breakdown(
+        &self,
+        network: &Network,
+        point: &OperatingPoint,
+    ) -> dynas_cost::Result<dynas_cost::CostBreakdown> {
+        self.0.breakdown(network, point)
+    }
+}
+
+impl Variant {
+    /// The label, or the genotype's compact form when there is none.
+    pub fn name(&self) -> String {
+        if self.label.is_empty() {
+            self.genotype.to_string()
+        } else {
+            self.label.clone()
+        }
+    }
 }
 
 impl ConfigurationSet {
@@ -270,9 +330,83 @@ impl ConfigurationSet {
             }
         }
         Ok(Self {
+            space: None,
             device,
             configurations,
         })
+    }
+
+    /// The same set tied to the search space `space` (name as in
+    /// [`dynas_space::SearchSpace`]).
+    pub fn with_space(mut self, space: Option<String>) -> Self {
+        self.space = space;
+        self
+    }
+
+    /// The search space the genotypes belong to, if known.
+    pub fn space(&self) -> Option<&str> {
+        self.space.as_deref()
+    }
+
+    /// The runtime's configurations from a search's [`Deployment`]: one per point, with the
+    /// point's genotype, exit thresholds, operating point and expected top-1, latency and
+    /// energy; the deployment's space and device carry over.
+    ///
+    /// Energy is required by the manager's `min-energy` objective: a deployment without energy
+    /// for any point (e.g. host-measured latency only) gets 0 mJ for every point, so the
+    /// objective falls back to accuracy (its tie-break); a deployment with energy for some
+    /// points but not others is refused.
+    pub fn from_deployment(deployment: &Deployment) -> Result<Self> {
+        let with_energy = deployment
+            .points
+            .iter()
+            .filter(|p| p.metrics.energy_mj.is_some())
+            .count();
+        if with_energy != 0 && with_energy != deployment.points.len() {
+            return Err(DvfsError::invalid(
+                "deployment",
+                format!(
+                    "{with_energy} of {} points have an energy figure: all or none must",
+                    deployment.points.len()
+                ),
+            ));
+        }
+        let configurations = deployment
+            .points
+            .iter()
+            .map(|p| Configuration {
+                genotype: p.genotype.clone(),
+                label: String::new(),
+                exit_thresholds: p.exits.iter().map(|e| e.threshold).collect(),
+                point: p.point,
+                accuracy: p.metrics.top1,
+                latency_ms: p.metrics.latency_ms,
+                energy_mj: p.metrics.energy_mj.unwrap_or(0.0),
+            })
+            .collect();
+        let origin = format!("<deployment `{}`>", deployment.method);
+        Ok(Self::build(
+            deployment.device.clone(),
+            configurations,
+            Path::new(&origin),
+        )?
+        .with_space(Some(deployment.space.clone())))
+    }
+
+    /// Reads a configuration table or a [`Deployment`] file (told apart by the deployment's
+    /// top-level `points` field).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| DvfsError::io(path, "read", e))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| DvfsError::parse(path, Some(e.line()), format!("{e}")))?;
+        if value.get("points").is_some() {
+            let deployment = Deployment::from_json_str(&text, path)
+                .map_err(|e| DvfsError::parse(path, None, e.to_string()))?;
+            Self::from_deployment(&deployment)
+        } else {
+            Self::from_json_str(&text, path)
+        }
     }
 
     /// Every variant costed by `model` at every point of `points`, variant-major.
@@ -286,7 +420,8 @@ impl ConfigurationSet {
             for p in points {
                 let (latency_ms, energy_mj) = expected_cost(model, v, p)?;
                 configurations.push(Configuration {
-                    subnet: v.subnet.clone(),
+                    genotype: v.genotype.clone(),
+                    label: v.label.clone(),
                     exit_thresholds: v.exit_thresholds.clone(),
                     point: *p,
                     accuracy: v.accuracy,
@@ -311,7 +446,7 @@ impl ConfigurationSet {
             if !m.latency_ms.is_finite() || m.latency_ms <= 0.0 {
                 return Err(DvfsError::invalid(
                     "latency_ms",
-                    format!("subnet `{}`: must be finite and positive", m.variant.subnet),
+                    format!("subnet `{}`: must be finite and positive", m.variant.name()),
                 ));
             }
             let (ref_lat, ref_energy) = expected_cost(model, &m.variant, reference)?;
@@ -321,7 +456,7 @@ impl ConfigurationSet {
                     format!(
                         "cost model `{}` gives a non-positive cost for `{}` at the reference",
                         model.name(),
-                        m.variant.subnet
+                        m.variant.name()
                     ),
                 ));
             }
@@ -330,7 +465,8 @@ impl ConfigurationSet {
             for p in points {
                 let (lat, energy) = expected_cost(model, &m.variant, p)?;
                 configurations.push(Configuration {
-                    subnet: m.variant.subnet.clone(),
+                    genotype: m.variant.genotype.clone(),
+                    label: m.variant.label.clone(),
                     exit_thresholds: m.variant.exit_thresholds.clone(),
                     point: *p,
                     accuracy: m.variant.accuracy,
@@ -353,7 +489,7 @@ impl ConfigurationSet {
     pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
         let raw: RawSet = serde_json::from_str(text)
             .map_err(|e| DvfsError::parse(origin, Some(e.line()), format!("{e}")))?;
-        Self::build(raw.device, raw.configurations, origin)
+        Ok(Self::build(raw.device, raw.configurations, origin)?.with_space(raw.space))
     }
 
     /// Writes the set as pretty JSON.
@@ -414,6 +550,7 @@ impl ConfigurationSet {
             return Err(DvfsError::invalid("filter", "no configuration kept"));
         }
         Ok(Self {
+            space: self.space.clone(),
             device: self.device.clone(),
             configurations,
         })
@@ -478,7 +615,7 @@ mod tests {
             s.configurations()
                 .iter()
                 .find(|c| {
-                    c.subnet == "w48d6"
+                    c.label == "w48d6"
                         && c.point.gpu_hz == Some(gpu)
                         && c.point.memory_hz == Some(2_000_000_000)
                 })
@@ -502,7 +639,8 @@ mod tests {
         let p = dev.max_operating_point();
         let b = model.breakdown(&net, &p).expect("breakdown");
         let v = Variant {
-            subnet: "x".into(),
+            genotype: Genotype::new(vec![16, 4]),
+            label: "x".into(),
             exit_thresholds: vec![0.9],
             network: net,
             accuracy: 70.0,
@@ -527,7 +665,8 @@ mod tests {
         };
         let m = MeasuredVariant {
             variant: Variant {
-                subnet: "ofa-level-1".into(),
+                genotype: Genotype::new(vec![24, 5]),
+                label: "ofa-level-1".into(),
                 exit_thresholds: vec![],
                 network: cnn(24, 5),
                 accuracy: 74.2,
@@ -563,7 +702,10 @@ mod tests {
         let back = ConfigurationSet::from_json_file(&path).expect("read");
         assert_eq!(back.len(), s.len());
         for (a, b) in back.configurations().iter().zip(s.configurations()) {
-            assert_eq!((&a.subnet, a.point), (&b.subnet, b.point));
+            assert_eq!(
+                (&a.genotype, &a.label, a.point),
+                (&b.genotype, &b.label, b.point)
+            );
             assert_relative_eq!(a.latency_ms, b.latency_ms, max_relative = 1e-12);
             assert_relative_eq!(a.energy_mj, b.energy_mj, max_relative = 1e-12);
         }
@@ -571,7 +713,7 @@ mod tests {
         let bad = dir.path().join("bad.json");
         std::fs::write(
             &bad,
-            "{\n \"configurations\": [\n  {\"subnet\": \"a\",}\n ]\n}",
+            "{\n \"configurations\": [\n  {\"genotype\": [1],}\n ]\n}",
         )
         .expect("w");
         let e = ConfigurationSet::from_json_file(&bad)
@@ -582,7 +724,7 @@ mod tests {
         let neg = dir.path().join("neg.json");
         std::fs::write(
             &neg,
-            r#"{"configurations": [{"subnet": "a", "point": {"cpu_hz": null, "gpu_hz": 1, "memory_hz": null}, "accuracy": 70, "latency_ms": -1, "energy_mj": 1}]}"#,
+            r#"{"configurations": [{"genotype": [1], "point": {"cpu_hz": null, "gpu_hz": 1, "memory_hz": null}, "accuracy": 70, "latency_ms": -1, "energy_mj": 1}]}"#,
         )
         .expect("w");
         let e = ConfigurationSet::from_json_file(&neg)
@@ -595,6 +737,80 @@ mod tests {
             .expect_err("missing")
             .to_string();
         assert!(e.contains("nope.json"), "{e}");
+    }
+
+    fn deployment(energy: [Option<f64>; 2]) -> Deployment {
+        use dynas_search::deployment::{
+            DeployedExit, DeployedMetrics, DeploymentPoint, Provenance,
+        };
+        let point = |genes: Vec<usize>, top1: f64, latency_ms: f64, energy_mj: Option<f64>| {
+            DeploymentPoint {
+                genotype: Genotype::new(genes),
+                exits: vec![DeployedExit {
+                    after_layer: 1,
+                    threshold: 0.9,
+                    exit_rate: 0.3,
+                }],
+                point: OperatingPoint::default(),
+                metrics: DeployedMetrics {
+                    top1,
+                    latency_ms,
+                    energy_mj,
+                    accuracy_source: Provenance::measured("validation split"),
+                    cost_source: Provenance::measured("host"),
+                },
+            }
+        };
+        Deployment::new(
+            "dynamic-ofa",
+            "ofa-mnist",
+            None,
+            vec![
+                point(vec![0, 1, 2], 88.0, 1.5, energy[0]),
+                point(vec![2, 2, 2], 91.0, 4.0, energy[1]),
+            ],
+        )
+        .expect("deployment")
+    }
+
+    #[test]
+    fn deployments_become_configuration_sets_by_genotype() {
+        let d = deployment([Some(3.0), Some(7.0)]);
+        let s = ConfigurationSet::from_deployment(&d).expect("set");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.space(), Some("ofa-mnist"));
+        let c = &s.configurations()[1];
+        assert_eq!(c.genotype, Genotype::new(vec![2, 2, 2]));
+        assert_eq!(c.name(), "2-2-2");
+        assert_eq!(c.exit_thresholds, vec![0.9]);
+        assert_relative_eq!(c.accuracy, 91.0);
+        assert_relative_eq!(c.latency_ms, 4.0);
+        assert_relative_eq!(c.energy_mj, 7.0);
+        // Without energy: 0 mJ everywhere; mixed: refused.
+        let none = ConfigurationSet::from_deployment(&deployment([None, None])).expect("set");
+        assert!(none.configurations().iter().all(|c| c.energy_mj == 0.0));
+        let e = ConfigurationSet::from_deployment(&deployment([Some(1.0), None]))
+            .expect_err("mixed")
+            .to_string();
+        assert!(e.contains("energy"), "{e}");
+        // `from_file` reads both formats.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dpath = dir.path().join("deployment.json");
+        d.write_json(&dpath).expect("write deployment");
+        assert_eq!(
+            ConfigurationSet::from_file(&dpath).expect("deployment file"),
+            s
+        );
+        let tpath = dir.path().join("table.json");
+        s.to_json_file(&tpath).expect("write table");
+        assert_eq!(ConfigurationSet::from_file(&tpath).expect("table file"), s);
+        let mut bad = serde_json::to_value(&d).expect("json");
+        bad["points"][0]["metrics"]["top1"] = serde_json::json!(140.0);
+        std::fs::write(&dpath, bad.to_string()).expect("w");
+        let e = ConfigurationSet::from_file(&dpath)
+            .expect_err("top1 > 100")
+            .to_string();
+        assert!(e.contains("deployment.json") && e.contains("top1"), "{e}");
     }
 
     #[test]

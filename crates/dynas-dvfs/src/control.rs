@@ -81,14 +81,31 @@ fn read_u64(path: &Path) -> Result<u64> {
     })
 }
 
+/// `value` (read from `path`) times `scale`, or an error naming the file when it overflows.
+fn scaled(path: &Path, value: u64, scale: u64) -> Result<u64> {
+    value.checked_mul(scale).ok_or_else(|| {
+        DvfsError::parse(
+            path,
+            Some(1),
+            format!("{value} x {scale} Hz does not fit in 64 bits: not a real clock"),
+        )
+    })
+}
+
+/// A clock file in units of `scale` Hz (1000 for cpufreq's kHz), in Hz.
+fn read_hz(path: &Path, scale: u64) -> Result<u64> {
+    scaled(path, read_u64(path)?, scale)
+}
+
 fn read_list(path: &Path, scale: u64) -> Result<Vec<u64>> {
     let text = read_text(path)?;
     let mut list = text
         .split_whitespace()
         .map(|t| {
-            t.parse::<u64>().map(|v| v * scale).map_err(|e| {
+            let v = t.parse::<u64>().map_err(|e| {
                 DvfsError::parse(path, Some(1), format!("`{t}` is not a frequency ({e})"))
-            })
+            })?;
+            scaled(path, v, scale)
         })
         .collect::<Result<Vec<_>>>()?;
     list.sort_unstable();
@@ -388,12 +405,11 @@ impl FrequencyControl for SysfsFrequencyControl {
             None => None,
             Some(p) => {
                 let cur = p.dir.join("scaling_cur_freq");
-                let khz = if cur.exists() {
-                    read_u64(&cur)?
+                Some(if cur.exists() {
+                    read_hz(&cur, 1000)?
                 } else {
-                    read_u64(&p.dir.join("scaling_min_freq"))?
-                };
-                Some(khz * 1000)
+                    read_hz(&p.dir.join("scaling_min_freq"), 1000)?
+                })
             }
         };
         let gpu = match &self.gpu {
@@ -805,6 +821,39 @@ mod tests {
             let e = res.expect_err("read-only file");
             assert!(matches!(e, DvfsError::PermissionDenied { .. }), "{e}");
         }
+    }
+
+    #[test]
+    fn clock_values_that_overflow_when_scaled_to_hz_are_errors_not_panics() {
+        let tree = xavier_tree();
+        let r = tree.path();
+        // 2^64 / 1000 kHz, the smallest value whose Hz do not fit in a u64.
+        let huge_khz = (u64::MAX / 1000 + 1).to_string();
+        write(
+            r,
+            &format!("{CPU0}/scaling_available_frequencies"),
+            &format!("115200 {huge_khz}\n"),
+        );
+        let e = SysfsFrequencyControl::new(
+            DeviceProfile::jetson_agx_xavier(),
+            r,
+            &SysfsLayout::jetson_agx_xavier(r),
+        )
+        .expect_err("overflowing list");
+        assert!(
+            matches!(e, DvfsError::Parse { .. }) && e.to_string().contains("64 bits"),
+            "{e}"
+        );
+        let tree = xavier_tree();
+        let r = tree.path();
+        let c = control(r);
+        write(
+            r,
+            &format!("{CPU0}/scaling_cur_freq"),
+            &format!("{huge_khz}\n"),
+        );
+        let e = c.current().expect_err("overflowing current clock");
+        assert!(e.to_string().contains("scaling_cur_freq"), "{e}");
     }
 
     #[test]

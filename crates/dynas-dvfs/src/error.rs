@@ -6,7 +6,7 @@ use thiserror::Error;
 
 /// Everything that can go wrong while controlling clocks, reading power sensors, loading
 /// configuration tables or traces, or building a governor.
-#[derive(Debug, Error)]
+#[derive(Error)]
 pub enum DvfsError {
     /// A file could not be read or written.
     #[error("cannot access `{path}`: {source}")]
@@ -77,6 +77,25 @@ pub enum DvfsError {
     /// An error from a cost model.
     #[error(transparent)]
     Cost(#[from] dynas_cost::CostError),
+    /// An error of your own type, raised in your implementation of a trait of this crate
+    /// (e.g. a [`crate::PowerSensor`] reading a lab meter); the original error stays reachable
+    /// through [`std::error::Error::source`].
+    #[error("{context}: {source}")]
+    External {
+        /// What was being done.
+        context: String,
+        /// The original error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// Debug output is the message itself, so that a `main` returning this error (through `?` or
+/// `Box<dyn Error>`) prints a sentence naming the file and field, not a struct dump.
+impl std::fmt::Debug for DvfsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result alias of this crate.
@@ -95,6 +114,17 @@ impl DvfsError {
                 path: path.into(),
                 source,
             }
+        }
+    }
+
+    /// A [`DvfsError::External`]: wraps an error of your own type, keeping it as the source.
+    pub fn external(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::External {
+            context: context.into(),
+            source: Box::new(source),
         }
     }
 

@@ -15,7 +15,9 @@ pub struct Observation<'a> {
     pub latencies_ms: &'a [f64],
     /// Device utilisation over the window, in `[0, 1]` (busy share, co-runners included).
     pub utilisation: f64,
-    /// Share of the device taken by co-running work, in `[0, 1)`, where known.
+    /// Share of the device taken by co-running work, in `[0, 1)`, where known: the most
+    /// recent reading of a load signal (e.g. `/proc/stat` less this process), taken at the
+    /// end of the window, just before the decision.
     pub co_runner_load: Option<f64>,
     /// Energy measured over the window, mJ, where known.
     pub energy_mj: Option<f64>,
@@ -96,6 +98,9 @@ pub enum DecisionReason {
     LowUtilisation,
     /// No configuration meets every constraint; the documented fallback was applied.
     Infeasible,
+    /// The predicted latency of the next window (load signal, latency trend) misses the
+    /// target: move to a faster configuration before the misses happen.
+    PredictedMiss,
 }
 
 /// The next configuration and why.

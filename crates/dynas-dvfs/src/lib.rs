@@ -14,9 +14,12 @@
 //!   [`compare_policies`] (static max clocks, subnet switching only, DVFS only, joint).
 //! * [`reference`](mod@reference): configuration sets from published data (Dynamic-OFA's levels on Jetson).
 //!
-//! The runtime manager infers the co-runner's slowdown from the measured latencies, so it
-//! needs no load signal; [`Observation::co_runner_load`] and [`Observation::energy_mj`] are
-//! there for policies that use them.
+//! The runtime manager is built from a search's deployment
+//! ([`ConfigurationSet::from_deployment`]; subnets are [`dynas_space::Genotype`]s). In its
+//! default, reactive mode it infers the co-runner's slowdown from the measured latencies, so it
+//! needs no load signal; in [`ManagerMode::Predictive`] it also reads
+//! [`Observation::co_runner_load`] (e.g. from `/proc/stat`, see [`corunner::HostLoadProbe`])
+//! and the latency trend, to switch before the misses.
 //!
 //! ```
 //! use dynas_dvfs::{
@@ -27,7 +30,8 @@
 //!
 //! # fn main() -> dynas_dvfs::Result<()> {
 //! let cfg = |subnet: &str, gpu: u64, acc: f64, lat: f64, e: f64| Configuration {
-//!     subnet: subnet.into(),
+//!     genotype: dynas_space::Genotype::new(vec![usize::from(subnet == "large")]),
+//!     label: subnet.into(),
 //!     exit_thresholds: vec![],
 //!     point: OperatingPoint::new(None, Some(gpu), None),
 //!     accuracy: acc,
@@ -50,6 +54,7 @@
 
 pub mod config;
 pub mod control;
+pub mod corunner;
 pub mod error;
 pub mod governor;
 pub mod manager;
@@ -68,13 +73,16 @@ pub use config::{
 pub use control::{
     FrequencyControl, SimulatedFrequencyControl, SysfsFrequencyControl, SysfsLayout,
 };
+pub use corunner::{CoRunner, CoRunnerParams, CoRunnerReport, HostLoadProbe, LoadPlan};
 pub use dynas_cost::{DeviceProfile, OperatingPoint};
 pub use error::{DvfsError, Result};
 pub use governor::{
     Constraints, Decision, DecisionReason, Governor, Observation, OndemandGovernor, OndemandParams,
     PerformanceGovernor, PowersaveGovernor, StaticGovernor,
 };
-pub use manager::{Fallback, ManagerParams, Objective, RuntimeManager, pareto_front};
+pub use manager::{
+    Fallback, ManagerMode, ManagerObjective, ManagerParams, RuntimeManager, pareto_front,
+};
 pub use power::{EnergyIntegrator, Ina3221, PowerSensor, RailReading, Rapl, SimulatedPowerSensor};
 pub use sim::{
     Policy, SimParams, SimReport, Simulator, SwitchingCost, WindowRecord, build_policy,

@@ -9,7 +9,7 @@ use crate::governor::{Constraints, Decision, DecisionReason, Governor, Observati
 /// What the manager optimises among the configurations that meet the constraints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum Objective {
+pub enum ManagerObjective {
     /// Least energy per inference (ties: more accuracy, then faster).
     #[default]
     MinEnergy,
@@ -37,6 +37,28 @@ pub enum Fallback {
     PreferAccuracy,
 }
 
+/// How the manager estimates the slowdown the next window will see.
+///
+/// * [`ManagerMode::Reactive`] (default): the mean slowdown (`measured / nominal` latency) of
+///   the last `history` inferences; it moves down once their mean latency misses (less the
+///   guard band), i.e. after the load has already caused slow inferences.
+/// * [`ManagerMode::Predictive`]: the larger of (a) the last window's mean slowdown extrapolated
+///   by half its rise over the window before (latency trend), and (b) `1 + k x load`, where
+///   `load` is the observation's [`Observation::co_runner_load`] reading and `k` is fitted
+///   online (least squares through the origin, forgetting factor 0.9) on the past windows'
+///   `(load, slowdown - 1)` pairs (`k = 1` until a window with load >= 0.05 was seen). It moves
+///   down as soon as the current configuration's *predicted* latency misses (less the guard
+///   band), so a rising load signal switches before the misses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagerMode {
+    /// Act on measured latencies only.
+    #[default]
+    Reactive,
+    /// Act on the predicted slowdown (load signal and latency trend).
+    Predictive,
+}
+
 /// Checked hyper-parameters of the [`RuntimeManager`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ManagerParams {
@@ -44,8 +66,9 @@ pub struct ManagerParams {
     headroom: f64,
     up_margin: f64,
     up_patience: usize,
-    objective: Objective,
+    objective: ManagerObjective,
     fallback: Fallback,
+    mode: ManagerMode,
 }
 
 impl ManagerParams {
@@ -65,7 +88,7 @@ impl ManagerParams {
         headroom: f64,
         up_margin: f64,
         up_patience: usize,
-        objective: Objective,
+        objective: ManagerObjective,
         fallback: Fallback,
     ) -> Result<Self> {
         if history == 0 {
@@ -87,11 +110,28 @@ impl ManagerParams {
             up_patience,
             objective,
             fallback,
+            mode: ManagerMode::Reactive,
         })
     }
 
+    /// The same parameters with another [`ManagerMode`].
+    pub fn with_mode(mut self, mode: ManagerMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> ManagerMode {
+        self.mode
+    }
+
+    /// The headroom (share of the target kept free for latency noise).
+    pub fn headroom(&self) -> f64 {
+        self.headroom
+    }
+
     /// The objective.
-    pub fn objective(&self) -> Objective {
+    pub fn objective(&self) -> ManagerObjective {
         self.objective
     }
 
@@ -109,8 +149,9 @@ impl Default for ManagerParams {
             headroom: 0.1,
             up_margin: 0.1,
             up_patience: 3,
-            objective: Objective::MinEnergy,
+            objective: ManagerObjective::MinEnergy,
             fallback: Fallback::PreferDeadline,
+            mode: ManagerMode::Reactive,
         }
     }
 }
@@ -175,30 +216,21 @@ fn better_accuracy(a: &Configuration, b: &Configuration) -> bool {
         .is_lt()
 }
 
-/// The configurations not dominated in (accuracy max, latency min, energy min).
+/// The configurations not dominated in (accuracy max, latency min, energy min), by
+/// [`dynas_search::pareto::non_dominated`] (the workspace's one Pareto filter); of exact
+/// duplicates only the first is kept.
 ///
 /// `O(n log n + n f)` for a front of size `f`.
 pub fn pareto_front(set: &ConfigurationSet) -> Vec<ConfigId> {
     let c = set.configurations();
-    let mut ids: Vec<ConfigId> = (0..c.len()).map(ConfigId).collect();
-    ids.sort_by(|a, b| {
-        let (x, y) = (&c[a.0], &c[b.0]);
-        x.latency_ms
-            .total_cmp(&y.latency_ms)
-            .then(x.energy_mj.total_cmp(&y.energy_mj))
-            .then(y.accuracy.total_cmp(&x.accuracy))
-    });
+    let objectives: Vec<Vec<f64>> = c
+        .iter()
+        .map(|x| vec![x.latency_ms, x.energy_mj, -x.accuracy])
+        .collect();
     let mut front: Vec<ConfigId> = Vec::new();
-    for id in ids {
-        let x = &c[id.0];
-        // Everything in the front is at most as slow as x (sorted), so x is dominated iff
-        // some front member also has no more energy and no less accuracy.
-        let dominated = front.iter().any(|f| {
-            let y = &c[f.0];
-            y.energy_mj <= x.energy_mj && y.accuracy >= x.accuracy
-        });
-        if !dominated {
-            front.push(id);
+    for i in dynas_search::pareto::non_dominated(&objectives) {
+        if !front.iter().any(|f| objectives[f.0] == objectives[i]) {
+            front.push(ConfigId(i));
         }
     }
     front
@@ -253,6 +285,66 @@ pub struct RuntimeManager {
     pending_count: usize,
     decisions: u64,
     switches: u64,
+    predictor: SlowdownPredictor,
+}
+
+/// The state of [`ManagerMode::Predictive`]: the last two windows' mean slowdowns and the
+/// online fit of `slowdown - 1 = k x load`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct SlowdownPredictor {
+    last: Option<f64>,
+    before_last: Option<f64>,
+    /// The load read at the previous decision (the start of the window just observed).
+    last_load: Option<f64>,
+    load_x_excess: f64,
+    load_sq: f64,
+}
+
+impl SlowdownPredictor {
+    /// Forgetting factor of the load fit (per window).
+    const FORGET: f64 = 0.9;
+    /// Windows with less load than this do not inform the fit.
+    const MIN_LOAD: f64 = 0.05;
+
+    /// Records a window's mean slowdown and the load read at its end. The fit pairs the
+    /// slowdown with the reading taken *before* the window (at the previous decision), as the
+    /// prediction does: it answers "given the reading now, how slow is the next window".
+    fn observe(&mut self, slowdown: f64, load: Option<f64>) {
+        self.before_last = self.last;
+        self.last = Some(slowdown);
+        if let Some(l) = self
+            .last_load
+            .filter(|l| l.is_finite() && *l >= Self::MIN_LOAD)
+        {
+            self.load_x_excess = Self::FORGET * self.load_x_excess + l * (slowdown - 1.0);
+            self.load_sq = Self::FORGET * self.load_sq + l * l;
+        }
+        self.last_load = load;
+    }
+
+    /// Slowdown per unit of load (1 until a loaded window was seen; never below 0).
+    fn load_gain(&self) -> f64 {
+        if self.load_sq > 0.0 {
+            (self.load_x_excess / self.load_sq).max(0.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// The predicted slowdown of the next window, given the current load reading.
+    fn predict(&self, load: Option<f64>) -> Option<f64> {
+        let trend = self.last.map(|s| match self.before_last {
+            Some(b) => s + 0.5 * (s - b).max(0.0),
+            None => s,
+        });
+        let from_load = load
+            .filter(|l| l.is_finite())
+            .map(|l| 1.0 + self.load_gain() * l.clamp(0.0, 1.0));
+        match (trend, from_load) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl RuntimeManager {
@@ -273,6 +365,7 @@ impl RuntimeManager {
             pending_count: 0,
             decisions: 0,
             switches: 0,
+            predictor: SlowdownPredictor::default(),
             set,
             params,
             front,
@@ -297,8 +390,8 @@ impl RuntimeManager {
             .filter(|id| floor.is_none_or(|f| c[id.0].accuracy >= f))
             .collect();
         let feasible = match params.objective {
-            Objective::MinEnergy => Staircase::build(c, &meets, better_energy),
-            Objective::MaxAccuracy => Staircase::build(c, &meets, better_accuracy),
+            ManagerObjective::MinEnergy => Staircase::build(c, &meets, better_energy),
+            ManagerObjective::MaxAccuracy => Staircase::build(c, &meets, better_accuracy),
         };
         let any_accuracy = Staircase::build(c, front, better_accuracy);
         let fastest_meeting_floor = meets
@@ -417,26 +510,47 @@ impl Governor for RuntimeManager {
         let nominal = current.latency_ms;
         let current_accuracy = current.accuracy;
         let current_energy = current.energy_mj;
+        let (mut window_sum, mut window_len) = (0.0, 0usize);
         for &l in o.latencies_ms {
             if l.is_finite() && l > 0.0 {
                 self.push(l, l / nominal);
+                window_sum += l / nominal;
+                window_len += 1;
             }
         }
         let target = constraints.latency_target_ms();
-        if self.ring_len == 0 {
+        let predictive = self.params.mode == ManagerMode::Predictive;
+        if predictive && window_len > 0 {
+            self.predictor
+                .observe(window_sum / window_len as f64, o.co_runner_load);
+        }
+        let predicted = if predictive {
+            self.predictor.predict(o.co_runner_load)
+        } else {
+            None
+        };
+        if self.ring_len == 0 && predicted.is_none() {
             return self.decision(o.current, DecisionReason::Hold, constraints);
         }
-        let n = self.ring_len as f64;
-        let mean_latency = self.sum_latency / n;
-        let slowdown = (self.sum_slowdown / n).max(1e-6);
+        // Reactive: the measured mean latency and slowdown of the last `history` inferences.
+        // Predictive: the current configuration's latency at the predicted slowdown.
+        let (trigger_latency, slowdown) = match predicted {
+            Some(s) => (nominal * s, s.max(1e-6)),
+            None => {
+                let n = self.ring_len as f64;
+                (self.sum_latency / n, (self.sum_slowdown / n).max(1e-6))
+            }
+        };
         let budget = target * (1.0 - self.params.headroom) / slowdown;
 
-        let (choice, reason) = if mean_latency > target * (1.0 - 0.5 * self.params.headroom) {
+        let (choice, reason) = if trigger_latency > target * (1.0 - 0.5 * self.params.headroom) {
             let (id, fallback) = self.choose(budget);
             self.pending = None;
             self.pending_count = 0;
             let reason = if fallback {
                 DecisionReason::Infeasible
+            } else if predictive {
+                DecisionReason::PredictedMiss
             } else {
                 DecisionReason::LatencyMiss
             };
@@ -448,11 +562,11 @@ impl Governor for RuntimeManager {
             // Strictly better by the objective's full order (ties broken as in the
             // staircase), so that e.g. the same subnet at cheaper clocks counts.
             let improves = match self.params.objective {
-                Objective::MinEnergy => {
+                ManagerObjective::MinEnergy => {
                     c.energy_mj < current_energy
                         || (c.energy_mj == current_energy && c.accuracy > current_accuracy)
                 }
-                Objective::MaxAccuracy => {
+                ManagerObjective::MaxAccuracy => {
                     c.accuracy > current_accuracy
                         || (c.accuracy == current_accuracy && c.energy_mj < current_energy)
                 }
@@ -485,7 +599,11 @@ impl Governor for RuntimeManager {
                 }
             }
         };
-        let reason = if choice == o.current && reason == DecisionReason::LatencyMiss {
+        let reason = if choice == o.current
+            && matches!(
+                reason,
+                DecisionReason::LatencyMiss | DecisionReason::PredictedMiss
+            ) {
             // Already the best within the budget: the old samples just have not aged out.
             DecisionReason::Hold
         } else {
@@ -506,6 +624,7 @@ impl Governor for RuntimeManager {
         self.pending_count = 0;
         self.decisions = 0;
         self.switches = 0;
+        self.predictor = SlowdownPredictor::default();
     }
 }
 
@@ -513,6 +632,7 @@ impl Governor for RuntimeManager {
 mod tests {
     use super::*;
     use crate::testutil::set;
+    use approx::assert_relative_eq;
 
     fn brute_best(set: &ConfigurationSet, budget: f64, floor: f64) -> Option<ConfigId> {
         set.iter()
@@ -575,7 +695,7 @@ mod tests {
                 0.0,
                 0.1,
                 3,
-                Objective::MinEnergy,
+                ManagerObjective::MinEnergy,
                 Fallback::PreferDeadline,
             )
             .expect("params");
@@ -607,7 +727,7 @@ mod tests {
             0.0,
             0.0,
             1,
-            Objective::MinEnergy,
+            ManagerObjective::MinEnergy,
             Fallback::PreferDeadline,
         )
         .expect("params");
@@ -646,7 +766,7 @@ mod tests {
             0.0,
             0.1,
             3,
-            Objective::MinEnergy,
+            ManagerObjective::MinEnergy,
             Fallback::PreferDeadline,
         )
         .expect("params");
@@ -700,7 +820,7 @@ mod tests {
                 0.1,
                 0.1,
                 3,
-                Objective::MinEnergy,
+                ManagerObjective::MinEnergy,
                 Fallback::PreferAccuracy,
             )
             .expect("params"),
@@ -739,7 +859,7 @@ mod tests {
                 0.0,
                 0.0,
                 1,
-                Objective::MinEnergy,
+                ManagerObjective::MinEnergy,
                 Fallback::PreferDeadline,
             )
             .expect("p"),
@@ -753,6 +873,143 @@ mod tests {
         assert!(s.configurations()[d.config.0].accuracy >= 77.0);
     }
 
+    fn obs_load(current: ConfigId, lat: &[f64], load: f64) -> Observation<'_> {
+        Observation {
+            co_runner_load: Some(load),
+            ..obs(current, lat)
+        }
+    }
+
+    #[test]
+    fn predictive_mode_moves_on_a_load_rise_before_the_latencies_miss() {
+        let s = set();
+        let cons = Constraints::new(16.0, None, None).expect("constraints");
+        let reactive = ManagerParams::new(
+            5,
+            0.1,
+            0.1,
+            3,
+            ManagerObjective::MaxAccuracy,
+            Fallback::PreferDeadline,
+        )
+        .expect("params");
+        let predictive = reactive.with_mode(ManagerMode::Predictive);
+        let mut r = RuntimeManager::new(s.clone(), reactive, &cons);
+        let mut p = RuntimeManager::new(s.clone(), predictive, &cons);
+        let start = p.initial();
+        assert_eq!(start, r.initial());
+        let nominal = s.configurations()[start.0].latency_ms;
+        // The start configuration fits 16 ms x 0.9; at 1.5x it would miss.
+        assert!(nominal * 1.5 > 16.0 * 0.95, "nominal {nominal}");
+        // An idle window, then a window whose latencies were still nominal but whose load
+        // reading at its end shows a co-runner taking half the device.
+        for (m, expect_move) in [(&mut r, false), (&mut p, true)] {
+            let d = m.decide(&obs_load(start, &[nominal; 5], 0.0), &cons);
+            assert_eq!(d.config, start);
+            let d = m.decide(&obs_load(start, &[nominal; 5], 0.5), &cons);
+            assert_eq!(d.config != start, expect_move, "{:?}", d);
+            if expect_move {
+                assert_eq!(d.reason, DecisionReason::PredictedMiss);
+                // The most accurate configuration within the budget at slowdown 1 + 1 x 0.5.
+                let best = s
+                    .configurations()
+                    .iter()
+                    .filter(|c| c.latency_ms <= 16.0 * 0.9 / 1.5)
+                    .map(|c| c.accuracy)
+                    .fold(f64::MIN, f64::max);
+                assert_relative_eq!(s.configurations()[d.config.0].accuracy, best);
+            }
+        }
+    }
+
+    #[test]
+    fn predictive_mode_learns_the_load_gain_and_follows_the_latency_trend() {
+        let s = set();
+        let cons = Constraints::new(16.0, None, None).expect("constraints");
+        let params = ManagerParams::default().with_mode(ManagerMode::Predictive);
+        let mut m = RuntimeManager::new(s.clone(), params, &cons);
+        let here = ConfigId(0);
+        let nominal = s.configurations()[here.0].latency_ms;
+        // Load 0.4 slows the device by only 1.2x (gain 0.5), repeatedly.
+        for _ in 0..10 {
+            m.decide(&obs_load(here, &[1.2 * nominal; 4], 0.4), &cons);
+        }
+        assert_relative_eq!(m.predictor.load_gain(), 0.5, max_relative = 1e-9);
+        assert_relative_eq!(
+            m.predictor.predict(Some(0.8)).expect("prediction"),
+            1.4,
+            max_relative = 1e-9
+        );
+        // Without a load signal: a rising slowdown is extrapolated by half its last rise.
+        let mut t = SlowdownPredictor::default();
+        t.observe(1.0, None);
+        t.observe(1.4, None);
+        assert_relative_eq!(t.predict(None).expect("trend"), 1.6, max_relative = 1e-12);
+        t.observe(1.2, None);
+        assert_relative_eq!(t.predict(None).expect("trend"), 1.2, max_relative = 1e-12);
+    }
+
+    #[test]
+    fn reactive_and_predictive_choices_on_a_recorded_latency_sequence() {
+        // A hand-written sequence shaped like a co-runner step from 0 to 0.7 and back: per
+        // window, the latencies of the 5.0 ms member (scaled to the member that ran) and the
+        // load reading at the window's end, which rises one window before the latencies do.
+        let family = ConfigurationSet::new(
+            [(2.1, 88.0), (3.4, 90.0), (5.0, 91.0)]
+                .iter()
+                .enumerate()
+                .map(|(i, &(latency_ms, accuracy))| Configuration {
+                    genotype: dynas_space::Genotype::new(vec![i]),
+                    label: String::new(),
+                    exit_thresholds: vec![],
+                    point: dynas_cost::OperatingPoint::default(),
+                    accuracy,
+                    latency_ms,
+                    energy_mj: 0.0,
+                })
+                .collect(),
+        )
+        .expect("family");
+        let cons = Constraints::new(6.0, None, None).expect("constraints");
+        let windows: [(&[f64], f64); 5] = [
+            (&[5.1, 4.9, 5.0, 5.2], 0.02),
+            (&[5.0, 5.1, 4.9, 5.3], 0.65),
+            (&[8.7, 9.4, 8.9, 9.1], 0.70),
+            (&[9.0, 9.2, 8.8, 9.3], 0.69),
+            (&[5.0, 5.2, 5.1, 4.9], 0.03),
+        ];
+        let run = |mode| {
+            let params = ManagerParams::new(
+                4,
+                0.1,
+                0.1,
+                2,
+                ManagerObjective::MaxAccuracy,
+                Fallback::PreferDeadline,
+            )
+            .expect("params")
+            .with_mode(mode);
+            let mut m = RuntimeManager::new(family.clone(), params, &cons);
+            let mut current = m.initial();
+            let mut chosen = vec![current];
+            for (lat, load) in windows {
+                let scaled: Vec<f64> = lat
+                    .iter()
+                    .map(|l| l * family.configurations()[current.0].latency_ms / 5.0)
+                    .collect();
+                current = m.decide(&obs_load(current, &scaled, load), &cons).config;
+                chosen.push(current);
+            }
+            chosen.into_iter().map(|c| c.0).collect::<Vec<_>>()
+        };
+        // Both start on the most accurate member (5.0 ms fits 5.4 ms). Reactive leaves it
+        // after the first slow window; predictive already on the load reading.
+        let reactive = run(ManagerMode::Reactive);
+        let predictive = run(ManagerMode::Predictive);
+        assert_eq!(reactive[..4], [2, 2, 2, 0]);
+        assert_eq!(predictive[..3], [2, 2, 0]);
+    }
+
     #[test]
     fn params_are_validated() {
         assert!(
@@ -761,7 +1018,7 @@ mod tests {
                 0.1,
                 0.1,
                 1,
-                Objective::MinEnergy,
+                ManagerObjective::MinEnergy,
                 Fallback::PreferDeadline
             )
             .is_err()
@@ -772,7 +1029,7 @@ mod tests {
                 0.1,
                 1.0,
                 1,
-                Objective::MinEnergy,
+                ManagerObjective::MinEnergy,
                 Fallback::PreferDeadline
             )
             .is_err()
@@ -783,7 +1040,7 @@ mod tests {
                 0.1,
                 0.1,
                 0,
-                Objective::MinEnergy,
+                ManagerObjective::MinEnergy,
                 Fallback::PreferDeadline
             )
             .is_err()

@@ -172,7 +172,15 @@ impl PowerSensor for Ina3221 {
             .map(|(rail, ch)| {
                 let mw = match ch {
                     Channel::Hwmon { voltage, current } => {
-                        read_number(voltage)? * read_number(current)? / 1000.0
+                        let mw = read_number(voltage)? * read_number(current)? / 1000.0;
+                        if !mw.is_finite() {
+                            return Err(DvfsError::parse(
+                                current,
+                                Some(1),
+                                "voltage x current overflows: not a real power reading",
+                            ));
+                        }
+                        mw
                     }
                     Channel::Iio { power } => read_number(power)?,
                 };
@@ -470,6 +478,11 @@ mod tests {
         write(r, &format!("{hw}/curr2_input"), "n/a\n");
         let e = s.read().expect_err("malformed").to_string();
         assert!(e.contains("curr2_input"), "{e}");
+        // Finite readings whose product overflows are refused, not reported as infinite power.
+        write(r, &format!("{hw}/curr2_input"), "1e300\n");
+        write(r, &format!("{hw}/in2_input"), "1e300\n");
+        let e = s.read().expect_err("overflow").to_string();
+        assert!(e.contains("curr2_input") && e.contains("overflows"), "{e}");
         assert!(Ina3221::discover(tempfile::tempdir().expect("t").path()).is_err());
     }
 

@@ -9,7 +9,7 @@
 //! more SMs), stated wherever the set is used.
 
 use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
-use dynas_space::{SearchSpace, mbconv::MbConvSpace};
+use dynas_space::{Genotype, SearchSpace, mbconv::MbConvSpace};
 
 use crate::config::{ConfigurationSet, MeasuredVariant, Variant};
 use crate::error::{DvfsError, Result};
@@ -54,7 +54,7 @@ pub fn sample_ofa_subnets(
     point: &OperatingPoint,
     count: usize,
     seed: u64,
-) -> Result<Vec<(String, dynas_space::Network, f64)>> {
+) -> Result<Vec<(Genotype, dynas_space::Network, f64)>> {
     let space = MbConvSpace::ofa_mobilenet_v3();
     let mut rng = dynas_space::seeded_rng(seed);
     let mut out = Vec::with_capacity(count);
@@ -64,7 +64,7 @@ pub fn sample_ofa_subnets(
             .decode(&g)
             .map_err(|e| DvfsError::invalid("subnet", e.to_string()))?;
         let lat = model.estimate(&net, point)?.latency_ms;
-        out.push((g.to_string(), net, lat));
+        out.push((g, net, lat));
     }
     out.sort_by(|a, b| a.2.total_cmp(&b.2));
     Ok(out)
@@ -101,7 +101,8 @@ pub fn dynamic_ofa_xavier(
                 .ok_or_else(|| DvfsError::invalid("samples", "no subnet sampled"))?;
             Ok(MeasuredVariant {
                 variant: Variant {
-                    subnet: format!("dofa-l{i}:{genotype}"),
+                    genotype,
+                    label: format!("dofa-l{i}"),
                     exit_thresholds: vec![],
                     network: net,
                     accuracy: acc,
@@ -114,7 +115,10 @@ pub fn dynamic_ofa_xavier(
         .collect::<Result<_>>()?;
     let points = gpu_memory_points(device);
     let set = ConfigurationSet::from_reference_measurements(model, &measured, &reference, &points)?;
-    ConfigurationSet::with_device(device.clone(), set.configurations().to_vec())
+    Ok(
+        ConfigurationSet::with_device(device.clone(), set.configurations().to_vec())?
+            .with_space(Some(MbConvSpace::ofa_mobilenet_v3().name().to_string())),
+    )
 }
 
 #[cfg(test)]

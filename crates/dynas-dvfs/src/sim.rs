@@ -185,8 +185,14 @@ pub struct SimReport {
     pub clock_switches: usize,
     /// Energy spent switching, mJ (included in `energy_mj`).
     pub switching_energy_mj: f64,
-    /// Windows whose decision was an infeasibility fallback.
+    /// Windows in which no configuration of the simulated set meets every constraint at that
+    /// window's load (latency target at the nominal slowdown, accuracy floor, energy budget).
+    /// It depends on the set, the trace and the constraints only, so every policy over the
+    /// same set reports the same count, whatever its decisions.
     pub infeasible_windows: usize,
+    /// Windows whose decision was the governor's infeasibility fallback
+    /// ([`DecisionReason::Infeasible`]).
+    pub fallback_windows: usize,
     /// Per-window records.
     pub timeline: Vec<WindowRecord>,
 }
@@ -255,6 +261,7 @@ impl Simulator {
             clock_switches: 0,
             switching_energy_mj: 0.0,
             infeasible_windows: 0,
+            fallback_windows: 0,
             timeline: Vec::with_capacity(trace.len()),
         };
         let mut accuracy_sum = 0.0;
@@ -309,6 +316,17 @@ impl Simulator {
                 }
             }
             if decision.reason == DecisionReason::Infeasible {
+                report.fallback_windows += 1;
+            }
+            let slowdown = 1.0 / (1.0 - load);
+            let feasible = configs.iter().any(|x| {
+                x.latency_ms * slowdown <= target
+                    && constraints.accuracy_floor().is_none_or(|f| x.accuracy >= f)
+                    && constraints
+                        .energy_budget_mj()
+                        .is_none_or(|b| x.energy_mj <= b)
+            });
+            if !feasible {
                 report.infeasible_windows += 1;
             }
             report.inferences += p.inferences_per_window;
@@ -471,7 +489,7 @@ pub fn compare_policies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manager::{Fallback, Objective};
+    use crate::manager::{Fallback, ManagerObjective};
     use crate::testutil::set;
 
     fn run_all(trace: &str) -> Vec<SimReport> {
@@ -527,7 +545,7 @@ mod tests {
             0.1,
             0.1,
             2,
-            Objective::MaxAccuracy,
+            ManagerObjective::MaxAccuracy,
             Fallback::PreferDeadline,
         )
         .expect("params");

@@ -96,7 +96,8 @@ pub(crate) fn set() -> ConfigurationSet {
     let variants: Vec<Variant> = [(16, 4, 70.0), (24, 5, 73.0), (32, 6, 75.5), (48, 6, 77.0)]
         .iter()
         .map(|&(w, d, acc)| Variant {
-            subnet: format!("w{w}d{d}"),
+            genotype: dynas_space::Genotype::new(vec![w, d]),
+            label: format!("w{w}d{d}"),
             exit_thresholds: vec![],
             network: cnn(w, d),
             accuracy: acc,

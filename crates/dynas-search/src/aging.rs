@@ -11,8 +11,9 @@ use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
-use crate::executor::{Context, Step, Strategy};
+use crate::executor::{Archive, Context, Step, Strategy, check_population};
 use crate::pareto::non_dominated;
+use crate::problem::Problem;
 
 /// Validated aging-evolution hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,5 +201,14 @@ impl Strategy for AgingEvolution {
             }
         }
         Ok(Step::Continue)
+    }
+
+    fn check_state(
+        &self,
+        state: &AgingState,
+        problem: &dyn Problem,
+        archive: &Archive,
+    ) -> Result<()> {
+        check_population(state.queue.iter(), self.config.population, problem, archive)
     }
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// Everything that can go wrong while configuring, running, checkpointing or resuming a search.
-#[derive(Debug, Error)]
+#[derive(Error)]
+#[non_exhaustive]
 pub enum SearchError {
     /// A file could not be read or written.
     #[error("cannot access `{path}`: {source}")]
@@ -65,6 +66,17 @@ pub enum SearchError {
     /// An observer asked the executor to stop (the last checkpoint is kept as it was).
     #[error("search interrupted by an observer: {0}")]
     Interrupted(String),
+    /// An error of your own type, raised in your implementation of a trait of this crate
+    /// (e.g. an [`crate::AccuracySource`] reading a file); the original error stays reachable
+    /// through [`std::error::Error::source`].
+    #[error("{context}: {source}")]
+    External {
+        /// What was being done.
+        context: String,
+        /// The original error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// An error from the search-space crate.
     #[error(transparent)]
     Space(#[from] dynas_space::SpaceError),
@@ -74,6 +86,14 @@ pub enum SearchError {
     /// An error from early-exit accounting.
     #[error(transparent)]
     Exits(#[from] dynas_exits::ExitError),
+}
+
+/// Debug output is the message itself, so that a `main` returning this error (through `?` or
+/// `Box<dyn Error>`) prints a sentence naming the file and field, not a struct dump.
+impl std::fmt::Debug for SearchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 fn location(line: Option<u64>, column: Option<&str>) -> String {
@@ -102,6 +122,17 @@ impl SearchError {
         Self::InvalidParameter {
             name: name.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// A [`SearchError::External`]: wraps an error of your own type, keeping it as the source.
+    pub fn external(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::External {
+            context: context.into(),
+            source: Box::new(source),
         }
     }
 

@@ -3,10 +3,16 @@
 //!
 //! A strategy ([`Strategy`]) only says *how* to propose candidates; it keeps all of its
 //! memory in a serialisable state. The executor checkpoints that state, the RNG and the
-//! archive after every step (atomically: write then rename), so a search killed at any point
-//! and resumed from its checkpoint gives exactly the result of an uninterrupted run.
+//! archive after every step (atomically: temporary file, fsync, rename), so a search killed at
+//! any point and resumed from its checkpoint gives exactly the result of an uninterrupted run.
+//!
+//! [`Executor::checkpoint`] resumes by itself: when the checkpoint file already exists and
+//! belongs to this search (same strategy configuration, problem, data fingerprint and seed), the
+//! run continues from it; when it does not match, [`Executor::run`] refuses with
+//! [`SearchError::CheckpointMismatch`] instead of overwriting it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -158,7 +164,8 @@ impl Archive {
             .map(|&i| &self.records[i].evaluation)
     }
 
-    /// The Pareto front of everything evaluated.
+    /// The Pareto front of everything evaluated (unlabelled; see [`Executor::run`] for the
+    /// labelled front of a search).
     pub fn front(&self, objectives: &[Objective]) -> ParetoFront {
         ParetoFront::from_evaluations(
             objectives,
@@ -228,7 +235,9 @@ impl<'a> Context<'a> {
         }
         let results = self.problem.evaluate_batch(&fresh);
         for (g, r) in fresh.into_iter().zip(results) {
-            let evaluation = r?;
+            let mut evaluation = r?;
+            // `-0.0` (an empty float sum) would be written as `"violation": -0.0`.
+            evaluation.violation += 0.0;
             if evaluation.values.len() != self.problem.objectives().len() {
                 return Err(SearchError::Evaluation {
                     genotype: g.to_string(),
@@ -294,6 +303,20 @@ pub trait Strategy {
 
     /// One generation.
     fn step(&self, state: &mut Self::State, ctx: &mut Context<'_>) -> Result<Step>;
+
+    /// Checks a state read from a checkpoint against the problem and the checkpoint's archive
+    /// (e.g. a non-empty population of valid, evaluated genotypes), so that a damaged or
+    /// foreign checkpoint is refused instead of silently steering the search. The default
+    /// accepts every state that deserialises.
+    fn check_state(
+        &self,
+        state: &Self::State,
+        problem: &dyn Problem,
+        archive: &Archive,
+    ) -> Result<()> {
+        let _ = (state, problem, archive);
+        Ok(())
+    }
 }
 
 /// Why a search stopped.
@@ -308,6 +331,11 @@ pub enum StopReason {
     Time,
     /// The strategy finished by itself.
     StrategyDone,
+    /// Every architecture of the space has been evaluated: nothing new can be produced.
+    SpaceExhausted,
+    /// No new architecture was evaluated for [`Executor::stall_limit`] generations in a row
+    /// (e.g. every candidate that meets a hard constraint is already known).
+    Stalled,
 }
 
 /// The outcome of a search.
@@ -327,6 +355,10 @@ pub struct SearchResult<T> {
     pub rng: DynasRng,
     /// Wall-clock time spent, over all resumed sessions.
     pub elapsed: Duration,
+    /// The seed the search started from (the checkpoint's seed when it was resumed).
+    pub seed: u64,
+    /// Whether the search continued from a checkpoint.
+    pub resumed: bool,
 }
 
 const FORMAT: &str = "dynas-search-checkpoint";
@@ -339,22 +371,40 @@ struct CheckpointFile<T> {
     strategy: String,
     strategy_config: serde_json::Value,
     problem: String,
+    /// [`Problem::fingerprint`]; absent in checkpoints of earlier versions.
+    #[serde(default)]
+    problem_fingerprint: Option<String>,
     objectives: Vec<Objective>,
     dimensions: Vec<usize>,
     seed: u64,
     rng: DynasRng,
     generation: usize,
     elapsed_s: f64,
+    /// Generations in a row without a new evaluation (see [`StopReason::Stalled`]).
+    #[serde(default)]
+    stalled: usize,
     archive: Vec<Record>,
     state: T,
 }
 
 struct Resumed<T> {
+    path: PathBuf,
+    seed: u64,
     rng: DynasRng,
     generation: usize,
+    stalled: usize,
     elapsed: Duration,
     archive: Archive,
     state: T,
+}
+
+/// What [`Executor::run`] does with an existing checkpoint file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Existing {
+    /// Continue from it when it matches, refuse when it does not.
+    Resume,
+    /// Start over and replace it.
+    Overwrite,
 }
 
 /// Runs a [`Strategy`] on a [`Problem`] under a [`Budget`].
@@ -373,11 +423,16 @@ pub struct Executor<'p, S: Strategy> {
     problem: &'p dyn Problem,
     strategy: S,
     budget: Budget,
-    seed: u64,
+    seed: Option<u64>,
     observers: Vec<Box<dyn Observer>>,
     checkpoint: Option<(PathBuf, usize)>,
+    existing: Existing,
+    stall_limit: usize,
     resume: Option<Resumed<S::State>>,
 }
+
+/// Default of [`Executor::stall_limit`].
+pub const DEFAULT_STALL_LIMIT: usize = 100;
 
 impl<'p, S: Strategy> Executor<'p, S> {
     /// A search of `problem` by `strategy`, seed 0, no observers, no checkpoint.
@@ -386,17 +441,33 @@ impl<'p, S: Strategy> Executor<'p, S> {
             problem,
             strategy,
             budget,
-            seed: 0,
+            seed: None,
             observers: Vec::new(),
             checkpoint: None,
+            existing: Existing::Resume,
+            stall_limit: DEFAULT_STALL_LIMIT,
             resume: None,
         }
     }
 
-    /// Sets the seed of the search's RNG (ignored when resuming: the checkpointed RNG is used).
+    /// Sets the seed of the search's RNG (default 0). A resumed search continues with the
+    /// checkpoint's RNG: a seed set here that differs from the checkpoint's makes
+    /// [`Executor::run`] fail with [`SearchError::CheckpointMismatch`] (field `seed`) rather
+    /// than record a seed the run did not use; leave it unset to take the checkpoint's.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.seed = Some(seed);
         self
+    }
+
+    /// Stops with [`StopReason::Stalled`] after `generations` (>= 1) consecutive generations
+    /// that evaluate no new architecture (default [`DEFAULT_STALL_LIMIT`]), so that a search
+    /// whose strategy can only revisit known architectures ends instead of spinning.
+    pub fn stall_limit(mut self, generations: usize) -> Result<Self> {
+        if generations == 0 {
+            return Err(SearchError::invalid("stall limit", "must be at least 1"));
+        }
+        self.stall_limit = generations;
+        Ok(self)
     }
 
     /// Replaces the budget (e.g. to extend a resumed search).
@@ -411,7 +482,15 @@ impl<'p, S: Strategy> Executor<'p, S> {
         self
     }
 
-    /// Writes a checkpoint to `path` after every `every` generations and at the end.
+    /// Writes a checkpoint to `path` after every `every` generations and at the end
+    /// (atomically: a temporary file next to it is written, synced and renamed over it).
+    ///
+    /// If `path` already exists when [`Executor::run`] starts, the search continues from it
+    /// exactly as [`Executor::resume_from`] would, so rerunning a killed program resumes it.
+    /// A file that does not belong to this search (another strategy configuration, problem,
+    /// data, or a seed set with [`Executor::seed`] that differs) is refused with
+    /// [`SearchError::CheckpointMismatch`] and left untouched; use
+    /// [`Executor::overwrite_checkpoint`] to start over instead.
     pub fn checkpoint(mut self, path: impl Into<PathBuf>, every: usize) -> Result<Self> {
         if every == 0 {
             return Err(SearchError::invalid(
@@ -423,12 +502,26 @@ impl<'p, S: Strategy> Executor<'p, S> {
         Ok(self)
     }
 
+    /// Makes [`Executor::checkpoint`] start a new search and replace an existing file instead
+    /// of resuming from it.
+    pub fn overwrite_checkpoint(mut self) -> Self {
+        self.existing = Existing::Overwrite;
+        self
+    }
+
     /// Continues the search saved in `path` (which must come from the same strategy
-    /// configuration and problem).
+    /// configuration, problem and data). Every field is checked: archive genotypes, value
+    /// counts and duplicates, the strategy's state ([`Strategy::check_state`]), the RNG, the
+    /// generation count and the elapsed time.
     pub fn resume_from(mut self, path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        self.resume = Some(self.load(path.as_ref())?);
+        Ok(self)
+    }
+
+    fn load(&self, path: &Path) -> Result<Resumed<S::State>> {
         let text = std::fs::read_to_string(path).map_err(|e| SearchError::io(path, e))?;
-        let file: CheckpointFile<S::State> =
+        // The state is read last, once the header says whose it is.
+        let file: CheckpointFile<serde_json::Value> =
             serde_json::from_str(&text).map_err(|e| SearchError::Parse {
                 path: path.to_path_buf(),
                 line: Some(e.line() as u64),
@@ -478,38 +571,157 @@ impl<'p, S: Strategy> Executor<'p, S> {
                 ),
             ));
         }
+        if let (Some(saved), Some(ours)) = (&file.problem_fingerprint, self.problem.fingerprint())
+            && *saved != ours
+        {
+            return Err(mismatch(
+                "problem_fingerprint",
+                format!(
+                    "saved for data {saved}, this problem's data is {ours} (same name `{}`, other content)",
+                    file.problem
+                ),
+            ));
+        }
+        let n_objectives = self.problem.objectives().len();
+        let mut seen: HashSet<&Genotype> = HashSet::with_capacity(file.archive.len());
         for (i, r) in file.archive.iter().enumerate() {
+            let field = format!("archive[{i}]");
             self.problem
                 .space()
                 .validate(&r.genotype)
-                .map_err(|e| mismatch(&format!("archive[{i}]"), e.to_string()))?;
+                .map_err(|e| mismatch(&field, e.to_string()))?;
+            if r.evaluation.values.len() != n_objectives {
+                return Err(mismatch(
+                    &field,
+                    format!(
+                        "{} values for {n_objectives} objectives",
+                        r.evaluation.values.len()
+                    ),
+                ));
+            }
+            if r.evaluation.violation.is_nan() {
+                return Err(mismatch(&field, "the violation is NaN".into()));
+            }
+            if !seen.insert(&r.genotype) {
+                return Err(mismatch(
+                    &field,
+                    format!("`{}` is recorded twice", r.genotype),
+                ));
+            }
         }
-        self.seed = file.seed;
-        self.resume = Some(Resumed {
+        if file.generation == 0 || file.generation == usize::MAX {
+            return Err(mismatch(
+                "generation",
+                format!("{} is not a count of finished generations", file.generation),
+            ));
+        }
+        if file.stalled > file.generation {
+            return Err(mismatch(
+                "stalled",
+                format!(
+                    "{} stalled of {} generations",
+                    file.stalled, file.generation
+                ),
+            ));
+        }
+        let elapsed = Duration::try_from_secs_f64(file.elapsed_s)
+            .map_err(|e| mismatch("elapsed_s", format!("{}: {e}", file.elapsed_s)))?;
+        if is_degenerate(&file.rng) {
+            return Err(mismatch(
+                "rng",
+                "the generator state is all zeros and would only ever produce 0".into(),
+            ));
+        }
+        let archive = Archive::from_records(file.archive);
+        let state: S::State =
+            serde_json::from_value(file.state).map_err(|e| SearchError::Parse {
+                path: path.to_path_buf(),
+                line: None,
+                column: Some("state".into()),
+                reason: e.to_string(),
+            })?;
+        self.strategy
+            .check_state(&state, self.problem, &archive)
+            .map_err(|e| mismatch("state", e.to_string()))?;
+        Ok(Resumed {
+            path: path.to_path_buf(),
+            seed: file.seed,
             rng: file.rng,
             generation: file.generation,
-            elapsed: Duration::from_secs_f64(file.elapsed_s.max(0.0)),
-            archive: Archive::from_records(file.archive),
-            state: file.state,
-        });
-        Ok(self)
+            stalled: file.stalled,
+            elapsed,
+            archive,
+            state,
+        })
     }
 
     /// Runs until the budget is spent or the strategy is done.
     pub fn run(mut self) -> Result<SearchResult<S::State>> {
         self.budget.check()?;
+        if self.resume.is_none()
+            && self.existing == Existing::Resume
+            && let Some((path, _)) = &self.checkpoint
+            && path.exists()
+        {
+            let loaded = self.load(path).map_err(|e| match e {
+                SearchError::CheckpointMismatch {
+                    path,
+                    field,
+                    reason,
+                } => SearchError::CheckpointMismatch {
+                    path,
+                    field,
+                    reason: format!(
+                        "{reason} (the file is kept; remove it or use \
+                         `Executor::overwrite_checkpoint` to start a new search)"
+                    ),
+                },
+                other => other,
+            })?;
+            self.resume = Some(loaded);
+        }
         let started = Instant::now();
-        let (mut rng, mut generation, previous, mut archive, mut state) = match self.resume.take() {
-            Some(r) => (r.rng, r.generation, r.elapsed, r.archive, Some(r.state)),
-            None => (
-                seeded_rng(self.seed),
-                0,
-                Duration::ZERO,
-                Archive::default(),
-                None,
-            ),
+        let seed = match &self.resume {
+            Some(r) => {
+                if let Some(asked) = self.seed
+                    && asked != r.seed
+                {
+                    return Err(SearchError::CheckpointMismatch {
+                        path: r.path.clone(),
+                        field: "seed".into(),
+                        reason: format!(
+                            "the search was started with seed {} and continues with that \
+                             seed's generator; seed {asked} was asked for (leave the seed unset \
+                             to resume, or start a new search)",
+                            r.seed
+                        ),
+                    });
+                }
+                r.seed
+            }
+            None => self.seed.unwrap_or(0),
         };
+        let (mut rng, mut generation, mut stalled, previous, mut archive, mut state) =
+            match self.resume.take() {
+                Some(r) => (
+                    r.rng,
+                    r.generation,
+                    r.stalled,
+                    r.elapsed,
+                    r.archive,
+                    Some(r.state),
+                ),
+                None => (
+                    seeded_rng(seed),
+                    0,
+                    0,
+                    Duration::ZERO,
+                    Archive::default(),
+                    None,
+                ),
+            };
         let resumed = state.is_some();
+        let cardinality = self.problem.space().cardinality();
         for o in &mut self.observers {
             o.on_event(&Event::Started {
                 strategy: self.strategy.name(),
@@ -524,6 +736,13 @@ impl<'p, S: Strategy> Executor<'p, S> {
             if let Some(reason) = self.limit_reached(generation, archive.len(), elapsed) {
                 break reason;
             }
+            if state.is_some() && archive.len() as u128 >= cardinality {
+                break StopReason::SpaceExhausted;
+            }
+            if stalled >= self.stall_limit {
+                break StopReason::Stalled;
+            }
+            let before = archive.len();
             let mut ctx = Context {
                 problem: self.problem,
                 rng: &mut rng,
@@ -540,7 +759,14 @@ impl<'p, S: Strategy> Executor<'p, S> {
                 }
                 Some(s) => self.strategy.step(s, &mut ctx)?,
             };
-            generation += 1;
+            generation = generation
+                .checked_add(1)
+                .ok_or_else(|| SearchError::invalid("generation", "the count overflows"))?;
+            stalled = if archive.len() > before {
+                0
+            } else {
+                stalled + 1
+            };
             let elapsed = previous + started.elapsed();
             let front_size = if self.observers.is_empty() {
                 0
@@ -560,7 +786,13 @@ impl<'p, S: Strategy> Executor<'p, S> {
             if let (Some((path, every)), Some(s)) = (&self.checkpoint, &state)
                 && (generation % every == 0 || outcome == Step::Done)
             {
-                self.write_checkpoint(path, &rng, generation, elapsed, &archive, s)?;
+                let at = Progress {
+                    seed,
+                    generation,
+                    stalled,
+                    elapsed,
+                };
+                self.write_checkpoint(path, &rng, at, &archive, s)?;
             }
             if let Some(why) = stop {
                 return Err(SearchError::Interrupted(why));
@@ -582,10 +814,20 @@ impl<'p, S: Strategy> Executor<'p, S> {
                 stop: None,
             })?,
         };
-        if let Some((path, _)) = &self.checkpoint {
-            self.write_checkpoint(path, &rng, generation, elapsed, &archive, &state)?;
+        // Nothing to save before the first generation (and such a checkpoint could not resume).
+        if let Some((path, _)) = &self.checkpoint
+            && generation > 0
+        {
+            let at = Progress {
+                seed,
+                generation,
+                stalled,
+                elapsed,
+            };
+            self.write_checkpoint(path, &rng, at, &archive, &state)?;
         }
-        let front = archive.front(self.problem.objectives());
+        let mut front = archive.front(self.problem.objectives());
+        label_front(self.problem, &mut front);
         for o in &mut self.observers {
             o.on_event(&Event::Finished {
                 generation,
@@ -602,6 +844,8 @@ impl<'p, S: Strategy> Executor<'p, S> {
             stop_reason,
             rng,
             elapsed,
+            seed,
+            resumed,
         })
     }
 
@@ -630,8 +874,7 @@ impl<'p, S: Strategy> Executor<'p, S> {
         &self,
         path: &Path,
         rng: &DynasRng,
-        generation: usize,
-        elapsed: Duration,
+        at: Progress,
         archive: &Archive,
         state: &S::State,
     ) -> Result<()> {
@@ -641,23 +884,111 @@ impl<'p, S: Strategy> Executor<'p, S> {
             strategy: self.strategy.name().to_string(),
             strategy_config: self.strategy.config(),
             problem: self.problem.name().to_string(),
+            problem_fingerprint: self.problem.fingerprint(),
             objectives: self.problem.objectives().to_vec(),
             dimensions: dims(self.problem),
-            seed: self.seed,
+            seed: at.seed,
             rng: rng.clone(),
-            generation,
-            elapsed_s: elapsed.as_secs_f64(),
+            generation: at.generation,
+            elapsed_s: at.elapsed.as_secs_f64(),
+            stalled: at.stalled,
             archive: archive.records.clone(),
             state: state.clone(),
         };
         let text =
             serde_json::to_string(&file).map_err(|e| SearchError::parse(path, e.to_string()))?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, text).map_err(|e| SearchError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| SearchError::io(path, e))
+        write_atomic(path, text.as_bytes())
     }
+}
+
+/// Where a search stands, as saved in a checkpoint.
+#[derive(Clone, Copy)]
+struct Progress {
+    seed: u64,
+    generation: usize,
+    stalled: usize,
+    elapsed: Duration,
+}
+
+/// Sets every unlabelled point's label (and its named genes) from the problem.
+fn label_front(problem: &dyn Problem, front: &mut ParetoFront) {
+    let dimensions = problem.space().dimensions();
+    for p in &mut front.points {
+        if p.label.is_none() {
+            p.label = problem.label(&p.genotype);
+        }
+        if p.genes.is_empty() {
+            p.genes = crate::pareto::named_genes(dimensions, &p.genotype);
+        }
+    }
+}
+
+/// Checks that a checkpointed population is non-empty, at most `max` long, and made of valid
+/// genotypes that the archive holds (for [`Strategy::check_state`] implementations).
+pub(crate) fn check_population<'g>(
+    members: impl ExactSizeIterator<Item = &'g Genotype>,
+    max: usize,
+    problem: &dyn Problem,
+    archive: &Archive,
+) -> Result<()> {
+    let n = members.len();
+    if n == 0 {
+        return Err(SearchError::invalid("population", "is empty"));
+    }
+    if n > max {
+        return Err(SearchError::invalid(
+            "population",
+            format!("has {n} members, the configuration allows {max}"),
+        ));
+    }
+    for (i, g) in members.enumerate() {
+        problem.space().validate(g)?;
+        if !archive.contains(g) {
+            return Err(SearchError::invalid(
+                format!("population[{i}]"),
+                format!("`{g}` is not in the archive"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a xoshiro state is all zeros (a fixed point that outputs 0 forever).
+fn is_degenerate(rng: &DynasRng) -> bool {
+    use rand::RngCore as _;
+    let mut probe = rng.clone();
+    (0..4).all(|_| probe.next_u64() == 0)
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one: a
+/// temporary file in the same directory is written, synced, and renamed over `path`, and the
+/// directory is synced so the rename itself is durable.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SearchError::io(&tmp, e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SearchError::io(path, e));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Directory sync is not supported everywhere (e.g. Windows); the data itself is synced.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 fn dims(problem: &dyn Problem) -> Vec<usize> {
@@ -767,7 +1098,7 @@ mod tests {
         )
         .run()
         .unwrap();
-        assert_eq!(r.stop_reason, StopReason::StrategyDone);
+        assert_eq!(r.stop_reason, StopReason::SpaceExhausted);
         assert_eq!(r.archive.len(), 9);
         assert_eq!(r.front.points[0].values, vec![0.0]);
     }

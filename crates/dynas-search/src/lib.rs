@@ -3,7 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`problem`] | [`Problem`], objectives with directions, constraints, [`Cached`], [`HardwareProblem`] (any [`AccuracySource`] x any `CostModel`) |
+//! | [`problem`] | [`Problem`], objectives with directions, constraints, [`CachedProblem`], [`HardwareProblem`] (any [`AccuracySource`] x any `CostModel`), [`JointHardwareProblem`] (backbone and operating point together) |
 //! | [`table`] | [`TableProblem`] / [`TableAccuracy`] from CSVs in the `nb201_hw.csv` schema |
 //! | [`executor`] | [`Executor`], [`Budget`] (distinct evaluations / generations / time), exact checkpoint/resume |
 //! | [`observer`] | progress bar, JSON-lines log, stop-on-condition closures |
@@ -13,6 +13,8 @@
 //! | [`predictor`] | one-hot MLP and random-forest accuracy predictors (ndarray) |
 //! | [`hadas`] | HADAS bi-level search over backbones, exits and DVFS operating points |
 //! | [`shrink`] | GoldenNAS progressive space shrinking around any strategy |
+//! | [`gos`] | GOS operator replacement: candidates from the operators' index form, per-unit search |
+//! | [`surrogate`] | surrogate-assisted search (Gaussian processes, hypervolume-improvement batches): the default for expensive problems |
 //!
 //! ```no_run
 //! use dynas_search::{Budget, Executor, Nsga2, Nsga2Config, Objective, TableProblem};
@@ -31,9 +33,11 @@
 //! ```
 
 pub mod aging;
+pub mod deployment;
 pub mod error;
 pub mod executor;
 mod floats;
+pub mod gos;
 pub mod hadas;
 pub mod nsga2;
 pub mod observer;
@@ -43,28 +47,37 @@ pub mod predictor;
 pub mod problem;
 pub mod random;
 pub mod shrink;
+pub mod surrogate;
 pub mod table;
 
 pub use aging::{AgingConfig, AgingEvolution, AgingState};
+pub use deployment::{
+    DEPLOYMENT_VERSION, DeployedExit, DeployedMetrics, Deployment, DeploymentPoint, Provenance,
+};
 pub use error::{Result, SearchError};
 pub use executor::{
     Archive, Budget, Context, Executor, Record, SearchResult, Step, StopReason, Strategy,
 };
+pub use gos::{
+    CandidateConfig, CandidateParams, ChannelSplit, Factorisation, GosLatency, GosLut, GosPlan,
+    GosProblem, GosSpace, Replacement, Unit, UnitErrors,
+};
 pub use hadas::{
-    DynamicEvaluator, DynamicMetrics, DynamicPoint, ExitSource, ExitsEvaluator, Hadas, HadasConfig,
-    HadasState, InnerProblem,
+    DynamicBackbones, DynamicEvaluator, DynamicMetrics, DynamicPoint, ExitSource, ExitsEvaluator,
+    Hadas, HadasConfig, HadasState, InnerProblem, best_within_tolerance, inner_search,
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 pub use observer::{Control, Event, JsonLinesObserver, Observer, ProgressObserver};
 pub use ofa::{OfaEvolution, OfaEvolutionConfig, OfaState};
-pub use pareto::{FrontPoint, ParetoFront};
+pub use pareto::{FrontPoint, GeneChoice, ParetoFront};
 pub use predictor::{ForestConfig, ForestPredictor, MlpConfig, MlpPredictor, OneHot};
 pub use problem::{
-    AccuracySource, Cached, Constraint, Direction, Evaluation, HardwareProblem, Metric, Objective,
-    Problem,
+    AccuracyFn, AccuracySource, CachedProblem, Constraint, Direction, Evaluation, HardwareProblem,
+    JointHardwareProblem, JointSpace, Metric, Objective, Problem, content_fingerprint,
 };
 pub use random::{RandomSearch, RandomState};
 pub use shrink::{
     ProgressiveShrinking, ShrinkConfig, ShrinkResult, StageReport, SubProblem, Subspace,
 };
+pub use surrogate::{Surrogate, SurrogateConfig, SurrogateParams, SurrogateState};
 pub use table::{GeneColumns, TableAccuracy, TableProblem, TableSpace};

@@ -11,8 +11,9 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
-use crate::executor::{Context, Step, Strategy};
+use crate::executor::{Archive, Context, Step, Strategy, check_population};
 use crate::pareto::{crowding_distance, dominance, fast_non_dominated_sort};
+use crate::problem::Problem;
 use crate::problem::{Evaluation, Objective};
 
 /// Which duplicates a new generation's offspring must avoid.
@@ -366,6 +367,36 @@ impl Strategy for Nsga2 {
         let n = self.config.population.min(pool.len());
         state.population = rank_and_crowding_survival(pool, n, ctx.rng());
         Ok(Step::Continue)
+    }
+
+    fn check_state(
+        &self,
+        state: &Nsga2State,
+        problem: &dyn Problem,
+        archive: &Archive,
+    ) -> Result<()> {
+        check_population(
+            state.population.iter().map(|m| &m.genotype),
+            self.config.population,
+            problem,
+            archive,
+        )?;
+        let n_objectives = problem.objectives().len();
+        for (i, m) in state.population.iter().enumerate() {
+            if m.f.len() != n_objectives {
+                return Err(SearchError::invalid(
+                    format!("population[{i}].f"),
+                    format!("{} values for {n_objectives} objectives", m.f.len()),
+                ));
+            }
+            if m.cv.is_nan() {
+                return Err(SearchError::invalid(
+                    format!("population[{i}].cv"),
+                    "is NaN",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

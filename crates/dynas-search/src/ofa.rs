@@ -10,7 +10,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
-use crate::executor::{Context, Step, Strategy};
+use crate::executor::{Archive, Context, Step, Strategy, check_population};
+use crate::problem::Problem;
 
 /// Validated hyper-parameters (defaults from the once-for-all code).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -198,5 +199,16 @@ impl Strategy for OfaEvolution {
         );
         state.population = self.sorted(parents, ctx);
         Ok(Step::Continue)
+    }
+
+    fn check_state(
+        &self,
+        state: &OfaState,
+        problem: &dyn Problem,
+        archive: &Archive,
+    ) -> Result<()> {
+        // Parents kept plus one generation of children.
+        let max = self.config.population.saturating_mul(2);
+        check_population(state.population.iter(), max, problem, archive)
     }
 }

@@ -89,8 +89,9 @@ pub fn ranks(points: &[Vec<f64>]) -> Vec<usize> {
     rank
 }
 
-/// Indices of the non-dominated points, ascending. Uses an `O(n log n)` sweep in 2-D, so it
-/// handles whole benchmark tables.
+/// Indices of the non-dominated points, ascending (duplicates of a non-dominated point are
+/// all kept). Uses an `O(n log n)` sweep in 2-D and an `O(n log n + n f)` lexicographic sweep
+/// (front size `f`) in more dimensions, so it handles whole benchmark and configuration tables.
 pub fn non_dominated(points: &[Vec<f64>]) -> Vec<usize> {
     if points.first().is_some_and(|p| p.len() == 2) {
         let mut order: Vec<usize> = (0..points.len()).collect();
@@ -114,14 +115,26 @@ pub fn non_dominated(points: &[Vec<f64>]) -> Vec<usize> {
         keep.sort_unstable();
         keep
     } else {
-        fast_non_dominated_sort(points)
-            .into_iter()
-            .next()
-            .map(|mut f| {
-                f.sort_unstable();
-                f
-            })
-            .unwrap_or_default()
+        // Lexicographic sweep: a point can only be dominated by a point before it in
+        // lexicographic order, and (dominance being transitive) by a kept one, so each point is
+        // checked against the front so far: O(n log n + n f) time, O(n) memory.
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_by(|&a, &b| {
+            points[a]
+                .iter()
+                .zip(&points[b])
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let mut keep: Vec<usize> = Vec::new();
+        for i in order {
+            if !keep.iter().any(|&k| dominates(&points[k], &points[i])) {
+                keep.push(i);
+            }
+        }
+        keep.sort_unstable();
+        keep
     }
 }
 
@@ -301,11 +314,43 @@ pub fn igd(approximation: &[Vec<f64>], reference_front: &[Vec<f64>]) -> Result<f
 pub struct FrontPoint {
     /// The genotype.
     pub genotype: Genotype,
-    /// A human-readable identifier (e.g. the NAS-Bench-201 arch string), where known.
+    /// A human-readable identifier (e.g. the NAS-Bench-201 arch string, or the space's
+    /// `name=value` description), where known. Fronts returned by the executor always have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Every gene by dimension name, with the chosen value (filled by the executor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub genes: Vec<GeneChoice>,
     /// Objective values in the problem's units and directions.
     pub values: Vec<f64>,
+}
+
+/// One gene of a [`FrontPoint`]: the dimension's name and the label of the chosen value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneChoice {
+    /// The dimension.
+    pub dimension: String,
+    /// The chosen value's label.
+    pub value: String,
+}
+
+/// The genes of `genotype` named by `dimensions` (empty when they do not fit).
+pub fn named_genes(dimensions: &[dynas_space::Dimension], genotype: &Genotype) -> Vec<GeneChoice> {
+    if dimensions.len() != genotype.len() {
+        return Vec::new();
+    }
+    dimensions
+        .iter()
+        .zip(genotype.genes())
+        .map(|(d, &i)| GeneChoice {
+            dimension: d.name().to_string(),
+            value: d
+                .labels()
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("#{i}")),
+        })
+        .collect()
 }
 
 /// A Pareto front with the objectives it is expressed in.
@@ -342,6 +387,7 @@ impl ParetoFront {
                     FrontPoint {
                         genotype: feasible[i].0.clone(),
                         label: None,
+                        genes: Vec::new(),
                         values: feasible[i].1.values.clone(),
                     },
                 )

@@ -6,7 +6,8 @@ use dynas_space::Genotype;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
-use crate::executor::{Context, Step, Strategy};
+use crate::executor::{Archive, Context, Step, Strategy};
+use crate::problem::Problem;
 
 /// Uniform random search over distinct architectures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,5 +79,20 @@ impl Strategy for RandomSearch {
         }
         ctx.evaluate(&batch)?;
         Ok(Step::Continue)
+    }
+
+    fn check_state(
+        &self,
+        state: &RandomState,
+        _problem: &dyn Problem,
+        _archive: &Archive,
+    ) -> Result<()> {
+        if state.batches == 0 {
+            return Err(SearchError::invalid(
+                "batches",
+                "0: the first batch is drawn at once",
+            ));
+        }
+        Ok(())
     }
 }

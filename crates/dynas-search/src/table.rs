@@ -8,7 +8,7 @@ use dynas_space::{Dimension, Genotype, Nb201Space, Network, SearchSpace, SpaceEr
 
 use crate::error::{Result, SearchError};
 use crate::pareto::ParetoFront;
-use crate::problem::{Evaluation, Objective, Problem};
+use crate::problem::{Evaluation, Objective, Problem, content_fingerprint};
 
 /// The NAS-Bench-201 operations in the code order of `nb201_hw.csv` (`op0..op5` values).
 pub use dynas_space::nb201::NB201_OPS;
@@ -89,6 +89,7 @@ pub enum GeneColumns {
 pub struct TableProblem {
     name: String,
     path: PathBuf,
+    fingerprint: String,
     space: TableSpace,
     objectives: Vec<Objective>,
     rows: HashMap<Genotype, Row>,
@@ -119,10 +120,11 @@ impl TableProblem {
         if objectives.is_empty() {
             return Err(SearchError::invalid("objectives", "at least one is needed"));
         }
+        let bytes = std::fs::read(path).map_err(|e| SearchError::io(path, e))?;
+        let fingerprint = content_fingerprint(&bytes);
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_path(path)
-            .map_err(|e| csv_err(path, e))?;
+            .from_reader(bytes.as_slice());
         let headers = reader.headers().map_err(|e| csv_err(path, e))?.clone();
         let column = |name: &str| -> Result<usize> {
             headers
@@ -276,10 +278,16 @@ impl TableProblem {
             space: TableSpace::new(name.clone(), dimensions),
             name,
             path: path.to_path_buf(),
+            fingerprint,
             objectives,
             rows,
             order,
         })
+    }
+
+    /// [`content_fingerprint`] of the file's bytes, as read.
+    pub fn content_fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The file the table was read from.
@@ -349,6 +357,14 @@ impl Problem for TableProblem {
         // A hash lookup is cheaper than a thread hand-off.
         genotypes.iter().map(|g| self.evaluate(g)).collect()
     }
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.fingerprint.clone())
+    }
+    fn label(&self, genotype: &Genotype) -> Option<String> {
+        TableProblem::label(self, genotype)
+            .map(str::to_string)
+            .or_else(|| self.space.describe(genotype).ok())
+    }
 }
 
 /// An [`crate::AccuracySource`] reading accuracy (%) from a column of a benchmark table, for
@@ -395,6 +411,9 @@ impl TableAccuracy {
 impl crate::problem::AccuracySource for TableAccuracy {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.table.fingerprint.clone())
     }
     fn accuracy(&self, genotype: &Genotype, _network: &Network) -> Result<f64> {
         let e = self.table.evaluate(genotype)?;

@@ -8,8 +8,8 @@ use dynas_cost::analytical::{AnalyticalModel, AnalyticalParams};
 use dynas_cost::{CostModel, DeviceProfile};
 use dynas_exits::{ExitHead, ExitPosition, ExitTable, HadasExitData, SyntheticConfidence};
 use dynas_search::{
-    AccuracySource, Budget, Cached, Constraint, DynamicEvaluator, Executor, ExitsEvaluator, Hadas,
-    HadasConfig, HardwareProblem, InnerProblem, Metric, Nsga2, Nsga2Config, Problem, Result,
+    AccuracySource, Budget, CachedProblem, Constraint, DynamicEvaluator, Executor, ExitsEvaluator,
+    Hadas, HadasConfig, HardwareProblem, InnerProblem, Metric, Nsga2, Nsga2Config, Problem, Result,
     TableAccuracy,
 };
 use dynas_space::{Activation, Genotype, Nb201Space, Network, SearchSpace};
@@ -50,7 +50,7 @@ fn hardware_problem_composes_table_accuracy_with_a_cost_model_and_caches() {
         limit: 5.0,
     })
     .unwrap();
-    let cached = Cached::new(problem);
+    let cached = CachedProblem::new(problem);
     let result = Executor::new(
         &cached,
         Nsga2::new(Nsga2Config::default()).unwrap(),

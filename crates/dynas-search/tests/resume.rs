@@ -39,10 +39,9 @@ where
             matches!(interrupted, Err(SearchError::Interrupted(_))),
             "kill point {kill}"
         );
-        // Resumed by a fresh executor with a fresh strategy object (the seed given is ignored).
+        // Resumed by a fresh executor with a fresh strategy object (the checkpoint's seed).
         let resumed = if path.exists() {
             Executor::new(problem, make(), Budget::evaluations(budget).unwrap())
-                .seed(999)
                 .resume_from(&path)
                 .expect("checkpoint loads")
                 .run()

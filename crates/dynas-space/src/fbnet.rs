@@ -168,6 +168,30 @@ impl FbNetSpace {
         self.num_classes
     }
 
+    /// Searchable layer `layer` (0..22) with block choice `block` (0..9, [`FBNET_BLOCKS`]
+    /// order), as [`SearchSpace::decode`] places it; its name is its HW-NAS-Bench LUT key.
+    pub fn block_layer(&self, layer: usize, block: usize) -> Option<&Layer> {
+        self.layers.get(layer)?.get(block)
+    }
+
+    /// The stem conv, the first layer of every decoded network.
+    pub fn stem(&self) -> &Layer {
+        &self.fixed[0]
+    }
+
+    /// The head conv, pooling and classifier, the last three layers of every decoded network.
+    pub fn tail(&self) -> &[Layer] {
+        &self.fixed[1..]
+    }
+
+    /// The block indices of a genotype of this space (checked: 22 genes, each 0..9).
+    pub fn blocks(&self, genotype: &Genotype) -> Result<[usize; FBNET_LAYERS]> {
+        self.validate(genotype)?;
+        let mut blocks = [0; FBNET_LAYERS];
+        blocks.copy_from_slice(genotype.genes());
+        Ok(blocks)
+    }
+
     /// The 22 block digits of a genotype, as in HW-NAS-Bench's `ops` column.
     pub fn ops_string(&self, genotype: &Genotype) -> Result<String> {
         self.validate(genotype)?;
@@ -401,5 +425,24 @@ mod tests {
             .expect("decodes");
         assert!(largest.macs() < smallest.macs(), "all-skip is the cheapest");
         assert!(smallest.macs() < all_k5_e6.macs());
+    }
+
+    #[test]
+    fn typed_accessors_rebuild_the_decoded_network() {
+        let space = FbNetSpace::imagenet();
+        let mut rng = seeded_rng(11);
+        let genotype = space.sample(&mut rng);
+        let network = space.decode(&genotype).expect("decodes");
+        let blocks = space.blocks(&genotype).expect("valid");
+        let mut names = vec![space.stem().name.clone()];
+        for (i, &b) in blocks.iter().enumerate() {
+            names.push(space.block_layer(i, b).expect("in range").name.clone());
+        }
+        names.extend(space.tail().iter().map(|l| l.name.clone()));
+        let decoded: Vec<String> = network.layers.iter().map(|l| l.name.clone()).collect();
+        assert_eq!(names, decoded);
+        assert!(space.block_layer(FBNET_LAYERS, 0).is_none());
+        assert!(space.block_layer(0, FBNET_BLOCKS.len()).is_none());
+        assert!(space.blocks(&Genotype::new(vec![9; FBNET_LAYERS])).is_err());
     }
 }

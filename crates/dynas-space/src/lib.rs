@@ -33,6 +33,7 @@ pub mod genotype;
 pub mod mbconv;
 pub mod nb201;
 pub mod network;
+pub mod opexpr;
 pub mod reference;
 pub mod space;
 
@@ -44,7 +45,8 @@ pub use mbconv::{
     MbConvSubnet, StageChoice, StageSpec,
 };
 pub use nb201::Nb201Space;
-pub use network::{Activation, Layer, Network, OpKind, PoolKind, TensorShape};
+pub use network::{Activation, CustomCounts, Layer, Network, OpKind, PoolKind, TensorShape};
+pub use opexpr::{Combine, Epilogue, Index, LayerExpr, OpExpr, ReceptiveField};
 pub use space::{Crossover, Dimension, GenotypeIter, Mutation, MutationKind, SearchSpace};
 
 /// The random number generator dynas uses by default: small, fast and serialisable, so that

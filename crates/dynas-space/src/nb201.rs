@@ -27,6 +27,77 @@ pub const NB201_OPS: [&str; 5] = [
 /// `(to, from)` node pairs of the 6 edges, in gene order.
 pub const NB201_EDGES: [(usize, usize); 6] = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)];
 
+/// Writes the standard arch string of six op indices (each below [`NB201_OPS`]`.len()`;
+/// larger ones are written as `?`), e.g.
+/// `|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|`.
+pub fn write_arch_str(ops: &[usize; 6], out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    let mut gene = 0;
+    for node in 1..=3 {
+        if node > 1 {
+            out.write_char('+')?;
+        }
+        out.write_char('|')?;
+        for from in 0..node {
+            out.write_str(NB201_OPS.get(ops[gene]).copied().unwrap_or("?"))?;
+            out.write_char('~')?;
+            out.write_char(char::from(b'0' + from as u8))?;
+            out.write_char('|')?;
+            gene += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The six op indices of a standard arch string, without allocating (the NAS-Bench-201
+/// codec; [`Nb201Space::parse_arch_str`] wraps it). A malformed string is a
+/// [`SpaceError::Parse`], an unknown op name a [`SpaceError::UnknownName`].
+pub fn parse_arch_ops(text: &str) -> Result<[usize; 6]> {
+    let parse_error = |reason: String| SpaceError::Parse {
+        input: text.to_string(),
+        reason,
+    };
+    let mut rest = text.trim();
+    let mut ops = [0; 6];
+    let mut gene = 0;
+    for node in 1..=3 {
+        if node > 1 {
+            rest = rest.strip_prefix('+').ok_or_else(|| {
+                parse_error(format!("expected `+` before node {node}, found `{rest}`"))
+            })?;
+        }
+        rest = rest
+            .strip_prefix('|')
+            .ok_or_else(|| parse_error(format!("node {node} group does not start with `|`")))?;
+        for from in 0..node {
+            let (edge, after) = rest
+                .split_once('|')
+                .ok_or_else(|| parse_error(format!("node {node} needs {node} inputs")))?;
+            rest = after;
+            let (op, source) = edge.split_once('~').ok_or_else(|| {
+                parse_error(format!("edge `{edge}` of node {node} is not `op~input`"))
+            })?;
+            if source.parse::<usize>().ok() != Some(from) {
+                return Err(parse_error(format!(
+                    "edge `{edge}` of node {node} should read from node {from}"
+                )));
+            }
+            ops[gene] =
+                NB201_OPS
+                    .iter()
+                    .position(|o| *o == op)
+                    .ok_or_else(|| SpaceError::UnknownName {
+                        space: "nas-bench-201".to_string(),
+                        name: op.to_string(),
+                    })?;
+            gene += 1;
+        }
+    }
+    if !rest.is_empty() {
+        return Err(parse_error(format!("unexpected `{rest}` after node 3")));
+    }
+    Ok(ops)
+}
+
 /// Cells per stage.
 const CELLS_PER_STAGE: usize = 5;
 
@@ -124,76 +195,17 @@ impl Nb201Space {
     /// `|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|`.
     pub fn arch_str(&self, genotype: &Genotype) -> Result<String> {
         self.validate(genotype)?;
-        let genes = genotype.genes();
+        let mut ops = [0; NB201_EDGES.len()];
+        ops.copy_from_slice(genotype.genes());
         let mut out = String::with_capacity(96);
-        let mut gene = 0;
-        for node in 1..=3 {
-            if node > 1 {
-                out.push('+');
-            }
-            out.push('|');
-            for from in 0..node {
-                out.push_str(NB201_OPS[genes[gene]]);
-                out.push('~');
-                out.push_str(&from.to_string());
-                out.push('|');
-                gene += 1;
-            }
-        }
+        // Writing to a String cannot fail.
+        let _ = write_arch_str(&ops, &mut out);
         Ok(out)
     }
 
     /// Parses a standard arch string into a genotype.
     pub fn parse_arch_str(&self, text: &str) -> Result<Genotype> {
-        let parse_error = |reason: String| SpaceError::Parse {
-            input: text.to_string(),
-            reason,
-        };
-        let trimmed = text.trim();
-        let nodes: Vec<&str> = trimmed.split('+').collect();
-        if nodes.len() != 3 {
-            return Err(parse_error(format!(
-                "expected 3 node groups separated by `+`, found {}",
-                nodes.len()
-            )));
-        }
-        let mut genes = Vec::with_capacity(6);
-        for (i, group) in nodes.iter().enumerate() {
-            let node = i + 1;
-            let inner = group
-                .strip_prefix('|')
-                .and_then(|g| g.strip_suffix('|'))
-                .ok_or_else(|| {
-                    parse_error(format!(
-                        "node {node} group `{group}` is not enclosed in `|`"
-                    ))
-                })?;
-            let edges: Vec<&str> = inner.split('|').collect();
-            if edges.len() != node {
-                return Err(parse_error(format!(
-                    "node {node} needs {node} inputs, found {}",
-                    edges.len()
-                )));
-            }
-            for (from, edge) in edges.iter().enumerate() {
-                let (op, source) = edge.split_once('~').ok_or_else(|| {
-                    parse_error(format!("edge `{edge}` of node {node} is not `op~input`"))
-                })?;
-                if source.parse::<usize>().ok() != Some(from) {
-                    return Err(parse_error(format!(
-                        "edge `{edge}` of node {node} should read from node {from}"
-                    )));
-                }
-                let index = NB201_OPS.iter().position(|o| *o == op).ok_or_else(|| {
-                    SpaceError::UnknownName {
-                        space: self.name().to_string(),
-                        name: op.to_string(),
-                    }
-                })?;
-                genes.push(index);
-            }
-        }
-        Ok(Genotype::new(genes))
+        Ok(Genotype::new(parse_arch_ops(text)?.to_vec()))
     }
 
     fn edge_layer(name: String, op: usize, shape: TensorShape) -> Layer {

@@ -75,8 +75,24 @@ pub enum PoolKind {
     Max,
 }
 
+/// Counts a user-defined operator ([`OpKind::Custom`]) carries for one image, since the
+/// description cannot derive them from its shape fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CustomCounts {
+    /// Multiply-accumulates.
+    pub macs: u64,
+    /// Learnable parameters.
+    pub params: u64,
+    /// Elements of every tensor the operator writes.
+    pub written_elements: u64,
+}
+
 /// What a layer computes.
+///
+/// Non-exhaustive: new operators are added over time, and [`OpKind::Custom`] lets a user's
+/// operator take part in costing with counts of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum OpKind {
     /// Convolution (grouped when `groups > 1`, depthwise when `groups == channels`),
     /// optionally followed by batch norm and the activation.
@@ -98,6 +114,13 @@ pub enum OpKind {
     Identity,
     /// Outputs zeros (NAS-Bench-201's `none`): no compute, no parameters.
     Zero,
+    /// A user-defined operator that keeps the input's spatial size (divided by `stride`) and
+    /// carries its own counts.
+    Custom(CustomCounts),
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One layer of a [`Network`].
@@ -136,6 +159,13 @@ pub struct Layer {
     /// (FBNet's `e1` blocks); see [`Layer::with_expansion_conv`].
     #[serde(default)]
     pub force_expansion: bool,
+    /// Kernel width of a convolution when it differs from its height `kernel` (a k x 1 or
+    /// 1 x k conv); `None` for square kernels.
+    #[serde(default)]
+    pub kernel_width: Option<usize>,
+    /// Dilation of a convolution (1 for a dense kernel).
+    #[serde(default = "one")]
+    pub dilation: usize,
 }
 
 impl Layer {
@@ -160,6 +190,41 @@ impl Layer {
             activation: Activation::None,
             projection_shortcut: false,
             force_expansion: false,
+            kernel_width: None,
+            dilation: 1,
+        }
+    }
+
+    /// The same conv with a `height` x `width` kernel ("same" padding keeps the spatial size).
+    pub fn with_kernel_hw(mut self, height: usize, width: usize) -> Self {
+        self.kernel = height;
+        self.kernel_width = (height != width).then_some(width);
+        self
+    }
+
+    /// The same conv with its kernel taps `dilation` pixels apart.
+    pub fn with_dilation(mut self, dilation: usize) -> Self {
+        self.dilation = dilation;
+        self
+    }
+
+    /// Kernel height and width.
+    pub fn kernel_hw(&self) -> (usize, usize) {
+        (self.kernel, self.kernel_width.unwrap_or(self.kernel))
+    }
+
+    /// A user-defined operator with its own counts; its output has `out_channels` channels and
+    /// the input's spatial size divided by `stride`.
+    pub fn custom(
+        name: impl Into<String>,
+        input: TensorShape,
+        out_channels: usize,
+        stride: usize,
+        counts: CustomCounts,
+    ) -> Self {
+        Self {
+            stride,
+            ..Self::base(name, OpKind::Custom(counts), input, out_channels)
         }
     }
 
@@ -328,8 +393,9 @@ impl Layer {
         let cin = self.input.channels as u64;
         let cout = self.out_channels as u64;
         let k2 = (self.kernel * self.kernel) as u64;
+        let (kh, kw) = self.kernel_hw();
         match self.kind {
-            OpKind::Conv => out_hw * cout * (cin / self.groups.max(1) as u64) * k2,
+            OpKind::Conv => out_hw * cout * (cin / self.groups.max(1) as u64) * (kh * kw) as u64,
             OpKind::MbConv => {
                 let mid = self.mid_channels as u64;
                 // The 1x1 convs are grouped when `groups > 1` (FBNet's g2 blocks).
@@ -357,6 +423,7 @@ impl Layer {
             }
             OpKind::Linear => cin * cout,
             OpKind::Pool(_) | OpKind::GlobalAvgPool | OpKind::Identity | OpKind::Zero => 0,
+            OpKind::Custom(counts) => counts.macs,
         }
     }
 
@@ -365,10 +432,13 @@ impl Layer {
         let cin = self.input.channels as u64;
         let cout = self.out_channels as u64;
         let k2 = (self.kernel * self.kernel) as u64;
+        let (kh, kw) = self.kernel_hw();
         let bn = |c: u64| if self.batch_norm { 2 * c } else { 0 };
         let bias = |c: u64| if self.bias { c } else { 0 };
         match self.kind {
-            OpKind::Conv => cout * (cin / self.groups.max(1) as u64) * k2 + bn(cout) + bias(cout),
+            OpKind::Conv => {
+                cout * (cin / self.groups.max(1) as u64) * (kh * kw) as u64 + bn(cout) + bias(cout)
+            }
             OpKind::MbConv => {
                 let mid = self.mid_channels as u64;
                 let groups = self.groups.max(1) as u64;
@@ -396,6 +466,7 @@ impl Layer {
             }
             OpKind::Linear => cin * cout + bias(cout),
             OpKind::Pool(_) | OpKind::GlobalAvgPool | OpKind::Identity | OpKind::Zero => 0,
+            OpKind::Custom(counts) => counts.params,
         }
     }
 
@@ -417,6 +488,7 @@ impl Layer {
             }
             OpKind::ResidualBlock => 3 * out.elements(),
             OpKind::Identity => 0,
+            OpKind::Custom(counts) => counts.written_elements,
             _ => out.elements(),
         };
         elements * BYTES_PER_ELEMENT

@@ -1,10 +1,13 @@
 //! Safetensors files of named `f32` tensors with string metadata: supernet weights, training
 //! checkpoints (weights, optimizer momentum, step, RNG) and batch-norm statistics stores.
 //!
-//! Reading checks every tensor's presence, dtype and shape and names the file and the field
-//! at fault in the error.
+//! Reading checks every tensor's presence, dtype, shape and finiteness and names the file and
+//! the field at fault in the error. Files are written atomically (a temporary file in the same
+//! directory, synced, then renamed over the target), and variables are only overwritten once
+//! every tensor of the file has been read and checked.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -51,10 +54,71 @@ pub fn write_tensors(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| SupernetError::io(dir, e))?;
     }
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, Some(metadata), &tmp)
-        .map_err(|e| bad(path, "*", e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| SupernetError::io(path, e))
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| bad(path, "*", e.to_string()))?;
+    write_atomic(path, |tmp| {
+        let mut file = std::fs::File::create(tmp)?;
+        file.write_all(&bytes)
+    })
+}
+
+/// A temporary path next to `path` that keeps its extension (libtorch picks the format by it).
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "tensors".into(), |n| n.to_string_lossy().into_owned());
+    let ext = path
+        .extension()
+        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
+    path.with_file_name(format!(".{name}.{}.tmp{ext}", std::process::id()))
+}
+
+/// Lets `write` fill a temporary file next to `path`, syncs it, and renames it over `path`
+/// (then syncs the directory), so that a crash leaves the old file or the new one, never a
+/// half-written one. The temporary file is removed on failure.
+pub(crate) fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = temporary_path(path);
+    let written = write(&tmp).and_then(|()| std::fs::File::open(&tmp)?.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SupernetError::io(path, e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SupernetError::io(path, e));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Not every platform can sync a directory; the file's data is synced already.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Saves every variable of `vs` to `path` atomically, in the format libtorch picks from the
+/// extension (safetensors for `.safetensors`).
+pub(crate) fn save_var_store(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| SupernetError::io(dir, e))?;
+    }
+    let mut failure = None;
+    let outcome = write_atomic(path, |tmp| {
+        vs.save(tmp).map_err(|e| {
+            let message = e.to_string();
+            failure = Some(message.clone());
+            std::io::Error::other(message)
+        })
+    });
+    match (outcome, failure) {
+        (Err(_), Some(reason)) => Err(bad(path, "*", reason)),
+        (outcome, _) => outcome,
+    }
 }
 
 /// A safetensors file read into memory.
@@ -135,6 +199,13 @@ impl TensorFile {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(bad(
+                &self.path,
+                name,
+                format!("value {i} is {} (weights must be finite)", values[i]),
+            ));
+        }
         Ok(Tensor::from_slice(&values).reshape(dims).to_device(device))
     }
 }
@@ -145,19 +216,40 @@ pub(crate) fn load_into(vs: &nn::VarStore, path: &Path, prefix: &str) -> Result<
     copy_vars(&file, vs, prefix)
 }
 
-/// Copies the tensors `prefix + name` of `file` into every variable of `vs`.
+/// Copies the tensors `prefix + name` of `file` into every variable of `vs`: all are read and
+/// checked first, so a bad file leaves `vs` as it was.
 pub(crate) fn copy_vars(file: &TensorFile, vs: &nn::VarStore, prefix: &str) -> Result<()> {
+    let staged = read_vars(file, vs, prefix)?;
+    assign(staged);
+    Ok(())
+}
+
+/// Every variable of `vs` with its checked value `prefix + name` from `file` (nothing is
+/// written yet).
+pub(crate) fn read_vars(
+    file: &TensorFile,
+    vs: &nn::VarStore,
+    prefix: &str,
+) -> Result<Vec<(Tensor, Tensor)>> {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, var) in vars {
-        let field = format!("{prefix}{name}");
-        let t = file.tensor(&field, Some(&var.size()), var.device())?;
-        tch::no_grad(|| {
+    vars.into_iter()
+        .map(|(name, var)| {
+            let field = format!("{prefix}{name}");
+            let t = file.tensor(&field, Some(&var.size()), var.device())?;
+            Ok((var, t))
+        })
+        .collect()
+}
+
+/// Copies each staged value into its variable.
+pub(crate) fn assign(staged: Vec<(Tensor, Tensor)>) {
+    tch::no_grad(|| {
+        for (var, value) in staged {
             let mut v = var.shallow_clone();
-            v.copy_(&t);
-        });
-    }
-    Ok(())
+            v.copy_(&value);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -183,10 +275,38 @@ mod tests {
             f.meta("rng"),
             Err(SupernetError::Checkpoint { field, .. }) if field == "rng"
         ));
+        // Nothing is left next to the file.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
         assert!(matches!(
             TensorFile::open(&path),
             Err(SupernetError::Checkpoint { field, .. }) if field == "header"
         ));
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_and_leave_the_variables_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let a = root.var("a", &[3], nn::Init::Const(1.0));
+        let b = root.var("b", &[2], nn::Init::Const(2.0));
+        let good_a = Tensor::from_slice(&[5.0f32, 6.0, 7.0]);
+        let nan_b = Tensor::from_slice(&[f32::NAN, 0.0]);
+        write_tensors(
+            &path,
+            &[("a".to_string(), good_a), ("b".to_string(), nan_b)],
+            HashMap::new(),
+        )
+        .unwrap();
+        let err = load_into(&vs, &path, "").unwrap_err();
+        assert!(
+            matches!(&err, SupernetError::Checkpoint { field, .. } if field == "b"),
+            "{err}"
+        );
+        // `a` sorts first and is valid, but nothing was copied.
+        assert!(a.equal(&Tensor::from_slice(&[1.0f32, 1.0, 1.0])));
+        assert!(b.equal(&Tensor::from_slice(&[2.0f32, 2.0])));
     }
 }

@@ -6,7 +6,7 @@ use thiserror::Error;
 
 /// Everything that can go wrong when loading data, building, training, checkpointing or
 /// evaluating a supernet.
-#[derive(Debug, Error)]
+#[derive(Error)]
 pub enum SupernetError {
     /// A file could not be opened, read or written.
     #[error("I/O error on `{path}`: {source}")]
@@ -51,6 +51,9 @@ pub enum SupernetError {
     /// The search space rejected a genotype.
     #[error(transparent)]
     Space(#[from] dynas_space::SpaceError),
+    /// A GOS search or lookup table failed.
+    #[error(transparent)]
+    Search(#[from] dynas_search::SearchError),
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -63,6 +66,14 @@ pub enum SupernetError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// Debug output is the message itself, so that a `main` returning this error (through `?` or
+/// `Box<dyn Error>`) prints a sentence naming the file and field, not a struct dump.
+impl std::fmt::Debug for SupernetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl SupernetError {

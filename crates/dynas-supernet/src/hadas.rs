@@ -404,13 +404,9 @@ impl State {
             let exits_err = |e: dynas_exits::ExitError| {
                 SupernetError::invalid("exit heads", format!("{genotype}: {e}"))
             };
-            let mut heads = ExitHeads::new(
-                &subnet,
-                head_blocks.clone(),
-                self.params.head.clone(),
-                Device::Cpu,
-            )
-            .map_err(exits_err)?;
+            let mut heads =
+                ExitHeads::new(&subnet, head_blocks.clone(), self.params.head, Device::Cpu)
+                    .map_err(exits_err)?;
             heads
                 .train(
                     &subnet,

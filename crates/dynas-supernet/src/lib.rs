@@ -19,18 +19,39 @@ pub mod checkpoint;
 pub mod data;
 pub mod elastic;
 pub mod error;
+pub mod gos;
+pub mod hadas;
+pub mod hadas_pipeline;
 pub mod latency;
 pub mod oracle;
+pub mod presample;
+pub mod serve;
 pub mod supernet;
 pub mod train;
+
+/// The libtorch bindings this crate is built on (the same version for callers).
+pub use tch;
 
 pub use data::{Augmentation, Batch, CifarLabels, Dataset, Normalization, Split};
 pub use elastic::BnMode;
 pub use error::{Result, SupernetError};
+pub use hadas::{
+    CheckedEvalParams, SupernetAccuracy, SupernetData, SupernetEvalParams, SupernetExits,
+    SupernetFactory, SupernetWorker, TestOutcome,
+};
+pub use hadas_pipeline::{
+    Ablation, CheckedHadasParams, HadasOutcome, HadasParams, HadasReport, OuterStrategy,
+    RunOptions, TestedConfiguration, run_hadas,
+};
 pub use latency::HostLatencyModel;
 pub use oracle::{
     AccuracyEstimator, AccuracySample, BnStore, write_samples_csv, write_samples_json,
 };
+pub use presample::{
+    CheckedPresampleParams, PresampleParams, Presampled, PresampledSubnet, lift_genotype,
+    presample, price_deployment,
+};
+pub use serve::{Family, Member, ServeParams, ServePolicy, ServeReport, ServeWindow, serve};
 pub use supernet::{BnStats, Subnet, Supernet, SupernetConfig};
 pub use train::{
     ElasticDim, EpochStats, Phase, Schedule, Sgd, SubnetSampler, TrainConfig, TrainParams, Trainer,

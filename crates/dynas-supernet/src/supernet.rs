@@ -753,18 +753,15 @@ impl Supernet {
         Ok(n)
     }
 
-    /// Saves all variables to a safetensors file.
+    /// Saves all variables to a safetensors file, atomically (a temporary file next to it is
+    /// written, synced and renamed over it).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        self.vs.save(path).map_err(|e| SupernetError::Checkpoint {
-            path: path.to_path_buf(),
-            field: "*".to_string(),
-            reason: e.to_string(),
-        })
+        crate::checkpoint::save_var_store(&self.vs, path.as_ref())
     }
 
     /// Loads variables saved by [`Supernet::save`] (every variable must be present with its
-    /// shape).
+    /// shape, and every value finite). The whole file is read and checked before any variable
+    /// is overwritten, so a failed load leaves the supernet as it was.
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
         crate::checkpoint::load_into(&self.vs, path.as_ref(), "")
     }
@@ -832,14 +829,9 @@ impl Subnet {
         tch::no_grad(|| self.forward(x, BnMode::Eval))
     }
 
-    /// Saves the weights (safetensors when the extension is `.safetensors`).
+    /// Saves the weights (safetensors when the extension is `.safetensors`), atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        self.vs.save(path).map_err(|e| SupernetError::Checkpoint {
-            path: path.to_path_buf(),
-            field: "*".to_string(),
-            reason: e.to_string(),
-        })
+        crate::checkpoint::save_var_store(&self.vs, path.as_ref())
     }
 
     /// Element kind of the weights.

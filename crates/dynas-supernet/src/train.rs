@@ -669,16 +669,18 @@ impl<'a> Trainer<'a> {
         let epoch = parse("epoch")? as usize;
         let step = parse("step")?;
         let rng: DynasRng = file.meta_json("rng")?;
-        crate::checkpoint::copy_vars(&file, self.supernet.var_store(), "param/")?;
-        for param in &mut self.sgd.params {
-            let buf = &mut param.momentum;
+        // Everything is read and checked before anything is overwritten.
+        let mut staged = crate::checkpoint::read_vars(&file, self.supernet.var_store(), "param/")?;
+        for param in &self.sgd.params {
+            let buf = &param.momentum;
             let t = file.tensor(
                 &format!("momentum/{}", param.name),
                 Some(&buf.size()),
                 buf.device(),
             )?;
-            tch::no_grad(|| buf.copy_(&t));
+            staged.push((buf.shallow_clone(), t));
         }
+        crate::checkpoint::assign(staged);
         self.epoch = epoch;
         self.step = step;
         self.rng = rng;

@@ -28,16 +28,19 @@ pub use dynas_supernet as supernet;
 /// The most used types, for `use dynas::prelude::*`.
 pub mod prelude {
     pub use dynas_cost::{
-        AnalyticalModel, AnalyticalParams, Cost, CostBreakdown, CostModel, DeviceProfile, LutModel,
-        OperatingPoint, TableModel,
+        AnalyticalModel, AnalyticalParams, CachedModel, Cost, CostBreakdown, CostError, CostModel,
+        DeviceProfile, LutModel, OperatingPoint, TableModel,
     };
     pub use dynas_dvfs::{
         ConfigurationSet, FrequencyControl, Governor, PowerSensor, RuntimeManager, Simulator,
     };
     pub use dynas_exits::{ExitCosts, ExitPolicy, ExitTable};
     pub use dynas_search::{
-        Budget, Executor, Hadas, HadasConfig, Nsga2, Nsga2Config, Objective, ParetoFront, Problem,
-        Strategy,
+        AccuracyFn, AccuracySource, AgingConfig, AgingEvolution, Budget, CachedProblem, Constraint,
+        Evaluation, Executor, Hadas, HadasConfig, HardwareProblem, JointHardwareProblem,
+        JsonLinesObserver, Metric, Nsga2, Nsga2Config, Objective, Observer, ParetoFront, Problem,
+        ProgressObserver, RandomSearch, SearchError, StopReason, Strategy, Surrogate,
+        SurrogateParams, TableAccuracy, TableProblem,
     };
     pub use dynas_space::{
         Crossover, Dimension, FbNetSpace, Genotype, Layer, MbConvSpace, Mutation, MutationKind,

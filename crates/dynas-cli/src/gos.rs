@@ -1,0 +1,197 @@
+//! `dynas gos`: adapt a trained model by GOS operator replacement. Reads a model written by
+//! `GosModel::save` (safetensors with its network description), searches per-operator
+//! replacements for latency x accuracy proxy, fine-tunes the chosen plan with distillation
+//! from the original on Fashion-MNIST, and writes the adapted model and a JSON report
+//! (accuracy before / after fine-tuning, measured latency before / after).
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use dynas::cost::{MacsModel, OperatingPoint};
+use dynas::search::gos::{GosLatency, GosLut};
+use dynas::space::seeded_rng;
+use dynas::supernet::gos::{
+    AdaptData, AdaptSettings, GosModel, LatencySource, TimingSettings, TrainSettings, adapt,
+    measure_interleaved,
+};
+use dynas::supernet::tch::{self, Device};
+use dynas::supernet::{Dataset, Split};
+
+use crate::paths::{Flagged, check_outputs};
+
+/// Arguments of `dynas gos`.
+#[derive(Debug, Args)]
+pub struct GosArgs {
+    /// The trained model (safetensors with its network description, e.g. written by the
+    /// `gos_vgg_fashion_mnist` example).
+    #[arg(long)]
+    model: PathBuf,
+    /// Fashion-MNIST in IDX format (Debian's `dataset-fashion-mnist`).
+    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
+    data: PathBuf,
+    /// Latency source: `host` (measure every candidate operator here through libtorch),
+    /// `lut:FILE` (a table saved by an earlier run) or `macs:MACS_PER_MS` (a MACs proxy).
+    #[arg(long, default_value = "host")]
+    latency: String,
+    /// Writes the lookup table measured with `--latency host` to this file.
+    #[arg(long)]
+    save_lut: Option<PathBuf>,
+    /// Largest accepted drop of test top-1 after fine-tuning, in points.
+    #[arg(long, default_value_t = 1.0)]
+    accuracy_budget: f64,
+    /// Training images used for fine-tuning and calibration (after the validation split).
+    #[arg(long, default_value_t = 20_000)]
+    train_images: usize,
+    /// Validation images held out of the training split (seed 0) to rank plans.
+    #[arg(long, default_value_t = 2_000)]
+    validation: usize,
+    /// Fine-tuning epochs per plan tried.
+    #[arg(long, default_value_t = 1)]
+    fine_tune_epochs: usize,
+    /// Plans fine-tuned at most, fastest first.
+    #[arg(long, default_value_t = 2)]
+    max_attempts: usize,
+    /// Distinct plans the search evaluates.
+    #[arg(long, default_value_t = 3000)]
+    evaluations: usize,
+    /// Seed of the search and the batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// libtorch threads for fine-tuning and measuring.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Where the adapted model goes (its description beside it as `<file>.json`).
+    #[arg(long)]
+    out_model: PathBuf,
+    /// Where the JSON report goes.
+    #[arg(long)]
+    report: PathBuf,
+}
+
+fn latency_source(text: &str) -> anyhow::Result<LatencySource> {
+    if text == "host" {
+        return Ok(LatencySource::Host);
+    }
+    if let Some(file) = text.strip_prefix("lut:") {
+        let lut = GosLut::load(file).with_context(|| format!("--latency {text}"))?;
+        return Ok(LatencySource::Given(GosLatency::Table(lut)));
+    }
+    if let Some(rate) = text.strip_prefix("macs:") {
+        let rate: f64 = rate
+            .parse()
+            .with_context(|| format!("--latency {text}: `{rate}` is not a number"))?;
+        let model = MacsModel::new(rate).with_context(|| format!("--latency {text}"))?;
+        return Ok(LatencySource::Given(GosLatency::Model(
+            Box::new(model),
+            OperatingPoint::default(),
+        )));
+    }
+    bail!("--latency `{text}`: expected `host`, `lut:FILE` or `macs:MACS_PER_MS`")
+}
+
+/// Runs `dynas gos`.
+pub fn run(args: GosArgs) -> anyhow::Result<()> {
+    check_outputs(
+        &[Flagged::new("--model", &args.model)],
+        &[
+            Flagged::new("--out-model", &args.out_model),
+            Flagged::new("--report", &args.report),
+        ],
+    )?;
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let latency = latency_source(&args.latency)?;
+    tch::set_num_threads(args.threads as i32);
+    tch::manual_seed(args.seed as i64);
+    let original = GosModel::load(&args.model, Device::Cpu)
+        .with_context(|| format!("--model {}", args.model.display()))?;
+    let full = Dataset::mnist_dir(&args.data, Split::Train)
+        .with_context(|| format!("--data {}", args.data.display()))?;
+    let test = Dataset::mnist_dir(&args.data, Split::Test)
+        .with_context(|| format!("--data {}", args.data.display()))?;
+    let mut rng = seeded_rng(0);
+    let (rest, validation) = full
+        .split_validation(args.validation, &mut rng)
+        .context("--validation")?;
+    let indices: Vec<usize> = (0..rest.len().min(args.train_images)).collect();
+    let train = rest.subset(&indices);
+    let norm = train.channel_stats();
+    let timing = TimingSettings {
+        threads: args.threads,
+        ..TimingSettings::default()
+    };
+    let settings = AdaptSettings {
+        search_evaluations: args.evaluations,
+        seed: args.seed,
+        accuracy_budget: args.accuracy_budget,
+        max_attempts: args.max_attempts,
+        timing,
+        fine_tune: TrainSettings {
+            epochs: args.fine_tune_epochs,
+            learning_rate: 0.01,
+            seed: args.seed,
+            ..TrainSettings::default()
+        },
+        ..AdaptSettings::default()
+    }
+    .check()?;
+    let data = AdaptData {
+        train: &train,
+        validation: &validation,
+        test: &test,
+        norm: &norm,
+    };
+    let (adapted, report) = adapt(&original, data, latency, &settings)?;
+    if let (Some(path), Some(lut)) = (&args.save_lut, &report.lut) {
+        lut.save(path)
+            .with_context(|| format!("--save-lut {}", path.display()))?;
+    }
+    adapted
+        .save(&args.out_model)
+        .with_context(|| format!("--out-model {}", args.out_model.display()))?;
+    let batch1 = TimingSettings {
+        batch: 1,
+        threads: args.threads,
+        warmup: 10,
+        repeats: 20,
+    };
+    let ms = measure_interleaved(&[&original, &adapted], &batch1, 10);
+    let chosen = &report.attempts[report.chosen];
+    let summary = serde_json::json!({
+        "model": args.model,
+        "adapted_model": args.out_model,
+        "accuracy_budget_points": args.accuracy_budget,
+        "test_top1": {
+            "original": report.original_test_top1,
+            "adapted_before_fine_tuning": chosen.test_top1_init,
+            "adapted_after_fine_tuning": chosen.test_top1_fine_tuned,
+        },
+        "measured_batch1_ms": {
+            "threads": args.threads,
+            "original": ms[0],
+            "adapted": ms[1],
+            "speedup": ms[0] / ms[1],
+        },
+        "predicted_ms": {"original": report.original_predicted_ms, "adapted": chosen.predicted_ms},
+        "within_budget": report.within_budget,
+        "plan": adapted.plan(),
+        "search": report,
+    });
+    let text = serde_json::to_string_pretty(&summary)?;
+    std::fs::write(&args.report, text)
+        .with_context(|| format!("--report {}", args.report.display()))?;
+    println!(
+        "test top-1 {:.2} -> {:.2} % ({:.2} before fine-tuning); batch 1: {:.3} -> {:.3} ms \
+         ({:.2}x); report {}",
+        report.original_test_top1,
+        chosen.test_top1_fine_tuned,
+        chosen.test_top1_init,
+        ms[0],
+        ms[1],
+        ms[0] / ms[1],
+        args.report.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! The Dynamic-OFA runtime on this host: a pre-sampled family ([`crate::presample`]) resident
+//! in memory (every member extracted with its stored batch-norm statistics, so a switch is a
+//! pointer change and never a recalibration) classifies a stream of test images one at a time,
+//! and a `dynas-dvfs` policy chooses the member every window from the measured latencies (and,
+//! in predictive mode, a `/proc/stat` load reading), optionally under a [`CoRunner`] loading
+//! the cores following a load trace.
+
+use std::time::Instant;
+
+use dynas_dvfs::{
+    CoRunner, CoRunnerParams, CoRunnerReport, ConfigId, ConfigurationSet, Constraints, Governor,
+    HostLoadProbe, LoadTrace, ManagerMode, ManagerParams, Observation, RuntimeManager,
+    StaticGovernor,
+};
+use dynas_search::deployment::Deployment;
+use dynas_space::{Genotype, SearchSpace, seeded_rng};
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::data::{Augmentation, Dataset, Normalization};
+use crate::error::{Result, SupernetError};
+use crate::oracle::BnStore;
+use crate::supernet::{Subnet, Supernet};
+
+/// One resident member of the family.
+#[derive(Debug)]
+pub struct Member {
+    /// The subnet's genotype.
+    pub genotype: Genotype,
+    /// The extracted network with its stored batch-norm statistics.
+    pub subnet: Subnet,
+    /// Its deployment top-1 (validation), %.
+    pub top1: f64,
+    /// Its deployment latency on an idle host, ms.
+    pub idle_latency_ms: f64,
+}
+
+/// Every member of a deployment, extracted and resident.
+#[derive(Debug)]
+pub struct Family {
+    members: Vec<Member>,
+    set: ConfigurationSet,
+}
+
+impl Family {
+    /// Extracts every point of `deployment` from `supernet` with the batch-norm statistics
+    /// stored for it in `bn`. A member without stored statistics is an error: the runtime never
+    /// recalibrates.
+    pub fn from_deployment(
+        supernet: &Supernet,
+        bn: &BnStore,
+        deployment: &Deployment,
+    ) -> Result<Self> {
+        if deployment.space != supernet.space().name() {
+            return Err(SupernetError::Incompatible(format!(
+                "the deployment is for space `{}`, the supernet is `{}`",
+                deployment.space,
+                supernet.space().name()
+            )));
+        }
+        let mut members = Vec::with_capacity(deployment.points.len());
+        for (i, p) in deployment.points.iter().enumerate() {
+            if !bn.activate(supernet, &p.genotype)? {
+                return Err(SupernetError::Incompatible(format!(
+                    "point {i} ({}) has no stored batch-norm statistics: pre-sample again \
+                     (the runtime never recalibrates)",
+                    p.genotype
+                )));
+            }
+            members.push(Member {
+                genotype: p.genotype.clone(),
+                subnet: supernet.extract_genotype(&p.genotype)?,
+                top1: p.metrics.top1,
+                idle_latency_ms: p.metrics.latency_ms,
+            });
+        }
+        let set = ConfigurationSet::from_deployment(deployment)
+            .map_err(|e| SupernetError::invalid("deployment", e.to_string()))?;
+        Ok(Self { members, set })
+    }
+
+    /// The members, in deployment order (member `i` is configuration `#i`).
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The runtime manager's view of the family.
+    pub fn configuration_set(&self) -> &ConfigurationSet {
+        &self.set
+    }
+
+    /// The fastest member's idle latency, ms.
+    pub fn fastest_idle_ms(&self) -> f64 {
+        self.members
+            .iter()
+            .map(|m| m.idle_latency_ms)
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// Which policy chooses the member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServePolicy {
+    /// The most accurate member, always.
+    StaticLargest,
+    /// The fastest member, always (its misses are the feasibility floor).
+    StaticSmallest,
+    /// The runtime manager acting on measured latencies.
+    Reactive,
+    /// The runtime manager acting on a `/proc/stat` load reading and the latency trend too.
+    Predictive,
+}
+
+impl ServePolicy {
+    /// All four, in report order.
+    pub const ALL: [ServePolicy; 4] = [
+        ServePolicy::StaticLargest,
+        ServePolicy::StaticSmallest,
+        ServePolicy::Reactive,
+        ServePolicy::Predictive,
+    ];
+
+    /// Name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServePolicy::StaticLargest => "static-largest",
+            ServePolicy::StaticSmallest => "static-smallest",
+            ServePolicy::Reactive => "reactive",
+            ServePolicy::Predictive => "predictive",
+        }
+    }
+
+    /// Parses a [`ServePolicy::name`].
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                SupernetError::invalid(
+                    "policy",
+                    format!(
+                        "unknown policy `{name}` (static-largest, static-smallest, reactive, \
+                         predictive)"
+                    ),
+                )
+            })
+    }
+
+    /// The governor of this policy over `set`.
+    pub fn governor(
+        self,
+        set: &ConfigurationSet,
+        constraints: &Constraints,
+        manager: ManagerParams,
+    ) -> Result<Box<dyn Governor>> {
+        let fixed = |id: ConfigId| -> Result<Box<dyn Governor>> {
+            Ok(Box::new(StaticGovernor::new(set.clone(), id).map_err(
+                |e| SupernetError::invalid("set", e.to_string()),
+            )?))
+        };
+        match self {
+            ServePolicy::StaticLargest => fixed(set.most_accurate()),
+            ServePolicy::StaticSmallest => fixed(set.fastest()),
+            ServePolicy::Reactive => Ok(Box::new(RuntimeManager::new(
+                set.clone(),
+                manager.with_mode(ManagerMode::Reactive),
+                constraints,
+            ))),
+            ServePolicy::Predictive => Ok(Box::new(RuntimeManager::new(
+                set.clone(),
+                manager.with_mode(ManagerMode::Predictive),
+                constraints,
+            ))),
+        }
+    }
+}
+
+/// Parameters of [`serve`] (unchecked; see [`ServeParams::check`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeParams {
+    /// Latency target per image, ms (> 0; refused when no member meets it on an idle host).
+    pub target_ms: f64,
+    /// Inferences per decision window (>= 1).
+    pub window: usize,
+    /// libtorch intra-op threads while serving (>= 1; restored afterwards).
+    pub threads: i32,
+    /// Length of the run, s (> 0; with a co-runner, also bounded by its trace).
+    pub duration_s: f64,
+    /// Predictive mode: the load is read at most this often, ms (> 0), and a reading that moved
+    /// by more than `load_jump` since the last decision ends the window early.
+    pub probe_interval_ms: f64,
+    /// See `probe_interval_ms`, in `(0, 1]`.
+    pub load_jump: f64,
+    /// Hyper-parameters of the runtime manager (its mode is set by the policy).
+    pub manager: ManagerParams,
+    /// Test images held in memory and cycled through (>= 1).
+    pub images: usize,
+}
+
+impl Default for ServeParams {
+    /// Target 5 ms, windows of 8, 1 thread, 20 s, probe every 10 ms with a 0.15 jump, the
+    /// manager's defaults with the `max-accuracy` objective, 2,000 images.
+    fn default() -> Self {
+        Self {
+            target_ms: 5.0,
+            window: 8,
+            threads: 1,
+            duration_s: 20.0,
+            probe_interval_ms: 10.0,
+            load_jump: 0.15,
+            manager: ManagerParams::new(
+                5,
+                0.1,
+                0.1,
+                3,
+                dynas_dvfs::ManagerObjective::MaxAccuracy,
+                dynas_dvfs::Fallback::PreferDeadline,
+            )
+            .unwrap_or_default(),
+            images: 2000,
+        }
+    }
+}
+
+impl ServeParams {
+    /// Validates the fields; `family` is the family to serve (for the feasibility check).
+    pub fn check(&self, family: &Family) -> Result<Constraints> {
+        if self.window == 0 {
+            return Err(SupernetError::invalid("window", "must be at least 1"));
+        }
+        if self.threads < 1 {
+            return Err(SupernetError::invalid("threads", "must be at least 1"));
+        }
+        if !(self.duration_s.is_finite() && self.duration_s > 0.0) {
+            return Err(SupernetError::invalid(
+                "duration_s",
+                "must be finite and positive",
+            ));
+        }
+        if !(self.probe_interval_ms.is_finite() && self.probe_interval_ms > 0.0) {
+            return Err(SupernetError::invalid(
+                "probe_interval_ms",
+                "must be finite and positive",
+            ));
+        }
+        if !(self.load_jump > 0.0 && self.load_jump <= 1.0) {
+            return Err(SupernetError::invalid("load_jump", "must lie in (0, 1]"));
+        }
+        if self.images == 0 {
+            return Err(SupernetError::invalid("images", "must be at least 1"));
+        }
+        if !(self.target_ms.is_finite() && self.target_ms > 0.0) {
+            return Err(SupernetError::invalid(
+                "target_ms",
+                "must be finite and positive",
+            ));
+        }
+        let fastest = family.fastest_idle_ms();
+        if self.target_ms < fastest {
+            return Err(SupernetError::invalid(
+                "target_ms",
+                format!(
+                    "{} ms is below the fastest member's latency on an idle host ({fastest:.3} \
+                     ms): no member can meet it",
+                    self.target_ms
+                ),
+            ));
+        }
+        Constraints::new(self.target_ms, None, None)
+            .map_err(|e| SupernetError::invalid("target_ms", e.to_string()))
+    }
+}
+
+/// One decision window of a serve run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServeWindow {
+    /// Window start since the run's start, s.
+    pub time_s: f64,
+    /// Member index that ran.
+    pub member: usize,
+    /// Inferences in the window.
+    pub inferences: usize,
+    /// Mean latency, ms.
+    pub mean_latency_ms: f64,
+    /// Inferences slower than the target.
+    pub misses: usize,
+    /// Load reading at the window's end (other processes' share of the host).
+    pub load_reading: f64,
+    /// The co-runner's planned load at the window's start, if one ran.
+    pub planned_load: Option<f64>,
+}
+
+/// What a serve run measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServeReport {
+    /// Policy name.
+    pub policy: String,
+    /// Co-runner trace name (`none` without one).
+    pub trace: String,
+    /// Latency target, ms.
+    pub target_ms: f64,
+    /// libtorch threads.
+    pub threads: i32,
+    /// Images classified.
+    pub inferences: usize,
+    /// Of which slower than the target.
+    pub deadline_misses: usize,
+    /// `deadline_misses / inferences`.
+    pub miss_rate: f64,
+    /// Measured top-1 on the streamed test images, %.
+    pub top1: f64,
+    /// Mean of the members' validation top-1 over inferences, %.
+    pub expected_top1: f64,
+    /// Member changes.
+    pub switches: usize,
+    /// Mean and max time of a policy decision, µs.
+    pub decision_us_mean: f64,
+    /// See `decision_us_mean`.
+    pub decision_us_max: f64,
+    /// Mean extra latency of the first inference after a switch over the rest of its window,
+    /// ms (cold caches of the new member), where a switch happened.
+    pub switch_excess_ms: Option<f64>,
+    /// Inferences per member.
+    pub member_inferences: Vec<usize>,
+    /// What the co-runner did, if one ran.
+    pub co_runner: Option<CoRunnerReport>,
+    /// Per-window records.
+    pub timeline: Vec<ServeWindow>,
+}
+
+/// Serves `stream`'s images (the first `params.images`, cycled) with `family` under `policy`
+/// for `params.duration_s` seconds (or the co-runner trace's length), with a [`CoRunner`]
+/// following `load` when given.
+pub fn serve(
+    family: &Family,
+    stream: &Dataset,
+    norm: &Normalization,
+    policy: ServePolicy,
+    params: &ServeParams,
+    load: Option<(&LoadTrace, &CoRunnerParams)>,
+) -> Result<ServeReport> {
+    let constraints = params.check(family)?;
+    let set = family.configuration_set();
+    let mut governor = policy.governor(set, &constraints, params.manager)?;
+    let device = family
+        .members
+        .first()
+        .map(|m| m.subnet.var_store().device())
+        .unwrap_or(tch::Device::Cpu);
+    let n_images = params.images.min(stream.len()).max(1);
+    let mut rng = seeded_rng(0);
+    let images: Vec<(Tensor, i64)> = (0..n_images)
+        .map(|i| {
+            let b = stream.batch(&[i], norm, &Augmentation::NONE, &mut rng, device);
+            (b.images, i64::from(stream.labels()[i]))
+        })
+        .collect();
+    let dvfs = |e: dynas_dvfs::DvfsError| SupernetError::invalid("co-runner", e.to_string());
+    let mut probe = HostLoadProbe::new().map_err(dvfs)?;
+    let threads_before = tch::get_num_threads();
+    tch::set_num_threads(params.threads);
+    // Warm every member once so the first window does not pay first-call costs.
+    for m in &family.members {
+        let _ = m.subnet.predict(&images[0].0)?;
+    }
+    let runner = match load {
+        Some((trace, p)) => Some(CoRunner::start(trace, p).map_err(dvfs)?),
+        None => None,
+    };
+    let duration = runner.as_ref().map_or(params.duration_s, |r| {
+        r.plan().duration_s().min(params.duration_s)
+    });
+    let start = Instant::now();
+    let probe_every = params.probe_interval_ms / 1e3;
+    let predictive = policy == ServePolicy::Predictive;
+    let mut current = governor.initial();
+    let mut report = ServeReport {
+        policy: policy.name().to_string(),
+        trace: load.map_or_else(|| "none".to_string(), |(t, _)| t.name().to_string()),
+        target_ms: params.target_ms,
+        threads: params.threads,
+        inferences: 0,
+        deadline_misses: 0,
+        miss_rate: 0.0,
+        top1: 0.0,
+        expected_top1: 0.0,
+        switches: 0,
+        decision_us_mean: 0.0,
+        decision_us_max: 0.0,
+        switch_excess_ms: None,
+        member_inferences: vec![0; family.members.len()],
+        co_runner: None,
+        timeline: Vec::new(),
+    };
+    let (mut correct, mut expected, mut decision_sum) = (0usize, 0.0, 0.0);
+    let (mut excess_sum, mut excess_n) = (0.0, 0usize);
+    let mut just_switched = false;
+    let mut latencies = Vec::with_capacity(params.window);
+    let mut next_image = 0usize;
+    let mut load_at_decision = probe.sample().map_err(dvfs)?;
+    let mut last_probe = 0.0;
+    while start.elapsed().as_secs_f64() < duration {
+        let window_start = start.elapsed().as_secs_f64();
+        let planned = runner.as_ref().map(CoRunner::planned_load_now);
+        let member = family.members.get(current.0).ok_or_else(|| {
+            SupernetError::invalid("policy", format!("chose unknown member {}", current.0))
+        })?;
+        latencies.clear();
+        let mut misses = 0;
+        let mut reading = probe.last();
+        for _ in 0..params.window {
+            let (x, label) = &images[next_image];
+            next_image = (next_image + 1) % images.len();
+            let t = Instant::now();
+            let predicted = member
+                .subnet
+                .predict(x)?
+                .argmax(-1, false)
+                .int64_value(&[0]);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            latencies.push(ms);
+            correct += usize::from(predicted == *label);
+            misses += usize::from(ms > params.target_ms);
+            let now = start.elapsed().as_secs_f64();
+            if now - last_probe >= probe_every {
+                reading = probe.sample().map_err(dvfs)?;
+                last_probe = now;
+                if predictive && (reading - load_at_decision).abs() > params.load_jump {
+                    break;
+                }
+            }
+            if now >= duration {
+                break;
+            }
+        }
+        if just_switched && latencies.len() >= 2 {
+            let rest = latencies[1..].iter().sum::<f64>() / (latencies.len() - 1) as f64;
+            excess_sum += latencies[0] - rest;
+            excess_n += 1;
+        }
+        let k = latencies.len();
+        report.inferences += k;
+        report.deadline_misses += misses;
+        report.member_inferences[current.0] += k;
+        expected += k as f64 * member.top1;
+        report.timeline.push(ServeWindow {
+            time_s: window_start,
+            member: current.0,
+            inferences: k,
+            mean_latency_ms: latencies.iter().sum::<f64>() / k.max(1) as f64,
+            misses,
+            load_reading: reading,
+            planned_load: planned,
+        });
+        let observation = Observation {
+            current,
+            latencies_ms: &latencies,
+            utilisation: reading,
+            co_runner_load: Some(reading),
+            energy_mj: None,
+        };
+        let t = Instant::now();
+        let decision = governor.decide(&observation, &constraints);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        decision_sum += us;
+        report.decision_us_max = report.decision_us_max.max(us);
+        load_at_decision = reading;
+        just_switched = decision.config != current;
+        if just_switched {
+            report.switches += 1;
+        }
+        current = decision.config;
+    }
+    tch::set_num_threads(threads_before);
+    report.co_runner = runner.map(CoRunner::stop);
+    let n = report.inferences.max(1) as f64;
+    report.miss_rate = report.deadline_misses as f64 / n;
+    report.top1 = 100.0 * correct as f64 / n;
+    report.expected_top1 = expected / n;
+    report.decision_us_mean = decision_sum / report.timeline.len().max(1) as f64;
+    report.switch_excess_ms = (excess_n > 0).then(|| excess_sum / excess_n as f64);
+    Ok(report)
+}

@@ -1,0 +1,223 @@
+//! Dynamic-OFA on a tiny supernet: pre-sampling writes a validated Pareto family with stored
+//! batch norm, the runtime serves it without recalibration, and infeasible targets are refused.
+
+use dynas_dvfs::{CoRunnerParams, LoadTrace};
+use dynas_search::deployment::Deployment;
+use dynas_space::{
+    Activation, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, MbConvSpace, SearchSpace,
+    StageSpec, seeded_rng,
+};
+use dynas_supernet::{
+    BnMode, BnStore, Dataset, Family, PresampleParams, ServeParams, ServePolicy, Supernet,
+    SupernetConfig, presample, serve,
+};
+use dynas_testkit::libtorch_turn;
+use tch::Device;
+
+fn tiny_space() -> MbConvSpace {
+    let stage = |name: &str, widths: Vec<usize>, stride| StageSpec {
+        name: name.to_string(),
+        widths,
+        depths: vec![1, 2],
+        kernels: vec![3, 5],
+        expand_ratios: vec![2, 4],
+        stride,
+        se: false,
+        activation: Activation::Relu,
+        scope: ChoiceScope::PerBlock,
+    };
+    let head = HeadSpec {
+        in_channels: 1,
+        resolutions: vec![16],
+        first_conv_widths: vec![8],
+        first_conv_stride: 2,
+        first_conv_activation: Activation::Relu,
+        first_block: Some(FirstBlockSpec {
+            width: 8,
+            kernel: 3,
+            expand_ratio: 1,
+            stride: 1,
+            se: false,
+            activation: Activation::Relu,
+        }),
+        final_expand: FinalExpand::Widths(vec![16]),
+        feature_mix_widths: Some(vec![16]),
+        tail_activation: Activation::Relu,
+        num_classes: 5,
+        channel_divisor: 4,
+        projection_shortcuts: true,
+    };
+    MbConvSpace::new("tiny-dofa", head, vec![stage("s1", vec![8, 16], 2)]).unwrap()
+}
+
+fn tiny_dataset(n: usize, seed: u64) -> Dataset {
+    use rand::Rng;
+    let mut rng = seeded_rng(seed);
+    let labels: Vec<u8> = (0..n).map(|i| (i % 5) as u8).collect();
+    let pixels: Vec<u8> = labels
+        .iter()
+        .flat_map(|&l| {
+            let base = l as u32 * 40;
+            (0..16 * 16)
+                .map(|_| (base + rng.random_range(0..40u32)) as u8)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Dataset::from_parts(pixels, labels, (1, 16, 16), 5).unwrap()
+}
+
+fn params() -> PresampleParams {
+    PresampleParams {
+        samples: 8,
+        family_size: 3,
+        threads: vec![1, 2],
+        serve_threads: 1,
+        warmup: 1,
+        repeats: 3,
+        calibration_batches: 2,
+        batch_size: 16,
+        seed: 5,
+    }
+}
+
+#[test]
+fn presampling_writes_a_pareto_family_with_stored_batch_norm() {
+    let _turn = libtorch_turn();
+    tch::manual_seed(1);
+    let supernet = Supernet::new(tiny_space(), SupernetConfig::default(), Device::Cpu).unwrap();
+    let (calibration, validation) = (tiny_dataset(64, 1), tiny_dataset(40, 2));
+    let norm = calibration.channel_stats();
+    let out = presample(
+        &supernet,
+        &calibration,
+        &validation,
+        &norm,
+        &params().check().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(out.samples.len(), 8);
+    assert!(!out.family.is_empty() && out.family.len() <= 3);
+    let d = &out.deployment;
+    assert_eq!(d.method, "dynamic-ofa");
+    assert_eq!(d.space, "tiny-dofa");
+    assert_eq!(d.points.len(), out.family.len());
+    // Every member is non-dominated among the samples, fastest first, and carries its measured
+    // (validation, host) figures.
+    for (point, member) in d.points.iter().zip(out.members()) {
+        assert_eq!(point.genotype, member.genotype);
+        assert!(member.latency_ms.contains_key(&1) && member.latency_ms.contains_key(&2));
+        approx::assert_relative_eq!(point.metrics.top1, 100.0 * member.accuracy);
+        approx::assert_relative_eq!(point.metrics.latency_ms, member.latency_ms[&1]);
+        let dominated = out.samples.iter().any(|s| {
+            let (a, l) = (s.accuracy, s.latency_ms[&1]);
+            a >= member.accuracy
+                && l <= member.latency_ms[&1]
+                && (a > member.accuracy || l < member.latency_ms[&1])
+        });
+        assert!(!dominated, "{} is dominated", member.genotype);
+    }
+    assert!(
+        d.points
+            .windows(2)
+            .all(|w| w[0].metrics.latency_ms <= w[1].metrics.latency_ms)
+    );
+    // The deployment round-trips through its file, and the family's batch norm is stored:
+    // a member extracted with the stored statistics gives the logits the estimator scored.
+    let dir = tempfile::tempdir().unwrap();
+    d.write_json(dir.path().join("deployment.json")).unwrap();
+    let back = Deployment::from_json_file(dir.path().join("deployment.json")).unwrap();
+    assert_eq!(&back, d);
+    assert_eq!(out.bn.len(), out.family.len());
+    out.bn.save(dir.path().join("bn.safetensors")).unwrap();
+    let bn = BnStore::load(dir.path().join("bn.safetensors"), &supernet).unwrap();
+    let family = Family::from_deployment(&supernet, &bn, &back).unwrap();
+    let x = validation
+        .batch(
+            &[0, 1, 2],
+            &norm,
+            &dynas_supernet::Augmentation::NONE,
+            &mut seeded_rng(0),
+            Device::Cpu,
+        )
+        .images;
+    for m in family.members() {
+        bn.activate(&supernet, &m.genotype).unwrap();
+        let net = supernet.space().decode(&m.genotype).unwrap();
+        let want = tch::no_grad(|| supernet.forward(&net, &x, BnMode::Eval).unwrap());
+        let got = m.subnet.predict(&x).unwrap();
+        assert!(got.allclose(&want, 1e-5, 1e-5, false));
+    }
+    // A store without the family's statistics is refused.
+    assert!(Family::from_deployment(&supernet, &BnStore::new(), &back).is_err());
+}
+
+#[test]
+fn serving_switches_members_and_refuses_infeasible_targets() {
+    let _turn = libtorch_turn();
+    tch::manual_seed(2);
+    let supernet = Supernet::new(tiny_space(), SupernetConfig::default(), Device::Cpu).unwrap();
+    let (calibration, validation) = (tiny_dataset(64, 3), tiny_dataset(40, 4));
+    let norm = calibration.channel_stats();
+    let out = presample(
+        &supernet,
+        &calibration,
+        &validation,
+        &norm,
+        &params().check().unwrap(),
+    )
+    .unwrap();
+    let family = Family::from_deployment(&supernet, &out.bn, &out.deployment).unwrap();
+    let fastest = family.fastest_idle_ms();
+    let test = tiny_dataset(30, 5);
+    let base = ServeParams {
+        target_ms: fastest * 0.5,
+        window: 4,
+        duration_s: 0.3,
+        images: 30,
+        ..ServeParams::default()
+    };
+    let err = serve(&family, &test, &norm, ServePolicy::Reactive, &base, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("target_ms") && err.contains("no member"),
+        "{err}"
+    );
+
+    // Each policy serves real images; the static ones never switch; a co-runner follows a
+    // short trace and stops with the run.
+    let trace = LoadTrace::new("blip", vec![0.0, 0.1], vec![0.0, 0.6]).unwrap();
+    let co = CoRunnerParams {
+        threads: 1,
+        period_ms: 5.0,
+        time_scale: 1.0,
+        max_duration_s: 1.0,
+    };
+    for policy in ServePolicy::ALL {
+        let p = ServeParams {
+            target_ms: fastest * 3.0,
+            ..base.clone()
+        };
+        let r = serve(&family, &test, &norm, policy, &p, Some((&trace, &co))).unwrap();
+        assert!(r.inferences > 0, "{policy:?}");
+        assert_eq!(r.member_inferences.iter().sum::<usize>(), r.inferences);
+        assert_eq!(
+            r.timeline.iter().map(|w| w.inferences).sum::<usize>(),
+            r.inferences
+        );
+        assert!((0.0..=100.0).contains(&r.top1));
+        assert!(r.co_runner.as_ref().is_some_and(|c| c.threads.len() == 1));
+        if matches!(
+            policy,
+            ServePolicy::StaticLargest | ServePolicy::StaticSmallest
+        ) {
+            assert_eq!(r.switches, 0);
+            let used: Vec<usize> = (0..family.members().len())
+                .filter(|&i| r.member_inferences[i] > 0)
+                .collect();
+            assert_eq!(used.len(), 1);
+        }
+    }
+    assert!(ServePolicy::from_name("predictive").is_ok());
+    assert!(ServePolicy::from_name("psychic").is_err());
+}

@@ -1,0 +1,234 @@
+//! GOS on libtorch: exact rewrites reproduce the original, files round-trip with their
+//! description, proxies, lookup tables and distillation run on tiny inputs.
+
+use approx::assert_relative_eq;
+use dynas_search::gos::{CandidateParams, Factorisation, GosPlan, GosSpace, Replacement, lut_key};
+use dynas_space::{Activation, Layer, Network, PoolKind, TensorShape};
+use dynas_supernet::gos::{
+    GosModel, TimingSettings, TrainSettings, description_path, measure_lut, train, unit_errors,
+};
+use dynas_supernet::{Dataset, SupernetError};
+use tch::{Device, Kind, Tensor};
+
+/// libtorch's random generator is process-wide and the harness runs tests on parallel threads:
+/// tests that seed and draw from it take turns.
+static LIBTORCH_GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn libtorch_turn() -> std::sync::MutexGuard<'static, ()> {
+    LIBTORCH_GLOBALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn small_net() -> Network {
+    let input = TensorShape::new(1, 8, 8);
+    let c1 = Layer::conv("c1", input, 4, 3, 1, Activation::Relu);
+    let c2 = Layer::conv("c2", c1.output(), 6, 3, 1, Activation::Relu);
+    let p = Layer::pool("p", PoolKind::Max, c2.output(), 2, 2);
+    let r = Layer::residual_block("r", p.output(), 8, 2);
+    let g = Layer::global_avg_pool("gap", r.output());
+    let fc = Layer::linear("fc", 8, 10);
+    Network::new(input, vec![c1, c2, p, r, g, fc])
+}
+
+fn plan(entries: &[(&str, Replacement)]) -> GosPlan {
+    GosPlan {
+        replacements: entries.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    }
+}
+
+/// Sets variable `name` of `model` to `value`.
+fn set(model: &GosModel, name: &str, value: &Tensor) {
+    let vars = model.var_store().variables();
+    let var = vars
+        .get(name)
+        .unwrap_or_else(|| panic!("no variable {name}: {:?}", vars.keys()));
+    tch::no_grad(|| var.shallow_clone().copy_(value));
+}
+
+fn logits(model: &GosModel, x: &Tensor) -> Vec<f32> {
+    let y = tch::no_grad(|| model.forward(x, false)).expect("forward");
+    Vec::<f32>::try_from(y.flatten(0, -1)).expect("floats")
+}
+
+fn assert_close(a: &[f32], b: &[f32], tolerance: f32) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tolerance * (1.0 + y.abs()), "{x} vs {y}");
+    }
+}
+
+#[test]
+fn depthwise_separable_rewrite_of_a_separable_kernel_is_exact() {
+    let _turn = libtorch_turn();
+    tch::manual_seed(1);
+    let original = GosModel::new(small_net(), GosPlan::default(), Device::Cpu).expect("model");
+    // W[co, ci, kh, kw] = P[co, ci] * D[ci, kh, kw]: separable per input channel.
+    let p = Tensor::randn([6, 4, 1, 1], (Kind::Float, Device::Cpu));
+    let d = Tensor::randn([1, 4, 3, 3], (Kind::Float, Device::Cpu));
+    set(&original, "c2.conv.s0.weight", &(p * d));
+    let dwsep = Replacement::Factorised(Factorisation::depthwise_separable());
+    let adapted = original
+        .adapted(plan(&[("c2.conv", dwsep)]))
+        .expect("adapt");
+    let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
+    assert_close(&logits(&adapted, &x), &logits(&original, &x), 1e-5);
+    // A kernel that is not separable is only approximated.
+    set(
+        &original,
+        "c2.conv.s0.weight",
+        &Tensor::randn([6, 4, 3, 3], (Kind::Float, Device::Cpu)),
+    );
+    let approximate = original
+        .adapted(plan(&[("c2.conv", dwsep)]))
+        .expect("adapt");
+    let (a, b) = (logits(&approximate, &x), logits(&original, &x));
+    assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3));
+}
+
+#[test]
+fn low_rank_rewrites_of_low_rank_kernels_are_exact() {
+    let _turn = libtorch_turn();
+    tch::manual_seed(2);
+    let original = GosModel::new(small_net(), GosPlan::default(), Device::Cpu).expect("model");
+    let f = || (Kind::Float, Device::Cpu);
+    // Rank 2 as [co, (ci, kh, kw)] for the low-rank bottleneck of c2.
+    let bottleneck = Tensor::randn([6, 2], f()).matmul(&Tensor::randn([2, 36], f()));
+    set(
+        &original,
+        "c2.conv.s0.weight",
+        &bottleneck.reshape([6, 4, 3, 3]),
+    );
+    // Rank 2 as [(ci, kh), (co, kw)] for the k x 1 then 1 x k split of r.b (8 -> 8).
+    let split = Tensor::randn([24, 2], f()).matmul(&Tensor::randn([2, 24], f()));
+    let kernel_b = split.reshape([8, 3, 8, 3]).permute([2, 0, 1, 3]);
+    set(&original, "r.b.s0.weight", &kernel_b);
+    // A dense layer of rank 3, and a 3x3 kernel with taps only on the dilated grid... of a
+    // 3x3 kernel: kernel 2, dilation 2 keeps the corners.
+    let dense = Tensor::randn([10, 3], f()).matmul(&Tensor::randn([3, 8], f()));
+    set(&original, "fc.linear.s0.weight", &dense);
+    let corners = Tensor::from_slice(&[1f32, 0., 1., 0., 0., 0., 1., 0., 1.]).reshape([1, 1, 3, 3]);
+    let kernel_a = Tensor::randn([8, 6, 3, 3], f()) * corners;
+    set(&original, "r.a.s0.weight", &kernel_a);
+    let adapted = original
+        .adapted(plan(&[
+            (
+                "c2.conv",
+                Replacement::Factorised(Factorisation::low_rank(2)),
+            ),
+            (
+                "r.b",
+                Replacement::Factorised(Factorisation::spatially_separable(2)),
+            ),
+            (
+                "r.a",
+                Replacement::Dilated {
+                    kernel: 2,
+                    dilation: 2,
+                },
+            ),
+            ("fc.linear", Replacement::LowRankDense { rank: 3 }),
+        ]))
+        .expect("adapt");
+    let x = Tensor::randn([2, 1, 8, 8], f());
+    assert_close(&logits(&adapted, &x), &logits(&original, &x), 1e-4);
+}
+
+#[test]
+fn models_round_trip_with_their_description() {
+    let _turn = libtorch_turn();
+    tch::manual_seed(3);
+    let original = GosModel::new(small_net(), GosPlan::default(), Device::Cpu).expect("model");
+    let adapted = original
+        .adapted(plan(&[("r.a", Replacement::GroupedShuffle { groups: 2 })]))
+        .expect("adapt");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.safetensors");
+    adapted.save(&path).expect("save");
+    assert!(description_path(&path).exists());
+    let loaded = GosModel::load(&path, Device::Cpu).expect("load");
+    assert_eq!(loaded.plan(), adapted.plan());
+    assert_eq!(loaded.network(), adapted.network());
+    let x = Tensor::randn([2, 1, 8, 8], (Kind::Float, Device::Cpu));
+    assert_close(&logits(&loaded, &x), &logits(&adapted, &x), 0.0);
+    std::fs::write(&path, b"not a safetensors file").expect("write");
+    assert!(matches!(
+        GosModel::load(&path, Device::Cpu),
+        Err(SupernetError::Checkpoint { .. })
+    ));
+    let wrong = Tensor::zeros([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    assert!(adapted.forward(&wrong, false).is_err());
+    let unknown = GosModel::new(
+        small_net(),
+        plan(&[("nope", Replacement::LowRankDense { rank: 1 })]),
+        Device::Cpu,
+    );
+    assert!(matches!(unknown, Err(SupernetError::Incompatible(_))));
+}
+
+#[test]
+fn proxies_lookup_table_and_distillation_run_on_tiny_inputs() {
+    let _turn = libtorch_turn();
+    tch::manual_seed(4);
+    let config = CandidateParams::default().check().expect("bounds");
+    let space = GosSpace::new(small_net(), &config).expect("space");
+    let original = GosModel::new(small_net(), GosPlan::default(), Device::Cpu).expect("model");
+    let images = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let errors = unit_errors(&original, &space, &images).expect("errors");
+    for (unit, e) in space.units().iter().zip(&errors.0) {
+        let keep = unit
+            .choices
+            .iter()
+            .position(|c| *c == Replacement::Keep)
+            .expect("keep");
+        assert_relative_eq!(e[keep], 0.0, epsilon = 1e-10);
+        assert!(e.iter().all(|v| v.is_finite() && *v >= 0.0));
+        assert!(
+            e.iter().any(|v| *v > 1e-6),
+            "{}",
+            unit.name(space.network())
+        );
+    }
+    let timing = TimingSettings {
+        batch: 1,
+        threads: 1,
+        warmup: 0,
+        repeats: 1,
+    };
+    let lut = measure_lut(&original, &space, &timing).expect("lut");
+    for unit in space.units() {
+        for choice in &unit.choices {
+            let ms = lut.entries[&lut_key(&unit.expr, choice)];
+            assert!(ms.is_finite() && ms > 0.0);
+        }
+    }
+    let all_cheapest = space
+        .plan(&dynas_space::SearchSpace::smallest(&space))
+        .expect("plan");
+    assert!(lut.predict(&space, &all_cheapest).expect("predict") > 0.0);
+
+    // A few distillation steps on a few images.
+    let pixels: Vec<u8> = (0..16 * 64).map(|i| (i * 37 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..16).map(|i| (i % 10) as u8).collect();
+    let data = Dataset::from_parts(pixels, labels, (1, 8, 8), 10).expect("data");
+    let norm = data.channel_stats();
+    let mut student = original.adapted(all_cheapest).expect("adapt");
+    let settings = TrainSettings {
+        epochs: 2,
+        batch: 8,
+        ..TrainSettings::default()
+    }
+    .check()
+    .expect("settings");
+    let losses = train(&mut student, Some(&original), &data, &norm, &settings).expect("train");
+    assert_eq!(losses.len(), 2);
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(
+        TrainSettings {
+            epochs: 0,
+            ..TrainSettings::default()
+        }
+        .check()
+        .is_err()
+    );
+}

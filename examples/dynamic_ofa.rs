@@ -1,0 +1,366 @@
+//! Dynamic-OFA for real, on this host: pre-sample a Pareto family from a trained Fashion-MNIST
+//! supernet, then serve the test images under a co-runner that loads the cores following the
+//! shipped load traces, comparing static-largest, static-smallest (the feasibility floor), the
+//! reactive and the predictive runtime manager, and the simulator's predictions for the same
+//! family and traces.
+//!
+//! ```text
+//! # after examples/supernet_fashion_mnist.rs wrote runs/fmnist/supernet.safetensors
+//! cargo run --release -p dynas-supernet --example dynamic_ofa -- presample \
+//!     --supernet runs/fmnist --out runs/dofa --samples 40 --family 6
+//! cargo run --release -p dynas-supernet --example dynamic_ofa -- serve \
+//!     --supernet runs/fmnist --family runs/dofa --traces step,periodic,bursty,steady \
+//!     --time-scale 0.5
+//! ```
+//!
+//! Common flags: `--data DIR` (Fashion-MNIST IDX files), `--train-limit N` and `--val N` (the
+//! training run's split: validation images are never trained on), `--seed N`.
+//! `presample`: `--samples N`, `--family N`, `--repeats N`, `--calib-batches N`.
+//! `serve`: `--target-ms X` (default 1.2 x the slowest member's idle latency), `--traces
+//! a,b` (shipped names or CSV files), `--time-scale F` (trace time multiplier), `--policies
+//! a,b|all`, `--threads N` (libtorch, default 1), `--co-threads N` (default: all cores),
+//! `--window N`, `--out FILE` (JSON report, default `<family>/serve.json`).
+
+use std::path::{Path, PathBuf};
+
+use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
+use dynas_dvfs::{CoRunnerParams, LoadTrace, SimParams, Simulator, SwitchingCost};
+use dynas_search::deployment::Deployment;
+use dynas_space::{MbConvSpace, SearchSpace, seeded_rng};
+use dynas_supernet::{
+    BnStore, Dataset, Family, PresampleParams, ServeParams, ServePolicy, Split, Supernet,
+    SupernetConfig, SupernetError, lift_genotype, presample, price_deployment, serve,
+};
+
+struct Args {
+    command: String,
+    data: PathBuf,
+    supernet: PathBuf,
+    out: Option<PathBuf>,
+    family_dir: Option<PathBuf>,
+    train_limit: Option<usize>,
+    val: usize,
+    seed: u64,
+    samples: usize,
+    family: usize,
+    repeats: usize,
+    calib_batches: usize,
+    target_ms: Option<f64>,
+    traces: Vec<String>,
+    time_scale: f64,
+    policies: String,
+    threads: i32,
+    co_threads: usize,
+    window: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let command = it
+        .next()
+        .ok_or("usage: dynamic_ofa presample|serve [flags]; see the doc comment")?;
+    let mut a = Args {
+        command,
+        data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
+        supernet: PathBuf::from("runs/fmnist"),
+        out: None,
+        family_dir: None,
+        train_limit: None,
+        val: 5000,
+        seed: 0,
+        samples: 40,
+        family: 6,
+        repeats: 30,
+        calib_batches: 10,
+        target_ms: None,
+        traces: vec![
+            "step".into(),
+            "periodic".into(),
+            "bursty".into(),
+            "steady".into(),
+        ],
+        time_scale: 1.0,
+        policies: "all".into(),
+        threads: 1,
+        co_threads: 0,
+        window: 8,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let num = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--data" => a.data = value()?.into(),
+            "--supernet" => a.supernet = value()?.into(),
+            "--out" => a.out = Some(value()?.into()),
+            "--family" if a.command == "serve" => a.family_dir = Some(value()?.into()),
+            "--family" => a.family = num(value()?)? as usize,
+            "--train-limit" => a.train_limit = Some(num(value()?)? as usize),
+            "--val" => a.val = num(value()?)? as usize,
+            "--seed" => a.seed = num(value()?)? as u64,
+            "--samples" => a.samples = num(value()?)? as usize,
+            "--repeats" => a.repeats = num(value()?)? as usize,
+            "--calib-batches" => a.calib_batches = num(value()?)? as usize,
+            "--target-ms" => a.target_ms = Some(num(value()?)?),
+            "--traces" => a.traces = value()?.split(',').map(str::to_string).collect(),
+            "--time-scale" => a.time_scale = num(value()?)?,
+            "--policies" => a.policies = value()?,
+            "--threads" => a.threads = num(value()?)? as i32,
+            "--co-threads" => a.co_threads = num(value()?)? as usize,
+            "--window" => a.window = num(value()?)? as usize,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(a)
+}
+
+/// The training run's train / validation split (same seed and sizes as
+/// `examples/supernet_fashion_mnist.rs`), and the test split.
+fn data(a: &Args) -> Result<(Dataset, Dataset, Dataset), SupernetError> {
+    let mut full = Dataset::mnist_dir(&a.data, Split::Train)?;
+    if let Some(n) = a.train_limit {
+        let n = n.min(full.len());
+        full = full.subset(&(0..n).collect::<Vec<_>>());
+    }
+    let mut rng = seeded_rng(a.seed);
+    let val_size = a.val.min(full.len() / 5).max(1);
+    let (train, val) = full.split_validation(val_size, &mut rng)?;
+    let test = Dataset::mnist_dir(&a.data, Split::Test)?;
+    Ok((train, val, test))
+}
+
+fn load_supernet(dir: &Path) -> Result<Supernet, SupernetError> {
+    let mut s = Supernet::new(
+        MbConvSpace::ofa_mnist(),
+        SupernetConfig::default(),
+        tch::Device::Cpu,
+    )?;
+    s.load(dir.join("supernet.safetensors"))?;
+    Ok(s)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = parse_args()?;
+    match a.command.as_str() {
+        "presample" => run_presample(&a),
+        "serve" => run_serve(&a),
+        other => Err(format!("unknown command `{other}` (presample, serve)").into()),
+    }
+}
+
+fn run_presample(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs/dofa"));
+    std::fs::create_dir_all(&out)?;
+    let (train, val, _) = data(a)?;
+    let norm = train.channel_stats();
+    let supernet = load_supernet(&a.supernet)?;
+    let params = PresampleParams {
+        samples: a.samples,
+        family_size: a.family,
+        repeats: a.repeats,
+        calibration_batches: a.calib_batches,
+        seed: a.seed,
+        ..PresampleParams::default()
+    }
+    .check()?;
+    let t = std::time::Instant::now();
+    let p = presample(&supernet, &train, &val, &norm, &params)?;
+    println!(
+        "scored {} subnets on {} validation images in {:.0} s; Pareto front {}, family {}",
+        p.samples.len(),
+        val.len(),
+        t.elapsed().as_secs_f64(),
+        p.front_size,
+        p.family.len()
+    );
+    // The same family priced by the measured Jetson AGX Xavier per-layer table of this space.
+    let lut_path = Path::new("../shared/data/lut/ofa-mnist/jetson_agx_xavier.json");
+    let priced = match LayerLut::from_harmonic_file(lut_path) {
+        Ok(lut) => Some(price_deployment(
+            &p.deployment,
+            supernet.space(),
+            &LutModel::new(lut, KeyScheme::Harmonic),
+        )?),
+        Err(e) => {
+            eprintln!("no Jetson pricing: {e}");
+            None
+        }
+    };
+    // The published Xavier NX tables are for the ImageNet OFA MobileNetV3 (width 1.2): they
+    // price each member's lifted analogue (same stage choices in every stage, 224 x 224).
+    let ofa = MbConvSpace::ofa_mobilenet_v3_width(1.2)?;
+    let mut nx: Vec<(String, Vec<f64>)> = Vec::new();
+    for unit in ["cpu", "gpu"] {
+        let dir = format!("../shared/data/lut/dynamic-ofa-xavier-nx/{unit}");
+        match LutModel::from_ofa_dir(&dir) {
+            Ok(model) => {
+                let mut v = Vec::new();
+                for m in p.members() {
+                    let lifted = lift_genotype(supernet.space(), &m.genotype, &ofa, 224)?;
+                    let net = ofa.decode(&lifted)?;
+                    v.push(model.estimate(&net, &OperatingPoint::default())?.latency_ms);
+                }
+                nx.push((unit.to_string(), v));
+            }
+            Err(e) => eprintln!("no Xavier NX {unit} pricing: {e}"),
+        }
+    }
+    let nx_cell = |unit: &str, k: usize| {
+        nx.iter()
+            .find(|(u, _)| u == unit)
+            .map_or("-".into(), |(_, v)| format!("{:.1}", v[k]))
+    };
+    println!(
+        "| member | val top-1 % | host 1 thread ms | host 2 threads ms | MACs | AGX Xavier LUT ms | NX CPU ms (lifted) | NX GPU ms (lifted) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (k, m) in p.members().enumerate() {
+        let cell = |t: i32| {
+            m.latency_ms
+                .get(&t)
+                .map_or("-".into(), |v| format!("{v:.3}"))
+        };
+        println!(
+            "| {} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            m.genotype,
+            100.0 * m.accuracy,
+            cell(1),
+            cell(2),
+            m.macs,
+            priced
+                .as_ref()
+                .map_or("-".into(), |v| format!("{:.3}", v[k])),
+            nx_cell("cpu", k),
+            nx_cell("gpu", k)
+        );
+    }
+    if let Some(span) = p.latency_span(1) {
+        println!("family latency span (1 thread): {span:.2}x");
+    }
+    p.deployment.write_json(out.join("deployment.json"))?;
+    p.bn.save(out.join("bn_store.safetensors"))?;
+    std::fs::write(
+        out.join("samples.json"),
+        serde_json::to_string_pretty(&p.samples)?,
+    )?;
+    let boards = serde_json::json!({
+        "jetson_agx_xavier_ofa_mnist_lut_ms": priced,
+        "xavier_nx_lifted_224_ms": nx.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    std::fs::write(
+        out.join("board_prices.json"),
+        serde_json::to_string_pretty(&boards)?,
+    )?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn run_serve(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = a
+        .family_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/dofa"));
+    let deployment = Deployment::from_json_file(dir.join("deployment.json"))?;
+    let supernet = load_supernet(&a.supernet)?;
+    let bn = BnStore::load(dir.join("bn_store.safetensors"), &supernet)?;
+    let family = Family::from_deployment(&supernet, &bn, &deployment)?;
+    let (train, _, test) = data(a)?;
+    let norm = train.channel_stats();
+    let slowest = deployment
+        .points
+        .iter()
+        .map(|p| p.metrics.latency_ms)
+        .fold(0.0, f64::max);
+    let target = a.target_ms.unwrap_or(1.2 * slowest);
+    let policies: Vec<ServePolicy> = if a.policies == "all" {
+        ServePolicy::ALL.to_vec()
+    } else {
+        a.policies
+            .split(',')
+            .map(ServePolicy::from_name)
+            .collect::<Result<_, _>>()?
+    };
+    println!(
+        "family of {} (idle latency {:.3}..{:.3} ms), target {target:.3} ms, {} libtorch thread(s)",
+        family.members().len(),
+        family.fastest_idle_ms(),
+        slowest,
+        a.threads
+    );
+    let mut reports = Vec::new();
+    println!(
+        "\n| trace | policy | inferences | misses | miss % | floor misses | top-1 % | expected top-1 % | switches | decision µs | switch excess ms | sim miss % | sim top-1 % |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for name in &a.traces {
+        let trace = if Path::new(name).exists() {
+            LoadTrace::from_file(name)?
+        } else {
+            LoadTrace::shipped(name)?
+        };
+        let co = CoRunnerParams {
+            threads: a.co_threads,
+            time_scale: a.time_scale,
+            ..CoRunnerParams::default()
+        };
+        let params = ServeParams {
+            target_ms: target,
+            threads: a.threads,
+            window: a.window,
+            duration_s: 600.0,
+            ..ServeParams::default()
+        };
+        let mut floor = None;
+        let mut rows = Vec::new();
+        for &policy in &policies {
+            let r = serve(&family, &test, &norm, policy, &params, Some((&trace, &co)))?;
+            if policy == ServePolicy::StaticSmallest {
+                floor = Some(r.deadline_misses);
+            }
+            // The simulator's prediction for the same family, trace and policy.
+            let set = family.configuration_set();
+            let constraints = params.check(&family)?;
+            let mut governor = policy.governor(set, &constraints, params.manager)?;
+            let sim = SimParams::new(
+                a.window,
+                target,
+                0.03,
+                a.seed,
+                SwitchingCost::new(r.switch_excess_ms.unwrap_or(0.0).max(0.0), 0.0, 0.0, 0.0)?,
+            )?;
+            let predicted = Simulator::new(set.clone(), sim).run_labelled(
+                policy.name(),
+                &mut governor,
+                &trace,
+                &constraints,
+            )?;
+            rows.push((r, predicted));
+        }
+        for (r, s) in &rows {
+            println!(
+                "| {} | {} | {} | {} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} | {} | {:.2} | {:.2} |",
+                r.trace,
+                r.policy,
+                r.inferences,
+                r.deadline_misses,
+                100.0 * r.miss_rate,
+                floor.map_or("-".into(), |f| f.to_string()),
+                r.top1,
+                r.expected_top1,
+                r.switches,
+                r.decision_us_mean,
+                r.switch_excess_ms.map_or("-".into(), |v| format!("{v:.3}")),
+                100.0 * s.miss_rate,
+                s.mean_accuracy
+            );
+        }
+        reports.extend(rows.into_iter().map(|(r, s)| {
+            serde_json::json!({"measured": r, "simulated": {
+            "policy": s.policy, "miss_rate": s.miss_rate, "deadline_misses": s.deadline_misses,
+            "inferences": s.inferences, "mean_accuracy": s.mean_accuracy, "switches": s.switches}})
+        }));
+    }
+    let out = a.out.clone().unwrap_or_else(|| dir.join("serve.json"));
+    std::fs::write(&out, serde_json::to_string_pretty(&reports)?)?;
+    println!("\nwrote {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! Shared driver of the GOS Fashion-MNIST examples: train (or reload) the original, adapt it,
+//! measure both on this host and write a JSON report.
+
+use std::path::PathBuf;
+
+use dynas_space::{Network, seeded_rng};
+use dynas_supernet::gos::{
+    AdaptData, AdaptSettings, GosModel, LatencySource, TimingSettings, TrainSettings, accuracy,
+    adapt, measure_interleaved, train,
+};
+use dynas_supernet::{Dataset, Split};
+use tch::Device;
+
+/// Command-line options shared by the examples (`--name value` pairs).
+pub struct Options {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub train_images: usize,
+    pub epochs: usize,
+    pub fine_tune_epochs: usize,
+    pub retrain: bool,
+}
+
+impl Options {
+    pub fn from_args() -> Result<Self, String> {
+        let mut o = Self {
+            data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
+            out: PathBuf::from("target/gos"),
+            train_images: 20_000,
+            epochs: 3,
+            fine_tune_epochs: 1,
+            retrain: false,
+        };
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let mut i = 0;
+        while i < args.len() {
+            let value = || {
+                args.get(i + 1)
+                    .cloned()
+                    .ok_or_else(|| format!("{} needs a value", args[i]))
+            };
+            let number = |v: String| {
+                v.parse::<usize>()
+                    .map_err(|e| format!("{}: `{v}` is not a count: {e}", args[i]))
+            };
+            match args[i].as_str() {
+                "--data" => o.data = value()?.into(),
+                "--out" => o.out = value()?.into(),
+                "--train-images" => o.train_images = number(value()?)?,
+                "--epochs" => o.epochs = number(value()?)?,
+                "--fine-tune-epochs" => o.fine_tune_epochs = number(value()?)?,
+                "--retrain" => {
+                    o.retrain = true;
+                    i += 1;
+                    continue;
+                }
+                other => return Err(format!("unknown option `{other}`")),
+            }
+            i += 2;
+        }
+        Ok(o)
+    }
+}
+
+pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error>> {
+    let options = Options::from_args()?;
+    tch::set_num_threads(2);
+    tch::manual_seed(0);
+    let full = Dataset::mnist_dir(&options.data, Split::Train)?;
+    let test = Dataset::mnist_dir(&options.data, Split::Test)?;
+    let mut rng = seeded_rng(0);
+    let (rest, validation) = full.split_validation(2_000, &mut rng)?;
+    let indices: Vec<usize> = (0..rest.len().min(options.train_images)).collect();
+    let train_set = rest.subset(&indices);
+    let norm = train_set.channel_stats();
+    std::fs::create_dir_all(&options.out)?;
+    let original_path = options.out.join(format!("{name}.safetensors"));
+    let original = if original_path.exists() && !options.retrain {
+        println!("reloading {}", original_path.display());
+        GosModel::load(&original_path, Device::Cpu)?
+    } else {
+        let mut model = GosModel::new(network, Default::default(), Device::Cpu)?;
+        let settings = TrainSettings {
+            epochs: options.epochs,
+            ..TrainSettings::default()
+        }
+        .check()?;
+        let start = std::time::Instant::now();
+        let losses = train(&mut model, None, &train_set, &norm, &settings)?;
+        println!(
+            "trained {name} for {} epochs on {} images in {:.0} s: losses {losses:.3?}",
+            options.epochs,
+            train_set.len(),
+            start.elapsed().as_secs_f64()
+        );
+        model.save(&original_path)?;
+        model
+    };
+    println!(
+        "{name}: {} MACs, {} params, test top-1 {:.2} %",
+        original.network().macs(),
+        original.network().params(),
+        100.0 * accuracy(&original, &test, &norm, 256)
+    );
+    let settings = AdaptSettings {
+        fine_tune: TrainSettings {
+            epochs: options.fine_tune_epochs,
+            learning_rate: 0.01,
+            ..TrainSettings::default()
+        },
+        ..AdaptSettings::default()
+    }
+    .check()?;
+    let start = std::time::Instant::now();
+    let data = AdaptData {
+        train: &train_set,
+        validation: &validation,
+        test: &test,
+        norm: &norm,
+    };
+    let (adapted, report) = adapt(&original, data, LatencySource::Host, &settings)?;
+    let adapt_s = start.elapsed().as_secs_f64();
+    adapted.save(options.out.join(format!("{name}_adapted.safetensors")))?;
+    let chosen = &report.attempts[report.chosen];
+    let batch1 = TimingSettings {
+        batch: 1,
+        threads: 2,
+        warmup: 10,
+        repeats: 20,
+    };
+    let batch64 = TimingSettings {
+        batch: 64,
+        threads: 2,
+        warmup: 2,
+        repeats: 3,
+    };
+    let ms1 = measure_interleaved(&[&original, &adapted], &batch1, 15);
+    let ms64 = measure_interleaved(&[&original, &adapted], &batch64, 6);
+    let lut_error = 100.0 * (chosen.predicted_ms - ms1[1]) / ms1[1];
+    let original_lut_error = 100.0 * (report.original_predicted_ms - ms1[0]) / ms1[0];
+    let summary = serde_json::json!({
+        "model": name,
+        "original_macs": original.network().macs(),
+        "adapted_macs": dynas_search::GosSpace::new(
+            original.network().clone(),
+            &settings.settings().candidates.clone().check()?,
+        )?
+        .adapted_network(adapted.plan())?
+        .macs(),
+        "train_images": train_set.len(),
+        "epochs": options.epochs,
+        "fine_tune_epochs": options.fine_tune_epochs,
+        "adapt_seconds": adapt_s,
+        "original_test_top1": report.original_test_top1,
+        "adapted_test_top1_init": chosen.test_top1_init,
+        "adapted_test_top1_fine_tuned": chosen.test_top1_fine_tuned,
+        "batch1_ms": {"original": ms1[0], "adapted": ms1[1], "speedup": ms1[0] / ms1[1]},
+        "batch64_ms": {"original": ms64[0], "adapted": ms64[1], "speedup": ms64[0] / ms64[1]},
+        "lut_predicted_ms": {"original": report.original_predicted_ms, "adapted": chosen.predicted_ms},
+        "lut_error_percent": {"original": original_lut_error, "adapted": lut_error},
+        "report": report,
+    });
+    let path = options.out.join(format!("{name}_report.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)?;
+    println!(
+        "{name}: top-1 {:.2} -> {:.2} % (init {:.2}), batch 1 {:.3} -> {:.3} ms ({:.2}x), \
+         batch 64 {:.2} -> {:.2} ms ({:.2}x), LUT {:.3} ms ({:+.1} %); plan {:?}; report {}",
+        report.original_test_top1,
+        chosen.test_top1_fine_tuned,
+        chosen.test_top1_init,
+        ms1[0],
+        ms1[1],
+        ms1[0] / ms1[1],
+        ms64[0],
+        ms64[1],
+        ms64[0] / ms64[1],
+        chosen.predicted_ms,
+        lut_error,
+        adapted.plan().replacements,
+        path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! Surrogate-assisted search against NSGA-II and random search on NAS-Bench-201
+//! (`nb201_hw.csv`): for each latency column, minimise `latency / max(latency)` and
+//! `error = (100 - acc_cifar100) / 100` with a fixed budget of *distinct* architectures, and
+//! print the hypervolume (reference point (1, 1)) of everything evaluated as a share of the
+//! table's true front, over several seeds, plus the surrogate's time per proposed batch.
+//!
+//! ```text
+//! cargo run --release -p dynas-search --example search_surrogate_nb201 -- \
+//!     [--csv CSV] [--seeds N] [--budget N] [--columns a,b] [--strategies surrogate,nsga2,random]
+//! ```
+//!
+//! The surrogate's hyper-parameters can be overridden for sweeps with the environment variables
+//! `SURROGATE_INITIAL`, `SURROGATE_BATCH`, `SURROGATE_EXPLORATION`, `SURROGATE_LOCAL_RADIUS`
+//! and `SURROGATE_GLOBAL`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use dynas_search::pareto::hypervolume;
+use dynas_search::{
+    Budget, Control, Event, Executor, Nsga2, Nsga2Config, Objective, ParetoFront, RandomSearch,
+    SearchError, Strategy, Surrogate, SurrogateParams, TableProblem,
+};
+
+const COLUMNS: [&str; 5] = [
+    "raspi4_latency",
+    "pixel3_latency",
+    "gold_6226_latency",
+    "titanx_1_latency",
+    "pixel2_latency",
+];
+
+struct Options {
+    csv: String,
+    seeds: u64,
+    budget: usize,
+    columns: Vec<String>,
+    strategies: Vec<String>,
+}
+
+fn parse_options() -> dynas_search::Result<Options> {
+    let mut options = Options {
+        csv: concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/nb201/nb201_hw.csv"
+        )
+        .to_string(),
+        seeds: 10,
+        budget: 200,
+        columns: COLUMNS.iter().map(|c| c.to_string()).collect(),
+        strategies: vec!["surrogate".into(), "nsga2".into(), "random".into()],
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args
+            .get(i + 1)
+            .ok_or_else(|| SearchError::invalid(&args[i], "needs a value"))?;
+        let number = |what: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|e| SearchError::invalid(what, format!("`{value}`: {e}")))
+        };
+        let list = || value.split(',').map(str::to_string).collect::<Vec<_>>();
+        match args[i].as_str() {
+            "--csv" => options.csv = value.clone(),
+            "--seeds" => options.seeds = number("--seeds")?,
+            "--budget" => options.budget = number("--budget")? as usize,
+            "--columns" => options.columns = list(),
+            "--strategies" => options.strategies = list(),
+            other => return Err(SearchError::invalid(other, "unknown option")),
+        }
+        i += 2;
+    }
+    Ok(options)
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> dynas_search::Result<T> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| SearchError::invalid(name, format!("`{v}` does not parse"))),
+        Err(_) => Ok(default),
+    }
+}
+
+fn surrogate_params() -> dynas_search::Result<SurrogateParams> {
+    let d = SurrogateParams::default();
+    Ok(SurrogateParams {
+        initial: env_or("SURROGATE_INITIAL", d.initial)?,
+        batch: env_or("SURROGATE_BATCH", d.batch)?,
+        exploration: env_or("SURROGATE_EXPLORATION", d.exploration)?,
+        local_radius: env_or("SURROGATE_LOCAL_RADIUS", d.local_radius)?,
+        global_per_batch: env_or("SURROGATE_GLOBAL", d.global_per_batch)?,
+        ..d
+    })
+}
+
+struct Scale {
+    max_latency: f64,
+    true_hv: f64,
+}
+
+impl Scale {
+    fn points(&self, front: &ParetoFront) -> Vec<Vec<f64>> {
+        front
+            .points
+            .iter()
+            .map(|p| {
+                vec![
+                    p.values[0] / self.max_latency,
+                    (100.0 - p.values[1]) / 100.0,
+                ]
+            })
+            .collect()
+    }
+
+    fn share(&self, front: &ParetoFront) -> dynas_search::Result<f64> {
+        Ok(hypervolume(&self.points(front), &[1.0, 1.0])? / self.true_hv * 100.0)
+    }
+}
+
+/// HV shares (%), milliseconds per search, and milliseconds per step after the first.
+struct Outcome {
+    shares: Vec<f64>,
+    search_ms: Vec<f64>,
+    step_ms: Vec<f64>,
+}
+
+fn run<S: Strategy>(
+    problem: &TableProblem,
+    scale: &Scale,
+    make: impl Fn() -> dynas_search::Result<S>,
+    options: &Options,
+) -> dynas_search::Result<Outcome> {
+    let mut outcome = Outcome {
+        shares: Vec::new(),
+        search_ms: Vec::new(),
+        step_ms: Vec::new(),
+    };
+    for seed in 0..options.seeds {
+        let steps: Arc<Mutex<Vec<f64>>> = Arc::default();
+        let log = Arc::clone(&steps);
+        let mut last: Option<Instant> = None;
+        let start = Instant::now();
+        let result = Executor::new(problem, make()?, Budget::evaluations(options.budget)?)
+            .seed(seed)
+            .observe(move |e: &Event<'_>| {
+                if let Event::Generation { .. } = e {
+                    let now = Instant::now();
+                    if let (Some(t), Ok(mut v)) = (last, log.lock()) {
+                        v.push((now - t).as_secs_f64() * 1e3);
+                    }
+                    last = Some(now);
+                }
+                Control::Continue
+            })
+            .run()?;
+        outcome.search_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        if result.archive.len() > options.budget {
+            return Err(SearchError::invalid("budget", "exceeded"));
+        }
+        outcome.shares.push(scale.share(&result.front)?);
+        if let Ok(v) = steps.lock() {
+            outcome.step_ms.extend(v.iter().copied());
+        }
+    }
+    Ok(outcome)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn main() -> dynas_search::Result<()> {
+    let options = parse_options()?;
+    let params = surrogate_params()?;
+    params.check()?;
+    println!(
+        "NB201 acc_cifar100 vs latency, budget {} distinct architectures, seeds 0..{}, surrogate {:?}",
+        options.budget, options.seeds, params
+    );
+    println!(
+        "{:<18} {:<9} {:>8} {:>8} {:>10} {:>14}",
+        "column", "strategy", "mean HV%", "min HV%", "ms/search", "ms/step (max)"
+    );
+    for column in &options.columns {
+        let problem = TableProblem::from_csv(
+            &options.csv,
+            vec![
+                Objective::minimize(column.as_str()),
+                Objective::maximize("acc_cifar100"),
+            ],
+        )?;
+        let max_latency = problem
+            .evaluations()
+            .filter(|(_, e)| e.is_feasible())
+            .map(|(_, e)| e.values[0])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let mut scale = Scale {
+            max_latency,
+            true_hv: 1.0,
+        };
+        scale.true_hv = hypervolume(&scale.points(&problem.true_front()), &[1.0, 1.0])?;
+        for strategy in &options.strategies {
+            let outcome = match strategy.as_str() {
+                "surrogate" => run(
+                    &problem,
+                    &scale,
+                    || Ok(Surrogate::new(params.check()?)),
+                    &options,
+                )?,
+                "nsga2" => run(
+                    &problem,
+                    &scale,
+                    || Nsga2::new(Nsga2Config::default()),
+                    &options,
+                )?,
+                "random" => run(&problem, &scale, || RandomSearch::new(50), &options)?,
+                other => return Err(SearchError::invalid("--strategies", other.to_string())),
+            };
+            println!(
+                "{:<18} {:<9} {:>8.2} {:>8.2} {:>10.1} {:>7.1} ({:.0})",
+                column,
+                strategy,
+                mean(&outcome.shares),
+                min(&outcome.shares),
+                mean(&outcome.search_ms),
+                mean(&outcome.step_ms),
+                max(&outcome.step_ms),
+            );
+        }
+    }
+    Ok(())
+}
