@@ -43,11 +43,13 @@ fn device() -> DeviceProfile {
     .unwrap()
 }
 
-fn evaluator()
--> ExitsEvaluator<MbConvSpace, fn(&Genotype, &Network) -> Result<ExitTable>, ToyDvfsModel> {
+/// How the tests hand out exit tables.
+type TableFn = fn(&Genotype, &Network) -> Result<ExitTable>;
+
+fn evaluator() -> ExitsEvaluator<MbConvSpace, TableFn, ToyDvfsModel> {
     ExitsEvaluator::new(
         MbConvSpace::ofa_mnist(),
-        table as fn(&Genotype, &Network) -> Result<ExitTable>,
+        table as TableFn,
         ExitHead::new(16, Activation::Relu, 10).unwrap(),
         ToyDvfsModel::default(),
         device(),

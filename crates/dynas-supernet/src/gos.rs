@@ -160,6 +160,8 @@ fn activate(x: &Tensor, activation: Activation) -> Tensor {
     }
 }
 
+// A model holds a few dozen of these, built once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum LayerModule {
     /// A conv or linear layer: one term.

@@ -419,7 +419,8 @@ mod tests {
 
     #[test]
     fn spread_keeps_the_extremes_and_log_spaced_members() {
-        let latency = [1.0, 1.1, 2.0, 4.0, 7.0, 8.0];
+        // The middle pick wants sqrt(1 x 8) = 2.83 ms: member 3 (3 ms) is nearest on a log scale.
+        let latency = [1.0, 1.1, 2.0, 3.0, 7.0, 8.0];
         let front = [5, 0, 1, 2, 3, 4];
         assert_eq!(spread(&front, &latency, 3), vec![0, 3, 5]);
         assert_eq!(spread(&front, &latency, 10), vec![0, 1, 2, 3, 4, 5]);
