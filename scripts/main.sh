@@ -13,8 +13,12 @@
 #                measured clock sweeps); writes a deployment and reports on the test split
 #                against the largest subnet with exits at the highest clocks; then the runtime
 #                manager simulated on that deployment under load traces;
-#   4. search:   NSGA-II vs aging vs random on NAS-Bench-201 (hypervolume vs the true front);
-#   5. dvfs:     runtime manager vs static / subnet-only / DVFS-only on four load traces.
+#   4. dofa:     Dynamic-OFA: a Pareto family pre-sampled from the supernet (validation accuracy,
+#                host latency), served on test images under a co-runner following load traces,
+#                static / reactive / predictive managers against the feasibility floor;
+#   5. search:   surrogate vs NSGA-II vs aging vs random on NAS-Bench-201 (hypervolume vs the
+#                true front), and the runtime manager vs static / subnet-only / DVFS-only on
+#                four load traces.
 # By default stages 1-2 are short runs (1 epoch on 20,000 images, a few minutes on 2 cores);
 # `--full` trains the recipe of docs/benchmarks.md (14 epochs, about 25 minutes on 2 cores).
 # Outputs go to runs/main/.
@@ -58,8 +62,7 @@ echo "=== 3/5 HADAS on the supernet (backbone x exits x DVFS) -> deployment -> r
 if [[ $full == 1 ]]; then
   hadas_args=()
 else
-  hadas_args=(--outer-population 8 --outer-generations 2 --inner-population 8 --inner-generations 3
-              --head-train-images 3000 --top-fraction 0.25)
+  hadas_args=(--outer-budget 8 --inner-population 8 --inner-generations 3 --head-train-images 3000)
 fi
 cargo run --release -p dynas-cli --features tch -- hadas --no-progress \
   --supernet "$out/supernet/supernet.safetensors" --shared-data "$data" "${hadas_args[@]}" \
@@ -69,13 +72,27 @@ target_ms=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(r
 cargo run --release -p dynas-cli -- govern simulate --configs "$out/hadas/deployment.json" \
   --trace builtin:step --policy all --target-ms "$target_ms" --out "$out/hadas/runtime.json"
 
-echo "=== 4/5 NSGA-II / aging / random on NAS-Bench-201"
+echo "=== 4/5 Dynamic-OFA: pre-sampled family served under a real co-runner load"
+if [[ $full == 1 ]]; then
+  dofa_split=()
+  dofa_args=(--samples 40 --family 6)
+else
+  dofa_split=(--train-limit 20000)
+  dofa_args=(--samples 20 --family 4 --repeats 15 --calib-batches 5)
+fi
+cargo run --release -p dynas-supernet --example dynamic_ofa -- presample \
+  --supernet "$out/supernet" "${dofa_split[@]}" "${dofa_args[@]}" --out "$out/dofa"
+cargo run --release -p dynas-supernet --example dynamic_ofa -- serve \
+  --supernet "$out/supernet" "${dofa_split[@]}" --family "$out/dofa" --traces step,periodic \
+  --time-scale 0.5
+
+echo "=== 5/5 search strategies on NAS-Bench-201 and the runtime manager on load traces"
 cargo run --release -p dynas-search --example search_nb201 -- "$data/nb201/nb201_hw.csv" 5
+cargo run --release -p dynas-search --example search_surrogate_nb201 -- --seeds 2 --budget 200
 cargo run --release -p dynas-cli -- search table --csv "$data/nb201/nb201_hw.csv" \
   --minimize raspi4_latency --maximize acc_cifar100 --budget 500 --seed 0 \
   --out "$out/nb201_front.json" --svg "$out/nb201_front.svg"
 
-echo "=== 5/5 runtime manager on load traces"
 cargo run --release -p dynas-dvfs --example dvfs_compare
 
 echo "=== done: outputs in $out/"
