@@ -5,7 +5,7 @@
 //! [`Deployment`] with method `"dynamic-ofa"`.
 //!
 //! The per-subnet batch-norm statistics of the family are returned in a [`BnStore`], so the
-//! runtime ([`crate::serve`]) switches members without recalibrating.
+//! runtime ([`mod@crate::serve`]) switches members without recalibrating.
 
 use std::collections::BTreeMap;
 use std::time::Instant;

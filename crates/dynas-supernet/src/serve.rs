@@ -1,4 +1,4 @@
-//! The Dynamic-OFA runtime on this host: a pre-sampled family ([`crate::presample`]) resident
+//! The Dynamic-OFA runtime on this host: a pre-sampled family ([`mod@crate::presample`]) resident
 //! in memory (every member extracted with its stored batch-norm statistics, so a switch is a
 //! pointer change and never a recalibration) classifies a stream of test images one at a time,
 //! and a `dynas-dvfs` policy chooses the member every window from the measured latencies (and,
