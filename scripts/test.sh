@@ -2,6 +2,7 @@
 # The full test suite, set-up included: `scripts/test.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+# The fuzz tests of the IDX reader seed from real Fashion-MNIST files.
+scripts/setup.sh --fashion-mnist
 source scripts/env.sh
 cargo test --workspace --all-features --no-fail-fast
