@@ -1,6 +1,9 @@
 //! Dynamic-OFA on a tiny supernet: pre-sampling writes a validated Pareto family with stored
 //! batch norm, the runtime serves it without recalibration, and infeasible targets are refused.
 
+mod common;
+
+use common::tiny_dataset;
 use dynas_dvfs::{CoRunnerParams, LoadTrace};
 use dynas_search::deployment::Deployment;
 use dynas_space::{
@@ -8,8 +11,8 @@ use dynas_space::{
     StageSpec, seeded_rng,
 };
 use dynas_supernet::{
-    BnMode, BnStore, Dataset, Family, PresampleParams, ServeParams, ServePolicy, Supernet,
-    SupernetConfig, presample, serve,
+    BnMode, BnStore, Family, PresampleParams, ServeParams, ServePolicy, Supernet, SupernetConfig,
+    presample, serve,
 };
 use dynas_testkit::libtorch_turn;
 use tch::Device;
@@ -48,22 +51,6 @@ fn tiny_space() -> MbConvSpace {
         projection_shortcuts: true,
     };
     MbConvSpace::new("tiny-dofa", head, vec![stage("s1", vec![8, 16], 2)]).unwrap()
-}
-
-fn tiny_dataset(n: usize, seed: u64) -> Dataset {
-    use rand::Rng;
-    let mut rng = seeded_rng(seed);
-    let labels: Vec<u8> = (0..n).map(|i| (i % 5) as u8).collect();
-    let pixels: Vec<u8> = labels
-        .iter()
-        .flat_map(|&l| {
-            let base = l as u32 * 40;
-            (0..16 * 16)
-                .map(|_| (base + rng.random_range(0..40u32)) as u8)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    Dataset::from_parts(pixels, labels, (1, 16, 16), 5).unwrap()
 }
 
 fn params() -> PresampleParams {

@@ -1,13 +1,16 @@
 //! The HADAS pipeline on a tiny supernet: the worker serves accuracies and exit tables from
 //! one thread, the bi-level search runs, and the deployment and test report come out whole.
 
+mod common;
+
+use common::tiny_dataset;
 use dynas_cost::{ComputeUnit, DeviceProfile};
 use dynas_search::{Deployment, ExitSource, Provenance};
 use dynas_space::{
-    Activation, ChoiceScope, FinalExpand, HeadSpec, MbConvSpace, SearchSpace, StageSpec, seeded_rng,
+    Activation, ChoiceScope, FinalExpand, HeadSpec, MbConvSpace, SearchSpace, StageSpec,
 };
 use dynas_supernet::{
-    Dataset, HadasParams, OuterStrategy, RunOptions, Supernet, SupernetConfig, SupernetData,
+    HadasParams, OuterStrategy, RunOptions, Supernet, SupernetConfig, SupernetData,
     SupernetEvalParams, SupernetExits, SupernetWorker, run_hadas,
 };
 use dynas_testkit::ToyDvfsModel;
@@ -46,22 +49,6 @@ fn tiny_space() -> MbConvSpace {
         vec![stage("s1", vec![8, 12], 2), stage("s2", vec![12, 16], 1)],
     )
     .unwrap()
-}
-
-fn tiny_dataset(n: usize, seed: u64) -> Dataset {
-    use rand::Rng;
-    let mut rng = seeded_rng(seed);
-    let labels: Vec<u8> = (0..n).map(|i| (i % 5) as u8).collect();
-    let pixels: Vec<u8> = labels
-        .iter()
-        .flat_map(|&l| {
-            let base = l as u32 * 40;
-            (0..16 * 16)
-                .map(|_| (base + rng.random_range(0..40u32)) as u8)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    Dataset::from_parts(pixels, labels, (1, 16, 16), 5).unwrap()
 }
 
 fn device() -> DeviceProfile {

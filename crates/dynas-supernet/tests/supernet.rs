@@ -1,6 +1,9 @@
 //! Supernet behaviour: extraction equivalence, weight sharing under training, BN
 //! recalibration and stores, exact resume, the accuracy oracle.
 
+mod common;
+
+use common::tiny_dataset;
 use std::collections::HashMap;
 
 use dynas_space::{
@@ -8,7 +11,7 @@ use dynas_space::{
     SearchSpace, StageSpec, seeded_rng,
 };
 use dynas_supernet::{
-    AccuracyEstimator, AccuracySample, Augmentation, Batch, BnMode, BnStore, Dataset, ElasticDim,
+    AccuracyEstimator, AccuracySample, Augmentation, Batch, BnMode, BnStore, ElasticDim,
     Normalization, Schedule, SubnetSampler, Supernet, SupernetConfig, TrainParams, Trainer,
     cosine_lr, write_samples_csv, write_samples_json,
 };
@@ -298,23 +301,6 @@ fn bn_recalibration_and_per_subnet_store() {
     loaded.activate(&sn, &ga).unwrap();
     let again = tch::no_grad(|| sn.forward(&na, &x, BnMode::Eval).unwrap());
     assert!(again.allclose(&reference, 1e-6, 1e-6, false));
-}
-
-fn tiny_dataset(n: usize, seed: u64) -> Dataset {
-    use rand::Rng;
-    let mut rng = seeded_rng(seed);
-    let labels: Vec<u8> = (0..n).map(|i| (i % 5) as u8).collect();
-    // Class-dependent brightness so that a few steps can learn something.
-    let pixels: Vec<u8> = labels
-        .iter()
-        .flat_map(|&l| {
-            let base = l as u32 * 40;
-            (0..16 * 16)
-                .map(|_| (base + rng.random_range(0..40u32)) as u8)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    Dataset::from_parts(pixels, labels, (1, 16, 16), 5).unwrap()
 }
 
 fn train_params(epochs: usize) -> TrainParams {
