@@ -291,6 +291,8 @@ struct State {
     exits: HashMap<Genotype, WithExits>,
     validation: (Tensor, Tensor),
     head_train: (Tensor, Tensor),
+    /// The test split as one batch, built on the first test request and kept.
+    test_split: Option<(Tensor, Tensor)>,
 }
 
 fn whole(data: &Dataset, indices: &[usize], norm: &Normalization) -> (Tensor, Tensor) {
@@ -326,6 +328,7 @@ impl State {
             exits: HashMap::new(),
             validation,
             head_train,
+            test_split: None,
         })
     }
 
@@ -440,11 +443,18 @@ impl State {
     }
 
     fn test(&mut self, genotype: &Genotype, deployed: &[DeployedExit]) -> Result<TestOutcome> {
-        let test = self.data.test.as_ref().ok_or_else(|| {
-            SupernetError::invalid("test split", "the worker was started without one")
-        })?;
-        let idx: Vec<usize> = (0..test.len()).collect();
-        let (x, y) = whole(test, &idx, &self.data.norm);
+        if self.test_split.is_none() {
+            let test = self.data.test.as_ref().ok_or_else(|| {
+                SupernetError::invalid("test split", "the worker was started without one")
+            })?;
+            let idx: Vec<usize> = (0..test.len()).collect();
+            self.test_split = Some(whole(test, &idx, &self.data.norm));
+        }
+        let (x, y) = self
+            .test_split
+            .as_ref()
+            .map(|(x, y)| (x.shallow_clone(), y.shallow_clone()))
+            .ok_or_else(|| SupernetError::invalid("test split", "not built"))?;
         let entry = self.with_exits(genotype)?;
         let mut exits = Vec::with_capacity(deployed.len());
         let mut thresholds = Vec::with_capacity(deployed.len());
