@@ -1,0 +1,104 @@
+//! Unit tests of `surrogate`.
+
+use super::*;
+use approx::assert_relative_eq;
+
+#[test]
+fn params_are_checked() {
+    assert!(SurrogateParams::default().check().is_ok());
+    for bad in [
+        SurrogateParams {
+            initial: 1,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
+            batch: 0,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
+            exploration: f64::NAN,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
+            pool: 3,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
+            evolve_rounds: 0,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
+            max_train: 3,
+            ..SurrogateParams::default()
+        },
+    ] {
+        assert!(
+            matches!(bad.check(), Err(SearchError::InvalidParameter { .. })),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn hvi_2d_matches_the_hypervolume_difference() {
+    let front = vec![vec![0.1, 0.8], vec![0.4, 0.5], vec![0.7, 0.2]];
+    let sorted = sorted_2d(&front);
+    let reference = [1.1, 1.1];
+    for p in [
+        [0.0, 0.9],
+        [0.3, 0.3],
+        [0.5, 0.6],
+        [0.05, 0.05],
+        [1.0, 0.1],
+        [0.9, 0.0],
+        [1.2, 0.0],
+    ] {
+        let mut with = front.clone();
+        with.push(p.to_vec());
+        let expected =
+            hypervolume(&with, &reference).unwrap() - hypervolume(&front, &reference).unwrap();
+        assert_relative_eq!(hvi_2d(&sorted, p, reference), expected, epsilon = 1e-12);
+    }
+}
+
+#[test]
+fn domination_gap_is_zero_off_the_dominated_region() {
+    let front = vec![vec![0.2, 0.5], vec![0.5, 0.2]];
+    assert_relative_eq!(domination_gap(&front, &[0.1, 0.9]), 0.0);
+    // (0.6, 0.6) must move by 0.1 to leave both points' dominated regions.
+    assert_relative_eq!(domination_gap(&front, &[0.6, 0.6]), 0.1, epsilon = 1e-12);
+    assert_relative_eq!(domination_gap(&front, &[0.9, 0.6]), 0.4, epsilon = 1e-12);
+}
+
+#[test]
+fn normal_cdf_matches_known_values() {
+    assert_relative_eq!(normal_cdf(0.0), 0.5, epsilon = 1e-7);
+    assert_relative_eq!(normal_cdf(1.959_964), 0.975, epsilon = 1e-6);
+    assert_relative_eq!(normal_cdf(-1.0), 0.158_655_25, epsilon = 1e-6);
+}
+
+#[test]
+fn gp_interpolates_an_additive_function_and_is_unsure_far_away() {
+    // y = sum of per-gene effects over a 4 x 4 x 4 grid; train on the genotypes with an
+    // even gene sum (every choice of every gene appears), predict the others.
+    let effects = [
+        [0.0, 1.0, 3.0, 2.0],
+        [0.5, 0.0, 1.5, 4.0],
+        [2.0, 1.0, 0.0, 0.5],
+    ];
+    let all: Vec<Vec<usize>> = (0..64).map(|i| vec![i / 16, (i / 4) % 4, i % 4]).collect();
+    let value = |g: &[usize]| g.iter().enumerate().map(|(k, &v)| effects[k][v]).sum();
+    let even = |g: &Vec<usize>| g.iter().sum::<usize>() % 2 == 0;
+    let train: Vec<(&[usize], f64)> = all
+        .iter()
+        .filter(|g| even(g))
+        .map(|g| (g.as_slice(), value(g)))
+        .collect();
+    let gp = Gp::fit(3, &train).expect("fits");
+    for g in all.iter().filter(|g| !even(g)) {
+        assert_relative_eq!(gp.mean(g), value(g), epsilon = 0.1);
+    }
+    // At a training point the sd is far below the prior's.
+    let (_, sd) = gp.mean_sd(&all[0]);
+    assert!(sd < 0.1 * gp.prior_sd(), "{sd} vs {}", gp.prior_sd());
+}
