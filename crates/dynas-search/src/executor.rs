@@ -11,7 +11,7 @@
 //! run continues from it; when it does not match, [`Executor::run`] refuses with
 //! [`SearchError::CheckpointMismatch`] instead of overwriting it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,257 +23,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, SearchError};
 use crate::observer::{Control, Event, Observer};
 use crate::pareto::ParetoFront;
-use crate::problem::{Evaluation, Objective, Problem};
+use crate::problem::{Objective, Problem};
 
-/// When to stop. At least one limit must be set; the search stops at the first one reached.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
-pub struct Budget {
-    max_evaluations: Option<usize>,
-    max_generations: Option<usize>,
-    max_time: Option<Duration>,
-}
-
-impl Budget {
-    /// At most `n` distinct architectures evaluated (re-visits are free).
-    pub fn evaluations(n: usize) -> Result<Self> {
-        Self::default().and_evaluations(n)
-    }
-
-    /// At most `n` strategy steps (generations; the initial population is generation 1).
-    pub fn generations(n: usize) -> Result<Self> {
-        Self::default().and_generations(n)
-    }
-
-    /// At most this much wall-clock time (checked between steps).
-    pub fn time(limit: Duration) -> Result<Self> {
-        Self::default().and_time(limit)
-    }
-
-    /// Adds an evaluation limit.
-    pub fn and_evaluations(mut self, n: usize) -> Result<Self> {
-        if n == 0 {
-            return Err(SearchError::invalid(
-                "max evaluations",
-                "must be at least 1",
-            ));
-        }
-        self.max_evaluations = Some(n);
-        Ok(self)
-    }
-
-    /// Adds a generation limit.
-    pub fn and_generations(mut self, n: usize) -> Result<Self> {
-        if n == 0 {
-            return Err(SearchError::invalid(
-                "max generations",
-                "must be at least 1",
-            ));
-        }
-        self.max_generations = Some(n);
-        Ok(self)
-    }
-
-    /// Adds a time limit.
-    pub fn and_time(mut self, limit: Duration) -> Result<Self> {
-        if limit.is_zero() {
-            return Err(SearchError::invalid("max time", "must be positive"));
-        }
-        self.max_time = Some(limit);
-        Ok(self)
-    }
-
-    /// The evaluation limit.
-    pub fn max_evaluations(&self) -> Option<usize> {
-        self.max_evaluations
-    }
-
-    /// The generation limit.
-    pub fn max_generations(&self) -> Option<usize> {
-        self.max_generations
-    }
-
-    /// The time limit.
-    pub fn max_time(&self) -> Option<Duration> {
-        self.max_time
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.max_evaluations.is_none()
-            && self.max_generations.is_none()
-            && self.max_time.is_none()
-        {
-            return Err(SearchError::invalid(
-                "budget",
-                "set at least one of evaluations, generations or time",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// One evaluated architecture of the archive.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// The genotype.
-    pub genotype: Genotype,
-    /// Its evaluation.
-    pub evaluation: Evaluation,
-}
-
-/// Every distinct architecture evaluated, in evaluation order.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Archive {
-    records: Vec<Record>,
-    index: HashMap<Genotype, usize>,
-}
-
-impl Archive {
-    fn from_records(records: Vec<Record>) -> Self {
-        let index = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.genotype.clone(), i))
-            .collect();
-        Self { records, index }
-    }
-
-    /// The records, in evaluation order.
-    pub fn records(&self) -> &[Record] {
-        &self.records
-    }
-
-    /// Number of distinct architectures evaluated.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Whether nothing was evaluated.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// Whether `genotype` was evaluated.
-    pub fn contains(&self, genotype: &Genotype) -> bool {
-        self.index.contains_key(genotype)
-    }
-
-    /// The evaluation of `genotype`, if it was evaluated.
-    pub fn get(&self, genotype: &Genotype) -> Option<&Evaluation> {
-        self.index
-            .get(genotype)
-            .map(|&i| &self.records[i].evaluation)
-    }
-
-    /// The Pareto front of everything evaluated (unlabelled; see [`Executor::run`] for the
-    /// labelled front of a search).
-    pub fn front(&self, objectives: &[Objective]) -> ParetoFront {
-        ParetoFront::from_evaluations(
-            objectives,
-            self.records.iter().map(|r| (&r.genotype, &r.evaluation)),
-        )
-    }
-}
-
-/// What a strategy sees during a step: the problem, the RNG and budget-aware evaluation.
-pub struct Context<'a> {
-    problem: &'a dyn Problem,
-    rng: &'a mut DynasRng,
-    archive: &'a mut Archive,
-    max_evaluations: Option<usize>,
-    observers: &'a mut [Box<dyn Observer>],
-    generation: usize,
-    stop: Option<String>,
-}
-
-impl<'a> Context<'a> {
-    /// The problem.
-    pub fn problem(&self) -> &'a dyn Problem {
-        self.problem
-    }
-
-    /// The search's random number generator (checkpointed).
-    pub fn rng(&mut self) -> &mut DynasRng {
-        self.rng
-    }
-
-    /// Every architecture evaluated so far.
-    pub fn archive(&self) -> &Archive {
-        self.archive
-    }
-
-    /// The current generation (1 for the initial population).
-    pub fn generation(&self) -> usize {
-        self.generation
-    }
-
-    /// How many new architectures the budget still allows (`usize::MAX` if unlimited).
-    pub fn remaining_evaluations(&self) -> usize {
-        self.max_evaluations
-            .map_or(usize::MAX, |m| m.saturating_sub(self.archive.len()))
-    }
-
-    /// Whether the evaluation budget is spent.
-    pub fn exhausted(&self) -> bool {
-        self.remaining_evaluations() == 0
-    }
-
-    /// Evaluates `genotypes` (new ones in parallel via [`Problem::evaluate_batch`]; known ones
-    /// from the archive, for free). New genotypes past the evaluation budget are not evaluated
-    /// and come back as `None`; results are in input order.
-    pub fn evaluate(&mut self, genotypes: &[Genotype]) -> Result<Vec<Option<Evaluation>>> {
-        let mut remaining = self.remaining_evaluations();
-        let mut fresh: Vec<Genotype> = Vec::new();
-        let mut fresh_set = std::collections::HashSet::new();
-        for g in genotypes {
-            if remaining == 0 {
-                break;
-            }
-            if !self.archive.contains(g) && fresh_set.insert(g) {
-                fresh.push(g.clone());
-                remaining -= 1;
-            }
-        }
-        let results = self.problem.evaluate_batch(&fresh);
-        for (g, r) in fresh.into_iter().zip(results) {
-            let mut evaluation = r?;
-            // `-0.0` (an empty float sum) would be written as `"violation": -0.0`.
-            evaluation.violation += 0.0;
-            if evaluation.values.len() != self.problem.objectives().len() {
-                return Err(SearchError::Evaluation {
-                    genotype: g.to_string(),
-                    reason: format!(
-                        "{} values for {} objectives",
-                        evaluation.values.len(),
-                        self.problem.objectives().len()
-                    ),
-                });
-            }
-            let index = self.archive.len();
-            self.archive.index.insert(g.clone(), index);
-            self.archive.records.push(Record {
-                genotype: g,
-                evaluation,
-            });
-            let record = &self.archive.records[index];
-            for o in self.observers.iter_mut() {
-                if let Control::Stop(why) = o.on_event(&Event::Evaluated {
-                    index,
-                    genotype: &record.genotype,
-                    evaluation: &record.evaluation,
-                })? {
-                    self.stop.get_or_insert(why);
-                }
-            }
-            if let Some(why) = &self.stop {
-                return Err(SearchError::Interrupted(why.clone()));
-            }
-        }
-        Ok(genotypes
-            .iter()
-            .map(|g| self.archive.get(g).cloned())
-            .collect())
-    }
-}
+mod context;
+pub use context::{Archive, Budget, Context, Record};
 
 /// Whether a strategy wants another step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -429,6 +182,7 @@ pub struct Executor<'p, S: Strategy> {
     existing: Existing,
     stall_limit: usize,
     resume: Option<Resumed<S::State>>,
+    warm_start: Vec<Genotype>,
 }
 
 /// Default of [`Executor::stall_limit`].
@@ -447,7 +201,19 @@ impl<'p, S: Strategy> Executor<'p, S> {
             existing: Existing::Resume,
             stall_limit: DEFAULT_STALL_LIMIT,
             resume: None,
+            warm_start: Vec::new(),
         }
+    }
+
+    /// Architectures evaluated first, before the strategy's initial design (a user's known-good
+    /// designs, or a space's extremes such as its largest network). They count against the
+    /// evaluation budget and sit in the archive the strategy sees: the surrogate search learns
+    /// from them and NSGA-II starts its first population with them. A resumed search has them
+    /// in its checkpoint already. Each is validated against the problem's space by
+    /// [`Executor::run`].
+    pub fn warm_start(mut self, genotypes: Vec<Genotype>) -> Self {
+        self.warm_start = genotypes;
+        self
     }
 
     /// Sets the seed of the search's RNG (default 0). A resumed search continues with the
@@ -658,6 +424,12 @@ impl<'p, S: Strategy> Executor<'p, S> {
     /// Runs until the budget is spent or the strategy is done.
     pub fn run(mut self) -> Result<SearchResult<S::State>> {
         self.budget.check()?;
+        for genotype in &self.warm_start {
+            self.problem
+                .space()
+                .validate(genotype)
+                .map_err(|e| SearchError::invalid("warm_start", format!("{genotype}: {e}")))?;
+        }
         if self.resume.is_none()
             && self.existing == Existing::Resume
             && let Some((path, _)) = &self.checkpoint
@@ -754,6 +526,7 @@ impl<'p, S: Strategy> Executor<'p, S> {
             };
             let outcome = match state.as_mut() {
                 None => {
+                    ctx.evaluate(&self.warm_start)?;
                     state = Some(self.strategy.init(&mut ctx)?);
                     Step::Continue
                 }

@@ -231,12 +231,19 @@ pub fn binary_tournament<R: Rng + ?Sized>(
 }
 
 impl Nsga2 {
-    /// Draws `n` distinct-as-configured random genotypes.
+    /// The architectures already in the archive (an [`Executor::warm_start`](crate::Executor::warm_start)),
+    /// then distinct-as-configured random genotypes, `population` in all.
     fn initial(&self, ctx: &mut Context<'_>) -> Vec<Genotype> {
         let n = self.config.population;
         let space = ctx.problem().space();
-        let mut seen: HashSet<Genotype> = HashSet::new();
-        let mut out = Vec::with_capacity(n);
+        let mut out: Vec<Genotype> = ctx
+            .archive()
+            .records()
+            .iter()
+            .take(n)
+            .map(|r| r.genotype.clone())
+            .collect();
+        let mut seen: HashSet<Genotype> = out.iter().cloned().collect();
         let mut attempts = 0usize;
         while out.len() < n && attempts < n * 100 {
             attempts += 1;
