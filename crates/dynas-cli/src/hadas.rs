@@ -75,6 +75,10 @@ pub struct HadasArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Do not evaluate the largest backbone first (by default the outer search starts from
+    /// it, so that a point at the baseline's accuracy is always on offer).
+    #[arg(long)]
+    no_largest_first: bool,
     /// Checkpoint the outer search here after every generation (resumed when it exists and
     /// matches).
     #[arg(long)]
@@ -137,6 +141,7 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
         max_accuracy_drop: args.max_drop,
         error_tolerance: args.tolerance,
         seed: args.seed,
+        start_from_largest: !args.no_largest_first,
     }
     .check()?;
     let eval = SupernetEvalParams {

@@ -59,6 +59,9 @@ pub struct HadasParams {
     pub error_tolerance: f64,
     /// Seed (0).
     pub seed: u64,
+    /// Evaluate the space's largest backbone first ([`dynas_search::Executor::warm_start`]), so
+    /// that the search always holds the baseline's backbone and a point at its accuracy (true).
+    pub start_from_largest: bool,
 }
 
 impl Default for HadasParams {
@@ -74,6 +77,7 @@ impl Default for HadasParams {
             max_accuracy_drop: 0.005,
             error_tolerance: 0.5,
             seed: 0,
+            start_from_largest: true,
         }
     }
 }
@@ -272,13 +276,18 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
         worker.validation_samples()
     ));
     let seed = params.params.seed;
+    let warm_start = if params.params.start_from_largest {
+        vec![space.largest()]
+    } else {
+        Vec::new()
+    };
     let (deployment, outer_front, outer_evaluations, inner_evaluations) = match params.params.outer
     {
         OuterStrategy::Nsga2 => {
             let hadas = Hadas::new(params.config.clone(), &evaluator).map_err(search)?;
             let budget =
                 Budget::generations(params.params.outer_generations + 1).map_err(search)?;
-            let result = run_executor(&backbones, hadas, budget, seed, options)?;
+            let result = run_executor(&backbones, hadas, budget, seed, warm_start, options)?;
             let deployment = result
                 .state
                 .deployment(
@@ -297,7 +306,7 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
                     .map_err(search)?;
             let budget = Budget::evaluations(params.params.outer_budget).map_err(search)?;
             let strategy = Surrogate::new(params.surrogate.clone());
-            let result = run_executor(&problem, strategy, budget, seed, options)?;
+            let result = run_executor(&problem, strategy, budget, seed, warm_start, options)?;
             let front: Vec<Genotype> = result
                 .front
                 .points
@@ -380,11 +389,14 @@ fn run_executor<S: Strategy>(
     strategy: S,
     budget: Budget,
     seed: u64,
+    warm_start: Vec<Genotype>,
     options: RunOptions,
 ) -> Result<dynas_search::SearchResult<S::State>> {
     let search =
         |e: dynas_search::SearchError| SupernetError::invalid("hadas search", e.to_string());
-    let mut executor = Executor::new(problem, strategy, budget).seed(seed);
+    let mut executor = Executor::new(problem, strategy, budget)
+        .seed(seed)
+        .warm_start(warm_start);
     for o in options.observers {
         executor = executor.observe(BoxedObserver(o));
     }

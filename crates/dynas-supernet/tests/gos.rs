@@ -5,7 +5,8 @@ use approx::assert_relative_eq;
 use dynas_search::gos::{CandidateParams, Factorisation, GosPlan, GosSpace, Replacement, lut_key};
 use dynas_space::{Activation, Layer, Network, PoolKind, TensorShape};
 use dynas_supernet::gos::{
-    GosModel, TimingSettings, TrainSettings, description_path, measure_lut, train, unit_errors,
+    AdaptData, AdaptSettings, GosModel, LatencySource, TimingSettings, TrainSettings, adapt,
+    description_path, measure_lut, train, unit_errors,
 };
 use dynas_supernet::{Dataset, SupernetError};
 use tch::{Device, Kind, Tensor};
@@ -231,4 +232,83 @@ fn proxies_lookup_table_and_distillation_run_on_tiny_inputs() {
         .check()
         .is_err()
     );
+}
+
+#[test]
+fn adapt_bisects_the_front_and_reports_every_probe() {
+    use dynas_cost::{MacsModel, OperatingPoint};
+    use dynas_search::gos::GosLatency;
+    let _turn = libtorch_turn();
+    tch::manual_seed(5);
+    let pixels: Vec<u8> = (0..96 * 64).map(|i| (i * 37 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..96).map(|i| (i % 10) as u8).collect();
+    let data = Dataset::from_parts(pixels, labels, (1, 8, 8), 10).expect("data");
+    let norm = data.channel_stats();
+    let mut original = GosModel::new(small_net(), GosPlan::default(), Device::Cpu).expect("model");
+    let short = TrainSettings {
+        epochs: 1,
+        batch: 16,
+        ..TrainSettings::default()
+    };
+    train(
+        &mut original,
+        None,
+        &data,
+        &norm,
+        &short.clone().check().unwrap(),
+    )
+    .expect("train");
+    let settings = AdaptSettings {
+        search_evaluations: 60,
+        max_attempts: 3,
+        calibration_images: 16,
+        // Any accuracy is within budget: the bisection must end at the fastest plan.
+        accuracy_budget: 100.0,
+        fine_tune: short,
+        ..AdaptSettings::default()
+    }
+    .check()
+    .expect("settings");
+    let latency = LatencySource::Given(GosLatency::Model(
+        Box::new(MacsModel::new(1e6).expect("macs model")),
+        OperatingPoint::default(),
+    ));
+    let split = AdaptData {
+        train: &data,
+        validation: &data,
+        test: &data,
+        norm: &norm,
+    };
+    let (adapted, report) = adapt(&original, split, latency, &settings).expect("adapt");
+    assert!(report.within_budget);
+    assert!(!report.attempts.is_empty() && report.attempts.len() <= 3);
+    let chosen = &report.attempts[report.chosen];
+    assert_eq!(adapted.plan(), &chosen.plan);
+    assert!(chosen.predicted_ms < report.original_predicted_ms);
+    // Every probe met the (unbounded) budget, so each went faster than the one before.
+    for pair in report.attempts.windows(2) {
+        assert!(pair[1].predicted_ms <= pair[0].predicted_ms, "{pair:?}");
+    }
+    assert!(
+        report
+            .attempts
+            .iter()
+            .all(|a| a.predicted_ms >= chosen.predicted_ms)
+    );
+    for a in &report.attempts {
+        for top1 in [
+            a.validation_top1_init,
+            a.validation_top1_fine_tuned,
+            a.test_top1_init,
+            a.test_top1_fine_tuned,
+        ] {
+            assert!((0.0..=100.0).contains(&top1), "{a:?}");
+        }
+    }
+    let refused = AdaptSettings {
+        accuracy_budget: f64::NAN,
+        ..AdaptSettings::default()
+    }
+    .check();
+    assert!(refused.is_err());
 }
