@@ -1,0 +1,160 @@
+//! Host latency: the lookup table of every candidate operator and interleaved model timing.
+
+use std::time::Instant;
+
+use dynas_search::gos::{GosLut, GosSpace, Replacement, lut_key};
+use tch::nn;
+use tch::{Kind, Tensor};
+
+use super::{GosModel, TermModule};
+use crate::error::Result;
+
+/// Timing settings of host measurements.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TimingSettings {
+    /// Images per call.
+    pub batch: usize,
+    /// libtorch intra-op threads.
+    pub threads: usize,
+    /// Untimed calls first.
+    pub warmup: usize,
+    /// Timed calls; the median is reported.
+    pub repeats: usize,
+}
+
+impl Default for TimingSettings {
+    fn default() -> Self {
+        Self {
+            batch: 1,
+            threads: 2,
+            warmup: 5,
+            repeats: 30,
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn time_ms(f: &dyn Fn(), settings: &TimingSettings) -> f64 {
+    for _ in 0..settings.warmup {
+        f();
+    }
+    let times = (0..settings.repeats.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    median(times)
+}
+
+/// Builds the "bring your own lookup table" of `space`: every unit's every candidate measured
+/// alone through libtorch on this host (random weights and inputs of its shape), and the rest
+/// of the network (pooling, additions, per-call overhead) as the whole original model's
+/// median minus its units' `keep` entries.
+pub fn measure_lut(
+    original: &GosModel,
+    space: &GosSpace,
+    settings: &TimingSettings,
+) -> Result<GosLut> {
+    tch::set_num_threads(settings.threads as i32);
+    let device = original.vs.device();
+    let batch = settings.batch as i64;
+    let mut entries = std::collections::BTreeMap::new();
+    let mut keep_sum = 0.0;
+    for unit in space.units() {
+        let e = &unit.expr;
+        let input = Tensor::randn(
+            [
+                batch,
+                e.input.channels as i64,
+                e.input.height as i64,
+                e.input.width as i64,
+            ],
+            (Kind::Float, device),
+        );
+        let input = if e.spatial.is_empty() {
+            input.flatten(1, -1)
+        } else {
+            input
+        };
+        for &choice in &unit.choices {
+            let key = lut_key(e, &choice);
+            if let Some(&ms) = entries.get(&key) {
+                if choice == Replacement::Keep {
+                    keep_sum += ms;
+                }
+                continue;
+            }
+            let vs = nn::VarStore::new(device);
+            let module = TermModule::new(&vs.root(), e, choice, 1)?;
+            let ms = tch::no_grad(|| time_ms(&|| drop(module.forward_t(&input, false)), settings));
+            if choice == Replacement::Keep {
+                keep_sum += ms;
+            }
+            entries.insert(key, ms);
+        }
+    }
+    let i = original.network.input;
+    let images = Tensor::randn(
+        [batch, i.channels as i64, i.height as i64, i.width as i64],
+        (Kind::Float, device),
+    );
+    let whole = tch::no_grad(|| {
+        time_ms(
+            &|| drop(original.forward_unchecked(&images, false)),
+            settings,
+        )
+    });
+    Ok(GosLut {
+        batch: settings.batch,
+        threads: settings.threads,
+        rest_ms: (whole - keep_sum).max(0.0),
+        entries,
+    })
+}
+
+/// Median milliseconds per call of each model, measured in alternation (`rounds` rounds of
+/// `repeats` calls each, model by model) so that load on the host hits all of them alike.
+pub fn measure_interleaved(
+    models: &[&GosModel],
+    settings: &TimingSettings,
+    rounds: usize,
+) -> Vec<f64> {
+    tch::set_num_threads(settings.threads as i32);
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); models.len()];
+    let Some(first) = models.first() else {
+        return Vec::new();
+    };
+    let i = first.network.input;
+    let images = Tensor::randn(
+        [
+            settings.batch as i64,
+            i.channels as i64,
+            i.height as i64,
+            i.width as i64,
+        ],
+        (Kind::Float, first.vs.device()),
+    );
+    tch::no_grad(|| {
+        for m in models {
+            for _ in 0..settings.warmup {
+                drop(m.forward_unchecked(&images, false));
+            }
+        }
+        for _ in 0..rounds.max(1) {
+            for (m, t) in models.iter().zip(times.iter_mut()) {
+                for _ in 0..settings.repeats.max(1) {
+                    let start = Instant::now();
+                    drop(m.forward_unchecked(&images, false));
+                    t.push(start.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+    });
+    times.into_iter().map(median).collect()
+}
