@@ -150,7 +150,7 @@ impl Archive {
             .map(|&i| &self.records[i].evaluation)
     }
 
-    /// The Pareto front of everything evaluated (unlabelled; see [`Executor::run`] for the
+    /// The Pareto front of everything evaluated (unlabelled; see [`Executor::run`](crate::Executor::run) for the
     /// labelled front of a search).
     pub fn front(&self, objectives: &[Objective]) -> ParetoFront {
         ParetoFront::from_evaluations(

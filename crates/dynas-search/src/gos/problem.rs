@@ -1,0 +1,206 @@
+//! Latency (lookup table or cost model) x accuracy proxy: the GOS search problem.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use dynas_cost::{CostModel, OperatingPoint};
+use dynas_space::{Genotype, OpExpr, SearchSpace};
+use serde::{Deserialize, Serialize};
+
+use super::{GosPlan, GosSpace};
+use crate::error::{Result, SearchError};
+use crate::problem::{Evaluation, Objective, Problem};
+
+/// A host-measured lookup table of operator latencies: one entry per unit and candidate (by
+/// [`lut_key`](super::lut_key)) plus the measured rest of the network (everything that is not a unit).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GosLut {
+    /// Batch size of the measurements.
+    pub batch: usize,
+    /// Threads libtorch ran with.
+    pub threads: usize,
+    /// Milliseconds of the network minus its units (pooling, additions, the framework's
+    /// per-call overhead), measured as the whole original network minus its units' entries.
+    pub rest_ms: f64,
+    /// Milliseconds by [`lut_key`](super::lut_key).
+    pub entries: BTreeMap<String, f64>,
+}
+
+impl GosLut {
+    /// Predicted latency of `plan` on `space`'s network: the rest plus every unit's entry.
+    pub fn predict(&self, space: &GosSpace, plan: &GosPlan) -> Result<f64> {
+        let mut total = self.rest_ms;
+        for unit in space.units() {
+            let key = unit.lut_key(&plan.get(&unit.name(space.network())));
+            total += self
+                .entries
+                .get(&key)
+                .copied()
+                .ok_or_else(|| SearchError::invalid("lut", format!("no entry for `{key}`")))?;
+        }
+        Ok(total)
+    }
+
+    /// Reads a table written by [`GosLut::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| SearchError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| SearchError::parse(path, e.to_string()))
+    }
+
+    /// Writes the table as JSON.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| SearchError::parse(path, e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| SearchError::io(path, e))
+    }
+}
+
+/// Where [`GosProblem`] takes latencies from.
+pub enum GosLatency {
+    /// A host-measured [`GosLut`].
+    Table(GosLut),
+    /// Any cost model, at an operating point, on [`GosSpace::adapted_network`].
+    Model(Box<dyn CostModel>, OperatingPoint),
+}
+
+impl fmt::Debug for GosLatency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Table(t) => write!(f, "Table({} entries)", t.entries.len()),
+            Self::Model(m, p) => write!(f, "Model({}, {p:?})", m.name()),
+        }
+    }
+}
+
+/// Accuracy proxy of every unit's choices: the error a choice adds (e.g. the relative output
+/// error of the initialised replacement on calibration images), aligned with
+/// [`Unit::choices`](super::Unit::choices). A plan's proxy is the sum over units.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnitErrors(pub Vec<Vec<f64>>);
+
+impl UnitErrors {
+    /// A data-free prior: a choice's error is the fraction of the unit's parameters it drops
+    /// (zero for keep). Only a stand-in where no calibration data is at hand.
+    pub fn compression_prior(space: &GosSpace) -> Self {
+        Self(
+            space
+                .units()
+                .iter()
+                .map(|u| {
+                    let original = u.expr.params().max(1) as f64;
+                    u.choices
+                        .iter()
+                        .map(|c| {
+                            let params: u64 = c
+                                .apply(&u.expr)
+                                .map(|t| t.iter().map(OpExpr::params).sum())
+                                .unwrap_or(0);
+                            (1.0 - params as f64 / original).max(0.0)
+                        })
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Per-unit replacement search: minimise latency and the summed accuracy proxy.
+#[derive(Debug)]
+pub struct GosProblem {
+    space: GosSpace,
+    latency: GosLatency,
+    errors: UnitErrors,
+    objectives: Vec<Objective>,
+}
+
+impl GosProblem {
+    /// A problem over `space` with latencies from `latency` and the proxy from `errors`
+    /// (which must match the space's units and choices).
+    pub fn new(space: GosSpace, latency: GosLatency, errors: UnitErrors) -> Result<Self> {
+        if errors.0.len() != space.units().len()
+            || errors
+                .0
+                .iter()
+                .zip(space.units())
+                .any(|(e, u)| e.len() != u.choices.len() || e.iter().any(|v| !v.is_finite()))
+        {
+            return Err(SearchError::invalid(
+                "errors",
+                "one finite error per unit and choice is needed",
+            ));
+        }
+        Ok(Self {
+            space,
+            latency,
+            errors,
+            objectives: vec![
+                Objective::minimize("latency_ms"),
+                Objective::minimize("error_proxy"),
+            ],
+        })
+    }
+
+    /// The space searched.
+    pub fn gos_space(&self) -> &GosSpace {
+        &self.space
+    }
+
+    /// Predicted latency of a genotype, ms.
+    pub fn latency_ms(&self, genotype: &Genotype) -> Result<f64> {
+        let plan = self.space.plan(genotype)?;
+        match &self.latency {
+            GosLatency::Table(t) => t.predict(&self.space, &plan),
+            GosLatency::Model(model, point) => {
+                let network = self.space.adapted_network(&plan)?;
+                Ok(model.estimate(&network, point)?.latency_ms)
+            }
+        }
+    }
+
+    /// Accuracy proxy of a genotype (summed unit errors).
+    pub fn error_proxy(&self, genotype: &Genotype) -> Result<f64> {
+        self.space.validate(genotype)?;
+        Ok(self
+            .errors
+            .0
+            .iter()
+            .zip(genotype.genes())
+            .map(|(e, &g)| e[g])
+            .sum())
+    }
+}
+
+impl Problem for GosProblem {
+    fn name(&self) -> &str {
+        "gos"
+    }
+
+    fn space(&self) -> &dyn SearchSpace {
+        &self.space
+    }
+
+    fn objectives(&self) -> &[Objective] {
+        &self.objectives
+    }
+
+    fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
+        Ok(Evaluation::feasible(vec![
+            self.latency_ms(genotype)?,
+            self.error_proxy(genotype)?,
+        ]))
+    }
+
+    fn label(&self, genotype: &Genotype) -> Option<String> {
+        let plan = self.space.plan(genotype).ok()?;
+        Some(
+            plan.replacements
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    }
+}
