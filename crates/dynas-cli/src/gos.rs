@@ -37,7 +37,8 @@ pub struct GosArgs {
     /// Writes the lookup table measured with `--latency host` to this file.
     #[arg(long)]
     save_lut: Option<PathBuf>,
-    /// Largest accepted drop of test top-1 after fine-tuning, in points.
+    /// Largest accepted drop of validation top-1 after fine-tuning, in points (the test split
+    /// is only reported).
     #[arg(long, default_value_t = 1.0)]
     accuracy_budget: f64,
     /// Training images used for fine-tuning and calibration (after the validation split).
@@ -47,10 +48,10 @@ pub struct GosArgs {
     #[arg(long, default_value_t = 2_000)]
     validation: usize,
     /// Fine-tuning epochs per plan tried.
-    #[arg(long, default_value_t = 1)]
-    fine_tune_epochs: usize,
-    /// Plans fine-tuned at most, fastest first.
     #[arg(long, default_value_t = 2)]
+    fine_tune_epochs: usize,
+    /// Plans fine-tuned at most: probes of the bisection over the front's faster plans.
+    #[arg(long, default_value_t = 4)]
     max_attempts: usize,
     /// Distinct plans the search evaluates.
     #[arg(long, default_value_t = 3000)]
