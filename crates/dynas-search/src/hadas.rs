@@ -60,6 +60,15 @@ pub trait DynamicEvaluator: Send + Sync {
         point: &OperatingPoint,
     ) -> Result<DynamicMetrics>;
 
+    /// Operating points worth starting `backbone`'s inner search from, evaluated first and
+    /// counted against its budget (e.g. the static backbone's lowest-energy point, found by
+    /// screening every operating point with a cheap cost model: a few dozen inner
+    /// evaluations rarely find it among thousands of clock combinations). Default: none.
+    fn seed_points(&self, backbone: &Genotype) -> Result<Vec<OperatingPoint>> {
+        let _ = backbone;
+        Ok(Vec::new())
+    }
+
     /// The exits that `evaluate` actually uses for `exits` at `point`, with their calibrated
     /// thresholds and exit rates (exits whose threshold can never fire are left out). Evaluators
     /// without thresholds return an empty list (the default).
@@ -161,6 +170,28 @@ impl<'a> InnerProblem<'a> {
         let gpu = pick(&device.gpu_hz);
         let mem = pick(&device.memory_hz);
         Ok((exits, OperatingPoint::new(cpu, gpu, mem)))
+    }
+}
+
+impl InnerProblem<'_> {
+    /// The inner genotype of `exits` at `point` (`None` when a position or a clock is not in
+    /// the device's lists).
+    pub fn encode(&self, exits: &[usize], point: &OperatingPoint) -> Option<Genotype> {
+        let mut genes = vec![0; self.n_exits];
+        for &e in exits {
+            *genes.get_mut(e)? = 1;
+        }
+        let device = self.evaluator.device();
+        for (clocks, value) in [
+            (&device.cpu_hz, point.cpu_hz),
+            (&device.gpu_hz, point.gpu_hz),
+            (&device.memory_hz, point.memory_hz),
+        ] {
+            if !clocks.is_empty() {
+                genes.push(clocks.iter().position(|&c| Some(c) == value)?);
+            }
+        }
+        Some(Genotype::new(genes))
     }
 }
 
@@ -384,11 +415,17 @@ pub fn inner_search(
     seed: u64,
 ) -> Result<(Vec<DynamicPoint>, usize)> {
     let inner = InnerProblem::new(backbone.clone(), evaluator)?;
+    let warm_start: Vec<Genotype> = evaluator
+        .seed_points(backbone)?
+        .iter()
+        .filter_map(|point| inner.encode(&[], point))
+        .collect();
     let result = Executor::new(
         &inner,
         Nsga2::new(config.inner.clone())?,
         Budget::generations(config.inner_generations)?,
     )
+    .warm_start(warm_start)
     .seed(seed)
     .run()?;
     let mut points = Vec::with_capacity(result.front.len());
@@ -766,5 +803,21 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> DynamicEvaluator for ExitsEval
         point: &OperatingPoint,
     ) -> Result<Vec<DeployedExit>> {
         Ok(self.outcome(backbone, exits, point)?.exits)
+    }
+
+    /// The static backbone's lowest-energy operating point, screened over every point of
+    /// the device with the cost model alone (no exit table is touched).
+    fn seed_points(&self, backbone: &Genotype) -> Result<Vec<OperatingPoint>> {
+        let network = self.backbone(backbone)?.network.clone();
+        let mut best: Option<(f64, OperatingPoint)> = None;
+        for point in self.device.operating_points() {
+            let Some(energy) = self.cost.estimate(&network, &point)?.energy_mj else {
+                return Ok(Vec::new());
+            };
+            if best.as_ref().is_none_or(|(e, _)| energy < *e) {
+                best = Some((energy, point));
+            }
+        }
+        Ok(best.map(|(_, point)| point).into_iter().collect())
     }
 }
