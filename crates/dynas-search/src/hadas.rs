@@ -805,19 +805,45 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> DynamicEvaluator for ExitsEval
         Ok(self.outcome(backbone, exits, point)?.exits)
     }
 
-    /// The static backbone's lowest-energy operating point, screened over every point of
-    /// the device with the cost model alone (no exit table is touched).
+    /// The static backbone's lowest-energy operating point by coordinate descent over the
+    /// clocks with the cost model alone (no exit table is touched): from the highest clocks,
+    /// each clock in turn is set to its best value with the others held, until a sweep
+    /// changes nothing (a few hundred estimates where the full grid holds thousands).
     fn seed_points(&self, backbone: &Genotype) -> Result<Vec<OperatingPoint>> {
         let network = self.backbone(backbone)?.network.clone();
-        let mut best: Option<(f64, OperatingPoint)> = None;
-        for point in self.device.operating_points() {
-            let Some(energy) = self.cost.estimate(&network, &point)?.energy_mj else {
-                return Ok(Vec::new());
-            };
-            if best.as_ref().is_none_or(|(e, _)| energy < *e) {
-                best = Some((energy, point));
+        let energy = |point: &OperatingPoint| -> Result<Option<f64>> {
+            Ok(self.cost.estimate(&network, point)?.energy_mj)
+        };
+        let mut best = self.device.max_operating_point();
+        let Some(mut best_energy) = energy(&best)? else {
+            return Ok(Vec::new());
+        };
+        for _sweep in 0..4 {
+            let start = best;
+            for domain in 0..3 {
+                let clocks = match domain {
+                    0 => &self.device.cpu_hz,
+                    1 => &self.device.gpu_hz,
+                    _ => &self.device.memory_hz,
+                };
+                for &clock in clocks {
+                    let mut point = best;
+                    match domain {
+                        0 => point.cpu_hz = Some(clock),
+                        1 => point.gpu_hz = Some(clock),
+                        _ => point.memory_hz = Some(clock),
+                    }
+                    if let Some(e) = energy(&point)?
+                        && e < best_energy
+                    {
+                        (best, best_energy) = (point, e);
+                    }
+                }
+            }
+            if best == start {
+                break;
             }
         }
-        Ok(best.map(|(_, point)| point).into_iter().collect())
+        Ok(vec![best])
     }
 }
