@@ -61,9 +61,9 @@ pub trait DynamicEvaluator: Send + Sync {
     ) -> Result<DynamicMetrics>;
 
     /// Operating points worth starting `backbone`'s inner search from, evaluated first and
-    /// counted against its budget (e.g. the static backbone's lowest-energy point, found by
-    /// screening every operating point with a cheap cost model: a few dozen inner
-    /// evaluations rarely find it among thousands of clock combinations). Default: none.
+    /// counted against its budget (e.g. the static backbone's lowest-energy point, found with
+    /// a cheap cost model alone: a few dozen inner evaluations rarely find it among thousands
+    /// of clock combinations). Default: none.
     fn seed_points(&self, backbone: &Genotype) -> Result<Vec<OperatingPoint>> {
         let _ = backbone;
         Ok(Vec::new())
@@ -171,9 +171,7 @@ impl<'a> InnerProblem<'a> {
         let mem = pick(&device.memory_hz);
         Ok((exits, OperatingPoint::new(cpu, gpu, mem)))
     }
-}
 
-impl InnerProblem<'_> {
     /// The inner genotype of `exits` at `point` (`None` when a position or a clock is not in
     /// the device's lists).
     pub fn encode(&self, exits: &[usize], point: &OperatingPoint) -> Option<Genotype> {
@@ -818,21 +816,18 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> DynamicEvaluator for ExitsEval
         let Some(mut best_energy) = energy(&best)? else {
             return Ok(Vec::new());
         };
+        type SetClock = fn(&mut OperatingPoint, u64);
+        let domains: [(&[u64], SetClock); 3] = [
+            (&self.device.cpu_hz, |p, hz| p.cpu_hz = Some(hz)),
+            (&self.device.gpu_hz, |p, hz| p.gpu_hz = Some(hz)),
+            (&self.device.memory_hz, |p, hz| p.memory_hz = Some(hz)),
+        ];
         for _sweep in 0..4 {
             let start = best;
-            for domain in 0..3 {
-                let clocks = match domain {
-                    0 => &self.device.cpu_hz,
-                    1 => &self.device.gpu_hz,
-                    _ => &self.device.memory_hz,
-                };
+            for (clocks, set) in domains {
                 for &clock in clocks {
                     let mut point = best;
-                    match domain {
-                        0 => point.cpu_hz = Some(clock),
-                        1 => point.gpu_hz = Some(clock),
-                        _ => point.memory_hz = Some(clock),
-                    }
+                    set(&mut point, clock);
                     if let Some(e) = energy(&point)?
                         && e < best_energy
                     {
