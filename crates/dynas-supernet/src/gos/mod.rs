@@ -17,6 +17,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{TensorFile, write_tensors};
+use crate::elastic::activate;
 use crate::error::{Result, SupernetError};
 
 mod adapt;
@@ -153,16 +154,6 @@ impl TermModule {
             y = bn.forward_t(&y, train);
         }
         activate(&y, self.activation)
-    }
-}
-
-fn activate(x: &Tensor, activation: Activation) -> Tensor {
-    match activation {
-        Activation::None => x.shallow_clone(),
-        Activation::Relu => x.relu(),
-        Activation::Relu6 => x.clamp(0.0, 6.0),
-        Activation::HardSwish => x.hardswish(),
-        Activation::Swish => x.silu(),
     }
 }
 
