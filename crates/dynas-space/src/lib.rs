@@ -41,8 +41,8 @@ pub use error::{Result, SpaceError};
 pub use fbnet::FbNetSpace;
 pub use genotype::Genotype;
 pub use mbconv::{
-    BlockChoice, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, MbConvSpace, MbConvSpec,
-    MbConvSubnet, StageChoice, StageSpec,
+    BlockChoice, BlockSlot, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, MbConvGene,
+    MbConvSpace, MbConvSpec, MbConvSubnet, StageChoice, StageSpec,
 };
 pub use nb201::Nb201Space;
 pub use network::{Activation, CustomCounts, Layer, Network, OpKind, PoolKind, TensorShape};

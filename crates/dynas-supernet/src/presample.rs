@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use dynas_cost::{CostModel, OperatingPoint};
 use dynas_search::deployment::{DeployedMetrics, Deployment, DeploymentPoint, Provenance};
-use dynas_space::{Genotype, MbConvSpace, SearchSpace, seeded_rng};
+use dynas_space::{Genotype, MbConvGene, MbConvSpace, SearchSpace, seeded_rng};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -381,18 +381,19 @@ pub fn lift_genotype(
             ),
         ));
     }
-    let gene_of = |name: &str| -> Option<usize> {
-        source_dims
+    let source_roles = source.gene_roles();
+    let gene_of = |role: MbConvGene| -> Option<usize> {
+        source_roles
             .iter()
-            .position(|d| d.name() == name)
+            .position(|&r| r == role)
             .and_then(|i| genotype.get(i))
     };
     let genes = target
-        .dimensions()
-        .iter()
-        .map(|d| {
-            let name = d.name();
-            if name == "resolution" {
+        .gene_roles()
+        .into_iter()
+        .zip(target.dimensions())
+        .map(|(role, d)| {
+            if role == MbConvGene::Resolution {
                 let want = resolution.to_string();
                 return d.labels().iter().position(|l| *l == want).ok_or_else(|| {
                     SupernetError::invalid(
@@ -401,11 +402,8 @@ pub fn lift_genotype(
                     )
                 });
             }
-            let from_stage1 = name
-                .split_once('.')
-                .filter(|(stage, _)| stage.starts_with("stage"))
-                .and_then(|(_, rest)| gene_of(&format!("stage1.{rest}")));
-            Ok(from_stage1.or_else(|| gene_of(name)).unwrap_or(0))
+            let from_first_stage = role.stage().and_then(|_| gene_of(role.in_stage(0)));
+            Ok(from_first_stage.or_else(|| gene_of(role)).unwrap_or(0))
         })
         .collect::<Result<Vec<_>>>()?;
     let lifted = Genotype::new(genes);

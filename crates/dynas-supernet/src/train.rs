@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dynas_space::{DynasRng, Genotype, Network, SearchSpace, seeded_rng};
+use dynas_space::{DynasRng, Genotype, MbConvGene, MbConvSpace, Network, SearchSpace, seeded_rng};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -38,18 +38,14 @@ pub enum ElasticDim {
 }
 
 impl ElasticDim {
-    /// The kind of a dimension from its name in an `MbConvSpace`.
-    pub fn of(name: &str) -> Self {
-        if name == "resolution" {
-            Self::Resolution
-        } else if name.ends_with(".kernel") {
-            Self::Kernel
-        } else if name.ends_with(".depth") {
-            Self::Depth
-        } else if name.ends_with(".expand") {
-            Self::Expand
-        } else {
-            Self::Width
+    /// The kind of choice a gene of an `MbConvSpace` makes.
+    pub fn of(role: MbConvGene) -> Self {
+        match role {
+            MbConvGene::Resolution => Self::Resolution,
+            MbConvGene::Kernel { .. } => Self::Kernel,
+            MbConvGene::StageDepth { .. } => Self::Depth,
+            MbConvGene::Expand { .. } => Self::Expand,
+            _ => Self::Width,
         }
     }
 }
@@ -136,14 +132,10 @@ pub struct SubnetSampler {
 }
 
 impl SubnetSampler {
-    /// A sampler over `space` (dimension kinds read from the dimension names).
-    pub fn new(space: &dyn SearchSpace) -> Self {
+    /// A sampler over `space` (dimension kinds from the space's gene roles).
+    pub fn new(space: &MbConvSpace) -> Self {
         Self {
-            kinds: space
-                .dimensions()
-                .iter()
-                .map(|d| ElasticDim::of(d.name()))
-                .collect(),
+            kinds: space.gene_roles().into_iter().map(ElasticDim::of).collect(),
             sizes: space.dimensions().iter().map(|d| d.len()).collect(),
         }
     }

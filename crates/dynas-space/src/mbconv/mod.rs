@@ -561,5 +561,9 @@ impl SearchSpace for MbConvSpace {
 mod codec;
 mod lower;
 mod presets;
+mod structure;
+
+pub use structure::{BlockSlot, MbConvGene};
+
 #[cfg(test)]
 mod tests;

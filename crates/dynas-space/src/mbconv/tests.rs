@@ -296,3 +296,75 @@ fn num_classes_can_be_changed() {
     assert_eq!(network.output().channels, 100);
     assert!(MbConvSpace::attentive_nas().with_num_classes(0).is_err());
 }
+
+#[test]
+fn gene_roles_describe_every_gene() {
+    for space in [
+        MbConvSpace::attentive_nas(),
+        MbConvSpace::ofa_mobilenet_v3(),
+        MbConvSpace::ofa_mnist(),
+    ] {
+        let roles = space.gene_roles();
+        assert_eq!(roles.len(), space.dimensions().len(), "{}", space.name());
+        for (role, dim) in roles.iter().zip(space.dimensions()) {
+            // The names are the space's own labels for the same structure.
+            let expected = match *role {
+                MbConvGene::Resolution => "resolution".to_string(),
+                MbConvGene::FirstConvWidth => "first_conv.width".to_string(),
+                MbConvGene::StageWidth { stage } => format!("{}.width", space.stages()[stage].name),
+                MbConvGene::StageDepth { stage } => format!("{}.depth", space.stages()[stage].name),
+                MbConvGene::Kernel { stage, block } | MbConvGene::Expand { stage, block } => {
+                    let what = if matches!(role, MbConvGene::Kernel { .. }) {
+                        "kernel"
+                    } else {
+                        "expand"
+                    };
+                    let stage = &space.stages()[stage].name;
+                    match block {
+                        Some(b) => format!("{stage}.block{b}.{what}"),
+                        None => format!("{stage}.{what}"),
+                    }
+                }
+                MbConvGene::FinalExpandWidth => "final_expand.width".to_string(),
+                MbConvGene::FeatureMixWidth => "feature_mix.width".to_string(),
+            };
+            assert_eq!(dim.name(), expected);
+            assert_eq!(
+                space.gene_of(*role).map(|g| space.dimensions()[g].name()),
+                Some(dim.name())
+            );
+        }
+    }
+}
+
+#[test]
+fn block_slots_follow_the_largest_network() {
+    let space = MbConvSpace::attentive_nas();
+    let largest = space.decode(&space.largest()).expect("decodes");
+    let slots = space.block_slots();
+    let stage_blocks: Vec<&str> = largest
+        .layers
+        .iter()
+        .filter(|l| l.kind == crate::OpKind::MbConv && l.name != "first_block")
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(
+        slots.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        stage_blocks
+    );
+    assert!(slots.iter().all(|s| s.stage < space.stages().len()));
+    let firsts = slots.iter().filter(|s| s.block == 0).count();
+    assert_eq!(firsts, space.stages().len());
+    assert_eq!(
+        MbConvGene::Kernel {
+            stage: 0,
+            block: Some(2)
+        }
+        .in_stage(3),
+        MbConvGene::Kernel {
+            stage: 3,
+            block: Some(2)
+        }
+    );
+    assert_eq!(MbConvGene::Resolution.in_stage(3), MbConvGene::Resolution);
+}
