@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use dynas::dvfs::{
-    ConfigurationSet, Constraints, Fallback, Governor, LoadTrace, ManagerObjective, ManagerParams,
-    OndemandGovernor, OndemandParams, PerformanceGovernor, Policy, PowersaveGovernor, SimParams,
+    ClockExtremeGovernor, ConfigurationSet, Constraints, Fallback, Governor, LoadTrace,
+    ManagerObjective, ManagerParams, OndemandGovernor, OndemandParams, Policy, SimParams,
     SimReport, Simulator, build_policy, static_max_choice,
 };
 
@@ -173,11 +173,11 @@ fn governor_for(
     Ok(match name {
         "performance" => (
             set.clone(),
-            Box::new(PerformanceGovernor::new(set.clone(), variant)?),
+            Box::new(ClockExtremeGovernor::performance(set.clone(), variant)?),
         ),
         "powersave" => (
             set.clone(),
-            Box::new(PowersaveGovernor::new(set.clone(), variant)?),
+            Box::new(ClockExtremeGovernor::powersave(set.clone(), variant)?),
         ),
         "ondemand" => (
             set.clone(),

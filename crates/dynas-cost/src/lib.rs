@@ -34,7 +34,7 @@ pub mod dvfs;
 pub mod dvfs_lut;
 pub mod error;
 pub mod exit_paths;
-pub mod gbdt;
+pub mod learn;
 mod linalg;
 pub mod lut;
 pub mod measure;
@@ -51,6 +51,8 @@ pub use dvfs_lut::{
 };
 pub use error::{CostError, Result};
 pub use exit_paths::{ExitPath, exit_path_costs, expected_exit_cost};
+/// The gradient-boosting learner, at its historical path.
+pub use learn::gbdt;
 pub use lut::{FbNetInput, FbNetLut, FbNetLutModel, KeyScheme, LayerLut, LutEntry, LutModel};
 pub use measure::{HostModel, MeasureConfig};
 pub use model::{Cost, CostBreakdown, CostModel, MacsModel};

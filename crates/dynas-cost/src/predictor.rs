@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::analytical::layer_bytes;
 use crate::device::{ComputeUnit, OperatingPoint};
 use crate::error::{CostError, Result};
-use crate::gbdt::{Gbdt, GbdtParams};
+use crate::learn::metrics;
+use crate::learn::{Gbdt, GbdtParams};
 use crate::linalg;
 use crate::model::{Cost, CostBreakdown, CostModel};
 use crate::table::{NB201_EDGES, Nb201Cell};
@@ -44,42 +45,6 @@ pub struct RegressionMetrics {
     pub mape: f64,
     /// Spearman rank correlation (ties get average ranks).
     pub spearman: f64,
-}
-
-fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            r[k] = avg;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Pearson correlation.
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut c, mut va, mut vb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        c += (x - ma) * (y - mb);
-        va += (x - ma) * (x - ma);
-        vb += (y - mb) * (y - mb);
-    }
-    if va == 0.0 || vb == 0.0 {
-        0.0
-    } else {
-        c / (va * vb).sqrt()
-    }
 }
 
 impl RegressionMetrics {
@@ -116,7 +81,7 @@ impl RegressionMetrics {
             within_20: share(0.20),
             rmse,
             mape: 100.0 * rel.iter().sum::<f64>() / n as f64,
-            spearman: pearson(&ranks(actual), &ranks(predicted)),
+            spearman: metrics::spearman(actual, predicted).unwrap_or(0.0),
         })
     }
 }

@@ -192,77 +192,50 @@ fn clock_sum(set: &ConfigurationSet, id: ConfigId) -> u128 {
         .sum()
 }
 
-/// Like Linux's `performance` governor: the subnet and exits of `variant` at their highest
-/// clocks (largest total clock; ties: lowest latency).
+/// A variant's subnet and exits pinned at one end of its clock range: Linux's `performance`
+/// ([`ClockExtremeGovernor::performance`]) or `powersave` ([`ClockExtremeGovernor::powersave`]).
 #[derive(Clone, Debug)]
-pub struct PerformanceGovernor {
+pub struct ClockExtremeGovernor {
     inner: StaticGovernor,
+    name: &'static str,
 }
 
-impl PerformanceGovernor {
-    /// Highest clocks for the variant (subnet + exits) of configuration `variant`.
-    pub fn new(set: ConfigurationSet, variant: ConfigId) -> Result<Self> {
-        let ids = set.same_variant(variant)?;
-        let best = ids
-            .iter()
-            .copied()
-            .max_by(|&a, &b| {
-                clock_sum(&set, a).cmp(&clock_sum(&set, b)).then(
-                    set.configurations()[b.0]
-                        .latency_ms
-                        .total_cmp(&set.configurations()[a.0].latency_ms),
-                )
-            })
-            .unwrap_or(variant);
+impl ClockExtremeGovernor {
+    /// Like Linux's `performance` governor: the subnet and exits of `variant` at their highest
+    /// clocks (largest total clock; ties: lowest latency).
+    pub fn performance(set: ConfigurationSet, variant: ConfigId) -> Result<Self> {
+        let best = set.same_variant(variant)?.into_iter().max_by(|&a, &b| {
+            let (ca, cb) = (&set.configurations()[a.0], &set.configurations()[b.0]);
+            clock_sum(&set, a)
+                .cmp(&clock_sum(&set, b))
+                .then(cb.latency_ms.total_cmp(&ca.latency_ms))
+        });
+        Self::pinned(set, best.unwrap_or(variant), "performance")
+    }
+
+    /// Like Linux's `powersave` governor: the subnet and exits of `variant` at their lowest
+    /// clocks (smallest total clock; ties: lowest energy).
+    pub fn powersave(set: ConfigurationSet, variant: ConfigId) -> Result<Self> {
+        let best = set.same_variant(variant)?.into_iter().min_by(|&a, &b| {
+            let (ca, cb) = (&set.configurations()[a.0], &set.configurations()[b.0]);
+            clock_sum(&set, a)
+                .cmp(&clock_sum(&set, b))
+                .then(ca.energy_mj.total_cmp(&cb.energy_mj))
+        });
+        Self::pinned(set, best.unwrap_or(variant), "powersave")
+    }
+
+    fn pinned(set: ConfigurationSet, config: ConfigId, name: &'static str) -> Result<Self> {
         Ok(Self {
-            inner: StaticGovernor::new(set, best)?,
+            inner: StaticGovernor::new(set, config)?,
+            name,
         })
     }
 }
 
-impl Governor for PerformanceGovernor {
+impl Governor for ClockExtremeGovernor {
     fn name(&self) -> &str {
-        "performance"
-    }
-    fn initial(&self) -> ConfigId {
-        self.inner.config
-    }
-    fn decide(&mut self, o: &Observation<'_>, c: &Constraints) -> Decision {
-        self.inner.decide(o, c)
-    }
-}
-
-/// Like Linux's `powersave` governor: the subnet and exits of `variant` at their lowest
-/// clocks (smallest total clock; ties: lowest energy).
-#[derive(Clone, Debug)]
-pub struct PowersaveGovernor {
-    inner: StaticGovernor,
-}
-
-impl PowersaveGovernor {
-    /// Lowest clocks for the variant (subnet + exits) of configuration `variant`.
-    pub fn new(set: ConfigurationSet, variant: ConfigId) -> Result<Self> {
-        let ids = set.same_variant(variant)?;
-        let best = ids
-            .iter()
-            .copied()
-            .min_by(|&a, &b| {
-                clock_sum(&set, a).cmp(&clock_sum(&set, b)).then(
-                    set.configurations()[a.0]
-                        .energy_mj
-                        .total_cmp(&set.configurations()[b.0].energy_mj),
-                )
-            })
-            .unwrap_or(variant);
-        Ok(Self {
-            inner: StaticGovernor::new(set, best)?,
-        })
-    }
-}
-
-impl Governor for PowersaveGovernor {
-    fn name(&self) -> &str {
-        "powersave"
+        self.name
     }
     fn initial(&self) -> ConfigId {
         self.inner.config
@@ -421,8 +394,8 @@ mod tests {
         let s = set();
         let cons = Constraints::new(16.0, None, None).expect("constraints");
         let variant = ConfigId(20);
-        let mut perf = PerformanceGovernor::new(s.clone(), variant).expect("perf");
-        let mut save = PowersaveGovernor::new(s.clone(), variant).expect("save");
+        let mut perf = ClockExtremeGovernor::performance(s.clone(), variant).expect("perf");
+        let mut save = ClockExtremeGovernor::powersave(s.clone(), variant).expect("save");
         let p = s.configurations()[perf.decide(&obs(variant, 0.5), &cons).config.0].clone();
         let q = s.configurations()[save.decide(&obs(variant, 0.5), &cons).config.0].clone();
         assert!(p.same_variant(&s.configurations()[20]) && q.same_variant(&p));

@@ -8,7 +8,7 @@
 //!   [`SimulatedPowerSensor`].
 //! * [`ConfigurationSet`]: the configurations with accuracy, latency and energy, built from
 //!   any [`dynas_cost::CostModel`] or loaded from JSON.
-//! * [`Governor`]: [`StaticGovernor`], [`PerformanceGovernor`], [`PowersaveGovernor`],
+//! * [`Governor`]: [`StaticGovernor`], [`ClockExtremeGovernor`] (`performance` / `powersave`),
 //!   [`OndemandGovernor`] and the [`RuntimeManager`].
 //! * [`Simulator`] with [`LoadTrace`]s (four shipped: steady, step, periodic, bursty) and
 //!   [`compare_policies`] (static max clocks, subnet switching only, DVFS only, joint).
@@ -77,8 +77,8 @@ pub use corunner::{CoRunner, CoRunnerParams, CoRunnerReport, HostLoadProbe, Load
 pub use dynas_cost::{DeviceProfile, OperatingPoint};
 pub use error::{DvfsError, Result};
 pub use governor::{
-    Constraints, Decision, DecisionReason, Governor, Observation, OndemandGovernor, OndemandParams,
-    PerformanceGovernor, PowersaveGovernor, StaticGovernor,
+    ClockExtremeGovernor, Constraints, Decision, DecisionReason, Governor, Observation,
+    OndemandGovernor, OndemandParams, StaticGovernor,
 };
 pub use manager::{
     Fallback, ManagerMode, ManagerObjective, ManagerParams, RuntimeManager, pareto_front,

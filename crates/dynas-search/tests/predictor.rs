@@ -36,7 +36,8 @@ fn forest_ranks_unseen_architectures_well() {
     let (train, test) = split(600, 300);
     let space = common::nb201().space();
     let config = ForestConfig {
-        trees: 20,
+        // 20 trees left the error within seed noise of the bound; 50 pass on every seed tried.
+        trees: 50,
         ..ForestConfig::default()
     };
     let forest = ForestPredictor::fit(space, &train, &config).unwrap();
@@ -46,7 +47,7 @@ fn forest_ranks_unseen_architectures_well() {
     let mean = train.iter().map(|(_, y)| y).sum::<f64>() / train.len() as f64;
     let baseline = rmse(&vec![mean; truth.len()], &truth);
     let err = rmse(&pred, &truth);
-    let tau = kendall_tau(&pred, &truth);
+    let tau = kendall_tau(&pred, &truth).expect("predictions vary");
     // A mean predictor has tau 0 and the baseline error; a random one about 1.4x that.
     assert!(
         err < 0.6 * baseline,
@@ -73,7 +74,7 @@ fn mlp_on_one_hot_learns_the_table() {
     let mean = train.iter().map(|(_, y)| y).sum::<f64>() / train.len() as f64;
     let baseline = rmse(&vec![mean; truth.len()], &truth);
     let err = rmse(&pred, &truth);
-    let tau = kendall_tau(&pred, &truth);
+    let tau = kendall_tau(&pred, &truth).expect("predictions vary");
     assert!(
         err < 0.6 * baseline,
         "rmse {err} vs mean-predictor {baseline}"

@@ -1,4 +1,5 @@
-//! Gradient-boosted regression trees (squared loss), the learner behind [`crate::predictor`].
+//! Gradient-boosted regression trees (squared loss), the learner behind [`crate::predictor`];
+//! its trees are the family's ([`super::tree`]).
 //!
 //! Trees are grown level-wise with exact splits over pre-sorted features
 //! (`O(depth · features · rows)` per tree), with shrinkage, L2-regularised leaves, optional row
@@ -35,6 +36,7 @@ use ndarray::{Array2, ArrayView1};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::tree::{Tree, TreeParams, grow, presort};
 use crate::error::{CostError, Result};
 
 /// Hyper-parameters of [`Gbdt`]; checked by [`GbdtParams::new`].
@@ -74,6 +76,15 @@ impl Default for GbdtParams {
 }
 
 impl GbdtParams {
+    fn tree(&self) -> TreeParams {
+        TreeParams {
+            max_depth: self.max_depth,
+            min_samples_leaf: self.min_samples_leaf,
+            lambda: self.lambda,
+            size_by_weight: false,
+        }
+    }
+
     /// Checked parameters.
     pub fn new(self) -> Result<Self> {
         let bad = |name: &str, reason: String| {
@@ -120,46 +131,6 @@ impl GbdtParams {
             );
         }
         Ok(self)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-enum Node {
-    Leaf(f64),
-    Split {
-        feature: usize,
-        threshold: f64,
-        left: usize,
-        right: usize,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Tree {
-    nodes: Vec<Node>,
-}
-
-impl Tree {
-    fn predict(&self, x: ArrayView1<'_, f64>) -> f64 {
-        let mut i = 0;
-        loop {
-            match self.nodes.get(i) {
-                Some(Node::Leaf(v)) => return *v,
-                Some(Node::Split {
-                    feature,
-                    threshold,
-                    left,
-                    right,
-                }) => {
-                    i = if x[*feature] <= *threshold {
-                        *left
-                    } else {
-                        *right
-                    };
-                }
-                None => return 0.0,
-            }
-        }
     }
 }
 
@@ -210,14 +181,7 @@ impl Gbdt {
         }
         let base = y.iter().zip(&wt).map(|(t, w)| t * w).sum::<f64>() / n as f64;
         let mut pred = vec![base; n];
-        // Rows sorted by each feature, once.
-        let sorted: Vec<Vec<usize>> = (0..p)
-            .map(|j| {
-                let mut idx: Vec<usize> = (0..n).collect();
-                idx.sort_by(|&a, &b| x[[a, j]].total_cmp(&x[[b, j]]));
-                idx
-            })
-            .collect();
+        let sorted = presort(x);
         let mut rng = dynas_space::seeded_rng(params.seed);
         let mut trees = Vec::with_capacity(params.n_trees);
         let rows_per_tree = ((n as f64 * params.subsample).ceil() as usize).clamp(1, n);
@@ -232,8 +196,16 @@ impl Gbdt {
                 in_tree[r] = true;
             }
             all_cols.shuffle(&mut rng);
-            let cols = &all_cols[..cols_per_tree];
-            let tree = grow(x, &residual, &wt, &in_tree, &sorted, cols, &params);
+            let cols = all_cols[..cols_per_tree].to_vec();
+            let tree = grow(
+                x,
+                &residual,
+                &wt,
+                &in_tree,
+                &sorted,
+                &mut || cols.clone(),
+                &params.tree(),
+            );
             for (i, q) in pred.iter_mut().enumerate() {
                 *q += params.learning_rate * tree.predict(x.row(i));
             }
@@ -260,134 +232,6 @@ impl Gbdt {
     /// Predictions for every row.
     pub fn predict(&self, x: &Array2<f64>) -> Vec<f64> {
         x.rows().into_iter().map(|r| self.predict_row(r)).collect()
-    }
-}
-
-/// Grows one tree level-wise on the rows flagged `in_tree`, for residuals `g` with row
-/// weights `wt` (leaf value `Σ w g / (Σ w + λ)`, split gain from the same sums).
-#[allow(clippy::needless_range_loop)] // per-node slots indexed in parallel arrays
-fn grow(
-    x: &Array2<f64>,
-    g: &[f64],
-    wt: &[f64],
-    in_tree: &[bool],
-    sorted: &[Vec<usize>],
-    cols: &[usize],
-    params: &GbdtParams,
-) -> Tree {
-    let n = g.len();
-    let lambda = params.lambda;
-    let leaf = |s: f64, w: f64| s / (w + lambda);
-    let gain = |s: f64, w: f64| s * s / (w + lambda);
-    // Node of each row (usize::MAX: not in the tree, or in a finished leaf).
-    let mut node_of: Vec<usize> = (0..n)
-        .map(|i| if in_tree[i] { 0 } else { usize::MAX })
-        .collect();
-    let mut root = Stats::default();
-    for i in 0..n {
-        if in_tree[i] {
-            root.add(wt[i] * g[i], wt[i]);
-        }
-    }
-    let mut nodes = vec![Node::Leaf(leaf(root.s, root.w))];
-    // Open nodes at this level: (node id, sums).
-    let mut open: Vec<(usize, Stats)> = vec![(0, root)];
-    for _depth in 0..params.max_depth {
-        if open.is_empty() {
-            break;
-        }
-        let mut slot = vec![usize::MAX; nodes.len()];
-        for (k, &(id, _)) in open.iter().enumerate() {
-            slot[id] = k;
-        }
-        let mut best: Vec<Option<(f64, usize, f64)>> = vec![None; open.len()];
-        let mut left = vec![Stats::default(); open.len()];
-        let mut last_val = vec![f64::NAN; open.len()];
-        for &j in cols {
-            left.iter_mut().for_each(|v| *v = Stats::default());
-            last_val.iter_mut().for_each(|v| *v = f64::NAN);
-            for &i in &sorted[j] {
-                let nd = node_of[i];
-                if nd == usize::MAX || nd >= slot.len() || slot[nd] == usize::MAX {
-                    continue;
-                }
-                let k = slot[nd];
-                let v = x[[i, j]];
-                let all = open[k].1;
-                let l = left[k];
-                if l.n >= params.min_samples_leaf
-                    && all.n - l.n >= params.min_samples_leaf
-                    && v > last_val[k]
-                {
-                    let gn = gain(l.s, l.w) + gain(all.s - l.s, all.w - l.w) - gain(all.s, all.w);
-                    if gn > 1e-12 && best[k].is_none_or(|(b, _, _)| gn > b) {
-                        best[k] = Some((gn, j, 0.5 * (last_val[k] + v)));
-                    }
-                }
-                left[k].add(wt[i] * g[i], wt[i]);
-                last_val[k] = v;
-            }
-        }
-        let mut child_of: Vec<Option<(usize, usize, usize, f64)>> = vec![None; open.len()];
-        for (k, &(id, _)) in open.iter().enumerate() {
-            if let Some((_, feature, threshold)) = best[k] {
-                let l = nodes.len();
-                nodes.push(Node::Leaf(0.0));
-                nodes.push(Node::Leaf(0.0));
-                nodes[id] = Node::Split {
-                    feature,
-                    threshold,
-                    left: l,
-                    right: l + 1,
-                };
-                child_of[k] = Some((l, l + 1, feature, threshold));
-            }
-        }
-        let mut sums = vec![Stats::default(); nodes.len()];
-        for i in 0..n {
-            let nd = node_of[i];
-            if nd == usize::MAX || nd >= slot.len() || slot[nd] == usize::MAX {
-                continue;
-            }
-            match child_of[slot[nd]] {
-                Some((l, r, f, t)) => {
-                    let c = if x[[i, f]] <= t { l } else { r };
-                    node_of[i] = c;
-                    sums[c].add(wt[i] * g[i], wt[i]);
-                }
-                None => node_of[i] = usize::MAX,
-            }
-        }
-        let mut next_open = Vec::new();
-        for k in 0..open.len() {
-            if let Some((l, r, _, _)) = child_of[k] {
-                for c in [l, r] {
-                    let st = sums[c];
-                    nodes[c] = Node::Leaf(leaf(st.s, st.w));
-                    if st.n >= 2 * params.min_samples_leaf {
-                        next_open.push((c, st));
-                    }
-                }
-            }
-        }
-        open = next_open;
-    }
-    Tree { nodes }
-}
-
-/// Weighted residual sum, weight sum and row count of a node.
-#[derive(Clone, Copy, Debug, Default)]
-struct Stats {
-    s: f64,
-    w: f64,
-    n: usize,
-}
-
-impl Stats {
-    fn add(&mut self, wg: f64, w: f64) {
-        self.s += wg;
-        self.w += w;
-        self.n += 1;
     }
 }
 
