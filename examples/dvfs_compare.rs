@@ -19,7 +19,7 @@
 use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_dvfs::reference::dynamic_ofa_xavier;
 use dynas_dvfs::{
-    Constraints, Fallback, LoadTrace, ManagerObjective, ManagerParams, Policy, SimParams,
+    Constraints, Fallback, LoadTrace, ManagerObjective, ManagerSettings, Policy, SimParams,
     Simulator, build_policy, compare_policies,
 };
 
@@ -35,7 +35,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("min-energy") => ManagerObjective::MinEnergy,
         Some(other) => return Err(format!("unknown objective `{other}`").into()),
     };
-    let params = ManagerParams::new(5, 0.1, 0.1, 3, objective, Fallback::PreferDeadline)?;
+    let params = ManagerSettings {
+        history: 5,
+        headroom: 0.1,
+        up_margin: 0.1,
+        up_patience: 3,
+        objective,
+        fallback: Fallback::PreferDeadline,
+        ..ManagerSettings::default()
+    }
+    .check()?;
     let device = DeviceProfile::jetson_agx_xavier();
     let model = AnalyticalModel::new(device.clone(), AnalyticalParams::default())?;
     let set = dynamic_ofa_xavier(&model, &device)?;
@@ -88,7 +97,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut rows = reports.clone();
         for step in 2..=8 {
             let headroom = 0.05 * f64::from(step);
-            let p = ManagerParams::new(5, headroom, 0.1, 3, objective, Fallback::PreferDeadline)?;
+            let p = ManagerSettings {
+                history: 5,
+                headroom,
+                up_margin: 0.1,
+                up_patience: 3,
+                objective,
+                fallback: Fallback::PreferDeadline,
+                ..ManagerSettings::default()
+            }
+            .check()?;
             let (sub, mut g) = build_policy(Policy::Joint, &set, &constraints, p)?;
             let label = format!("joint @ iso-miss (headroom {headroom:.2})");
             let r = Simulator::new(sub, SimParams::for_target(&constraints)).run_labelled(

@@ -6,8 +6,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use dynas::dvfs::{
     ClockExtremeGovernor, ConfigurationSet, Constraints, Fallback, Governor, LoadTrace,
-    ManagerObjective, ManagerParams, OndemandGovernor, OndemandParams, Policy, SimParams,
-    SimReport, Simulator, build_policy, static_max_choice,
+    ManagerObjective, ManagerParams, ManagerSettings, OndemandGovernor, OndemandParams, Policy,
+    SimParams, SimReport, Simulator, build_policy, static_max_choice,
 };
 
 use crate::paths::{Flagged, check_outputs};
@@ -117,8 +117,17 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         "prefer-accuracy" => Fallback::PreferAccuracy,
         other => bail!("unknown --fallback `{other}` (prefer-deadline, prefer-accuracy)"),
     };
-    let manager = ManagerParams::new(5, 0.1, 0.1, 3, objective, fallback)
-        .context("runtime-manager parameters")?;
+    let manager = ManagerSettings {
+        history: 5,
+        headroom: 0.1,
+        up_margin: 0.1,
+        up_patience: 3,
+        objective,
+        fallback,
+        ..ManagerSettings::default()
+    }
+    .check()
+    .context("runtime-manager parameters")?;
     let sim = SimParams::for_target(&constraints).with_seed(args.seed);
 
     let policies: Vec<String> = if args.policy == "all" {

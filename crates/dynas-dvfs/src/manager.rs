@@ -59,7 +59,7 @@ pub enum ManagerMode {
     Predictive,
 }
 
-/// Checked hyper-parameters of the [`RuntimeManager`].
+/// Checked hyper-parameters of the [`RuntimeManager`] (made by [`ManagerSettings::check`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ManagerParams {
     history: usize,
@@ -71,49 +71,76 @@ pub struct ManagerParams {
     mode: ManagerMode,
 }
 
-impl ManagerParams {
-    /// * `history` (>= 1): the mean of the last `history` latencies is compared to the target.
-    /// * `headroom` in `[0, 1)`: configurations are chosen so that their predicted latency
-    ///   stays at or below `(1 - headroom) x target`, leaving room for latency noise; the
-    ///   move down triggers once the mean latency exceeds `(1 - headroom / 2) x target`
-    ///   (a guard band, so that a rising load is met before deadlines are missed; with
-    ///   `headroom = 0` the trigger is the target itself).
-    /// * `up_margin` in `[0, 1)`: a move towards a better but slower configuration needs its
-    ///   predicted latency at or below `(1 - headroom) x (1 - up_margin) x target`
-    ///   (hysteresis band).
-    /// * `up_patience` (>= 1): that many consecutive windows must propose the same move before
-    ///   it is taken (moves down on a miss are immediate).
-    pub fn new(
-        history: usize,
-        headroom: f64,
-        up_margin: f64,
-        up_patience: usize,
-        objective: ManagerObjective,
-        fallback: Fallback,
-    ) -> Result<Self> {
-        if history == 0 {
+/// Unchecked hyper-parameters of the [`RuntimeManager`]; [`ManagerSettings::check`] turns them
+/// into [`ManagerParams`]. Defaults: history 5, headroom 10 %, margin 10 %, patience 3, least
+/// energy, prefer the deadline, reactive.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManagerSettings {
+    /// Windows averaged (>= 1): the mean of the last `history` latencies is compared to the
+    /// target.
+    pub history: usize,
+    /// Share of the target kept free, in `[0, 1)`: configurations are chosen so that their
+    /// predicted latency stays at or below `(1 - headroom) x target`, leaving room for latency
+    /// noise; the move down triggers once the mean latency exceeds `(1 - headroom / 2) x
+    /// target` (a guard band, so that a rising load is met before deadlines are missed; with
+    /// `headroom = 0` the trigger is the target itself).
+    pub headroom: f64,
+    /// Hysteresis band, in `[0, 1)`: a move towards a better but slower configuration needs its
+    /// predicted latency at or below `(1 - headroom) x (1 - up_margin) x target`.
+    pub up_margin: f64,
+    /// Consecutive windows (>= 1) that must propose the same move before it is taken (moves
+    /// down on a miss are immediate).
+    pub up_patience: usize,
+    /// What the manager optimises among feasible configurations.
+    pub objective: ManagerObjective,
+    /// What to do when no configuration meets both the target and the accuracy floor.
+    pub fallback: Fallback,
+    /// Reactive (latency only) or predictive (load signal and trend).
+    pub mode: ManagerMode,
+}
+
+impl Default for ManagerSettings {
+    fn default() -> Self {
+        Self {
+            history: 5,
+            headroom: 0.1,
+            up_margin: 0.1,
+            up_patience: 3,
+            objective: ManagerObjective::MinEnergy,
+            fallback: Fallback::PreferDeadline,
+            mode: ManagerMode::Reactive,
+        }
+    }
+}
+
+impl ManagerSettings {
+    /// The checked parameters, or an error naming the first field out of range.
+    pub fn check(self) -> Result<ManagerParams> {
+        if self.history == 0 {
             return Err(DvfsError::invalid("history", "must be at least 1"));
         }
-        if !(0.0..1.0).contains(&headroom) {
+        if !(0.0..1.0).contains(&self.headroom) {
             return Err(DvfsError::invalid("headroom", "must lie in [0, 1)"));
         }
-        if !(0.0..1.0).contains(&up_margin) {
+        if !(0.0..1.0).contains(&self.up_margin) {
             return Err(DvfsError::invalid("up_margin", "must lie in [0, 1)"));
         }
-        if up_patience == 0 {
+        if self.up_patience == 0 {
             return Err(DvfsError::invalid("up_patience", "must be at least 1"));
         }
-        Ok(Self {
-            history,
-            headroom,
-            up_margin,
-            up_patience,
-            objective,
-            fallback,
-            mode: ManagerMode::Reactive,
+        Ok(ManagerParams {
+            history: self.history,
+            headroom: self.headroom,
+            up_margin: self.up_margin,
+            up_patience: self.up_patience,
+            objective: self.objective,
+            fallback: self.fallback,
+            mode: self.mode,
         })
     }
+}
 
+impl ManagerParams {
     /// The same parameters with another [`ManagerMode`].
     pub fn with_mode(mut self, mode: ManagerMode) -> Self {
         self.mode = mode;
@@ -142,16 +169,17 @@ impl ManagerParams {
 }
 
 impl Default for ManagerParams {
-    /// History 5, headroom 10 %, margin 10 %, patience 3, least energy, prefer the deadline.
+    /// [`ManagerSettings::default`], checked.
     fn default() -> Self {
+        let d = ManagerSettings::default();
         Self {
-            history: 5,
-            headroom: 0.1,
-            up_margin: 0.1,
-            up_patience: 3,
-            objective: ManagerObjective::MinEnergy,
-            fallback: Fallback::PreferDeadline,
-            mode: ManagerMode::Reactive,
+            history: d.history,
+            headroom: d.headroom,
+            up_margin: d.up_margin,
+            up_patience: d.up_patience,
+            objective: d.objective,
+            fallback: d.fallback,
+            mode: d.mode,
         }
     }
 }

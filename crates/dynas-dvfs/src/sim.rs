@@ -489,7 +489,7 @@ pub fn compare_policies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manager::{Fallback, ManagerObjective};
+    use crate::manager::{Fallback, ManagerObjective, ManagerSettings};
     use crate::testutil::set;
 
     fn run_all(trace: &str) -> Vec<SimReport> {
@@ -540,14 +540,16 @@ mod tests {
         let s = set();
         let cons = Constraints::new(16.0, None, None).expect("constraints");
         let trace = LoadTrace::shipped("bursty").expect("trace");
-        let params = ManagerParams::new(
-            4,
-            0.1,
-            0.1,
-            2,
-            ManagerObjective::MaxAccuracy,
-            Fallback::PreferDeadline,
-        )
+        let params = ManagerSettings {
+            history: 4,
+            headroom: 0.1,
+            up_margin: 0.1,
+            up_patience: 2,
+            objective: ManagerObjective::MaxAccuracy,
+            fallback: Fallback::PreferDeadline,
+            ..ManagerSettings::default()
+        }
+        .check()
         .expect("params");
         let run = |seed| {
             let mut g = RuntimeManager::new(s.clone(), params, &cons);

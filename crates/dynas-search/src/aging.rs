@@ -144,8 +144,10 @@ impl Strategy for AgingEvolution {
         "aging"
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
+    type Config = AgingConfig;
+
+    fn params(&self) -> &Self::Config {
+        &self.config
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<AgingState> {

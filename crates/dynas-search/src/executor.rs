@@ -48,8 +48,16 @@ pub trait Strategy {
     /// Short name, stored in checkpoints.
     fn name(&self) -> &str;
 
-    /// The hyper-parameters as JSON, stored in checkpoints and checked on resume.
-    fn config(&self) -> serde_json::Value;
+    /// The hyper-parameters' type.
+    type Config: Serialize;
+
+    /// The hyper-parameters, stored in checkpoints and checked on resume.
+    fn params(&self) -> &Self::Config;
+
+    /// The hyper-parameters as JSON (`null` if they do not serialise).
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(self.params()).unwrap_or(serde_json::Value::Null)
+    }
 
     /// Builds and evaluates the initial population (generation 1).
     fn init(&self, ctx: &mut Context<'_>) -> Result<Self::State>;

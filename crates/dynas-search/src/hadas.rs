@@ -599,8 +599,10 @@ impl Strategy for Hadas<'_> {
         "hadas"
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
+    type Config = HadasConfig;
+
+    fn params(&self) -> &Self::Config {
+        &self.config
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<HadasState> {

@@ -337,8 +337,10 @@ impl Strategy for Nsga2 {
         "nsga2"
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
+    type Config = Nsga2Config;
+
+    fn params(&self) -> &Self::Config {
+        &self.config
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<Nsga2State> {

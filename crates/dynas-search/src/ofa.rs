@@ -130,8 +130,10 @@ impl Strategy for OfaEvolution {
         "ofa-evolution"
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
+    type Config = OfaEvolutionConfig;
+
+    fn params(&self) -> &Self::Config {
+        &self.config
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<OfaState> {

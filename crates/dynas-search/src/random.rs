@@ -61,8 +61,10 @@ impl Strategy for RandomSearch {
         "random"
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    type Config = Self;
+
+    fn params(&self) -> &Self::Config {
+        self
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<RandomState> {

@@ -827,8 +827,10 @@ impl Strategy for Surrogate {
         "surrogate"
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config.0).unwrap_or(serde_json::Value::Null)
+    type Config = SurrogateParams;
+
+    fn params(&self) -> &Self::Config {
+        self.config.params()
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<SurrogateState> {

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use dynas_dvfs::{
     CoRunner, CoRunnerParams, CoRunnerReport, ConfigId, ConfigurationSet, Constraints, Governor,
-    HostLoadProbe, LoadTrace, ManagerMode, ManagerParams, Observation, RuntimeManager,
-    StaticGovernor,
+    HostLoadProbe, LoadTrace, ManagerMode, ManagerParams, ManagerSettings, Observation,
+    RuntimeManager, StaticGovernor,
 };
 use dynas_search::deployment::Deployment;
 use dynas_space::{Genotype, SearchSpace, seeded_rng};
@@ -209,14 +209,16 @@ impl Default for ServeParams {
             duration_s: 20.0,
             probe_interval_ms: 10.0,
             load_jump: 0.15,
-            manager: ManagerParams::new(
-                5,
-                0.1,
-                0.1,
-                3,
-                dynas_dvfs::ManagerObjective::MaxAccuracy,
-                dynas_dvfs::Fallback::PreferDeadline,
-            )
+            manager: ManagerSettings {
+                history: 5,
+                headroom: 0.1,
+                up_margin: 0.1,
+                up_patience: 3,
+                objective: dynas_dvfs::ManagerObjective::MaxAccuracy,
+                fallback: dynas_dvfs::Fallback::PreferDeadline,
+                ..ManagerSettings::default()
+            }
+            .check()
             .unwrap_or_default(),
             images: 2000,
         }

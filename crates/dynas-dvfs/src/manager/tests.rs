@@ -60,14 +60,16 @@ fn a_miss_moves_at_once_to_the_brute_force_best_within_the_budget() {
     let s = set();
     for (target, floor, load) in [(16.0, 73.0, 0.3), (9.6, 70.0, 0.5), (32.0, 75.0, 0.2)] {
         let cons = Constraints::new(target, Some(floor), None).expect("constraints");
-        let params = ManagerParams::new(
-            5,
-            0.0,
-            0.1,
-            3,
-            ManagerObjective::MinEnergy,
-            Fallback::PreferDeadline,
-        )
+        let params = ManagerSettings {
+            history: 5,
+            headroom: 0.0,
+            up_margin: 0.1,
+            up_patience: 3,
+            objective: ManagerObjective::MinEnergy,
+            fallback: Fallback::PreferDeadline,
+            ..ManagerSettings::default()
+        }
+        .check()
         .expect("params");
         let mut m = RuntimeManager::new(s.clone(), params, &cons);
         let start = m.initial();
@@ -92,14 +94,16 @@ fn staircase_lookups_agree_with_brute_force_on_random_constraints() {
     use rand::Rng;
     let s = set();
     let mut rng = dynas_space::seeded_rng(11);
-    let params = ManagerParams::new(
-        1,
-        0.0,
-        0.0,
-        1,
-        ManagerObjective::MinEnergy,
-        Fallback::PreferDeadline,
-    )
+    let params = ManagerSettings {
+        history: 1,
+        headroom: 0.0,
+        up_margin: 0.0,
+        up_patience: 1,
+        objective: ManagerObjective::MinEnergy,
+        fallback: Fallback::PreferDeadline,
+        ..ManagerSettings::default()
+    }
+    .check()
     .expect("params");
     for _ in 0..200 {
         let target = rng.random_range(3.0..60.0);
@@ -131,14 +135,16 @@ fn staircase_lookups_agree_with_brute_force_on_random_constraints() {
 fn hysteresis_waits_for_patience_and_does_not_oscillate() {
     let s = set();
     let cons = Constraints::new(16.0, Some(73.0), None).expect("constraints");
-    let params = ManagerParams::new(
-        3,
-        0.0,
-        0.1,
-        3,
-        ManagerObjective::MinEnergy,
-        Fallback::PreferDeadline,
-    )
+    let params = ManagerSettings {
+        history: 3,
+        headroom: 0.0,
+        up_margin: 0.1,
+        up_patience: 3,
+        objective: ManagerObjective::MinEnergy,
+        fallback: Fallback::PreferDeadline,
+        ..ManagerSettings::default()
+    }
+    .check()
     .expect("params");
     let mut m = RuntimeManager::new(s.clone(), params, &cons);
     let start = m.initial();
@@ -185,14 +191,16 @@ fn infeasible_constraints_use_the_documented_fallback() {
     assert_eq!(s.configurations()[id.0].accuracy, best_acc_in_time);
     let mut accuracy = RuntimeManager::new(
         s.clone(),
-        ManagerParams::new(
-            5,
-            0.1,
-            0.1,
-            3,
-            ManagerObjective::MinEnergy,
-            Fallback::PreferAccuracy,
-        )
+        ManagerSettings {
+            history: 5,
+            headroom: 0.1,
+            up_margin: 0.1,
+            up_patience: 3,
+            objective: ManagerObjective::MinEnergy,
+            fallback: Fallback::PreferAccuracy,
+            ..ManagerSettings::default()
+        }
+        .check()
         .expect("params"),
         &cons,
     );
@@ -224,14 +232,16 @@ fn changing_the_floor_rebuilds_the_frontier() {
     let high = Constraints::new(32.0, Some(77.0), None).expect("constraints");
     let mut m = RuntimeManager::new(
         s.clone(),
-        ManagerParams::new(
-            2,
-            0.0,
-            0.0,
-            1,
-            ManagerObjective::MinEnergy,
-            Fallback::PreferDeadline,
-        )
+        ManagerSettings {
+            history: 2,
+            headroom: 0.0,
+            up_margin: 0.0,
+            up_patience: 1,
+            objective: ManagerObjective::MinEnergy,
+            fallback: Fallback::PreferDeadline,
+            ..ManagerSettings::default()
+        }
+        .check()
         .expect("p"),
         &low,
     );
@@ -254,14 +264,16 @@ fn obs_load(current: ConfigId, lat: &[f64], load: f64) -> Observation<'_> {
 fn predictive_mode_moves_on_a_load_rise_before_the_latencies_miss() {
     let s = set();
     let cons = Constraints::new(16.0, None, None).expect("constraints");
-    let reactive = ManagerParams::new(
-        5,
-        0.1,
-        0.1,
-        3,
-        ManagerObjective::MaxAccuracy,
-        Fallback::PreferDeadline,
-    )
+    let reactive = ManagerSettings {
+        history: 5,
+        headroom: 0.1,
+        up_margin: 0.1,
+        up_patience: 3,
+        objective: ManagerObjective::MaxAccuracy,
+        fallback: Fallback::PreferDeadline,
+        ..ManagerSettings::default()
+    }
+    .check()
     .expect("params");
     let predictive = reactive.with_mode(ManagerMode::Predictive);
     let mut r = RuntimeManager::new(s.clone(), reactive, &cons);
@@ -349,14 +361,16 @@ fn reactive_and_predictive_choices_on_a_recorded_latency_sequence() {
         (&[5.0, 5.2, 5.1, 4.9], 0.03),
     ];
     let run = |mode| {
-        let params = ManagerParams::new(
-            4,
-            0.1,
-            0.1,
-            2,
-            ManagerObjective::MaxAccuracy,
-            Fallback::PreferDeadline,
-        )
+        let params = ManagerSettings {
+            history: 4,
+            headroom: 0.1,
+            up_margin: 0.1,
+            up_patience: 2,
+            objective: ManagerObjective::MaxAccuracy,
+            fallback: Fallback::PreferDeadline,
+            ..ManagerSettings::default()
+        }
+        .check()
         .expect("params")
         .with_mode(mode);
         let mut m = RuntimeManager::new(family.clone(), params, &cons);
@@ -383,36 +397,42 @@ fn reactive_and_predictive_choices_on_a_recorded_latency_sequence() {
 #[test]
 fn params_are_validated() {
     assert!(
-        ManagerParams::new(
-            0,
-            0.1,
-            0.1,
-            1,
-            ManagerObjective::MinEnergy,
-            Fallback::PreferDeadline
-        )
+        ManagerSettings {
+            history: 0,
+            headroom: 0.1,
+            up_margin: 0.1,
+            up_patience: 1,
+            objective: ManagerObjective::MinEnergy,
+            fallback: Fallback::PreferDeadline,
+            ..ManagerSettings::default()
+        }
+        .check()
         .is_err()
     );
     assert!(
-        ManagerParams::new(
-            1,
-            0.1,
-            1.0,
-            1,
-            ManagerObjective::MinEnergy,
-            Fallback::PreferDeadline
-        )
+        ManagerSettings {
+            history: 1,
+            headroom: 0.1,
+            up_margin: 1.0,
+            up_patience: 1,
+            objective: ManagerObjective::MinEnergy,
+            fallback: Fallback::PreferDeadline,
+            ..ManagerSettings::default()
+        }
+        .check()
         .is_err()
     );
     assert!(
-        ManagerParams::new(
-            1,
-            0.1,
-            0.1,
-            0,
-            ManagerObjective::MinEnergy,
-            Fallback::PreferDeadline
-        )
+        ManagerSettings {
+            history: 1,
+            headroom: 0.1,
+            up_margin: 0.1,
+            up_patience: 0,
+            objective: ManagerObjective::MinEnergy,
+            fallback: Fallback::PreferDeadline,
+            ..ManagerSettings::default()
+        }
+        .check()
         .is_err()
     );
     assert!(Constraints::new(0.0, None, None).is_err());
