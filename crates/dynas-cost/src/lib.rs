@@ -39,6 +39,8 @@ mod linalg;
 pub mod lut;
 pub mod measure;
 pub mod model;
+#[doc(hidden)]
+pub mod parallel;
 pub mod predictor;
 pub mod table;
 pub mod wrappers;

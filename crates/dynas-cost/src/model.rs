@@ -1,7 +1,7 @@
 //! The [`CostModel`] trait and the cost it returns.
 
+use crate::parallel::*;
 use dynas_space::Network;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::device::OperatingPoint;

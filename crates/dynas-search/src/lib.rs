@@ -67,7 +67,9 @@ pub use hadas::{
     Hadas, HadasConfig, HadasState, InnerProblem, best_within_tolerance, inner_search,
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
-pub use observer::{Control, Event, JsonLinesObserver, Observer, ProgressObserver};
+#[cfg(feature = "progress")]
+pub use observer::ProgressObserver;
+pub use observer::{Control, Event, JsonLinesObserver, Observer};
 pub use ofa::{OfaEvolution, OfaEvolutionConfig, OfaState};
 pub use pareto::{FrontPoint, GeneChoice, ParetoFront};
 pub use predictor::{ForestConfig, ForestPredictor, MlpConfig, MlpPredictor, OneHot};

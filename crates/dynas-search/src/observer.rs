@@ -152,12 +152,14 @@ impl Observer for JsonLinesObserver {
     }
 }
 
-/// An indicatif progress bar over the evaluation budget.
+/// An indicatif progress bar over the evaluation budget (feature `progress`, on by default).
+#[cfg(feature = "progress")]
 #[derive(Debug)]
 pub struct ProgressObserver {
     bar: indicatif::ProgressBar,
 }
 
+#[cfg(feature = "progress")]
 impl ProgressObserver {
     /// A bar of `total` evaluations (drawn to stderr; hidden when stderr is not a terminal).
     pub fn new(total: usize) -> Self {
@@ -171,6 +173,7 @@ impl ProgressObserver {
     }
 }
 
+#[cfg(feature = "progress")]
 impl Observer for ProgressObserver {
     fn on_event(&mut self, event: &Event<'_>) -> Result<Control> {
         match *event {

@@ -22,10 +22,10 @@
 
 use std::collections::HashSet;
 
+use dynas_cost::parallel::*;
 use dynas_space::{Genotype, SearchSpace};
 use rand::Rng;
 use rand::seq::SliceRandom;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};

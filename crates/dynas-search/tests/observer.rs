@@ -3,7 +3,9 @@
 
 mod common;
 
-use dynas_search::{Budget, Executor, JsonLinesObserver, Nsga2, Nsga2Config, ProgressObserver};
+#[cfg(feature = "progress")]
+use dynas_search::ProgressObserver;
+use dynas_search::{Budget, Executor, JsonLinesObserver, Nsga2, Nsga2Config};
 
 #[test]
 fn json_lines_log_has_every_event_and_survives_resume() {
@@ -12,14 +14,14 @@ fn json_lines_log_has_every_event_and_survives_resume() {
     let log = dir.path().join("log.jsonl");
     let ckpt = dir.path().join("ckpt.json");
     let make = || Nsga2::new(Nsga2Config::default()).unwrap();
-    Executor::new(problem, make(), Budget::generations(2).unwrap())
+    let executor = Executor::new(problem, make(), Budget::generations(2).unwrap())
         .seed(1)
         .checkpoint(&ckpt, 1)
         .unwrap()
-        .observe(JsonLinesObserver::append(&log).unwrap())
-        .observe(ProgressObserver::new(48))
-        .run()
-        .unwrap();
+        .observe(JsonLinesObserver::append(&log).unwrap());
+    #[cfg(feature = "progress")]
+    let executor = executor.observe(ProgressObserver::new(48));
+    executor.run().unwrap();
     let result = Executor::new(problem, make(), Budget::generations(3).unwrap())
         .resume_from(&ckpt)
         .unwrap()

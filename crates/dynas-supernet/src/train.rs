@@ -195,7 +195,8 @@ pub struct TrainParams {
     pub augmentation: Augmentation,
     /// Seed of the trainer's random number generator.
     pub seed: u64,
-    /// Show progress bars.
+    /// Show progress bars on stderr (off by default: library code draws nothing unless
+    /// asked).
     pub progress: bool,
 }
 
@@ -213,7 +214,7 @@ impl Default for TrainParams {
             distill_weight: 1.0,
             augmentation: Augmentation::NONE,
             seed: 0,
-            progress: true,
+            progress: false,
         }
     }
 }

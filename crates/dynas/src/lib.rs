@@ -14,6 +14,10 @@
 //! | `supernet` (feature `tch`) | `dynas-supernet` | weight-sharing supernet on libtorch |
 //!
 //! # Features
+//! - `parallel` (default): batch cost estimates, batch evaluation and surrogate scoring on all
+//!   cores with rayon; without it the same calls run on the calling thread.
+//! - `progress` (default): `search::ProgressObserver`, a terminal progress bar (indicatif).
+//!   Library code never draws one unless asked; the CLI does.
 //! - `tch`: the supernet and early-exit training on libtorch (needs a libtorch install; see
 //!   the README).
 
@@ -35,12 +39,14 @@ pub mod prelude {
         ConfigurationSet, FrequencyControl, Governor, PowerSensor, RuntimeManager, Simulator,
     };
     pub use dynas_exits::{ExitCosts, ExitPolicy, ExitTable};
+    #[cfg(feature = "progress")]
+    pub use dynas_search::ProgressObserver;
     pub use dynas_search::{
         AccuracyFn, AccuracySource, AgingConfig, AgingEvolution, Budget, CachedProblem, Constraint,
         Evaluation, Executor, Hadas, HadasConfig, HardwareProblem, JointHardwareProblem,
         JsonLinesObserver, Metric, Nsga2, Nsga2Config, Objective, Observer, ParetoFront, Problem,
-        ProgressObserver, RandomSearch, SearchError, StopReason, Strategy, Surrogate,
-        SurrogateParams, TableAccuracy, TableProblem,
+        RandomSearch, SearchError, StopReason, Strategy, Surrogate, SurrogateParams, TableAccuracy,
+        TableProblem,
     };
     pub use dynas_space::{
         Crossover, Dimension, FbNetSpace, Genotype, Layer, MbConvSpace, Mutation, MutationKind,

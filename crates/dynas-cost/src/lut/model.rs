@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
+use crate::parallel::*;
 use dynas_space::{Layer, Network, OpKind};
-use rayon::prelude::*;
 
 use super::memo::{LayerSig, MEMO_CAPACITY, Memo};
 use super::{KeyScheme, LayerLut};

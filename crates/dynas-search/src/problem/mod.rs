@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use dynas_cost::parallel::*;
 use dynas_space::{Genotype, SearchSpace};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
