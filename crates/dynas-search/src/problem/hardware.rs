@@ -323,6 +323,41 @@ fn hardware_fingerprint(
     Some(content_fingerprint(text.as_bytes()))
 }
 
+/// Whether the constraints that need no accuracy hold, computing only their metrics
+/// (accuracy is the expensive part of a hardware problem).
+fn cheap_constraints_hold(
+    constraints: &[Constraint],
+    metric_values: impl FnOnce(&[Metric]) -> Result<Vec<f64>>,
+) -> Result<bool> {
+    let cheap: Vec<Constraint> = constraints
+        .iter()
+        .copied()
+        .filter(|c| !c.metric.needs_accuracy())
+        .collect();
+    if cheap.is_empty() {
+        return Ok(true);
+    }
+    let wanted: Vec<Metric> = cheap.iter().map(|c| c.metric).collect();
+    let values = metric_values(&wanted)?;
+    Ok(total_violation(&cheap, &values) <= 0.0)
+}
+
+/// The objectives' values and the constraints' total violation, from one metrics call.
+fn evaluate_metrics(
+    metrics: &[Metric],
+    constraints: &[Constraint],
+    metric_values: impl FnOnce(&[Metric]) -> Result<Vec<f64>>,
+) -> Result<Evaluation> {
+    let mut wanted = metrics.to_vec();
+    wanted.extend(constraints.iter().map(|c| c.metric));
+    let values = metric_values(&wanted)?;
+    let (objective_values, constraint_values) = values.split_at(metrics.len());
+    Ok(Evaluation::with_violation(
+        objective_values.to_vec(),
+        total_violation(constraints, constraint_values),
+    ))
+}
+
 impl<S: SearchSpace, A: AccuracySource, C: CostModel> Problem for HardwareProblem<S, A, C> {
     fn name(&self) -> &str {
         &self.name
@@ -334,32 +369,12 @@ impl<S: SearchSpace, A: AccuracySource, C: CostModel> Problem for HardwareProble
         &self.objectives
     }
     fn precheck(&self, genotype: &Genotype) -> Result<bool> {
-        let cheap: Vec<Metric> = self
-            .constraints
-            .iter()
-            .map(|c| c.metric)
-            .filter(|m| !m.needs_accuracy())
-            .collect();
-        if cheap.is_empty() {
-            return Ok(true);
-        }
-        let values = self.metric_values(genotype, &cheap)?;
-        Ok(self
-            .constraints
-            .iter()
-            .filter(|c| !c.metric.needs_accuracy())
-            .zip(values)
-            .all(|(c, v)| v <= c.limit))
+        cheap_constraints_hold(&self.constraints, |m| self.metric_values(genotype, m))
     }
     fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
-        let mut wanted = self.metrics.clone();
-        wanted.extend(self.constraints.iter().map(|c| c.metric));
-        let values = self.metric_values(genotype, &wanted)?;
-        let (objective_values, constraint_values) = values.split_at(self.metrics.len());
-        Ok(Evaluation::with_violation(
-            objective_values.to_vec(),
-            total_violation(&self.constraints, constraint_values),
-        ))
+        evaluate_metrics(&self.metrics, &self.constraints, |m| {
+            self.metric_values(genotype, m)
+        })
     }
     fn fingerprint(&self) -> Option<String> {
         hardware_fingerprint(
@@ -557,28 +572,12 @@ impl<S: SearchSpace, A: AccuracySource, C: CostModel> Problem for JointHardwareP
         &self.objectives
     }
     fn precheck(&self, genotype: &Genotype) -> Result<bool> {
-        let cheap: Vec<Constraint> = self
-            .constraints
-            .iter()
-            .copied()
-            .filter(|c| !c.metric.needs_accuracy())
-            .collect();
-        if cheap.is_empty() {
-            return Ok(true);
-        }
-        let wanted: Vec<Metric> = cheap.iter().map(|c| c.metric).collect();
-        let values = self.metric_values(genotype, &wanted)?;
-        Ok(total_violation(&cheap, &values) <= 0.0)
+        cheap_constraints_hold(&self.constraints, |m| self.metric_values(genotype, m))
     }
     fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
-        let mut wanted = self.metrics.clone();
-        wanted.extend(self.constraints.iter().map(|c| c.metric));
-        let values = self.metric_values(genotype, &wanted)?;
-        let (objective_values, constraint_values) = values.split_at(self.metrics.len());
-        Ok(Evaluation::with_violation(
-            objective_values.to_vec(),
-            total_violation(&self.constraints, constraint_values),
-        ))
+        evaluate_metrics(&self.metrics, &self.constraints, |m| {
+            self.metric_values(genotype, m)
+        })
     }
     fn fingerprint(&self) -> Option<String> {
         hardware_fingerprint(

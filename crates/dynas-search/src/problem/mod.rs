@@ -173,59 +173,39 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-impl<P: Problem + ?Sized> Problem for &P {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn space(&self) -> &dyn SearchSpace {
-        (**self).space()
-    }
-    fn objectives(&self) -> &[Objective] {
-        (**self).objectives()
-    }
-    fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
-        (**self).evaluate(genotype)
-    }
-    fn precheck(&self, genotype: &Genotype) -> Result<bool> {
-        (**self).precheck(genotype)
-    }
-    fn evaluate_batch(&self, genotypes: &[Genotype]) -> Vec<Result<Evaluation>> {
-        (**self).evaluate_batch(genotypes)
-    }
-    fn fingerprint(&self) -> Option<String> {
-        (**self).fingerprint()
-    }
-    fn label(&self, genotype: &Genotype) -> Option<String> {
-        (**self).label(genotype)
-    }
+/// `Problem` for references and shared pointers: every method forwarded.
+macro_rules! forward_problem {
+    ($($pointer:ty),+) => {$(
+        impl<P: Problem + ?Sized> Problem for $pointer {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn space(&self) -> &dyn SearchSpace {
+                (**self).space()
+            }
+            fn objectives(&self) -> &[Objective] {
+                (**self).objectives()
+            }
+            fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
+                (**self).evaluate(genotype)
+            }
+            fn precheck(&self, genotype: &Genotype) -> Result<bool> {
+                (**self).precheck(genotype)
+            }
+            fn evaluate_batch(&self, genotypes: &[Genotype]) -> Vec<Result<Evaluation>> {
+                (**self).evaluate_batch(genotypes)
+            }
+            fn fingerprint(&self) -> Option<String> {
+                (**self).fingerprint()
+            }
+            fn label(&self, genotype: &Genotype) -> Option<String> {
+                (**self).label(genotype)
+            }
+        }
+    )+};
 }
 
-impl<P: Problem + ?Sized> Problem for std::sync::Arc<P> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn space(&self) -> &dyn SearchSpace {
-        (**self).space()
-    }
-    fn objectives(&self) -> &[Objective] {
-        (**self).objectives()
-    }
-    fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
-        (**self).evaluate(genotype)
-    }
-    fn precheck(&self, genotype: &Genotype) -> Result<bool> {
-        (**self).precheck(genotype)
-    }
-    fn evaluate_batch(&self, genotypes: &[Genotype]) -> Vec<Result<Evaluation>> {
-        (**self).evaluate_batch(genotypes)
-    }
-    fn fingerprint(&self) -> Option<String> {
-        (**self).fingerprint()
-    }
-    fn label(&self, genotype: &Genotype) -> Option<String> {
-        (**self).label(genotype)
-    }
-}
+forward_problem!(&P, std::sync::Arc<P>);
 
 /// Wraps a problem and remembers every evaluation by genotype, so that expensive evaluations
 /// (supernet accuracy, on-device latency) are made once across searches sharing the wrapper.
