@@ -514,18 +514,20 @@ impl CostModel for ArchPredictor {
         "arch-predictor"
     }
 
-    /// Predicts the latency of the architecture named by the network's `arch_id`.
+    /// Predicts the latency of the architecture the network was decoded from (its genes; a
+    /// network without genes is looked up by its `arch_id`).
     fn estimate(&self, network: &Network, _point: &OperatingPoint) -> Result<Cost> {
-        let id = network
-            .arch_id
-            .as_deref()
-            .ok_or_else(|| CostError::Unsupported {
-                model: self.name().to_string(),
-                what: "networks without an arch_id".to_string(),
-            })?;
-        Ok(Cost::latency(
-            self.predict(&self.encoding.genes_from_arch_id(id)?)?,
-        ))
+        let genes = match (&network.genes, &network.arch_id) {
+            (Some(genes), _) => genes.genes().to_vec(),
+            (None, Some(id)) => self.encoding.genes_from_arch_id(id)?,
+            (None, None) => {
+                return Err(CostError::Unsupported {
+                    model: self.name().to_string(),
+                    what: "networks without genes or an arch_id".to_string(),
+                });
+            }
+        };
+        Ok(Cost::latency(self.predict(&genes)?))
     }
 }
 

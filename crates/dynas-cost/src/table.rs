@@ -232,7 +232,7 @@ fn read_arch_columns(path: &Path, columns: &[&str]) -> Result<ArchColumns> {
 }
 
 /// A per-architecture table as an exact [`CostModel`]: a network's cost is its row, found by
-/// [`Network::arch_id`].
+/// [`Network::genes`] for NAS-Bench-201 tables and by [`Network::arch_id`] otherwise.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableModel {
     name: String,
@@ -322,19 +322,19 @@ impl CostModel for TableModel {
     }
 
     fn estimate(&self, network: &Network, _point: &OperatingPoint) -> Result<Cost> {
-        let arch = network
-            .arch_id
-            .as_deref()
-            .ok_or_else(|| CostError::UnknownArchitecture {
-                table: self.name.clone(),
-                arch: "<network without arch_id>".to_string(),
-            })?;
-        self.get(arch)
-            .copied()
-            .ok_or_else(|| CostError::UnknownArchitecture {
-                table: self.name.clone(),
-                arch: arch.to_string(),
-            })
+        let unknown = || CostError::UnknownArchitecture {
+            table: self.name.clone(),
+            arch: network
+                .arch_id
+                .clone()
+                .unwrap_or_else(|| "<network without arch_id>".to_string()),
+        };
+        let row = match (&self.rows, &network.genes) {
+            // A NAS-Bench-201 network carries its op indices: no string is parsed.
+            (Rows::Nb201(rows), Some(genes)) => rows.get(&Nb201Cell::from_ops(genes.genes())?),
+            _ => self.get(network.arch_id.as_deref().ok_or_else(unknown)?),
+        };
+        row.copied().ok_or_else(unknown)
     }
 }
 
@@ -360,5 +360,52 @@ mod tests {
                 .is_err()
         );
         assert!(Nb201Cell::from_ops(&[5, 0, 0, 0, 0, 0]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod typed_arch_tests {
+    use approx::assert_relative_eq;
+    use dynas_space::{Nb201Space, SearchSpace};
+
+    use super::*;
+
+    #[test]
+    fn nb201_genes_name_the_same_cell_as_the_arch_string() {
+        let space = Nb201Space::new();
+        for genotype in space.enumerate(20_000).expect("small space") {
+            let network = space.decode(&genotype).expect("decodes");
+            let from_genes = Nb201Cell::from_ops(genotype.genes()).expect("valid ops");
+            let from_string: Nb201Cell = network
+                .arch_id
+                .as_deref()
+                .expect("tagged")
+                .parse()
+                .expect("parses");
+            assert_eq!(from_genes, from_string);
+        }
+    }
+
+    #[test]
+    fn table_rows_are_found_by_genes_without_the_arch_string() {
+        let space = Nb201Space::new();
+        let genotype = space.largest();
+        let network = space.decode(&genotype).expect("decodes");
+        let cell = Nb201Cell::from_ops(genotype.genes()).expect("valid ops");
+        let model = TableModel {
+            name: "t".to_string(),
+            rows: Rows::Nb201(HashMap::from([(cell, Cost::latency(3.5))])),
+            skipped: 0,
+        };
+        let point = OperatingPoint::default();
+        let mut untagged = network.clone();
+        untagged.arch_id = None;
+        assert_relative_eq!(model.estimate(&untagged, &point).unwrap().latency_ms, 3.5);
+        let mut unknown = network;
+        unknown.genes = Some(space.smallest());
+        assert!(matches!(
+            model.estimate(&unknown, &point),
+            Err(CostError::UnknownArchitecture { .. })
+        ));
     }
 }

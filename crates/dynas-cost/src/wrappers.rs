@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use dynas_space::Network;
+use dynas_space::{Genotype, Network};
 
 use crate::device::OperatingPoint;
 use crate::error::{CostError, Result};
@@ -13,21 +13,23 @@ use crate::model::{Cost, CostBreakdown, CostModel};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum CacheKey {
+    Genes(Genotype),
     Arch(String),
     Net(Box<Network>),
 }
 
 impl CacheKey {
     fn of(network: &Network) -> Self {
-        match &network.arch_id {
-            Some(a) => Self::Arch(a.clone()),
-            None => Self::Net(Box::new(network.clone())),
+        match (&network.genes, &network.arch_id) {
+            (Some(g), _) => Self::Genes(g.clone()),
+            (None, Some(a)) => Self::Arch(a.clone()),
+            (None, None) => Self::Net(Box::new(network.clone())),
         }
     }
 }
 
-/// Caches an inner model's answers by architecture (its `arch_id`, or the whole network when
-/// it has none) and operating point. Errors are not cached.
+/// Caches an inner model's answers by architecture (its genes or `arch_id`, or the whole
+/// network when it has neither) and operating point. Errors are not cached.
 #[derive(Debug)]
 pub struct CachedModel<M> {
     inner: M,

@@ -279,7 +279,9 @@ impl SearchSpace for FbNetSpace {
             layers.push(choices[block].clone());
         }
         layers.extend([head_conv.clone(), pool.clone(), classifier.clone()]);
-        Ok(Network::new(input, layers).with_arch_id(ops))
+        Ok(Network::new(input, layers)
+            .with_arch_id(ops)
+            .with_genes(genotype.clone()))
     }
 }
 

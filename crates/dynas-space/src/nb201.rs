@@ -267,7 +267,9 @@ impl SearchSpace for Nb201Space {
             shape.channels,
             self.num_classes,
         ));
-        Ok(Network::new(input, layers).with_arch_id(arch))
+        Ok(Network::new(input, layers)
+            .with_arch_id(arch)
+            .with_genes(genotype.clone()))
     }
 }
 

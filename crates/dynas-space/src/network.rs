@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::genotype::Genotype;
+
 /// Bytes per activation element (fp32 inference).
 pub const BYTES_PER_ELEMENT: u64 = 4;
 
@@ -507,9 +509,14 @@ pub struct Network {
     pub input: TensorShape,
     /// Layers in execution order.
     pub layers: Vec<Layer>,
-    /// Canonical identifier of the architecture within its space (e.g. a NAS-Bench-201 arch
-    /// string or FBNet op digits), used by architecture-level tables and predictors.
+    /// Canonical name of the architecture within its space (e.g. a NAS-Bench-201 arch string
+    /// or FBNet op digits): the row key of user tables and a label for people. Models that
+    /// index by architecture read [`Network::genes`] instead of parsing it.
     pub arch_id: Option<String>,
+    /// The genes this network was decoded from, set by spaces whose architecture-level tables
+    /// and predictors index by genes (NAS-Bench-201, FBNet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genes: Option<Genotype>,
 }
 
 impl Network {
@@ -519,12 +526,19 @@ impl Network {
             input,
             layers,
             arch_id: None,
+            genes: None,
         }
     }
 
     /// The same network tagged with its architecture identifier.
     pub fn with_arch_id(mut self, arch_id: impl Into<String>) -> Self {
         self.arch_id = Some(arch_id.into());
+        self
+    }
+
+    /// The same network tagged with the genes it was decoded from.
+    pub fn with_genes(mut self, genes: Genotype) -> Self {
+        self.genes = Some(genes);
         self
     }
 

@@ -175,8 +175,8 @@ impl FbNetLut {
 
     /// A cost model summing `latency_metric` (and `energy_metric`) over the network's layers.
     /// The table is indexed once per input setting by (layer, block choice), so a network
-    /// decoded by that setting's [`FbNetSpace`] (which carries its `ops` string as
-    /// `arch_id`) costs 26 array reads; other networks are looked up by layer name.
+    /// decoded by that setting's [`FbNetSpace`] (which carries its block genes) costs 26
+    /// array reads; other networks are looked up by layer name.
     pub fn model(
         self: &Arc<Self>,
         latency_metric: &str,
@@ -248,8 +248,8 @@ impl GenotypeTable {
         }
     }
 
-    /// Whether `network` was decoded by this setting's space (its fixed layers match and its
-    /// `arch_id` is 22 block digits); the block indices if so.
+    /// Whether `network` was decoded by this setting's space (its fixed layers match and it
+    /// carries 22 block genes); the block indices if so.
     fn blocks_of(&self, network: &Network) -> Option<[usize; FBNET_LAYERS]> {
         let space = self.input.space();
         let layers = &network.layers;
@@ -262,17 +262,12 @@ impl GenotypeTable {
         {
             return None;
         }
-        let digits = network.arch_id.as_deref()?.as_bytes();
-        if digits.len() != FBNET_LAYERS {
+        let genes = network.genes.as_ref()?.genes();
+        if genes.len() != FBNET_LAYERS || genes.iter().any(|&b| b >= FBNET_BLOCKS.len()) {
             return None;
         }
         let mut blocks = [0; FBNET_LAYERS];
-        for (b, &d) in blocks.iter_mut().zip(digits) {
-            *b = usize::from(d.checked_sub(b'0')?);
-            if *b >= FBNET_BLOCKS.len() {
-                return None;
-            }
-        }
+        blocks.copy_from_slice(genes);
         Some(blocks)
     }
 
