@@ -77,7 +77,7 @@ fn main() -> dynas_search::Result<()> {
     let csv = nb201_table::table_or_default(args.csv.as_deref());
     let (seeds, budget) = (args.seeds, args.budget);
     let problem = TableProblem::from_csv(
-        &csv,
+        csv,
         vec![
             Objective::minimize("raspi4_latency"),
             Objective::maximize("acc_cifar100"),

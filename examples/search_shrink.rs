@@ -25,7 +25,7 @@ fn main() -> dynas_search::Result<()> {
     let args = Args::parse();
     let (csv, seed) = (args.table.csv(), args.table.seed);
     let problem = TableProblem::from_csv(
-        &csv,
+        csv,
         vec![
             Objective::minimize("raspi4_latency"),
             Objective::maximize("acc_cifar100"),
