@@ -14,6 +14,7 @@
 //! and the layer-aware [`AnalyticalModel::fit`]. Prints the mean
 //! absolute percentage error against the noisy held-out measurements, over 50 draws.
 
+use clap::Parser;
 use dynas_cost::{
     AnalyticalModel, AnalyticalParams, CostModel, DeviceProfile, DvfsLawParams, DvfsScalingLaw,
     Measurement, OperatingPoint,
@@ -67,8 +68,16 @@ fn mobilenet(width: usize, res: usize) -> Network {
     Network::new(input, layers)
 }
 
+/// DVFS prediction error versus the number K of measured operating points.
+#[derive(Parser)]
+struct Args {
+    /// Seed of the synthetic measurements and of the K-point draws.
+    #[arg(default_value_t = 0)]
+    seed: u64,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seed: u64 = std::env::args().nth(1).map_or(Ok(0), |s| s.parse())?;
+    let seed = Args::parse().seed;
     let device = DeviceProfile::jetson_agx_xavier();
     let truth = AnalyticalParams::builder()
         .macs_per_cycle(200.0)

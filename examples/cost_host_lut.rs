@@ -8,6 +8,7 @@
 //! 2 warm-ups, median of 7). For a real framework, time your own closure with
 //! `dynas_cost::measure::time_closure` and insert the entries into a `LayerLut` the same way.
 
+use clap::Parser;
 use dynas_cost::measure::{MeasureConfig, build_lut};
 use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
 use dynas_space::{Activation, Layer, Network, TensorShape};
@@ -54,10 +55,16 @@ fn networks() -> Vec<Network> {
     nets
 }
 
+/// Builds a per-layer lookup table for this machine and uses it as a cost model.
+#[derive(Parser)]
+struct Args {
+    /// Where to write the table (Harmonic-NAS JSON).
+    #[arg(default_value = "host_lut.json")]
+    out: String,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "host_lut.json".to_string());
+    let out = Args::parse().out;
     let nets = networks();
     let lut = build_lut(
         &nets,

@@ -11,24 +11,24 @@
 //! `SIZES=50,1000` restricts the training sizes; `COLUMNS=raspi4_latency,pixel3_latency` the
 //! targets.
 
+use clap::Parser;
 use dynas_cost::predictor::{ArchEncoding, ArchPredictor, Learner, RegressionMetrics, TargetScale};
 use dynas_cost::table::read_arch_targets;
 use rand::seq::SliceRandom;
 
+#[path = "common/nb201_table.rs"]
+mod nb201_table;
+
+/// NAS-Bench-201 latency-predictor accuracy on the held-out architectures.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    table: nb201_table::TableAndSeed,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let csv = args
-        .get(1)
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .unwrap_or_else(|| {
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/data/nb201/nb201_hw.csv"
-            )
-            .to_string()
-        });
-    let seed: u64 = args.get(2).map_or(Ok(0), |s| s.parse())?;
+    let args = Args::parse();
+    let (csv, seed) = (args.table.csv(), args.table.seed);
     let sizes: Vec<usize> = std::env::var("SIZES").map_or(vec![50, 100, 200, 500, 1000], |s| {
         s.split(',').filter_map(|x| x.parse().ok()).collect()
     });
@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         {
             continue;
         }
-        let data = read_arch_targets(&csv, col)?;
+        let data = read_arch_targets(csv, col)?;
         let mut order: Vec<usize> = (0..data.cells.len()).collect();
         order.shuffle(&mut dynas_space::seeded_rng(seed));
         for &n in &sizes {

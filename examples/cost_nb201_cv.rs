@@ -8,10 +8,21 @@
 //! Prints, per target and candidate learner, the mean cross-validated share within ±10 % and
 //! Spearman, then the same on the held-out cells. `QUICK=1` runs the default learner only.
 
+use clap::Parser;
 use dynas_cost::gbdt::GbdtParams;
 use dynas_cost::predictor::{ArchEncoding, ArchPredictor, Learner, RegressionMetrics, TargetScale};
 use dynas_cost::table::read_arch_targets;
 use rand::seq::SliceRandom;
+
+#[path = "common/nb201_table.rs"]
+mod nb201_table;
+
+/// Chooses `ArchPredictor` settings by cross-validation inside the training cells.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    table: nb201_table::TableAndSeed,
+}
 
 /// Fits on `train` and scores on `test` (indices into the table).
 fn score(
@@ -39,19 +50,8 @@ fn score(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let csv = args
-        .get(1)
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .unwrap_or_else(|| {
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/data/nb201/nb201_hw.csv"
-            )
-            .to_string()
-        });
-    let seed: u64 = args.get(2).map_or(Ok(0), |s| s.parse())?;
+    let args = Args::parse();
+    let (csv, seed) = (args.table.csv(), args.table.seed);
     let base = match Learner::default() {
         Learner::RidgeThenGbdt { gbdt, .. } => gbdt,
         _ => GbdtParams::default(),
@@ -87,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("|---|---|---|---|---|---|");
     for col in ["raspi4_latency", "pixel3_latency"] {
-        let data = read_arch_targets(&csv, col)?;
+        let data = read_arch_targets(csv, col)?;
         let genes: Vec<Vec<usize>> = data.cells.iter().map(|c| c.ops().to_vec()).collect();
         let mut order: Vec<usize> = (0..data.cells.len()).collect();
         order.shuffle(&mut dynas_space::seeded_rng(seed));

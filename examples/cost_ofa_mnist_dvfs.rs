@@ -14,6 +14,7 @@
 //!    at several operating points (`DvfsLutModel`), per layer at the highest clocks with the
 //!    source of each layer's figure.
 
+use clap::Parser;
 use std::path::PathBuf;
 
 use dynas_cost::dvfs::{DvfsLawParams, DvfsScalingLaw, read_gpu_sweep, read_power_sweep};
@@ -24,13 +25,19 @@ use rand::seq::SliceRandom;
 /// A latency law fitted on (clock, latency) points.
 type Fitter = dyn Fn(&[Vec<f64>], &[f64]) -> Result<DvfsScalingLaw, dynas_cost::CostError>;
 
+/// Cost of the OFA-MNIST space on a Jetson AGX Xavier at any CPU / GPU / memory clock.
+#[derive(Parser)]
+struct Args {
+    /// The shared data folder.
+    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))]
+    data: PathBuf,
+    /// Random draws of the fitted clocks.
+    #[arg(default_value_t = 100)]
+    seeds: u64,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let data = args.next().map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")),
-        PathBuf::from,
-    );
-    let seeds: u64 = args.next().map_or(Ok(100), |s| s.parse())?;
+    let Args { data, seeds } = Args::parse();
 
     // 1. Latency laws on the measured TX2 GPU sweep.
     let sweeps = read_gpu_sweep(data.join("dvfs/jetson_tx2_gpu_sweep.csv"))?;

@@ -16,6 +16,7 @@
 //! It also prints the energy of the smallest and largest level over the GPU clocks (at the
 //! highest EMC clock) and over the EMC clocks (at the highest GPU clock).
 
+use clap::Parser;
 use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_dvfs::reference::dynamic_ofa_xavier;
 use dynas_dvfs::{
@@ -23,17 +24,52 @@ use dynas_dvfs::{
     Simulator, build_policy, compare_policies,
 };
 
+/// Static clocks vs subnet switching vs DVFS vs the joint manager on the shipped traces.
+#[derive(Parser)]
+struct Args {
+    /// Latency target per inference, in ms.
+    #[arg(default_value_t = 90.0)]
+    target_ms: f64,
+    /// Accuracy floor in percent, or `none`.
+    #[arg(default_value = "none", value_parser = parse_floor)]
+    floor: Floor,
+    /// What the manager optimises under the constraints.
+    #[arg(value_enum, default_value_t = Objective::MaxAccuracy)]
+    objective: Objective,
+    /// Also write the configuration table (JSON) here.
+    configs_out: Option<String>,
+}
+
+/// An optional accuracy floor (its own type, so clap does not read `Option` as "may be absent").
+#[derive(Clone, Copy, Debug)]
+struct Floor(Option<f64>);
+
+fn parse_floor(s: &str) -> Result<Floor, String> {
+    match s {
+        "none" => Ok(Floor(None)),
+        _ => s
+            .parse()
+            .map(|f| Floor(Some(f)))
+            .map_err(|e| format!("`{s}` is neither a percentage nor `none`: {e}")),
+    }
+}
+
+/// The manager objectives, as the command line spells them.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Objective {
+    /// Least energy that meets the target and the floor.
+    MinEnergy,
+    /// Highest accuracy that meets the target.
+    MaxAccuracy,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let target: f64 = args.first().map_or(Ok(90.0), |s| s.parse())?;
-    let floor: Option<f64> = match args.get(1).map(String::as_str) {
-        None | Some("none") => None,
-        Some(s) => Some(s.parse()?),
-    };
-    let objective = match args.get(2).map(String::as_str) {
-        None | Some("max-accuracy") => ManagerObjective::MaxAccuracy,
-        Some("min-energy") => ManagerObjective::MinEnergy,
-        Some(other) => return Err(format!("unknown objective `{other}`").into()),
+    let args = Args::parse();
+    let target = args.target_ms;
+    let floor = args.floor.0;
+    let objective = match args.objective {
+        Objective::MaxAccuracy => ManagerObjective::MaxAccuracy,
+        Objective::MinEnergy => ManagerObjective::MinEnergy,
     };
     let params = ManagerSettings {
         history: 5,
@@ -48,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = DeviceProfile::jetson_agx_xavier();
     let model = AnalyticalModel::new(device.clone(), AnalyticalParams::default())?;
     let set = dynamic_ofa_xavier(&model, &device)?;
-    if let Some(out) = args.get(3) {
+    if let Some(out) = &args.configs_out {
         set.to_json_file(out)?;
         eprintln!("configuration table written to {out}");
     }

@@ -7,6 +7,7 @@
 //! cargo run --release -p dynas-dvfs --example dvfs_runtime [-- --sysfs /]
 //! ```
 
+use clap::Parser;
 use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_dvfs::reference::dynamic_ofa_xavier;
 use dynas_dvfs::{
@@ -15,13 +16,17 @@ use dynas_dvfs::{
     SysfsFrequencyControl, SysfsLayout,
 };
 
+/// The runtime manager driving a frequency-control backend and reading a power sensor.
+#[derive(Parser)]
+struct Args {
+    /// Drive the real cpufreq / devfreq / EMC files and INA3221 rails under this root
+    /// (a Jetson AGX Xavier, as root); default: simulated backends.
+    #[arg(long, value_name = "ROOT")]
+    sysfs: Option<String>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let sysfs = match args.as_slice() {
-        [] => None,
-        [flag, root] if flag == "--sysfs" => Some(root.clone()),
-        _ => return Err("usage: dvfs_runtime [--sysfs ROOT]".into()),
-    };
+    let sysfs = Args::parse().sysfs;
     let device = DeviceProfile::jetson_agx_xavier();
     let model = AnalyticalModel::new(device.clone(), AnalyticalParams::default())?;
     let set = dynamic_ofa_xavier(&model, &device)?;

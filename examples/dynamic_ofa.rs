@@ -21,6 +21,7 @@
 //! a,b|all`, `--threads N` (libtorch, default 1), `--co-threads N` (default: all cores),
 //! `--window N`, `--out FILE` (JSON report, default `<family>/serve.json`).
 
+use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
 use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
@@ -32,90 +33,108 @@ use dynas_supernet::{
     SupernetConfig, SupernetError, lift_genotype, presample, price_deployment, serve,
 };
 
-struct Args {
-    command: String,
-    data: PathBuf,
-    supernet: PathBuf,
-    out: Option<PathBuf>,
-    family_dir: Option<PathBuf>,
-    train_limit: Option<usize>,
-    val: usize,
-    seed: u64,
-    samples: usize,
-    family: usize,
-    repeats: usize,
-    calib_batches: usize,
-    target_ms: Option<f64>,
-    traces: Vec<String>,
-    time_scale: f64,
-    policies: String,
-    threads: i32,
-    co_threads: usize,
-    window: usize,
+/// Dynamic-OFA on this host: pre-sample a family from a trained supernet, then serve it.
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let command = it
-        .next()
-        .ok_or("usage: dynamic_ofa presample|serve [flags]; see the doc comment")?;
-    let mut a = Args {
-        command,
-        data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
-        supernet: PathBuf::from("runs/fmnist"),
-        out: None,
-        family_dir: None,
-        train_limit: None,
-        val: 5000,
-        seed: 0,
-        samples: 40,
-        family: 6,
-        repeats: 30,
-        calib_batches: 10,
-        target_ms: None,
-        traces: vec![
-            "step".into(),
-            "periodic".into(),
-            "bursty".into(),
-            "steady".into(),
-        ],
-        time_scale: 1.0,
-        policies: "all".into(),
-        threads: 1,
-        co_threads: 0,
-        window: 8,
-    };
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
-        match flag.as_str() {
-            "--data" => a.data = value()?.into(),
-            "--supernet" => a.supernet = value()?.into(),
-            "--out" => a.out = Some(value()?.into()),
-            "--family" if a.command == "serve" => a.family_dir = Some(value()?.into()),
-            "--family" => a.family = num(value()?)? as usize,
-            "--train-limit" => a.train_limit = Some(num(value()?)? as usize),
-            "--val" => a.val = num(value()?)? as usize,
-            "--seed" => a.seed = num(value()?)? as u64,
-            "--samples" => a.samples = num(value()?)? as usize,
-            "--repeats" => a.repeats = num(value()?)? as usize,
-            "--calib-batches" => a.calib_batches = num(value()?)? as usize,
-            "--target-ms" => a.target_ms = Some(num(value()?)?),
-            "--traces" => a.traces = value()?.split(',').map(str::to_string).collect(),
-            "--time-scale" => a.time_scale = num(value()?)?,
-            "--policies" => a.policies = value()?,
-            "--threads" => a.threads = num(value()?)? as i32,
-            "--co-threads" => a.co_threads = num(value()?)? as usize,
-            "--window" => a.window = num(value()?)? as usize,
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(a)
+#[derive(Subcommand)]
+enum Command {
+    /// Score sampled subnets on the validation split and keep a Pareto family.
+    Presample {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: PresampleArgs,
+    },
+    /// Serve the test images with the family under the load traces.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+/// Flags of both commands: the data, the supernet and the training run's split.
+#[derive(clap::Args)]
+struct Common {
+    /// Fashion-MNIST IDX files.
+    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
+    data: PathBuf,
+    /// Folder of the trained supernet (`supernet.safetensors`).
+    #[arg(long, default_value = "runs/fmnist")]
+    supernet: PathBuf,
+    /// Use the first N training images (as the training run did).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Validation images split off the training set (never trained on).
+    #[arg(long, default_value_t = 5000)]
+    val: usize,
+    /// Seed of the split and of the sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
+struct PresampleArgs {
+    /// Output folder of the family.
+    #[arg(long, default_value = "runs/dofa")]
+    out: PathBuf,
+    /// Subnets sampled.
+    #[arg(long, default_value_t = 40)]
+    samples: usize,
+    /// Members kept in the family.
+    #[arg(long, default_value_t = 6)]
+    family: usize,
+    /// Timing repeats per subnet.
+    #[arg(long, default_value_t = 30)]
+    repeats: usize,
+    /// Batches of BN recalibration per subnet.
+    #[arg(long, default_value_t = 10)]
+    calib_batches: usize,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Folder `presample` wrote.
+    #[arg(long, default_value = "runs/dofa")]
+    family: PathBuf,
+    /// Latency target in ms (default 1.2 x the slowest member's idle latency).
+    #[arg(long)]
+    target_ms: Option<f64>,
+    /// Load traces, comma-separated: shipped names or CSV files.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values = ["step", "periodic", "bursty", "steady"]
+    )]
+    traces: Vec<String>,
+    /// Trace time multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Policies, comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    policies: String,
+    /// libtorch threads.
+    #[arg(long, default_value_t = 1)]
+    threads: i32,
+    /// Co-runner threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    co_threads: usize,
+    /// Runtime manager window.
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    /// JSON report (default `<family>/serve.json`).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// The training run's train / validation split (same seed and sizes as
 /// `examples/supernet_fashion_mnist.rs`), and the test split.
-fn data(a: &Args) -> Result<(Dataset, Dataset, Dataset), SupernetError> {
+fn data(a: &Common) -> Result<(Dataset, Dataset, Dataset), SupernetError> {
     let mut full = Dataset::mnist_dir(&a.data, Split::Train)?;
     if let Some(n) = a.train_limit {
         let n = n.min(full.len());
@@ -139,26 +158,24 @@ fn load_supernet(dir: &Path) -> Result<Supernet, SupernetError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = parse_args()?;
-    match a.command.as_str() {
-        "presample" => run_presample(&a),
-        "serve" => run_serve(&a),
-        other => Err(format!("unknown command `{other}` (presample, serve)").into()),
+    match Cli::parse().command {
+        Command::Presample { common, args } => run_presample(&common, &args),
+        Command::Serve { common, args } => run_serve(&common, &args),
     }
 }
 
-fn run_presample(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs/dofa"));
-    std::fs::create_dir_all(&out)?;
-    let (train, val, _) = data(a)?;
+fn run_presample(c: &Common, a: &PresampleArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let out = &a.out;
+    std::fs::create_dir_all(out)?;
+    let (train, val, _) = data(c)?;
     let norm = train.channel_stats();
-    let supernet = load_supernet(&a.supernet)?;
+    let supernet = load_supernet(&c.supernet)?;
     let params = PresampleParams {
         samples: a.samples,
         family_size: a.family,
         repeats: a.repeats,
         calibration_batches: a.calib_batches,
-        seed: a.seed,
+        seed: c.seed,
         ..PresampleParams::default()
     }
     .check()?;
@@ -254,16 +271,13 @@ fn run_presample(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn run_serve(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = a
-        .family_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs/dofa"));
+fn run_serve(c: &Common, a: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = &a.family;
     let deployment = Deployment::from_json_file(dir.join("deployment.json"))?;
-    let supernet = load_supernet(&a.supernet)?;
+    let supernet = load_supernet(&c.supernet)?;
     let bn = BnStore::load(dir.join("bn_store.safetensors"), &supernet)?;
     let family = Family::from_deployment(&supernet, &bn, &deployment)?;
-    let (train, _, test) = data(a)?;
+    let (train, _, test) = data(c)?;
     let norm = train.channel_stats();
     let slowest = deployment
         .points
@@ -324,7 +338,7 @@ fn run_serve(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 a.window,
                 target,
                 0.03,
-                a.seed,
+                c.seed,
                 SwitchingCost::new(r.switch_excess_ms.unwrap_or(0.0).max(0.0), 0.0, 0.0, 0.0)?,
             )?;
             let predicted = Simulator::new(set.clone(), sim).run_labelled(

@@ -7,6 +7,7 @@
 //! Run: `CARGO_TARGET_DIR=target-tch cargo run --release -p dynas-exits --features tch \
 //!       --example exits_fashion_mnist -- [data dir] [run dir] [epochs] [train limit]`
 
+use clap::Parser;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -146,15 +147,30 @@ fn accuracy(pred: &Tensor, y: &Tensor) -> f64 {
         .double_value(&[])
 }
 
+/// A small CNN with exit heads trained on Fashion-MNIST, thresholds calibrated, test figures.
+#[derive(Parser)]
+struct Args {
+    /// Fashion-MNIST IDX files.
+    #[arg(default_value = "/usr/share/datasets/fashion-mnist")]
+    data: PathBuf,
+    /// Output folder.
+    #[arg(default_value = "runs/exits-fmnist")]
+    run: PathBuf,
+    /// Training epochs.
+    #[arg(default_value_t = 4)]
+    epochs: usize,
+    /// Training images used.
+    #[arg(default_value_t = 60_000)]
+    train_limit: i64,
+}
+
 fn main() -> AnyResult<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let data = PathBuf::from(
-        args.get(1)
-            .map_or("/usr/share/datasets/fashion-mnist", String::as_str),
-    );
-    let run = PathBuf::from(args.get(2).map_or("runs/exits-fmnist", String::as_str));
-    let epochs: usize = args.get(3).map_or(Ok(4), |s| s.parse())?;
-    let train_limit: i64 = args.get(4).map_or(Ok(60_000), |s| s.parse())?;
+    let Args {
+        data,
+        run,
+        epochs,
+        train_limit,
+    } = Args::parse();
     std::fs::create_dir_all(&run)?;
     tch::manual_seed(0);
     let (x_train, y_train) = load(&data, "train")?;

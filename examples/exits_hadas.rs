@@ -11,6 +11,7 @@
 //!
 //! Run: `cargo run --release -p dynas-exits --example exits_hadas [-- <a0 csv>]`
 
+use clap::Parser;
 use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_exits::{
     ConfidenceMeasure, ExitCosts, ExitHead, ExitPosition, ExitTable, HadasExitData,
@@ -18,14 +19,22 @@ use dynas_exits::{
 };
 use dynas_space::{Activation, MbConvSpace, SearchSpace};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| {
-        concat!(
+/// Early-exit accounting on HADAS's published per-exit accuracies of AttentiveNAS-A0.
+#[derive(Parser)]
+struct Args {
+    /// HADAS per-exit accuracy file of A0.
+    #[arg(
+        value_name = "A0_CSV",
+        default_value = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../../shared/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
         )
-        .to_string()
-    });
+    )]
+    path: String,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = Args::parse().path;
     let data = HadasExitData::from_csv(&path)?;
     let space = MbConvSpace::attentive_nas().with_num_classes(100)?;
     let network = space.decode(&space.smallest())?;

@@ -16,6 +16,7 @@
 //! default 0.01), `--calib-batches K` (BN recalibration, default 20), `--threads N`,
 //! `--latency-samples N` (batch-1 timing, default 2000).
 
+use clap::Parser;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,60 +31,43 @@ use tch::{Device, Tensor};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// Exit heads on a trained supernet's subnet, calibrated thresholds, test-split figures.
+#[derive(Parser)]
 struct Args {
+    /// Fashion-MNIST IDX files (plain or .gz).
+    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     data: PathBuf,
+    /// The trained supernet.
+    #[arg(long, default_value = "runs/fmnist/supernet.safetensors")]
     supernet: PathBuf,
+    /// Output folder.
+    #[arg(long, default_value = "runs/exits-supernet")]
     out: PathBuf,
+    /// Subnet in compact form (e.g. `1-2-2-...`; default the largest).
+    #[arg(long)]
     genotype: Option<String>,
+    /// Training epochs of the exit heads.
+    #[arg(long, default_value_t = 3)]
     head_epochs: usize,
+    /// Hidden width of each exit head.
+    #[arg(long, default_value_t = 16)]
     head_width: usize,
+    /// Accuracy the exits may lose (fraction).
+    #[arg(long, default_value_t = 0.01)]
     max_drop: f64,
+    /// Batches of BN recalibration.
+    #[arg(long, default_value_t = 20)]
     calib_batches: usize,
+    /// libtorch threads (default: libtorch's choice).
+    #[arg(long)]
     threads: Option<i32>,
+    /// Batch-1 timing samples.
+    #[arg(long, default_value_t = 2000)]
     latency_samples: i64,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
-        supernet: PathBuf::from("runs/fmnist/supernet.safetensors"),
-        out: PathBuf::from("runs/exits-supernet"),
-        genotype: None,
-        head_epochs: 3,
-        head_width: 16,
-        max_drop: 0.01,
-        calib_batches: 20,
-        threads: None,
-        latency_samples: 2000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
-        match flag.as_str() {
-            "--data" => a.data = value()?.into(),
-            "--supernet" => a.supernet = value()?.into(),
-            "--out" => a.out = value()?.into(),
-            "--genotype" => a.genotype = Some(value()?),
-            "--head-epochs" => a.head_epochs = num(value()?)? as usize,
-            "--head-width" => a.head_width = num(value()?)? as usize,
-            "--max-drop" => a.max_drop = num(value()?)?,
-            "--calib-batches" => a.calib_batches = num(value()?)? as usize,
-            "--threads" => a.threads = Some(num(value()?)? as i32),
-            "--latency-samples" => a.latency_samples = num(value()?)? as i64,
-            "-h" | "--help" => {
-                return Err(
-                    "see the doc comment of examples/exits_supernet_fashion_mnist.rs".into(),
-                );
-            }
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(a)
-}
-
 fn main() -> AnyResult<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
     }

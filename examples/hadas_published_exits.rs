@@ -38,6 +38,7 @@
 //!     [DATA_DIR] [GENERATIONS (20)] [MAX_DROP_POINTS (0.5)] [CALIBRATION_GRID (32)]
 //! ```
 
+use clap::Parser;
 use dynas_cost::{Cost, CostModel, CostSource, DeviceProfile, DvfsLutModel, OperatingPoint};
 use dynas_exits::{
     ConfidenceMeasure, ExitCosts, ExitPosition, ExitRule, ExitSelection, ExitTable, ExpectedCost,
@@ -51,6 +52,7 @@ use dynas_space::{
     BlockChoice, Genotype, Layer, MbConvSpace, MbConvSubnet, Network, SearchSpace, StageChoice,
     TensorShape,
 };
+use serde::Deserialize;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -64,8 +66,9 @@ const RECALIBRATED: usize = 8;
 const CLASSES: usize = 100;
 
 /// One published AttentiveNAS configuration.
+#[derive(Deserialize)]
 struct Published {
-    name: &'static str,
+    name: String,
     resolution: usize,
     /// First conv, mb1..mb7, feature mix.
     widths: [usize; 9],
@@ -74,57 +77,19 @@ struct Published {
     depths: [usize; 7],
 }
 
-/// `configs/eval_attentive_nas_models.yml` of facebookresearch/AttentiveNAS.
-const MODELS: [Published; 6] = [
-    Published {
-        name: "a0",
-        resolution: 192,
-        widths: [16, 16, 24, 32, 64, 112, 192, 216, 1792],
-        kernels: [3, 3, 3, 3, 3, 3, 3],
-        expand_ratios: [1, 4, 4, 4, 4, 6, 6],
-        depths: [1, 3, 3, 3, 3, 3, 1],
-    },
-    Published {
-        name: "a1",
-        resolution: 224,
-        widths: [16, 16, 24, 32, 64, 112, 192, 216, 1984],
-        kernels: [3, 3, 3, 5, 3, 5, 3],
-        expand_ratios: [1, 4, 4, 4, 4, 6, 6],
-        depths: [1, 3, 3, 3, 3, 3, 1],
-    },
-    Published {
-        name: "a2",
-        resolution: 224,
-        widths: [16, 16, 24, 32, 64, 112, 200, 224, 1984],
-        kernels: [3, 3, 3, 3, 3, 5, 3],
-        expand_ratios: [1, 4, 5, 4, 4, 6, 6],
-        depths: [1, 3, 3, 3, 3, 4, 1],
-    },
-    Published {
-        name: "a3",
-        resolution: 224,
-        widths: [16, 16, 24, 32, 64, 112, 208, 224, 1984],
-        kernels: [3, 3, 3, 5, 3, 3, 3],
-        expand_ratios: [1, 4, 4, 4, 4, 6, 6],
-        depths: [2, 3, 3, 4, 3, 5, 1],
-    },
-    Published {
-        name: "a4",
-        resolution: 256,
-        widths: [16, 16, 24, 32, 64, 112, 192, 216, 1984],
-        kernels: [3, 3, 3, 5, 3, 5, 3],
-        expand_ratios: [1, 4, 4, 5, 4, 6, 6],
-        depths: [1, 3, 3, 4, 3, 5, 1],
-    },
-    Published {
-        name: "a5",
-        resolution: 256,
-        widths: [16, 16, 24, 32, 72, 112, 192, 216, 1792],
-        kernels: [3, 3, 3, 5, 3, 3, 3],
-        expand_ratios: [1, 4, 5, 4, 4, 6, 6],
-        depths: [1, 3, 3, 3, 4, 6, 1],
-    },
-];
+/// `configs/eval_attentive_nas_models.yml` of facebookresearch/AttentiveNAS, kept as data.
+const MODELS_TOML: &str = include_str!("data/attentive_nas_models.toml");
+
+/// The published models, in file order.
+fn published_models() -> BoxResult<Vec<Published>> {
+    #[derive(Deserialize)]
+    struct Models {
+        model: Vec<Published>,
+    }
+    let models: Models = toml::from_str(MODELS_TOML)
+        .map_err(|e| format!("examples/data/attentive_nas_models.toml: {e}"))?;
+    Ok(models.model)
+}
 
 /// HADAS's energy per inference (mJ, CIFAR-100, Jetson AGX Xavier): static, with exits,
 /// exits + DVFS (`shared/data/README.md`).
@@ -365,7 +330,7 @@ impl Stage {
 }
 
 struct Row {
-    name: &'static str,
+    name: String,
     macs: f64,
     exits: usize,
     static_max: Stage,
@@ -489,7 +454,7 @@ fn run_backbone(
     };
 
     Ok(Row {
-        name: published.name,
+        name: published.name.clone(),
         macs: backbone.network.macs() as f64 / 1e6,
         exits: backbone.positions.len(),
         static_max: Stage::from(&static_max),
@@ -508,28 +473,30 @@ fn run_backbone(
     })
 }
 
+/// HADAS's published exits of AttentiveNAS a0..a5 with exits and DVFS on a Jetson AGX Xavier.
+#[derive(Parser)]
+struct Args {
+    /// The shared data folder.
+    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))]
+    data_dir: String,
+    /// NSGA-II generations of the exits x clocks search.
+    #[arg(default_value_t = 20)]
+    generations: usize,
+    /// Accuracy the exits may lose, in points below the final classifier.
+    #[arg(value_name = "MAX_DROP_POINTS", default_value_t = MAX_DROP_POINTS)]
+    max_drop: f64,
+    /// Thresholds tried per exit when calibrating.
+    #[arg(value_name = "CALIBRATION_GRID", default_value_t = 32)]
+    grid: usize,
+}
+
 fn main() -> BoxResult<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let data_dir = args
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data").into());
-    let generations: usize = match args.get(2) {
-        Some(s) => s.parse().map_err(|e| format!("GENERATIONS `{s}`: {e}"))?,
-        None => 20,
-    };
-    let max_drop: f64 = match args.get(3) {
-        Some(s) => s
-            .parse()
-            .map_err(|e| format!("MAX_DROP_POINTS `{s}`: {e}"))?,
-        None => MAX_DROP_POINTS,
-    };
-    let grid: usize = match args.get(4) {
-        Some(s) => s
-            .parse()
-            .map_err(|e| format!("CALIBRATION_GRID `{s}`: {e}"))?,
-        None => 32,
-    };
+    let Args {
+        data_dir,
+        generations,
+        max_drop,
+        grid,
+    } = Args::parse();
     let calibration =
         ThresholdCalibration::new(max_drop / 100.0, ConfidenceMeasure::MaxSoftmax, grid)?;
     let model = DvfsLutModel::jetson_agx_xavier(&data_dir)?;
@@ -545,7 +512,8 @@ fn main() -> BoxResult<()> {
         "exits: thresholds (grid {grid}) for at most {max_drop:.1} point below the final classifier, calibrated on the even samples, reported on the odd ones\n"
     );
     let mut rows = Vec::new();
-    for published in &MODELS {
+    let models = published_models()?;
+    for published in &models {
         let path = format!(
             "{data_dir}/exits/hadas-attentivenas-cifar100/{}_exit_accuracy.csv",
             published.name
@@ -625,7 +593,7 @@ fn main() -> BoxResult<()> {
     }
     for (name, [s, e, d]) in PAPER
         .iter()
-        .filter(|(n, _)| !MODELS.iter().any(|m| m.name == *n))
+        .filter(|(n, _)| !models.iter().any(|m| m.name == *n))
     {
         println!(
             "| {name} (paper only, no per-exit data) | {s:.1} | {e:.1} | {d:.1} | | | | {:.3} | {:.3} | |",

@@ -11,6 +11,7 @@
 //! cargo run --release -p dynas-search --example search_hadas -- [SEED] [OUTER_GENERATIONS]
 //! ```
 
+use clap::Parser;
 use dynas_cost::DeviceProfile;
 use dynas_cost::analytical::{AnalyticalModel, AnalyticalParams};
 use dynas_exits::{ExitHead, ExitPosition, ExitTable, HadasExitData, SyntheticConfidence};
@@ -20,10 +21,19 @@ use dynas_search::{
 };
 use dynas_space::{Activation, Genotype, Nb201Space, Network};
 
+/// HADAS bi-level search on NAS-Bench-201 backbones with exits and DVFS on a Jetson TX2.
+#[derive(Parser)]
+struct Args {
+    /// Random seed.
+    #[arg(default_value_t = 0)]
+    seed: u64,
+    /// Generations of the outer (backbone) search.
+    #[arg(value_name = "OUTER_GENERATIONS", default_value_t = 5)]
+    generations: usize,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let seed: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let generations: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let Args { seed, generations } = Args::parse();
     let data_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
     let accuracy =
         TableAccuracy::from_csv(format!("{data_dir}/nb201/nb201_hw.csv"), "acc_cifar100")?;

@@ -6,6 +6,7 @@
 //! cargo run --release -p dynas-search --example search_nb201 -- [CSV] [SEEDS] [BUDGET]
 //! ```
 
+use clap::Parser;
 use std::time::Instant;
 
 use dynas_search::pareto::hypervolume;
@@ -53,19 +54,30 @@ fn run<S: Strategy>(
     Ok(())
 }
 
+// Only the table path is used here (the seed is a count of seeds).
+#[allow(dead_code)]
+#[path = "common/nb201_table.rs"]
+mod nb201_table;
+
+/// NSGA-II, evolution and random search on NAS-Bench-201: hypervolume ratio over seeds.
+#[derive(Parser)]
+struct Args {
+    /// NAS-Bench-201 table (absent or empty: `shared/data/nb201/nb201_hw.csv`).
+    csv: Option<String>,
+    /// Number of seeds (0, 1, ...) each search runs with.
+    #[arg(default_value_t = 5)]
+    seeds: u64,
+    /// Evaluations per search.
+    #[arg(default_value_t = 500)]
+    budget: usize,
+}
+
 fn main() -> dynas_search::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let csv = args.get(1).cloned().unwrap_or_else(|| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/nb201/nb201_hw.csv"
-        )
-        .to_string()
-    });
-    let seeds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let budget: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(500);
+    let args = Args::parse();
+    let csv = nb201_table::table_or_default(args.csv.as_deref());
+    let (seeds, budget) = (args.seeds, args.budget);
     let problem = TableProblem::from_csv(
-        &csv,
+        csv,
         vec![
             Objective::minimize("raspi4_latency"),
             Objective::maximize("acc_cifar100"),

@@ -5,23 +5,27 @@
 //! cargo run --release -p dynas-search --example search_shrink -- [CSV] [SEED]
 //! ```
 
+use clap::Parser;
 use dynas_search::pareto::hypervolume;
 use dynas_search::{
     Budget, Nsga2, Nsga2Config, Objective, ProgressiveShrinking, ShrinkConfig, TableProblem,
 };
 
+#[path = "common/nb201_table.rs"]
+mod nb201_table;
+
+/// GoldenNAS progressive shrinking on NAS-Bench-201.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    table: nb201_table::TableAndSeed,
+}
+
 fn main() -> dynas_search::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let csv = args.get(1).cloned().unwrap_or_else(|| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/nb201/nb201_hw.csv"
-        )
-        .to_string()
-    });
-    let seed: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let args = Args::parse();
+    let (csv, seed) = (args.table.csv(), args.table.seed);
     let problem = TableProblem::from_csv(
-        &csv,
+        csv,
         vec![
             Objective::minimize("raspi4_latency"),
             Objective::maximize("acc_cifar100"),

@@ -13,6 +13,7 @@
 //! `SURROGATE_INITIAL`, `SURROGATE_BATCH`, `SURROGATE_EXPLORATION`, `SURROGATE_LOCAL_RADIUS`
 //! and `SURROGATE_GLOBAL`.
 
+use clap::Parser;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -30,49 +31,52 @@ const COLUMNS: [&str; 5] = [
     "pixel2_latency",
 ];
 
+// Only the default table path is used here (the flags are named, not positional).
+#[allow(dead_code)]
+#[path = "common/nb201_table.rs"]
+mod nb201_table;
+
+/// Surrogate-assisted search against NSGA-II and random search on NAS-Bench-201.
+#[derive(Parser)]
 struct Options {
+    /// NAS-Bench-201 table.
+    #[arg(long, default_value = nb201_table::NB201_CSV)]
     csv: String,
+    /// Seeds (0, 1, ...) per strategy and column.
+    #[arg(long, default_value_t = 10)]
     seeds: u64,
+    /// Distinct architectures each search may evaluate.
+    #[arg(long, default_value_t = 200)]
     budget: usize,
+    /// Latency columns, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values = COLUMNS)]
     columns: Vec<String>,
-    strategies: Vec<String>,
+    /// Strategies, comma-separated.
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = StrategyName::ALL)]
+    strategies: Vec<StrategyName>,
 }
 
-fn parse_options() -> dynas_search::Result<Options> {
-    let mut options = Options {
-        csv: concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/nb201/nb201_hw.csv"
-        )
-        .to_string(),
-        seeds: 10,
-        budget: 200,
-        columns: COLUMNS.iter().map(|c| c.to_string()).collect(),
-        strategies: vec!["surrogate".into(), "nsga2".into(), "random".into()],
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args
-            .get(i + 1)
-            .ok_or_else(|| SearchError::invalid(&args[i], "needs a value"))?;
-        let number = |what: &str| {
-            value
-                .parse::<u64>()
-                .map_err(|e| SearchError::invalid(what, format!("`{value}`: {e}")))
-        };
-        let list = || value.split(',').map(str::to_string).collect::<Vec<_>>();
-        match args[i].as_str() {
-            "--csv" => options.csv = value.clone(),
-            "--seeds" => options.seeds = number("--seeds")?,
-            "--budget" => options.budget = number("--budget")? as usize,
-            "--columns" => options.columns = list(),
-            "--strategies" => options.strategies = list(),
-            other => return Err(SearchError::invalid(other, "unknown option")),
+/// The strategies compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StrategyName {
+    /// `Surrogate` with its (or the environment's) parameters.
+    Surrogate,
+    /// NSGA-II.
+    Nsga2,
+    /// Uniform random search.
+    Random,
+}
+
+impl StrategyName {
+    const ALL: [Self; 3] = [Self::Surrogate, Self::Nsga2, Self::Random];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Surrogate => "surrogate",
+            Self::Nsga2 => "nsga2",
+            Self::Random => "random",
         }
-        i += 2;
     }
-    Ok(options)
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> dynas_search::Result<T> {
@@ -181,7 +185,7 @@ fn max(v: &[f64]) -> f64 {
 }
 
 fn main() -> dynas_search::Result<()> {
-    let options = parse_options()?;
+    let options = Options::parse();
     let params = surrogate_params()?;
     params.check()?;
     println!(
@@ -211,26 +215,25 @@ fn main() -> dynas_search::Result<()> {
         };
         scale.true_hv = hypervolume(&scale.points(&problem.true_front()), &[1.0, 1.0])?;
         for strategy in &options.strategies {
-            let outcome = match strategy.as_str() {
-                "surrogate" => run(
+            let outcome = match strategy {
+                StrategyName::Surrogate => run(
                     &problem,
                     &scale,
                     || Ok(Surrogate::new(params.check()?)),
                     &options,
                 )?,
-                "nsga2" => run(
+                StrategyName::Nsga2 => run(
                     &problem,
                     &scale,
                     || Nsga2::new(Nsga2Config::default()),
                     &options,
                 )?,
-                "random" => run(&problem, &scale, || RandomSearch::new(50), &options)?,
-                other => return Err(SearchError::invalid("--strategies", other.to_string())),
+                StrategyName::Random => run(&problem, &scale, || RandomSearch::new(50), &options)?,
             };
             println!(
                 "{:<18} {:<9} {:>8.2} {:>8.2} {:>10.1} {:>7.1} ({:.0})",
                 column,
-                strategy,
+                strategy.name(),
                 mean(&outcome.shares),
                 min(&outcome.shares),
                 mean(&outcome.search_ms),

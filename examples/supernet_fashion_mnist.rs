@@ -16,6 +16,7 @@
 //! (random-crop padding, default 2; 0 disables the crop), `--no-flip`, `--label-smoothing F`,
 //! `--distill-weight F`, `--weight-decay F`.
 
+use clap::Parser;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -25,91 +26,85 @@ use dynas_supernet::{
     SupernetError, TrainParams, Trainer, write_samples_csv, write_samples_json,
 };
 
+/// Trains the OFA-MNIST supernet on Fashion-MNIST and reports accuracy versus MACs.
+#[derive(Parser)]
 struct Args {
+    /// Fashion-MNIST IDX files (plain or .gz).
+    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     data: PathBuf,
+    /// Training epochs.
+    #[arg(long, default_value_t = 12)]
     epochs: usize,
+    /// Output folder.
+    #[arg(long, default_value = "runs/fmnist")]
     out: PathBuf,
+    /// Images per batch.
+    #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 0.1)]
     lr: f64,
+    /// Random subnets per step besides the largest and the smallest.
+    #[arg(long, default_value_t = 2)]
     random_subnets: usize,
-    schedule: String,
+    /// Elastic schedule: all dimensions at once, or once-for-all progressive shrinking.
+    #[arg(long, value_enum, default_value_t = ScheduleName::All)]
+    schedule: ScheduleName,
+    /// Use the first N training images.
+    #[arg(long)]
     train_limit: Option<usize>,
+    /// Validation images split off the training set.
+    #[arg(long, default_value_t = 5000)]
     val: usize,
+    /// Subnets for the accuracy-vs-MACs curve.
+    #[arg(long, default_value_t = 20)]
     samples: usize,
+    /// Batches of BN recalibration per subnet.
+    #[arg(long, default_value_t = 20)]
     calib_batches: usize,
+    /// Test images the sampled subnets are evaluated on.
+    #[arg(long, default_value_t = 2000)]
     sample_eval: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// libtorch threads (default: libtorch's choice).
+    #[arg(long)]
     threads: Option<i32>,
+    /// Resume from this checkpoint.
+    #[arg(long)]
     resume: Option<PathBuf>,
-    progress: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// Random-crop padding (0 disables the crop).
+    #[arg(long, default_value_t = 2)]
     pad: usize,
-    flip: bool,
+    /// No random horizontal flips.
+    #[arg(long)]
+    no_flip: bool,
+    /// Label smoothing.
+    #[arg(long, default_value_t = TrainParams::default().label_smoothing)]
     label_smoothing: f64,
+    /// Weight of the in-place distillation loss.
+    #[arg(long, default_value_t = TrainParams::default().distill_weight)]
     distill_weight: f64,
+    /// Weight decay.
+    #[arg(long, default_value_t = TrainParams::default().weight_decay)]
     weight_decay: f64,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
-        epochs: 12,
-        out: PathBuf::from("runs/fmnist"),
-        batch_size: 128,
-        lr: 0.1,
-        random_subnets: 2,
-        schedule: "all".to_string(),
-        train_limit: None,
-        val: 5000,
-        samples: 20,
-        calib_batches: 20,
-        sample_eval: 2000,
-        seed: 0,
-        threads: None,
-        resume: None,
-        progress: true,
-        pad: 2,
-        flip: true,
-        label_smoothing: TrainParams::default().label_smoothing,
-        distill_weight: TrainParams::default().distill_weight,
-        weight_decay: TrainParams::default().weight_decay,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
-        match flag.as_str() {
-            "--data" => a.data = value()?.into(),
-            "--epochs" => a.epochs = num(value()?)? as usize,
-            "--out" => a.out = value()?.into(),
-            "--batch-size" => a.batch_size = num(value()?)? as usize,
-            "--lr" => a.lr = num(value()?)?,
-            "--random-subnets" => a.random_subnets = num(value()?)? as usize,
-            "--schedule" => a.schedule = value()?,
-            "--train-limit" => a.train_limit = Some(num(value()?)? as usize),
-            "--val" => a.val = num(value()?)? as usize,
-            "--samples" => a.samples = num(value()?)? as usize,
-            "--calib-batches" => a.calib_batches = num(value()?)? as usize,
-            "--sample-eval" => a.sample_eval = num(value()?)? as usize,
-            "--seed" => a.seed = num(value()?)? as u64,
-            "--threads" => a.threads = Some(num(value()?)? as i32),
-            "--resume" => a.resume = Some(value()?.into()),
-            "--no-progress" => a.progress = false,
-            "--pad" => a.pad = num(value()?)? as usize,
-            "--no-flip" => a.flip = false,
-            "--label-smoothing" => a.label_smoothing = num(value()?)?,
-            "--distill-weight" => a.distill_weight = num(value()?)?,
-            "--weight-decay" => a.weight_decay = num(value()?)?,
-            "-h" | "--help" => {
-                return Err("see the doc comment of examples/supernet_fashion_mnist.rs".into());
-            }
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(a)
+/// The training schedules, as `--schedule` spells them.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ScheduleName {
+    /// Every elastic dimension from the first epoch.
+    All,
+    /// Once-for-all progressive shrinking.
+    Ps,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+    let args = Args::parse();
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
     }
@@ -137,15 +132,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let space = MbConvSpace::ofa_mnist();
     let mut supernet = Supernet::new(space.clone(), SupernetConfig::default(), device)?;
-    let schedule = match args.schedule.as_str() {
-        "ps" => {
+    let schedule = match args.schedule {
+        ScheduleName::Ps => {
             // Once-for-all progressive shrinking: 40% full, 20% kernel, 20% depth, 20% expand.
             let e = args.epochs;
             let full = (e * 2).div_ceil(5);
             let rest = e - full;
             Schedule::progressive_shrinking(full, rest / 3, rest / 3, rest - 2 * (rest / 3))
         }
-        _ => Schedule::all_elastic(args.epochs),
+        ScheduleName::All => Schedule::all_elastic(args.epochs),
     };
     let params = TrainParams {
         schedule,
@@ -154,13 +149,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         random_subnets: args.random_subnets,
         augmentation: Augmentation {
             pad: args.pad,
-            horizontal_flip: args.flip,
+            horizontal_flip: !args.no_flip,
         },
         label_smoothing: args.label_smoothing,
         distill_weight: args.distill_weight,
         weight_decay: args.weight_decay,
         seed: args.seed,
-        progress: args.progress,
+        progress: !args.no_progress,
         ..TrainParams::default()
     };
     let config = params.check()?;

@@ -6,6 +6,7 @@
 //! cargo run --release -p dynas-supernet --example supernet_throughput -- --steps 30 --warmup 5 --threads 2
 //! ```
 
+use clap::Parser;
 use std::time::Instant;
 
 use dynas_space::MbConvSpace;
@@ -14,20 +15,34 @@ use dynas_supernet::{
 };
 use tch::{Device, Kind, Tensor};
 
+/// Training throughput of the supernet's subnet-sampling loop on synthetic batches.
+#[derive(Parser)]
+struct Args {
+    /// Timed steps.
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Random subnets per step besides the largest and the smallest.
+    #[arg(long = "random-subnets", default_value_t = 2)]
+    random: usize,
+    /// libtorch threads (0: libtorch's choice).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut steps, mut warmup, mut batch_size, mut random, mut threads) = (30, 5, 128, 2, 0);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let v: usize = it.next().ok_or(format!("{flag} needs a value"))?.parse()?;
-        match flag.as_str() {
-            "--steps" => steps = v,
-            "--warmup" => warmup = v,
-            "--batch-size" => batch_size = v,
-            "--random-subnets" => random = v,
-            "--threads" => threads = v,
-            other => return Err(format!("unknown flag {other}").into()),
-        }
-    }
+    let Args {
+        steps,
+        warmup,
+        batch_size,
+        random,
+        threads,
+    } = Args::parse();
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }

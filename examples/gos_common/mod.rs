@@ -1,6 +1,7 @@
 //! Shared driver of the GOS Fashion-MNIST examples: train (or reload) the original, adapt it,
 //! measure both on this host and write a JSON report.
 
+use clap::Parser;
 use std::path::PathBuf;
 
 use dynas_space::{Network, seeded_rng};
@@ -11,59 +12,31 @@ use dynas_supernet::gos::{
 use dynas_supernet::{Dataset, Split};
 use tch::Device;
 
-/// Command-line options shared by the examples (`--name value` pairs).
+/// GOS on a Fashion-MNIST CNN: train (or reload), adapt, measure, report.
+#[derive(Parser)]
 pub struct Options {
+    /// Fashion-MNIST IDX files.
+    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     pub data: PathBuf,
+    /// Output folder (models and report).
+    #[arg(long, default_value = "target/gos")]
     pub out: PathBuf,
+    /// Training images used.
+    #[arg(long, default_value_t = 20_000)]
     pub train_images: usize,
+    /// Training epochs of the original.
+    #[arg(long, default_value_t = 3)]
     pub epochs: usize,
+    /// Fine-tuning epochs of the adapted model.
+    #[arg(long, default_value_t = 2)]
     pub fine_tune_epochs: usize,
+    /// Train the original again even if a saved one exists.
+    #[arg(long)]
     pub retrain: bool,
 }
 
-impl Options {
-    pub fn from_args() -> Result<Self, String> {
-        let mut o = Self {
-            data: PathBuf::from("/usr/share/datasets/fashion-mnist"),
-            out: PathBuf::from("target/gos"),
-            train_images: 20_000,
-            epochs: 3,
-            fine_tune_epochs: 2,
-            retrain: false,
-        };
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let mut i = 0;
-        while i < args.len() {
-            let value = || {
-                args.get(i + 1)
-                    .cloned()
-                    .ok_or_else(|| format!("{} needs a value", args[i]))
-            };
-            let number = |v: String| {
-                v.parse::<usize>()
-                    .map_err(|e| format!("{}: `{v}` is not a count: {e}", args[i]))
-            };
-            match args[i].as_str() {
-                "--data" => o.data = value()?.into(),
-                "--out" => o.out = value()?.into(),
-                "--train-images" => o.train_images = number(value()?)?,
-                "--epochs" => o.epochs = number(value()?)?,
-                "--fine-tune-epochs" => o.fine_tune_epochs = number(value()?)?,
-                "--retrain" => {
-                    o.retrain = true;
-                    i += 1;
-                    continue;
-                }
-                other => return Err(format!("unknown option `{other}`")),
-            }
-            i += 2;
-        }
-        Ok(o)
-    }
-}
-
 pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error>> {
-    let options = Options::from_args()?;
+    let options = Options::parse();
     tch::set_num_threads(2);
     tch::manual_seed(0);
     let full = Dataset::mnist_dir(&options.data, Split::Train)?;

@@ -256,11 +256,11 @@ fn checkpoint_and_resume_from_the_command_line() {
     assert!(dynas(&extra).status.success());
     let csv_text = std::fs::read_to_string(&csv_out).unwrap();
     assert!(csv_text.starts_with("genotype,label,raspi4_latency,acc_cifar100"));
-    assert!(
-        std::fs::read_to_string(&svg_out)
-            .unwrap()
-            .contains("<circle")
-    );
+    let svg = std::fs::read_to_string(&svg_out).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.contains("<circle"));
+    // Both axes are named after their objective.
+    assert!(svg.contains("raspi4_latency (minimize)") && svg.contains("acc_cifar100 (maximize)"));
     let resumed: Value =
         serde_json::from_str(&std::fs::read_to_string(&resumed_out).unwrap()).unwrap();
     // The first run stopped at 50 evaluations mid-generation; the resumed one continues that

@@ -20,6 +20,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DvfsError, Result};
 
+/// One window of a trace file.
+#[derive(Deserialize)]
+struct TraceRow {
+    time_s: f64,
+    co_runner_load: f64,
+}
+
+impl TraceRow {
+    const HEADER: [&'static str; 2] = ["time_s", "co_runner_load"];
+}
+
+/// A [`DvfsError::Parse`] from a csv error, naming the line and, for a bad value, the field.
+fn csv_error(origin: &Path, e: &csv::Error, record: Option<&csv::StringRecord>) -> DvfsError {
+    let line = e.position().map(|p| p.line() as usize);
+    let reason = match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let i = err.field().unwrap_or(0) as usize;
+            let field = TraceRow::HEADER.get(i).unwrap_or(&"?");
+            let value = record.and_then(|r| r.get(i)).unwrap_or("");
+            format!("field `{field}`: `{value}`: {}", err.kind())
+        }
+        _ => e.to_string(),
+    };
+    DvfsError::parse(origin, line, reason)
+}
+
 /// A validated, non-empty load trace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawTrace")]
@@ -137,48 +163,58 @@ impl LoadTrace {
 
     /// Parses trace text; `origin` names the source in errors.
     pub fn parse(name: &str, text: &str, origin: &Path) -> Result<Self> {
-        let mut header_seen = false;
+        // The csv crate splits and unquotes; comments, blank lines and the exact header are ours.
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut header: Option<csv::StringRecord> = None;
         let (mut time_s, mut load) = (Vec::new(), Vec::new());
-        for (i, raw) in text.lines().enumerate() {
-            let line_no = i + 1;
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
+        for record in reader.records() {
+            let record = record.map_err(|e| csv_error(origin, &e, None))?;
+            let line_no = record.position().map(|p| p.line() as usize);
+            // An indented `#` line is a comment too; a line of blanks is blank.
+            if record.iter().all(str::is_empty) || record.get(0).is_some_and(|f| f.starts_with('#'))
+            {
                 continue;
             }
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            if !header_seen {
-                if fields != ["time_s", "co_runner_load"] {
+            let Some(columns) = &header else {
+                if record.iter().ne(TraceRow::HEADER) {
                     return Err(DvfsError::parse(
                         origin,
-                        Some(line_no),
-                        format!("expected the header `time_s,co_runner_load`, found `{line}`"),
+                        line_no,
+                        format!(
+                            "expected the header `time_s,co_runner_load`, found `{}`",
+                            record.iter().collect::<Vec<_>>().join(",")
+                        ),
                     ));
                 }
-                header_seen = true;
+                header = Some(record);
                 continue;
-            }
-            if fields.len() != 2 {
+            };
+            if record.len() != 2 {
                 return Err(DvfsError::parse(
                     origin,
-                    Some(line_no),
-                    format!("expected 2 fields, found {}", fields.len()),
+                    line_no,
+                    format!("expected 2 fields, found {}", record.len()),
                 ));
             }
-            let num = |field: &str, s: &str| {
-                s.parse::<f64>().map_err(|e| {
-                    DvfsError::parse(
-                        origin,
-                        Some(line_no),
-                        format!("field `{field}`: `{s}`: {e}"),
-                    )
-                })
-            };
-            let t = num("time_s", fields[0])?;
-            let l = num("co_runner_load", fields[1])?;
-            Self::check_row(origin, Some(line_no), t, l, time_s.last().copied())?;
-            time_s.push(t);
-            load.push(l);
+            let row: TraceRow = record
+                .deserialize(Some(columns))
+                .map_err(|e| csv_error(origin, &e, Some(&record)))?;
+            Self::check_row(
+                origin,
+                line_no,
+                row.time_s,
+                row.co_runner_load,
+                time_s.last().copied(),
+            )?;
+            time_s.push(row.time_s);
+            load.push(row.co_runner_load);
         }
+        let header_seen = header.is_some();
         if time_s.is_empty() {
             return Err(DvfsError::parse(
                 origin,

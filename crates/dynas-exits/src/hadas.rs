@@ -24,6 +24,41 @@ pub struct HadasExitRow {
     pub loss: f64,
 }
 
+/// A row as the file spells it (percentages, before validation).
+#[derive(Deserialize)]
+struct RawRow {
+    #[serde(rename = "Exit")]
+    exit: String,
+    #[serde(rename = "TOP1_Acc")]
+    top1: f64,
+    #[serde(rename = "TOP5_Acc")]
+    top5: f64,
+    #[serde(rename = "Loss")]
+    loss: f64,
+}
+
+impl RawRow {
+    const COLUMNS: [&'static str; 4] = ["Exit", "TOP1_Acc", "TOP5_Acc", "Loss"];
+}
+
+/// An [`ExitError::Parse`] from a csv error: the line and, for a bad value, the column name.
+fn csv_error(
+    origin: &Path,
+    e: &csv::Error,
+    row: Option<(&csv::StringRecord, &csv::StringRecord)>,
+) -> ExitError {
+    let line = e.position().map_or(0, |p| p.line() as usize);
+    match (e.kind(), row) {
+        (csv::ErrorKind::Deserialize { err, .. }, Some((columns, record))) => {
+            let i = err.field().unwrap_or(0) as usize;
+            let field = columns.get(i).unwrap_or("row");
+            let value = record.get(i).unwrap_or("");
+            ExitError::parse(origin, line, field, format!("`{value}`: {}", err.kind()))
+        }
+        _ => ExitError::parse(origin, line, "row", e.to_string()),
+    }
+}
+
 /// The per-exit accuracies of one HADAS backbone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HadasExitData {
@@ -44,42 +79,46 @@ impl HadasExitData {
     /// Parses the text of a file (`origin` names it in errors).
     pub fn parse(text: &str, origin: impl AsRef<Path>) -> Result<Self> {
         let origin = origin.as_ref();
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines
-            .next()
-            .ok_or_else(|| ExitError::parse(origin, 1, "header", "empty file"))?;
-        let columns: Vec<&str> = header.split(',').map(str::trim).collect();
-        let find = |name: &str| {
-            columns
-                .iter()
-                .position(|c| *c == name)
-                .ok_or_else(|| ExitError::parse(origin, 1, name, "column missing from the header"))
-        };
-        let (ci, c1, c5, cl) = (
-            find("Exit")?,
-            find("TOP1_Acc")?,
-            find("TOP5_Acc")?,
-            find("Loss")?,
-        );
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let columns = reader
+            .headers()
+            .map_err(|e| csv_error(origin, &e, None))?
+            .clone();
+        if columns.is_empty() {
+            return Err(ExitError::parse(origin, 1, "header", "empty file"));
+        }
+        for name in RawRow::COLUMNS {
+            if !columns.iter().any(|c| c == name) {
+                return Err(ExitError::parse(
+                    origin,
+                    1,
+                    name,
+                    "column missing from the header",
+                ));
+            }
+        }
         let mut rows = Vec::new();
-        for (i, line) in lines {
-            let line_no = i + 1;
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            if fields.len() != columns.len() {
+        for record in reader.records() {
+            let record = record.map_err(|e| csv_error(origin, &e, None))?;
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
+            let line_no = record.position().map_or(0, |p| p.line() as usize);
+            if record.len() != columns.len() {
                 return Err(ExitError::parse(
                     origin,
                     line_no,
                     "row",
-                    format!("{} fields, header has {}", fields.len(), columns.len()),
+                    format!("{} fields, header has {}", record.len(), columns.len()),
                 ));
             }
-            let number = |col: usize, name: &str| -> Result<f64> {
-                let v: f64 = fields[col].parse().map_err(|e| {
-                    ExitError::parse(origin, line_no, name, format!("`{}`: {e}", fields[col]))
-                })?;
+            let raw: RawRow = record
+                .deserialize(Some(&columns))
+                .map_err(|e| csv_error(origin, &e, Some((&columns, &record))))?;
+            let number = |v: f64, name: &str| -> Result<f64> {
                 if !v.is_finite() || v < 0.0 {
                     return Err(ExitError::parse(
                         origin,
@@ -90,8 +129,8 @@ impl HadasExitData {
                 }
                 Ok(v)
             };
-            let percent = |col: usize, name: &str| -> Result<f64> {
-                let v = number(col, name)?;
+            let percent = |v: f64, name: &str| -> Result<f64> {
+                let v = number(v, name)?;
                 if v > 100.0 {
                     return Err(ExitError::parse(
                         origin,
@@ -103,10 +142,10 @@ impl HadasExitData {
                 Ok(v / 100.0)
             };
             rows.push(HadasExitRow {
-                name: fields[ci].to_string(),
-                top1: percent(c1, "TOP1_Acc")?,
-                top5: percent(c5, "TOP5_Acc")?,
-                loss: number(cl, "Loss")?,
+                name: raw.exit,
+                top1: percent(raw.top1, "TOP1_Acc")?,
+                top5: percent(raw.top5, "TOP5_Acc")?,
+                loss: number(raw.loss, "Loss")?,
             });
         }
         if rows.is_empty() {

@@ -2,10 +2,12 @@
 //! non-dominated sorting, crowding distance exactly as pymoo computes it, exact hypervolume and
 //! IGD, and Pareto fronts exported to JSON, CSV and SVG.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use dynas_space::Genotype;
+use plotters::prelude::{
+    ChartBuilder, Circle, Color, IntoDrawingArea, LineSeries, RGBColor, SVGBackend, WHITE,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
@@ -455,8 +457,8 @@ impl ParetoFront {
         writer.flush().map_err(|e| SearchError::io(path, e))
     }
 
-    /// An SVG scatter plot of the first two objectives (front points joined by a step line),
-    /// optionally over a reference front drawn in grey.
+    /// An SVG scatter plot (drawn with plotters) of the first two objectives, front points
+    /// joined by a line, optionally over a reference front drawn in grey.
     pub fn to_svg(&self, reference: Option<&ParetoFront>) -> Result<String> {
         if self.objectives.len() < 2 {
             return Err(SearchError::invalid(
@@ -469,7 +471,6 @@ impl ParetoFront {
             .iter()
             .chain(reference.iter().flat_map(|r| r.points.iter()))
             .collect();
-        let (w, h, margin) = (640.0, 480.0, 60.0);
         let range = |k: usize| {
             let lo = all
                 .iter()
@@ -479,89 +480,61 @@ impl ParetoFront {
                 .iter()
                 .map(|p| p.values[k])
                 .fold(f64::NEG_INFINITY, f64::max);
-            if !lo.is_finite() {
+            if !lo.is_finite() || !hi.is_finite() {
                 (0.0, 1.0)
             } else if hi > lo {
-                (lo, hi)
+                // A little room so the extreme marks are not cut by the axes.
+                let pad = (hi - lo) * 0.03;
+                (lo - pad, hi + pad)
             } else {
                 (lo - 0.5, lo + 0.5)
             }
         };
         let (x0, x1) = range(0);
         let (y0, y1) = range(1);
-        let sx = |v: f64| margin + (v - x0) / (x1 - x0) * (w - 2.0 * margin);
-        let sy = |v: f64| h - margin - (v - y0) / (y1 - y0) * (h - 2.0 * margin);
         let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">"#
-        );
-        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(
-            svg,
-            r#"<path d="M{m} {m} V{b} H{r}" fill="none" stroke="black"/>"#,
-            m = margin,
-            b = h - margin,
-            r = w - margin
-        );
-        for (k, (lo, hi)) in [(x0, x1), (y0, y1)].into_iter().enumerate() {
-            for t in 0..=4 {
-                let v = lo + (hi - lo) * f64::from(t) / 4.0;
-                let (x, y, anchor) = if k == 0 {
-                    (sx(v), h - margin + 16.0, "middle")
-                } else {
-                    (margin - 6.0, sy(v) + 4.0, "end")
-                };
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{x:.1}" y="{y:.1}" font-size="11" font-family="sans-serif" text-anchor="{anchor}">{v:.4}</text>"#
-                );
+        {
+            let root = SVGBackend::with_string(&mut svg, (640, 480)).into_drawing_area();
+            root.fill(&WHITE).map_err(plot_error)?;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(16)
+                .x_label_area_size(44)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(5)
+                .y_labels(5)
+                .label_style(("sans-serif", 12))
+                .axis_desc_style(("sans-serif", 14))
+                .x_desc(axis_label(&self.objectives[0]))
+                .y_desc(axis_label(&self.objectives[1]))
+                .draw()
+                .map_err(plot_error)?;
+            let grey = RGBColor(0x99, 0x99, 0x99);
+            let red = RGBColor(0xd6, 0x27, 0x28);
+            let fronts = reference
+                .map(|r| (r, grey, 4))
+                .into_iter()
+                .chain([(self, red, 3)]);
+            for (front, colour, radius) in fronts {
+                let mut pts: Vec<(f64, f64)> = front
+                    .points
+                    .iter()
+                    .map(|p| (p.values[0], p.values[1]))
+                    .collect();
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), colour))
+                    .map_err(plot_error)?;
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, radius, colour.filled())))
+                    .map_err(plot_error)?;
             }
+            root.present().map_err(plot_error)?;
         }
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="13" font-family="sans-serif" text-anchor="middle">{}</text>"#,
-            w / 2.0,
-            h - 16.0,
-            xml_escape(&axis_label(&self.objectives[0]))
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="16" y="{:.1}" font-size="13" font-family="sans-serif" text-anchor="middle" transform="rotate(-90 16 {:.1})">{}</text>"#,
-            h / 2.0,
-            h / 2.0,
-            xml_escape(&axis_label(&self.objectives[1]))
-        );
-        let mut series = |front: &ParetoFront, colour: &str, radius: f64| {
-            let mut pts: Vec<(f64, f64)> = front
-                .points
-                .iter()
-                .map(|p| (p.values[0], p.values[1]))
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let path: Vec<String> = pts
-                .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-                .collect();
-            let _ = writeln!(
-                svg,
-                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="1"/>"#,
-                path.join(" ")
-            );
-            for (x, y) in pts {
-                let _ = writeln!(
-                    svg,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="{radius}" fill="{colour}"/>"#,
-                    sx(x),
-                    sy(y)
-                );
-            }
-        };
-        if let Some(r) = reference {
-            series(r, "#999999", 4.0);
-        }
-        series(self, "#d62728", 2.5);
-        svg.push_str("</svg>\n");
         Ok(svg)
     }
 
@@ -576,10 +549,8 @@ fn axis_label(o: &Objective) -> String {
     format!("{} ({:?})", o.name, o.direction).to_lowercase()
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+fn plot_error(e: impl std::fmt::Display) -> SearchError {
+    SearchError::invalid("plot", e.to_string())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> SearchError {
@@ -725,7 +696,18 @@ mod tests {
         assert_eq!(text.lines().count(), 3);
         let svg = front.to_svg(Some(&front)).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // One mark per point of each front, and both axes named after their objective.
         assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains("lat (minimize)") && svg.contains("acc (maximize)"));
+        let file = dir.path().join("f.svg");
+        front.write_svg(&file, None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .matches("<circle")
+                .count(),
+            2
+        );
         assert!(
             front
                 .write_json(dir.path().join("no/such/dir.json"))
