@@ -72,7 +72,10 @@ pub use observer::ProgressObserver;
 pub use observer::{Control, Event, JsonLinesObserver, Observer};
 pub use ofa::{OfaEvolution, OfaEvolutionConfig, OfaState};
 pub use pareto::{FrontPoint, GeneChoice, ParetoFront};
-pub use predictor::{ForestConfig, ForestPredictor, MlpConfig, MlpPredictor, OneHot};
+pub use predictor::{
+    ForestConfig, ForestPredictor, GenotypeLearner, GenotypePredictor, MlpConfig, MlpPredictor,
+    OneHot,
+};
 pub use problem::{
     AccuracyFn, AccuracySource, CachedProblem, Constraint, Direction, Evaluation, HardwareProblem,
     JointHardwareProblem, JointSpace, Metric, Objective, Problem, content_fingerprint,

@@ -3,7 +3,7 @@
 //! `dynas_cost::learn` (the family the cost predictors use) behind a genotype encoding. Both are [`AccuracySource`]s, so they plug into
 //! [`crate::HardwareProblem`] in place of training every candidate.
 
-use dynas_cost::learn::{ForestParams, Mlp, MlpParams, RandomForest, Regressor};
+use dynas_cost::learn::{Fit, ForestParams, Mlp, MlpParams, RandomForest};
 use dynas_space::{Genotype, Network, SearchSpace};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,17 @@ impl OneHot {
     }
 }
 
+impl OneHot {
+    /// The encoding learner `L` expects.
+    fn encode_for<L: GenotypeLearner>(&self, genotypes: &[Genotype]) -> Result<Array2<f64>> {
+        if L::ORDERED {
+            self.encode_ordered(genotypes)
+        } else {
+            self.encode(genotypes)
+        }
+    }
+}
+
 fn check_samples(samples: &[(Genotype, f64)]) -> Result<()> {
     if samples.len() < 2 {
         return Err(SearchError::invalid("samples", "at least two are needed"));
@@ -117,46 +128,71 @@ fn check_samples(samples: &[(Genotype, f64)]) -> Result<()> {
     Ok(())
 }
 
-/// Hyper-parameters of [`MlpPredictor`]: the learner family's [`MlpParams`].
-pub type MlpConfig = MlpParams;
-
-/// An MLP regressor ([`Mlp`]) on one-hot encodings of genotypes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MlpPredictor {
-    encoder: OneHot,
-    mlp: Mlp,
+/// A learner of the family as the search uses it: how it sees genotypes and what it is
+/// called as an [`AccuracySource`].
+pub trait GenotypeLearner: Fit {
+    /// Name reported as an accuracy source.
+    const NAME: &'static str;
+    /// Whether the learner sees genes as ordered values plus one-hot blocks
+    /// ([`OneHot::encode_ordered`], for trees) instead of one-hot blocks only.
+    const ORDERED: bool;
 }
 
-impl MlpPredictor {
+impl GenotypeLearner for Mlp {
+    const NAME: &'static str = "mlp-predictor";
+    const ORDERED: bool = false;
+}
+
+impl GenotypeLearner for RandomForest {
+    const NAME: &'static str = "forest-predictor";
+    const ORDERED: bool = true;
+}
+
+/// An accuracy predictor: a learner of `dynas_cost::learn` behind a genotype encoding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenotypePredictor<L> {
+    encoder: OneHot,
+    learner: L,
+}
+
+impl<L: GenotypeLearner> GenotypePredictor<L> {
     /// Trains a predictor for genotypes of `space`.
     pub fn fit(
         space: &dyn SearchSpace,
         samples: &[(Genotype, f64)],
-        config: &MlpConfig,
+        params: &L::Params,
     ) -> Result<Self> {
         check_samples(samples)?;
         let encoder = OneHot::new(space);
         let genotypes: Vec<Genotype> = samples.iter().map(|(g, _)| g.clone()).collect();
-        let x = encoder.encode(&genotypes)?;
+        let x = encoder.encode_for::<L>(&genotypes)?;
         let ys: Vec<f64> = samples.iter().map(|(_, y)| *y).collect();
-        let mlp = Mlp::fit(&x, &ys, config)?;
-        Ok(Self { encoder, mlp })
+        let learner = L::fit(&x, &ys, params)?;
+        Ok(Self { encoder, learner })
     }
 
     /// Predicted accuracies of `genotypes`.
     pub fn predict(&self, genotypes: &[Genotype]) -> Result<Vec<f64>> {
-        Ok(self.mlp.predict(&self.encoder.encode(genotypes)?))
+        Ok(self
+            .learner
+            .predict(&self.encoder.encode_for::<L>(genotypes)?))
     }
 }
 
-impl AccuracySource for MlpPredictor {
+impl<L: GenotypeLearner + Send + Sync> AccuracySource for GenotypePredictor<L> {
     fn name(&self) -> &str {
-        "mlp-predictor"
+        L::NAME
     }
     fn accuracy(&self, genotype: &Genotype, _network: &Network) -> Result<f64> {
         Ok(self.predict(std::slice::from_ref(genotype))?[0])
     }
 }
+
+/// Hyper-parameters of [`MlpPredictor`]: the learner family's [`MlpParams`].
+pub type MlpConfig = MlpParams;
+
+/// An MLP ([`Mlp`]) on one-hot encodings of genotypes (once-for-all's accuracy predictor).
+pub type MlpPredictor = GenotypePredictor<Mlp>;
 
 /// Hyper-parameters of [`ForestPredictor`]: the learner family's [`ForestParams`].
 pub type ForestConfig = ForestParams;
@@ -164,44 +200,7 @@ pub type ForestConfig = ForestParams;
 /// A random forest ([`RandomForest`]) on genes: each gene as an ordered value (`gene <= t`
 /// splits; choices run from small to large networks in most dynas spaces) and, for genes
 /// with more than two choices, one-hot columns (`gene == t` splits for unordered choices).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ForestPredictor {
-    encoder: OneHot,
-    forest: RandomForest,
-}
-
-impl ForestPredictor {
-    /// Trains a forest for genotypes of `space`.
-    pub fn fit(
-        space: &dyn SearchSpace,
-        samples: &[(Genotype, f64)],
-        config: &ForestConfig,
-    ) -> Result<Self> {
-        check_samples(samples)?;
-        let encoder = OneHot::new(space);
-        let genotypes: Vec<Genotype> = samples.iter().map(|(g, _)| g.clone()).collect();
-        let x = encoder.encode_ordered(&genotypes)?;
-        let ys: Vec<f64> = samples.iter().map(|(_, y)| *y).collect();
-        let forest = RandomForest::fit(&x, &ys, config)?;
-        Ok(Self { encoder, forest })
-    }
-
-    /// Predicted accuracies of `genotypes` (mean over trees).
-    pub fn predict(&self, genotypes: &[Genotype]) -> Result<Vec<f64>> {
-        Ok(self
-            .forest
-            .predict(&self.encoder.encode_ordered(genotypes)?))
-    }
-}
-
-impl AccuracySource for ForestPredictor {
-    fn name(&self) -> &str {
-        "forest-predictor"
-    }
-    fn accuracy(&self, genotype: &Genotype, _network: &Network) -> Result<f64> {
-        Ok(self.predict(std::slice::from_ref(genotype))?[0])
-    }
-}
+pub type ForestPredictor = GenotypePredictor<RandomForest>;
 
 /// Kendall's tau-b rank correlation between predictions and truths (the family's metric;
 /// `None` when either side is constant).

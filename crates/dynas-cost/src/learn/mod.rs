@@ -10,6 +10,8 @@
 
 use ndarray::{Array2, ArrayView1};
 
+use crate::error::Result;
+
 mod forest;
 pub mod gbdt;
 pub mod metrics;
@@ -31,6 +33,36 @@ pub trait Regressor {
     /// Predictions for every row of `x`.
     fn predict(&self, x: &Array2<f64>) -> Vec<f64> {
         x.rows().into_iter().map(|r| self.predict_row(r)).collect()
+    }
+}
+
+/// A regressor that can be fitted from feature rows and targets with its hyper-parameters.
+pub trait Fit: Regressor + Sized {
+    /// Hyper-parameters (checked inside `fit`).
+    type Params;
+
+    /// Fits `y ≈ f(x)` on the rows of `x`.
+    fn fit(x: &Array2<f64>, y: &[f64], params: &Self::Params) -> Result<Self>;
+}
+
+impl Fit for Gbdt {
+    type Params = GbdtParams;
+    fn fit(x: &Array2<f64>, y: &[f64], params: &GbdtParams) -> Result<Self> {
+        Gbdt::fit(x, y, params)
+    }
+}
+
+impl Fit for RandomForest {
+    type Params = ForestParams;
+    fn fit(x: &Array2<f64>, y: &[f64], params: &ForestParams) -> Result<Self> {
+        RandomForest::fit(x, y, params)
+    }
+}
+
+impl Fit for Mlp {
+    type Params = MlpParams;
+    fn fit(x: &Array2<f64>, y: &[f64], params: &MlpParams) -> Result<Self> {
+        Mlp::fit(x, y, params)
     }
 }
 

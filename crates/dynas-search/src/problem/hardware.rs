@@ -358,34 +358,43 @@ fn evaluate_metrics(
     ))
 }
 
-impl<S: SearchSpace, A: AccuracySource, C: CostModel> Problem for HardwareProblem<S, A, C> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn space(&self) -> &dyn SearchSpace {
-        &self.space
-    }
-    fn objectives(&self) -> &[Objective] {
-        &self.objectives
-    }
-    fn precheck(&self, genotype: &Genotype) -> Result<bool> {
-        cheap_constraints_hold(&self.constraints, |m| self.metric_values(genotype, m))
-    }
-    fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
-        evaluate_metrics(&self.metrics, &self.constraints, |m| {
-            self.metric_values(genotype, m)
-        })
-    }
-    fn fingerprint(&self) -> Option<String> {
-        hardware_fingerprint(
-            &self.name,
-            std::slice::from_ref(&self.point),
-            &self.metrics,
-            &self.constraints,
-            &self.accuracy,
-        )
-    }
+/// `Problem` for the hardware problems: both keep name, space, objectives, metrics,
+/// constraints and accuracy in fields of the same names, and differ in their points.
+macro_rules! hardware_problem {
+    ($problem:ident, |$this:ident| $points:expr) => {
+        impl<S: SearchSpace, A: AccuracySource, C: CostModel> Problem for $problem<S, A, C> {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn space(&self) -> &dyn SearchSpace {
+                &self.space
+            }
+            fn objectives(&self) -> &[Objective] {
+                &self.objectives
+            }
+            fn precheck(&self, genotype: &Genotype) -> Result<bool> {
+                cheap_constraints_hold(&self.constraints, |m| self.metric_values(genotype, m))
+            }
+            fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
+                evaluate_metrics(&self.metrics, &self.constraints, |m| {
+                    self.metric_values(genotype, m)
+                })
+            }
+            fn fingerprint(&self) -> Option<String> {
+                let $this = self;
+                hardware_fingerprint(
+                    &self.name,
+                    $points,
+                    &self.metrics,
+                    &self.constraints,
+                    &self.accuracy,
+                )
+            }
+        }
+    };
 }
+
+hardware_problem!(HardwareProblem, |p| std::slice::from_ref(&p.point));
 
 /// The space of a [`JointHardwareProblem`]: a backbone space with one more dimension,
 /// [`JointSpace::POINT_DIMENSION`], whose choices are operating points. Decoding ignores the
@@ -561,31 +570,4 @@ impl<S: SearchSpace, A: AccuracySource, C: CostModel> JointHardwareProblem<S, A,
     }
 }
 
-impl<S: SearchSpace, A: AccuracySource, C: CostModel> Problem for JointHardwareProblem<S, A, C> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn space(&self) -> &dyn SearchSpace {
-        &self.space
-    }
-    fn objectives(&self) -> &[Objective] {
-        &self.objectives
-    }
-    fn precheck(&self, genotype: &Genotype) -> Result<bool> {
-        cheap_constraints_hold(&self.constraints, |m| self.metric_values(genotype, m))
-    }
-    fn evaluate(&self, genotype: &Genotype) -> Result<Evaluation> {
-        evaluate_metrics(&self.metrics, &self.constraints, |m| {
-            self.metric_values(genotype, m)
-        })
-    }
-    fn fingerprint(&self) -> Option<String> {
-        hardware_fingerprint(
-            &self.name,
-            &self.points,
-            &self.metrics,
-            &self.constraints,
-            &self.accuracy,
-        )
-    }
-}
+hardware_problem!(JointHardwareProblem, |p| &p.points);
