@@ -25,12 +25,13 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
 use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
-use dynas_dvfs::{CoRunnerParams, LoadTrace, SimParams, Simulator, SwitchingCost};
+use dynas_dvfs::{CoRunnerParams, LoadTrace};
 use dynas_search::deployment::Deployment;
 use dynas_space::{MbConvSpace, SearchSpace, seeded_rng};
 use dynas_supernet::{
-    BnStore, Dataset, Family, PresampleParams, ServeParams, ServePolicy, Split, Supernet,
-    SupernetConfig, SupernetError, lift_genotype, presample, price_deployment, serve,
+    BnStore, Dataset, Family, PolicyComparison, PresampleParams, ServeParams, ServePolicy, Split,
+    Supernet, SupernetConfig, SupernetError, lift_genotype, presample, price_deployment,
+    serve_and_simulate,
 };
 
 /// Dynamic-OFA on this host: pre-sample a family from a trained supernet, then serve it.
@@ -300,78 +301,33 @@ fn run_serve(c: &Common, a: &ServeArgs) -> Result<(), Box<dyn std::error::Error>
         slowest,
         a.threads
     );
+    let params = ServeParams {
+        target_ms: target,
+        threads: a.threads,
+        window: a.window,
+        duration_s: 600.0,
+        ..ServeParams::default()
+    };
+    let co = CoRunnerParams {
+        threads: a.co_threads,
+        time_scale: a.time_scale,
+        ..CoRunnerParams::default()
+    };
     let mut reports = Vec::new();
-    println!(
-        "\n| trace | policy | inferences | misses | miss % | floor misses | top-1 % | expected top-1 % | switches | decision µs | switch excess ms | sim miss % | sim top-1 % |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n{}", PolicyComparison::MARKDOWN_HEADER);
     for name in &a.traces {
         let trace = if Path::new(name).exists() {
             LoadTrace::from_file(name)?
         } else {
             LoadTrace::shipped(name)?
         };
-        let co = CoRunnerParams {
-            threads: a.co_threads,
-            time_scale: a.time_scale,
-            ..CoRunnerParams::default()
-        };
-        let params = ServeParams {
-            target_ms: target,
-            threads: a.threads,
-            window: a.window,
-            duration_s: 600.0,
-            ..ServeParams::default()
-        };
-        let mut floor = None;
-        let mut rows = Vec::new();
-        for &policy in &policies {
-            let r = serve(&family, &test, &norm, policy, &params, Some((&trace, &co)))?;
-            if policy == ServePolicy::StaticSmallest {
-                floor = Some(r.deadline_misses);
-            }
-            // The simulator's prediction for the same family, trace and policy.
-            let set = family.configuration_set();
-            let constraints = params.check(&family)?;
-            let mut governor = policy.governor(set, &constraints, params.manager)?;
-            let sim = SimParams::new(
-                a.window,
-                target,
-                0.03,
-                c.seed,
-                SwitchingCost::new(r.switch_excess_ms.unwrap_or(0.0).max(0.0), 0.0, 0.0, 0.0)?,
-            )?;
-            let predicted = Simulator::new(set.clone(), sim).run_labelled(
-                policy.name(),
-                &mut governor,
-                &trace,
-                &constraints,
-            )?;
-            rows.push((r, predicted));
+        let rows = serve_and_simulate(
+            &family, &test, &norm, &trace, &policies, &params, &co, 0.03, c.seed,
+        )?;
+        for row in &rows {
+            println!("{}", row.markdown_row());
         }
-        for (r, s) in &rows {
-            println!(
-                "| {} | {} | {} | {} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} | {} | {:.2} | {:.2} |",
-                r.trace,
-                r.policy,
-                r.inferences,
-                r.deadline_misses,
-                100.0 * r.miss_rate,
-                floor.map_or("-".into(), |f| f.to_string()),
-                r.top1,
-                r.expected_top1,
-                r.switches,
-                r.decision_us_mean,
-                r.switch_excess_ms.map_or("-".into(), |v| format!("{v:.3}")),
-                100.0 * s.miss_rate,
-                s.mean_accuracy
-            );
-        }
-        reports.extend(rows.into_iter().map(|(r, s)| {
-            serde_json::json!({"measured": r, "simulated": {
-            "policy": s.policy, "miss_rate": s.miss_rate, "deadline_misses": s.deadline_misses,
-            "inferences": s.inferences, "mean_accuracy": s.mean_accuracy, "switches": s.switches}})
-        }));
+        reports.extend(rows);
     }
     let out = a.out.clone().unwrap_or_else(|| dir.join("serve.json"));
     std::fs::write(&out, serde_json::to_string_pretty(&reports)?)?;

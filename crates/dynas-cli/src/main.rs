@@ -10,6 +10,8 @@ mod govern;
 mod hadas;
 mod paths;
 mod search;
+#[cfg(feature = "tch")]
+mod serve;
 
 /// Hardware-aware dynamic neural architecture search.
 #[derive(Debug, Parser)]
@@ -39,6 +41,11 @@ enum Command {
     /// `tch` feature).
     #[cfg(feature = "tch")]
     Gos(Box<gos::GosArgs>),
+    /// Dynamic-OFA serving: classify the test stream with a pre-sampled family under load
+    /// traces (static, reactive and predictive policies), beside the simulator's prediction
+    /// (needs the `tch` feature).
+    #[cfg(feature = "tch")]
+    Serve(Box<serve::ServeArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Hadas(args) => hadas::run(*args),
         #[cfg(feature = "tch")]
         Command::Gos(args) => gos::run(*args),
+        #[cfg(feature = "tch")]
+        Command::Serve(args) => serve::run(*args),
     }
 }

@@ -297,3 +297,57 @@ fn dvfs_fit_refuses_a_repeated_operating_point_of_a_group() {
     let o = args(Path::new(sweep));
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `dynas serve` refuses, before loading anything, an output that is its supernet, an unknown
+/// policy and an unknown trace, each naming the flag.
+#[cfg(feature = "tch")]
+#[test]
+fn serve_checks_its_arguments_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let supernet = dir.path().join("supernet.safetensors");
+    std::fs::write(&supernet, b"weights").unwrap();
+    let family = dir.path().join("family");
+    std::fs::create_dir(&family).unwrap();
+    let (s, f) = (supernet.to_str().unwrap(), family.to_str().unwrap());
+    let same = dynas(&["serve", "--supernet", s, "--family", f, "--out", s]);
+    assert!(!same.status.success());
+    assert!(stderr(&same).contains("--out"), "{}", stderr(&same));
+    assert_eq!(std::fs::read(&supernet).unwrap(), b"weights");
+    let out = dir.path().join("serve.json");
+    let o = out.to_str().unwrap();
+    let policy = dynas(&[
+        "serve",
+        "--supernet",
+        s,
+        "--family",
+        f,
+        "--out",
+        o,
+        "--policies",
+        "fastest",
+    ]);
+    assert!(!policy.status.success());
+    assert!(
+        stderr(&policy).contains("--policies"),
+        "{}",
+        stderr(&policy)
+    );
+    let trace = dynas(&[
+        "serve",
+        "--supernet",
+        s,
+        "--family",
+        f,
+        "--out",
+        o,
+        "--traces",
+        "nope",
+    ]);
+    assert!(!trace.status.success());
+    assert!(
+        stderr(&trace).contains("--traces `nope`"),
+        "{}",
+        stderr(&trace)
+    );
+    assert!(!out.exists());
+}

@@ -26,6 +26,7 @@ pub mod latency;
 pub mod oracle;
 pub mod presample;
 pub mod serve;
+mod serve_compare;
 pub mod supernet;
 pub mod train;
 
@@ -52,6 +53,7 @@ pub use presample::{
     presample, price_deployment,
 };
 pub use serve::{Family, Member, ServeParams, ServePolicy, ServeReport, ServeWindow, serve};
+pub use serve_compare::{PolicyComparison, SimulatedRun, serve_and_simulate};
 pub use supernet::{BnStats, Subnet, Supernet, SupernetConfig};
 pub use train::{
     ElasticDim, EpochStats, Phase, Schedule, Sgd, SubnetSampler, TrainConfig, TrainParams, Trainer,
