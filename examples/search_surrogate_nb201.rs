@@ -160,7 +160,25 @@ fn run<S: Strategy>(
         if result.archive.len() > options.budget {
             return Err(SearchError::invalid("budget", "exceeded"));
         }
-        outcome.shares.push(scale.share(&result.front)?);
+        let share = scale.share(&result.front)?;
+        if std::env::var_os("SURROGATE_DIAG").is_some() {
+            // Which true-front points were missed, and what each alone costs (% of the HV).
+            let truth = scale.points(&problem.true_front());
+            let found = scale.points(&result.front);
+            let missed: Vec<String> = truth
+                .iter()
+                .filter(|t| !found.iter().any(|f| f == *t))
+                .map(|t| {
+                    let rest: Vec<Vec<f64>> = truth.iter().filter(|u| u != &t).cloned().collect();
+                    let loss = (scale.true_hv - hypervolume(&rest, &[1.0, 1.0]).unwrap_or(0.0))
+                        / scale.true_hv
+                        * 100.0;
+                    format!("({:.3},{:.3}:{:.2})", t[0], t[1], loss)
+                })
+                .collect();
+            eprintln!("seed {seed} {share:.2} missed {}", missed.join(" "));
+        }
+        outcome.shares.push(share);
         if let Ok(v) = steps.lock() {
             outcome.step_ms.extend(v.iter().copied());
         }
