@@ -10,8 +10,9 @@
 //! ```
 //!
 //! The surrogate's hyper-parameters can be overridden for sweeps with the environment variables
-//! `SURROGATE_INITIAL`, `SURROGATE_BATCH`, `SURROGATE_EXPLORATION`, `SURROGATE_LOCAL_RADIUS`
-//! and `SURROGATE_GLOBAL`.
+//! `SURROGATE_INITIAL`, `SURROGATE_BATCH`, `SURROGATE_EXPLORATION`, `SURROGATE_EXPLOIT`,
+//! `SURROGATE_LOCAL_RADIUS` and `SURROGATE_GLOBAL`; `SURROGATE_DIAG` prints each seed's share
+//! and the true-front points it missed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -90,6 +91,7 @@ fn surrogate_params() -> dynas_search::Result<SurrogateParams> {
         initial: env_or("SURROGATE_INITIAL", d.initial)?,
         batch: env_or("SURROGATE_BATCH", d.batch)?,
         exploration: env_or("SURROGATE_EXPLORATION", d.exploration)?,
+        exploit_share: env_or("SURROGATE_EXPLOIT", d.exploit_share)?,
         local_radius: env_or("SURROGATE_LOCAL_RADIUS", d.local_radius)?,
         global_per_batch: env_or("SURROGATE_GLOBAL", d.global_per_batch)?,
         ..d

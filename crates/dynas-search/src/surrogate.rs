@@ -14,6 +14,8 @@
 //! picked greedily with *fantasised* observations (kriging believer): each pick joins the models
 //! at its predicted mean, which shrinks the sd of similar candidates, and its optimistic point
 //! joins the front, so one batch does not spend several evaluations on one uncertain region.
+//! Over the last quarter of an evaluation budget the exploration weight falls to 0
+//! ([`SurrogateParams::exploit_share`]).
 //! The first step evaluates a space-filling design: each gene's choices balanced (like a Latin
 //! hypercube), and of several such draws the one whose closest pair is farthest apart.
 //!
@@ -46,6 +48,12 @@ pub struct SurrogateParams {
     pub batch: usize,
     /// Weight of the predicted standard deviation in the optimistic point (>= 0; 0 = greedy).
     pub exploration: f64,
+    /// Share of an evaluation budget, at its end, over which the exploration weight falls
+    /// linearly to 0 (in `[0, 1]`; 0 = constant): the last evaluations refine the front
+    /// instead of probing regions they can no longer follow up. No effect without an
+    /// evaluation budget.
+    #[serde(default = "default_exploit_share")]
+    pub exploit_share: f64,
     /// Candidates within this many changed genes of an evaluated front member are *local*.
     pub local_radius: usize,
     /// Architectures per batch picked among all candidates; the rest of the batch is picked
@@ -70,6 +78,7 @@ impl Default for SurrogateParams {
             initial: 20,
             batch: 8,
             exploration: 1.0,
+            exploit_share: default_exploit_share(),
             local_radius: 1,
             global_per_batch: 2,
             enumerate_limit: 100_000,
@@ -78,6 +87,10 @@ impl Default for SurrogateParams {
             max_train: 500,
         }
     }
+}
+
+fn default_exploit_share() -> f64 {
+    0.25
 }
 
 impl SurrogateParams {
@@ -93,6 +106,12 @@ impl SurrogateParams {
             return Err(SearchError::invalid(
                 "exploration",
                 format!("must be finite and >= 0, got {}", self.exploration),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.exploit_share) {
+            return Err(SearchError::invalid(
+                "exploit share",
+                format!("must be in [0, 1], got {}", self.exploit_share),
             ));
         }
         if self.pool < self.batch {
@@ -920,6 +939,17 @@ impl Surrogate {
             .collect()
     }
 
+    /// The exploration weight for the next batch (see [`SurrogateParams::exploit_share`]).
+    fn exploration(&self, ctx: &Context<'_>) -> f64 {
+        let p = &self.config.0;
+        let remaining = ctx.remaining_evaluations();
+        if remaining == usize::MAX || p.exploit_share <= 0.0 {
+            return p.exploration;
+        }
+        let total = ctx.archive().len().saturating_add(remaining).max(1) as f64;
+        p.exploration * (remaining as f64 / (p.exploit_share * total)).min(1.0)
+    }
+
     fn random_batch(&self, ctx: &mut Context<'_>, n: usize) -> Vec<Genotype> {
         let space = ctx.problem().space();
         let mut seen = HashSet::new();
@@ -963,7 +993,7 @@ impl Strategy for Surrogate {
         let fitted = Models::fit(&records, &objectives);
         let batch = match fitted {
             Some(mut models) => {
-                models.exploration = self.config.0.exploration;
+                models.exploration = self.exploration(ctx);
                 let front_genotypes: Vec<Genotype> = {
                     let front = ctx.archive().front(&objectives);
                     front.points.into_iter().map(|p| p.genotype).collect()

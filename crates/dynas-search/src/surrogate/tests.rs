@@ -20,6 +20,14 @@ fn params_are_checked() {
             ..SurrogateParams::default()
         },
         SurrogateParams {
+            exploit_share: 1.5,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
+            exploit_share: -0.1,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
             pool: 3,
             ..SurrogateParams::default()
         },
@@ -161,4 +169,3 @@ fn fantasised_points_shrink_the_sd_as_a_refit_with_them_would() {
     // A fantasised point's own sd fell well below the prior's.
     assert!(predictions[9].sd[0] < 0.5 * gp.prior_sd());
 }
-
