@@ -451,6 +451,10 @@ struct Prediction {
     selectable: bool,
 }
 
+/// How spread a design is: its closest pair's distance, then `usize::MAX` minus the number of
+/// pairs at that distance (larger is better on both).
+type DesignScore = (usize, usize);
+
 /// Balanced initial designs drawn; the most spread one is evaluated.
 const DESIGN_DRAWS: usize = 64;
 
@@ -644,9 +648,13 @@ fn sorted_2d(front: &[Vec<f64>]) -> Vec<[f64; 2]> {
 /// of similar candidates, so the rest of the batch explores elsewhere.
 struct Fantasy<'a> {
     models: &'a Models,
-    /// Per objective, per fantasised point: its `L^-1 k(x)` and the new factor's diagonal.
-    points: Vec<(Vec<usize>, Vec<(Vec<f64>, f64)>)>,
+    /// The fantasised points, in order.
+    points: Vec<FantasyPoint>,
 }
+
+/// A fantasised genotype and, per objective, its `L^-1 k(x)` (against the training points and
+/// the earlier fantasised ones) and the extended Cholesky factor's new diagonal element.
+type FantasyPoint = (Vec<usize>, Vec<(Vec<f64>, f64)>);
 
 impl<'a> Fantasy<'a> {
     /// Adds `genes` (whose prediction is `p`) to the fantasised points.
@@ -766,7 +774,7 @@ impl Surrogate {
         let dims: Vec<usize> = space.dimensions().iter().map(|d| d.len()).collect();
         // Of several balanced designs, the one whose closest pair is farthest apart (then the
         // fewest pairs at that distance): no two early points waste evaluations on one region.
-        let mut best: Option<((usize, usize), Vec<Vec<usize>>)> = None;
+        let mut best: Option<(DesignScore, Vec<Vec<usize>>)> = None;
         for _ in 0..DESIGN_DRAWS {
             let columns: Vec<Vec<usize>> = dims
                 .iter()
