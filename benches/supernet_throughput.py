@@ -9,7 +9,11 @@ distillation, label smoothing 0.1, SGD with Nesterov momentum 0.9 and weight dec
 batches of synthetic 1x28x28 images, resolution 20 or 28 per subnet.
 
     python3 benches/supernet_throughput.py \
-        --steps 30 --warmup 5 --threads 2
+        --steps 30 --warmup 5 --threads 2 [--subnets runs/throughput-subnets.json]
+
+With `--subnets` the subnets of every step (warm-up first) come from the JSON file the Rust side
+wrote (a list of steps, each a list of `{dimension name: choice label}`), so both sides train
+exactly the same subnets; without it they are drawn here (not the Rust side's draws).
 """
 
 import argparse
@@ -146,6 +150,23 @@ def sample(rng):
             [rng.choice(EXPANDS) for _ in range(d)])
 
 
+def load_subnets(path, count):
+    with open(path) as f:
+        steps = json.load(f)
+    if len(steps) < count:
+        raise SystemExit(f"{path} lists {len(steps)} steps, {count} needed")
+    out = []
+    for step in steps[:count]:
+        archs = []
+        for g in step:
+            d = int(g["stage1.depth"])
+            archs.append((int(g["resolution"]), d,
+                          [int(g[f"stage1.block{b}.kernel"]) for b in range(d)],
+                          [int(g[f"stage1.block{b}.expand"]) for b in range(d)]))
+        out.append(archs)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=30)
@@ -153,7 +174,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--random-subnets", type=int, default=2)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--subnets", default=None)
     args = p.parse_args()
+    fixed = load_subnets(args.subnets, args.warmup + args.steps) if args.subnets else None
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -168,9 +191,12 @@ def main():
     labels = torch.randint(0, 10, (args.batch_size,))
     net.train()
 
-    def step():
+    def step(index):
         opt.zero_grad(set_to_none=False)
-        archs = [largest(), smallest()] + [sample(rng) for _ in range(args.random_subnets)]
+        if fixed is not None:
+            archs = fixed[index]
+        else:
+            archs = [largest(), smallest()] + [sample(rng) for _ in range(args.random_subnets)]
         soft = None
         for i, arch in enumerate(archs):
             logits = net(images, arch)
@@ -184,18 +210,18 @@ def main():
         opt.step()
         return len(archs)
 
-    for _ in range(args.warmup):
-        step()
+    for i in range(args.warmup):
+        step(i)
     t = time.perf_counter()
     subnets = 0
-    for _ in range(args.steps):
-        subnets += step()
+    for i in range(args.steps):
+        subnets += step(args.warmup + i)
     dt = time.perf_counter() - t
     print(json.dumps({
         "impl": "pytorch-eager", "torch": torch.__version__, "threads": torch.get_num_threads(),
         "steps": args.steps, "batch_size": args.batch_size, "seconds": dt,
         "images_per_s": args.steps * args.batch_size / dt,
-        "subnet_images_per_s": subnets * args.batch_size / dt,
+        "subnet_images_per_s": subnets * args.batch_size / dt, "subnets_file": args.subnets,
     }))
 
 

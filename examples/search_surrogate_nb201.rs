@@ -10,8 +10,9 @@
 //! ```
 //!
 //! The surrogate's hyper-parameters can be overridden for sweeps with the environment variables
-//! `SURROGATE_INITIAL`, `SURROGATE_BATCH`, `SURROGATE_EXPLORATION`, `SURROGATE_LOCAL_RADIUS`
-//! and `SURROGATE_GLOBAL`.
+//! `SURROGATE_INITIAL`, `SURROGATE_BATCH`, `SURROGATE_EXPLORATION`, `SURROGATE_EXPLOIT`,
+//! `SURROGATE_LOCAL_RADIUS` and `SURROGATE_GLOBAL`; `SURROGATE_DIAG` prints each seed's share
+//! and the true-front points it missed.
 
 use clap::Parser;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,7 @@ fn surrogate_params() -> dynas_search::Result<SurrogateParams> {
         initial: env_or("SURROGATE_INITIAL", d.initial)?,
         batch: env_or("SURROGATE_BATCH", d.batch)?,
         exploration: env_or("SURROGATE_EXPLORATION", d.exploration)?,
+        exploit_share: env_or("SURROGATE_EXPLOIT", d.exploit_share)?,
         local_radius: env_or("SURROGATE_LOCAL_RADIUS", d.local_radius)?,
         global_per_batch: env_or("SURROGATE_GLOBAL", d.global_per_batch)?,
         ..d
@@ -164,7 +166,25 @@ fn run<S: Strategy>(
         if result.archive.len() > options.budget {
             return Err(SearchError::invalid("budget", "exceeded"));
         }
-        outcome.shares.push(scale.share(&result.front)?);
+        let share = scale.share(&result.front)?;
+        if std::env::var_os("SURROGATE_DIAG").is_some() {
+            // Which true-front points were missed, and what each alone costs (% of the HV).
+            let truth = scale.points(&problem.true_front());
+            let found = scale.points(&result.front);
+            let missed: Vec<String> = truth
+                .iter()
+                .filter(|t| !found.iter().any(|f| f == *t))
+                .map(|t| {
+                    let rest: Vec<Vec<f64>> = truth.iter().filter(|u| u != &t).cloned().collect();
+                    let loss = (scale.true_hv - hypervolume(&rest, &[1.0, 1.0]).unwrap_or(0.0))
+                        / scale.true_hv
+                        * 100.0;
+                    format!("({:.3},{:.3}:{:.2})", t[0], t[1], loss)
+                })
+                .collect();
+            eprintln!("seed {seed} {share:.2} missed {}", missed.join(" "));
+        }
+        outcome.shares.push(share);
         if let Ok(v) = steps.lock() {
             outcome.step_ms.extend(v.iter().copied());
         }

@@ -10,8 +10,14 @@
 //! (NAS-Bench-201's 15,625), otherwise the front's single-gene neighbours plus a population
 //! evolved on the acquisition. Most of each batch is picked among *local* candidates (a few
 //! genes away from the evaluated front, where the models are most reliable; on NAS-Bench-201
-//! this took the hypervolume share from about 98 % to 99.3 %), the rest among all. The first
-//! step evaluates a space-filling design (each gene's choices balanced, like a Latin hypercube).
+//! this took the hypervolume share from about 98 % to 99.3 %), the rest among all. The batch is
+//! picked greedily with *fantasised* observations (kriging believer): each pick joins the models
+//! at its predicted mean, which shrinks the sd of similar candidates, and its optimistic point
+//! joins the front, so one batch does not spend several evaluations on one uncertain region.
+//! Over the last quarter of an evaluation budget the exploration weight falls to 0
+//! ([`SurrogateParams::exploit_share`]).
+//! The first step evaluates a space-filling design: each gene's choices balanced (like a Latin
+//! hypercube), and of several such draws the one whose closest pair is farthest apart.
 //!
 //! The kernel works on choice indices, so any [`crate::Problem`] fits: it mixes an additive
 //! kernel (one term per gene: suits near-additive costs such as latency) with an exponential
@@ -42,6 +48,12 @@ pub struct SurrogateParams {
     pub batch: usize,
     /// Weight of the predicted standard deviation in the optimistic point (>= 0; 0 = greedy).
     pub exploration: f64,
+    /// Share of an evaluation budget, at its end, over which the exploration weight falls
+    /// linearly to 0 (in `[0, 1]`; 0 = constant): the last evaluations refine the front
+    /// instead of probing regions they can no longer follow up. No effect without an
+    /// evaluation budget.
+    #[serde(default = "default_exploit_share")]
+    pub exploit_share: f64,
     /// Candidates within this many changed genes of an evaluated front member are *local*.
     pub local_radius: usize,
     /// Architectures per batch picked among all candidates; the rest of the batch is picked
@@ -66,6 +78,7 @@ impl Default for SurrogateParams {
             initial: 20,
             batch: 8,
             exploration: 1.0,
+            exploit_share: default_exploit_share(),
             local_radius: 1,
             global_per_batch: 2,
             enumerate_limit: 100_000,
@@ -74,6 +87,10 @@ impl Default for SurrogateParams {
             max_train: 500,
         }
     }
+}
+
+fn default_exploit_share() -> f64 {
+    0.25
 }
 
 impl SurrogateParams {
@@ -89,6 +106,12 @@ impl SurrogateParams {
             return Err(SearchError::invalid(
                 "exploration",
                 format!("must be finite and >= 0, got {}", self.exploration),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.exploit_share) {
+            return Err(SearchError::invalid(
+                "exploit share",
+                format!("must be in [0, 1], got {}", self.exploit_share),
             ));
         }
         if self.pool < self.batch {
@@ -224,8 +247,9 @@ fn backward(l: &[f64], n: usize, b: &mut [f64]) {
     }
 }
 
-/// One kernel shape's fit: log likelihood, correlation table, Cholesky factor, weights, signal.
-type Fit = (f64, Vec<f64>, Vec<f64>, Vec<f64>, f64);
+/// One kernel shape's fit: log likelihood, correlation table, Cholesky factor, weights, signal,
+/// noise ratio.
+type Fit = (f64, Vec<f64>, Vec<f64>, Vec<f64>, f64, f64);
 
 /// A Gaussian-process regressor on choice indices with a kernel that depends on the Hamming
 /// distance only (so kernel values are table look-ups).
@@ -236,6 +260,8 @@ struct Gp {
     alpha: Vec<f64>,
     /// Signal variance (profile maximum-likelihood estimate) in standardised units.
     signal: f64,
+    /// Noise variance as a share of the signal's.
+    noise: f64,
     y_mean: f64,
     y_std: f64,
 }
@@ -275,7 +301,7 @@ impl Gp {
                 let signal = (fit_term / n as f64).max(1e-12);
                 let log_det: f64 = (0..n).map(|i| k[i * n + i].ln()).sum();
                 let log_likelihood = -0.5 * n as f64 * signal.ln() - log_det;
-                Some((log_likelihood, table, k, alpha, signal))
+                Some((log_likelihood, table, k, alpha, signal, noise))
             })
             .collect();
         // First best in grid order: deterministic whatever the thread count.
@@ -285,13 +311,14 @@ impl Gp {
                 best = Some(fit);
             }
         }
-        let (_, table, chol, alpha, signal) = best?;
+        let (_, table, chol, alpha, signal, noise) = best?;
         Some(Self {
             train: data.iter().map(|(g, _)| g.to_vec()).collect(),
             table,
             chol,
             alpha,
             signal,
+            noise,
             y_mean: mean,
             y_std,
         })
@@ -313,12 +340,19 @@ impl Gp {
 
     /// Predictive mean and standard deviation (of the latent function) in the data's units.
     fn mean_sd(&self, genes: &[usize]) -> (f64, f64) {
+        let (m, s, _) = self.mean_sd_solved(genes);
+        (m, s)
+    }
+
+    /// [`Gp::mean_sd`] and `L^-1 k(x)`, which [`Fantasy`] extends as fantasised points are
+    /// added.
+    fn mean_sd_solved(&self, genes: &[usize]) -> (f64, f64, Vec<f64>) {
         let mut k = self.kernel_row(genes);
         let m: f64 = k.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
         forward(&self.chol, k.len(), &mut k);
         let explained: f64 = k.iter().map(|v| v * v).sum();
         let var = (self.signal * (self.table[0] - explained)).max(0.0);
-        (self.y_mean + self.y_std * m, self.y_std * var.sqrt())
+        (self.y_mean + self.y_std * m, self.y_std * var.sqrt(), k)
     }
 
     /// The largest predictive standard deviation (the prior's), in the data's units.
@@ -406,10 +440,23 @@ struct Models {
 #[derive(Clone)]
 struct Prediction {
     optimistic: Vec<f64>,
+    /// Per objective, scaled: predictive mean and sd (sd 0 unless `selectable`).
+    mean: Vec<f64>,
+    sd: Vec<f64>,
+    /// Per objective: `L^-1 k(x)` against the training points and the batch's fantasised
+    /// points (empty unless `selectable`).
+    solved: Vec<Vec<f64>>,
     feasible: f64,
     /// Whether the sd was computed (otherwise the optimistic point is only a bound).
     selectable: bool,
 }
+
+/// How spread a design is: its closest pair's distance, then `usize::MAX` minus the number of
+/// pairs at that distance (larger is better on both).
+type DesignScore = (usize, usize);
+
+/// Balanced initial designs drawn; the most spread one is evaluated.
+const DESIGN_DRAWS: usize = 64;
 
 /// Candidates outside the local set whose sd is computed at each step.
 const EXACT_GLOBAL: usize = 512;
@@ -487,17 +534,22 @@ impl Models {
         let mut predictions: Vec<Prediction> = candidates
             .par_iter()
             .map(|g| {
-                let optimistic = self
+                let mean: Vec<f64> = self
                     .objectives
                     .iter()
                     .zip(&self.scale)
+                    .map(|(gp, (lo, range))| (gp.mean(g.genes()) - lo) / range)
+                    .collect();
+                let optimistic = mean
+                    .iter()
                     .zip(&prior)
-                    .map(|((gp, (lo, range)), s)| {
-                        (gp.mean(g.genes()) - lo) / range - self.exploration * s
-                    })
+                    .map(|(m, s)| m - self.exploration * s)
                     .collect();
                 Prediction {
                     optimistic,
+                    mean,
+                    sd: prior.clone(),
+                    solved: Vec::new(),
                     feasible: 1.0,
                     selectable: false,
                 }
@@ -527,15 +579,14 @@ impl Models {
             .filter(|(_, e)| **e)
             .for_each(|((p, g), _)| {
                 let genes = g.genes();
-                p.optimistic = self
-                    .objectives
-                    .iter()
-                    .zip(&self.scale)
-                    .map(|(gp, (lo, range))| {
-                        let (m, s) = gp.mean_sd(genes);
-                        (m - self.exploration * s - lo) / range
-                    })
-                    .collect();
+                p.solved.clear();
+                for (k, (gp, (lo, range))) in self.objectives.iter().zip(&self.scale).enumerate() {
+                    let (m, s, solved) = gp.mean_sd_solved(genes);
+                    p.mean[k] = (m - lo) / range;
+                    p.sd[k] = s / range;
+                    p.optimistic[k] = p.mean[k] - self.exploration * p.sd[k];
+                    p.solved.push(solved);
+                }
                 p.feasible = self.violation.as_ref().map_or(1.0, |gp| {
                     let (m, s) = gp.mean_sd(genes);
                     if s > 0.0 {
@@ -592,19 +643,82 @@ fn sorted_2d(front: &[Vec<f64>]) -> Vec<[f64; 2]> {
     f
 }
 
+/// The batch's fantasised points (kriging believer): each pick is added to every objective's
+/// model as if observed at its predicted mean, which leaves means unchanged but shrinks the sd
+/// of similar candidates, so the rest of the batch explores elsewhere.
+struct Fantasy<'a> {
+    models: &'a Models,
+    /// The fantasised points, in order.
+    points: Vec<FantasyPoint>,
+}
+
+/// A fantasised genotype and, per objective, its `L^-1 k(x)` (against the training points and
+/// the earlier fantasised ones) and the extended Cholesky factor's new diagonal element.
+type FantasyPoint = (Vec<usize>, Vec<(Vec<f64>, f64)>);
+
+impl<'a> Fantasy<'a> {
+    /// Adds `genes` (whose prediction is `p`) to the fantasised points.
+    fn add(&mut self, genes: &[usize], p: &Prediction) {
+        let per_objective = self
+            .models
+            .objectives
+            .iter()
+            .zip(&p.solved)
+            .map(|(gp, solved)| {
+                let explained: f64 = solved.iter().map(|v| v * v).sum();
+                let diag = (gp.table[0] + gp.noise - explained).max(gp.noise).sqrt();
+                (solved.clone(), diag)
+            })
+            .collect();
+        self.points.push((genes.to_vec(), per_objective));
+    }
+
+    /// Updates `p` (a selectable prediction for `genes`) with the last fantasised point: one
+    /// more element of each `L^-1 k(x)`, and the sd and optimistic point that follow.
+    fn update(&self, genes: &[usize], p: &mut Prediction, exploration: f64) {
+        let Some((fantasy, per_objective)) = self.points.last() else {
+            return;
+        };
+        let h = hamming(genes, fantasy);
+        for (k, ((gp, (solved_f, diag)), (_, range))) in self
+            .models
+            .objectives
+            .iter()
+            .zip(per_objective)
+            .zip(&self.models.scale)
+            .enumerate()
+        {
+            let solved = &mut p.solved[k];
+            let dot: f64 = solved.iter().zip(solved_f).map(|(a, b)| a * b).sum();
+            let u = (gp.table[h] - dot) / diag;
+            solved.push(u);
+            let explained: f64 = solved.iter().map(|v| v * v).sum();
+            let var = (gp.signal * (gp.table[0] - explained)).max(0.0);
+            p.sd[k] = gp.y_std * var.sqrt() / range;
+            p.optimistic[k] = p.mean[k] - exploration * p.sd[k];
+        }
+    }
+}
+
 /// Greedy batch: the best candidate, then the best against the front extended by the chosen
-/// ones' optimistic points (so the batch spreads along the front), and so on. The first
-/// `n_local` picks come from `local` candidates while there are any.
+/// ones' predicted means (so the batch spreads along the front) with the models conditioned on
+/// them ([`Fantasy`]), and so on. The first `n_local` picks come from `local` candidates while
+/// there are any.
 fn select_batch(
-    front: &[Vec<f64>],
-    predictions: &[Prediction],
+    models: &Models,
+    candidates: &[Genotype],
+    mut predictions: Vec<Prediction>,
     local: &[bool],
     n_local: usize,
     batch: usize,
 ) -> Vec<usize> {
-    let mut front = front.to_vec();
+    let mut front = models.front.clone();
     let mut chosen: Vec<usize> = Vec::with_capacity(batch);
     let mut taken = vec![false; predictions.len()];
+    let mut fantasy = Fantasy {
+        models,
+        points: Vec::new(),
+    };
     for pick in 0..batch.min(predictions.len()) {
         let front_2d = sorted_2d(&front);
         let scores: Vec<f64> = predictions
@@ -632,6 +746,14 @@ fn select_batch(
         front.push(predictions[i].optimistic.clone());
         let keep = non_dominated(&front);
         front = keep.into_iter().map(|k| front[k].clone()).collect();
+        if pick + 1 < batch {
+            fantasy.add(candidates[i].genes(), &predictions[i]);
+            predictions
+                .par_iter_mut()
+                .zip(candidates.par_iter())
+                .filter(|(p, _)| p.selectable)
+                .for_each(|(p, g)| fantasy.update(g.genes(), p, models.exploration));
+        }
     }
     chosen
 }
@@ -650,14 +772,35 @@ impl Surrogate {
                 .saturating_sub(ctx.archive().len() as u128),
         ) as usize;
         let dims: Vec<usize> = space.dimensions().iter().map(|d| d.len()).collect();
-        let columns: Vec<Vec<usize>> = dims
-            .iter()
-            .map(|&c| {
-                let mut column: Vec<usize> = (0..n).map(|i| i % c.max(1)).collect();
-                column.shuffle(ctx.rng());
-                column
-            })
-            .collect();
+        // Of several balanced designs, the one whose closest pair is farthest apart (then the
+        // fewest pairs at that distance): no two early points waste evaluations on one region.
+        let mut best: Option<(DesignScore, Vec<Vec<usize>>)> = None;
+        for _ in 0..DESIGN_DRAWS {
+            let columns: Vec<Vec<usize>> = dims
+                .iter()
+                .map(|&c| {
+                    let mut column: Vec<usize> = (0..n).map(|i| i % c.max(1)).collect();
+                    column.shuffle(ctx.rng());
+                    column
+                })
+                .collect();
+            let mut closest = (usize::MAX, 0);
+            for i in 0..n {
+                for j in 0..i {
+                    let h = columns.iter().filter(|c| c[i] != c[j]).count();
+                    if h < closest.0 {
+                        closest = (h, 1);
+                    } else if h == closest.0 {
+                        closest.1 += 1;
+                    }
+                }
+            }
+            let score = (closest.0, usize::MAX - closest.1);
+            if best.as_ref().is_none_or(|b| score > b.0) {
+                best = Some((score, columns));
+            }
+        }
+        let columns = best.map(|b| b.1).unwrap_or_default();
         let mut seen: HashSet<Genotype> = HashSet::new();
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
@@ -804,6 +947,17 @@ impl Surrogate {
             .collect()
     }
 
+    /// The exploration weight for the next batch (see [`SurrogateParams::exploit_share`]).
+    fn exploration(&self, ctx: &Context<'_>) -> f64 {
+        let p = &self.config.0;
+        let remaining = ctx.remaining_evaluations();
+        if remaining == usize::MAX || p.exploit_share <= 0.0 {
+            return p.exploration;
+        }
+        let total = ctx.archive().len().saturating_add(remaining).max(1) as f64;
+        p.exploration * (remaining as f64 / (p.exploit_share * total)).min(1.0)
+    }
+
     fn random_batch(&self, ctx: &mut Context<'_>, n: usize) -> Vec<Genotype> {
         let space = ctx.problem().space();
         let mut seen = HashSet::new();
@@ -849,7 +1003,7 @@ impl Strategy for Surrogate {
         let fitted = Models::fit(&records, &objectives);
         let batch = match fitted {
             Some(mut models) => {
-                models.exploration = self.config.0.exploration;
+                models.exploration = self.exploration(ctx);
                 let front_genotypes: Vec<Genotype> = {
                     let front = ctx.archive().front(&objectives);
                     front.points.into_iter().map(|p| p.genotype).collect()
@@ -866,7 +1020,7 @@ impl Strategy for Surrogate {
                     .collect();
                 let predictions = models.predict(&candidates, Some(&local));
                 let n_local = n.saturating_sub(self.config.0.global_per_batch);
-                select_batch(&models.front, &predictions, &local, n_local, n)
+                select_batch(&models, &candidates, predictions, &local, n_local, n)
                     .into_iter()
                     .map(|i| candidates[i].clone())
                     .collect()

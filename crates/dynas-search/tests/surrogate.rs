@@ -218,3 +218,69 @@ fn large_constrained_spaces_are_searched_by_evolved_candidates() {
     let violating = late.iter().filter(|r| !r.evaluation.is_feasible()).count();
     assert!(violating < late.len() / 4, "{violating} of {}", late.len());
 }
+
+/// Three binary genes; the objectives do not matter to the initial design.
+struct Cube {
+    space: TableSpace,
+    objectives: Vec<Objective>,
+}
+
+impl Problem for Cube {
+    fn name(&self) -> &str {
+        "cube"
+    }
+    fn space(&self) -> &dyn SearchSpace {
+        &self.space
+    }
+    fn objectives(&self) -> &[Objective] {
+        &self.objectives
+    }
+    fn evaluate(&self, g: &Genotype) -> Result<Evaluation> {
+        let ones = g.genes().iter().sum::<usize>() as f64;
+        Ok(Evaluation::feasible(vec![ones, 3.0 - ones]))
+    }
+}
+
+#[test]
+fn the_initial_design_is_balanced_and_spread() {
+    // Four balanced points on the 3-cube are at most 2 apart pairwise, and only the even- or
+    // odd-weight code achieves it (about 1 balanced design in 4): the design must find it.
+    let dims = (0..3)
+        .map(|i| Dimension::from_values(format!("g{i}"), &[0, 1]).unwrap())
+        .collect();
+    let problem = Cube {
+        space: TableSpace::new("cube", dims),
+        objectives: vec![Objective::minimize("ones"), Objective::minimize("zeros")],
+    };
+    let params = SurrogateParams {
+        initial: 4,
+        batch: 2,
+        ..SurrogateParams::default()
+    };
+    for seed in 0..10 {
+        let result = Executor::new(
+            &problem,
+            Surrogate::new(params.check().unwrap()),
+            Budget::evaluations(4).unwrap(),
+        )
+        .seed(seed)
+        .run()
+        .unwrap();
+        let genes: Vec<&[usize]> = result
+            .archive
+            .records()
+            .iter()
+            .map(|r| r.genotype.genes())
+            .collect();
+        assert_eq!(genes.len(), 4);
+        for k in 0..3 {
+            assert_eq!(genes.iter().filter(|g| g[k] == 1).count(), 2, "seed {seed}");
+        }
+        for i in 0..4 {
+            for j in 0..i {
+                let h = (0..3).filter(|&k| genes[i][k] != genes[j][k]).count();
+                assert_eq!(h, 2, "seed {seed}: {:?} {:?}", genes[i], genes[j]);
+            }
+        }
+    }
+}

@@ -498,21 +498,28 @@ impl<'a> Trainer<'a> {
         let mut correct = 0;
         for (i, net) in subnets.iter().enumerate() {
             let logits = self.supernet.forward(net, &batch.images, BnMode::Train)?;
-            let hard = logits.cross_entropy_loss::<Tensor>(
-                &batch.labels,
-                None,
-                Reduction::Mean,
-                -100,
-                p.label_smoothing,
-            );
+            let hard = || {
+                logits.cross_entropy_loss::<Tensor>(
+                    &batch.labels,
+                    None,
+                    Reduction::Mean,
+                    -100,
+                    p.label_smoothing,
+                )
+            };
             let loss = match (&soft, i) {
                 (Some(target), i) if i > 0 && p.distill_weight > 0.0 => {
                     let kd = -(target * logits.log_softmax(-1, Kind::Float))
                         .sum_dim_intlist(-1, false, Kind::Float)
                         .mean(Kind::Float);
-                    kd * p.distill_weight + hard * (1.0 - p.distill_weight)
+                    // At full distillation the hard loss would be weighted by 0: not computed.
+                    if p.distill_weight < 1.0 {
+                        kd * p.distill_weight + hard() * (1.0 - p.distill_weight)
+                    } else {
+                        kd
+                    }
                 }
-                _ => hard,
+                _ => hard(),
             };
             if i == 0 {
                 loss_largest = loss.double_value(&[]);

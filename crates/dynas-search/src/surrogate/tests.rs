@@ -20,6 +20,14 @@ fn params_are_checked() {
             ..SurrogateParams::default()
         },
         SurrogateParams {
+            exploit_share: 1.5,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
+            exploit_share: -0.1,
+            ..SurrogateParams::default()
+        },
+        SurrogateParams {
             pool: 3,
             ..SurrogateParams::default()
         },
@@ -101,4 +109,63 @@ fn gp_interpolates_an_additive_function_and_is_unsure_far_away() {
     // At a training point the sd is far below the prior's.
     let (_, sd) = gp.mean_sd(&all[0]);
     assert!(sd < 0.1 * gp.prior_sd(), "{sd} vs {}", gp.prior_sd());
+}
+
+#[test]
+fn fantasised_points_shrink_the_sd_as_a_refit_with_them_would() {
+    // Train on a few genotypes of a 3 x 3 x 3 grid, fantasise two more, and compare each
+    // candidate's updated sd with the posterior sd computed from scratch with the fantasised
+    // points in the training set (same kernel, noise and signal).
+    let all: Vec<Vec<usize>> = (0..27).map(|i| vec![i / 9, (i / 3) % 3, i % 3]).collect();
+    let train: Vec<(&[usize], f64)> = [0usize, 5, 13, 22, 26]
+        .iter()
+        .map(|&i| (all[i].as_slice(), (i as f64 * 0.37).sin()))
+        .collect();
+    let gp = Gp::fit(3, &train).expect("fits");
+    let models = Models {
+        objectives: vec![gp],
+        violation: None,
+        scale: vec![(0.0, 1.0)],
+        front: Vec::new(),
+        exploration: 1.0,
+    };
+    let candidates: Vec<Genotype> = all.iter().map(|g| Genotype::new(g.clone())).collect();
+    let mut predictions = models.predict(&candidates, None);
+    let mut fantasy = Fantasy {
+        models: &models,
+        points: Vec::new(),
+    };
+    let fantasised = [9usize, 17];
+    for &f in &fantasised {
+        let chosen = predictions[f].clone();
+        fantasy.add(candidates[f].genes(), &chosen);
+        for (p, g) in predictions.iter_mut().zip(&candidates) {
+            fantasy.update(g.genes(), p, models.exploration);
+        }
+    }
+    let gp = &models.objectives[0];
+    let points: Vec<&[usize]> = train
+        .iter()
+        .map(|t| t.0)
+        .chain(fantasised.iter().map(|&f| all[f].as_slice()))
+        .collect();
+    let n = points.len();
+    let mut k = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            k[i * n + j] = gp.table[hamming(points[i], points[j])];
+        }
+        k[i * n + i] += gp.noise;
+    }
+    cholesky(&mut k, n).expect("positive definite");
+    for (g, p) in all.iter().zip(&predictions) {
+        let mut row: Vec<f64> = points.iter().map(|t| gp.table[hamming(g, t)]).collect();
+        forward(&k, n, &mut row);
+        let explained: f64 = row.iter().map(|v| v * v).sum();
+        let sd = gp.y_std * (gp.signal * (gp.table[0] - explained)).max(0.0).sqrt();
+        assert_relative_eq!(p.sd[0], sd, epsilon = 1e-9);
+        assert_relative_eq!(p.optimistic[0], p.mean[0] - p.sd[0], epsilon = 1e-12);
+    }
+    // A fantasised point's own sd fell well below the prior's.
+    assert!(predictions[9].sd[0] < 0.5 * gp.prior_sd());
 }
