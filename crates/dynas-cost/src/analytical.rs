@@ -19,7 +19,7 @@
 use dynas_space::{Layer, Network, OpKind};
 use serde::{Deserialize, Serialize};
 
-use crate::device::{DeviceProfile, OperatingPoint};
+use crate::device::{ClockDomain, DeviceProfile, OperatingPoint};
 use crate::error::{CostError, Result};
 use crate::linalg;
 use crate::model::{Cost, CostBreakdown, CostModel};
@@ -147,7 +147,7 @@ impl AnalyticalParams {
 }
 
 /// One measured run of a network at an operating point, for fitting.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Measurement<'a> {
     /// The network that ran.
     pub network: &'a Network,
@@ -203,6 +203,7 @@ impl AnalyticalModel {
     /// (compute Hz, memory Hz, compute Hz max, memory Hz max) of `point`; missing clocks take
     /// the device maximum.
     fn clocks(&self, point: &OperatingPoint) -> Result<(f64, f64, f64, f64)> {
+        point.check_domains("analytical", &ClockDomain::WELL_KNOWN)?;
         let unit = self.device.compute_unit;
         let list = self.device.compute_hz_list();
         let max_c = list
@@ -218,7 +219,7 @@ impl AnalyticalModel {
             .memory_hz
             .last()
             .map_or(NOMINAL_MEMORY_HZ, |&v| v as f64);
-        let fm = point.memory_hz.map_or(max_m, |v| v as f64);
+        let fm = point.memory_hz().map_or(max_m, |v| v as f64);
         if fc <= 0.0 || fm <= 0.0 {
             return Err(CostError::InvalidParameter {
                 name: "operating point".to_string(),
@@ -573,7 +574,7 @@ mod tests {
             .iter()
             .map(|&g| {
                 model
-                    .estimate(&net, &OperatingPoint::new(None, Some(g), mem))
+                    .estimate(&net, &OperatingPoint::new(None, Some(g), mem).unwrap())
                     .unwrap()
             })
             .collect();
@@ -588,14 +589,14 @@ mod tests {
         );
         let b = model.breakdown(
             &net,
-            &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem),
+            &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem).unwrap(),
         );
         let b = b.unwrap();
         assert_eq!(b.layers.len(), net.layers.len());
         let direct = model
             .estimate(
                 &net,
-                &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem),
+                &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem).unwrap(),
             )
             .unwrap();
         assert_relative_eq!(b.total.latency_ms, direct.latency_ms, max_relative = 1e-12);
@@ -621,7 +622,7 @@ mod tests {
                     None,
                     Some(device.gpu_hz[rng.random_range(0..device.gpu_hz.len())]),
                     Some(device.memory_hz[rng.random_range(0..device.memory_hz.len())]),
-                )
+                ).unwrap()
             })
             .collect();
         let ms: Vec<Measurement<'_>> = points
@@ -630,7 +631,7 @@ mod tests {
                 let c = model.estimate(&net, p).unwrap();
                 Measurement {
                     network: &net,
-                    point: *p,
+                    point: p.clone(),
                     latency_ms: c.latency_ms,
                     energy_mj: c.energy_mj,
                 }

@@ -36,7 +36,7 @@ use dynas_space::{Layer, Network, OpKind};
 use serde::{Deserialize, Serialize};
 
 use crate::analytical::layer_bytes;
-use crate::device::{DeviceProfile, OperatingPoint};
+use crate::device::{ClockDomain, DeviceProfile, OperatingPoint};
 use crate::dvfs::{
     CheckedDvfsLawParams, ClockSweep, DvfsLawParams, DvfsPowerLaw, DvfsScalingLaw, PowerSweep,
     read_gpu_sweep, read_power_sweep,
@@ -382,6 +382,7 @@ impl DvfsLutModel {
 
     /// Clocks of `point` relative to the device's highest (a missing clock is at its highest).
     fn relative_clocks(&self, point: &OperatingPoint) -> Result<[f64; 3]> {
+        point.check_domains("dvfs-lut", &ClockDomain::WELL_KNOWN)?;
         let rel = |name: &str, clock: Option<u64>, list: &[u64]| -> Result<f64> {
             match (clock, list.last()) {
                 (Some(0), _) => Err(CostError::InvalidParameter {
@@ -393,9 +394,9 @@ impl DvfsLutModel {
             }
         };
         Ok([
-            rel("cpu_hz", point.cpu_hz, &self.device.cpu_hz)?,
-            rel("gpu_hz", point.gpu_hz, &self.device.gpu_hz)?,
-            rel("memory_hz", point.memory_hz, &self.device.memory_hz)?,
+            rel("cpu_hz", point.cpu_hz(), &self.device.cpu_hz)?,
+            rel("gpu_hz", point.gpu_hz(), &self.device.gpu_hz)?,
+            rel("memory_hz", point.memory_hz(), &self.device.memory_hz)?,
         ])
     }
 

@@ -20,7 +20,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::analytical::layer_bytes;
-use crate::device::{ComputeUnit, OperatingPoint};
+use crate::device::{ClockDomain, ComputeUnit, OperatingPoint};
 use crate::error::{CostError, Result};
 use crate::gbdt::{Gbdt, GbdtParams};
 use crate::linalg;
@@ -587,7 +587,7 @@ pub fn layer_features(layer: &Layer, point: &OperatingPoint, unit: ComputeUnit) 
     let o = layer.output();
     let inv_ghz = |hz: Option<u64>| hz.map_or(1.0, |h| 1e9 / h.max(1) as f64);
     let fc = inv_ghz(point.compute_hz(unit));
-    let fm = inv_ghz(point.memory_hz);
+    let fm = inv_ghz(point.memory_hz());
     let macs = layer.macs() as f64;
     let bytes = layer_bytes(layer) as f64;
     let rest = [
@@ -688,6 +688,7 @@ impl CostModel for LayerPredictor {
     }
 
     fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
+        point.check_domains(self.name(), &ClockDomain::WELL_KNOWN)?;
         Ok(Cost::latency(
             network
                 .layers
@@ -698,6 +699,7 @@ impl CostModel for LayerPredictor {
     }
 
     fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
+        point.check_domains(self.name(), &ClockDomain::WELL_KNOWN)?;
         let layers: Vec<Cost> = network
             .layers
             .iter()

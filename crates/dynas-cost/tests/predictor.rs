@@ -123,7 +123,7 @@ fn layer_predictor_generalises_to_an_unseen_resolution() {
             if *r == held_out {
                 test.push((layer, lat))
             } else {
-                train.push((layer, point, lat))
+                train.push((layer, point.clone(), lat))
             }
         }
     }

@@ -439,7 +439,7 @@ mod tests {
             .collect();
         let head = ExitHead::new(16, Activation::Relu, 10).expect("ok");
         let model = MacsModel;
-        let point = OperatingPoint::new(None, Some(1_000_000_000), None);
+        let point = OperatingPoint::new(None, Some(1_000_000_000), None).unwrap();
         let costs = ExitCosts::compute(&net, &positions, &head, &model, &point).expect("ok");
         let paths = costs.path_costs(&[1, 3]).expect("ok");
         let p = costs.positions();

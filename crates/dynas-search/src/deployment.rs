@@ -15,8 +15,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
 
-/// The deployment file format version this crate writes and reads.
-pub const DEPLOYMENT_VERSION: u32 = 1;
+/// The newest deployment file format version: this crate reads versions 1 and 2.
+///
+/// * Version 1: operating points set CPU, GPU and memory clocks only (`cpu_hz`, `gpu_hz`,
+///   `memory_hz`).
+/// * Version 2: points and the device may also carry further named clock domains
+///   (`"dla0_hz": 1395200000` in a point, `"other_clocks": {"dla0": [...]}` in the device).
+///
+/// A deployment is written as version 1 when it uses no named domain, so files of CPU / GPU /
+/// memory boards stay byte-identical and readable by older builds; an older build refuses a
+/// version-2 file instead of silently dropping a clock it does not know.
+pub const DEPLOYMENT_VERSION: u32 = 2;
+
+/// The version a deployment with these points and device needs (see [`DEPLOYMENT_VERSION`]).
+fn needed_version(device: Option<&DeviceProfile>, points: &[DeploymentPoint]) -> u32 {
+    let named_point = points
+        .iter()
+        .any(|p| p.point.clocks().any(|(d, _)| !d.is_well_known()));
+    let named_device = device.is_some_and(|d| !d.other_clocks.is_empty());
+    if named_point || named_device { 2 } else { 1 }
+}
 
 /// Where a figure comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +113,7 @@ pub struct DeploymentPoint {
 /// A versioned set of deployable configurations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
-    /// File format version ([`DEPLOYMENT_VERSION`]).
+    /// File format version (1 or 2, see [`DEPLOYMENT_VERSION`]).
     pub version: u32,
     /// The method that produced it (`"hadas"`, `"dynamic-ofa"`, ...).
     pub method: String,
@@ -117,7 +135,7 @@ impl Deployment {
         points: Vec<DeploymentPoint>,
     ) -> Result<Self> {
         let d = Self {
-            version: DEPLOYMENT_VERSION,
+            version: needed_version(device.as_ref(), &points),
             method: method.into(),
             space: space.into(),
             device,
@@ -135,11 +153,22 @@ impl Deployment {
             column: Some(column),
             reason,
         };
-        if self.version != DEPLOYMENT_VERSION {
+        if !(1..=DEPLOYMENT_VERSION).contains(&self.version) {
             return Err(bad(
                 "version".into(),
                 format!(
-                    "version {} is not supported (this build reads {DEPLOYMENT_VERSION})",
+                    "version {} is not supported (this build reads 1 to {DEPLOYMENT_VERSION})",
+                    self.version
+                ),
+            ));
+        }
+        let needed = needed_version(self.device.as_ref(), &self.points);
+        if self.version < needed {
+            return Err(bad(
+                "version".into(),
+                format!(
+                    "version {} has no named clock domains, but the file uses them (needs \
+                     version {needed})",
                     self.version
                 ),
             ));
@@ -204,18 +233,18 @@ impl Deployment {
                 ));
             }
             if let Some(device) = &self.device {
-                let supported = |clock: Option<u64>, list: &[u64]| {
-                    clock.is_none_or(|c| list.is_empty() || list.contains(&c))
-                };
-                if !(supported(p.point.cpu_hz, &device.cpu_hz)
-                    && supported(p.point.gpu_hz, &device.gpu_hz)
-                    && supported(p.point.memory_hz, &device.memory_hz))
-                {
+                // A point may leave a domain to the default governor, but every clock it sets
+                // must be one of the device's, in a domain the device has.
+                if let Some((domain, hz)) = p.point.clocks().find(|(d, hz)| {
+                    let list = device.clocks_of(d);
+                    let known = device.domains().iter().any(|(k, _)| k == *d);
+                    !known || !(list.is_empty() || list.contains(hz))
+                }) {
                     return Err(bad(
-                        field("point"),
+                        field(&format!("point.{}", domain.field())),
                         format!(
-                            "{:?} is not an operating point of `{}`",
-                            p.point, device.name
+                            "{hz} Hz is not a {domain} clock of `{}` (point {})",
+                            device.name, p.point
                         ),
                     ));
                 }
@@ -316,7 +345,7 @@ mod tests {
                 threshold: 0.9,
                 exit_rate: 0.4,
             }],
-            point: OperatingPoint::new(None, Some(1_377_000_000), None),
+            point: OperatingPoint::new(None, Some(1_377_000_000), None).unwrap(),
             metrics: DeployedMetrics {
                 top1,
                 latency_ms,

@@ -46,9 +46,9 @@ impl StandIn {
         }
         units += remaining * (prefix + heads);
         correct += remaining * acc;
-        let ghz = point.gpu_hz.unwrap() as f64 / 1e9;
+        let ghz = point.gpu_hz().unwrap() as f64 / 1e9;
         let latency = units / ghz;
-        let power = 1.0 + 2.0 * (ghz / 1.4).powi(2) + 0.3 * point.memory_hz.unwrap() as f64 / 2e9;
+        let power = 1.0 + 2.0 * (ghz / 1.4).powi(2) + 0.3 * point.memory_hz().unwrap() as f64 / 2e9;
         DynamicMetrics {
             error: 100.0 - correct,
             latency_ms: latency,
@@ -344,7 +344,7 @@ impl DynamicEvaluator for Seeded<'_> {
         self.stand_in.evaluate(b, exits, point)
     }
     fn seed_points(&self, _backbone: &Genotype) -> Result<Vec<OperatingPoint>> {
-        Ok(vec![self.seed])
+        Ok(vec![self.seed.clone()])
     }
 }
 
@@ -353,12 +353,12 @@ fn inner_genotypes_encode_and_decode_exits_and_clocks() {
     use dynas_search::InnerProblem;
     let stand_in = StandIn::new();
     let inner = InnerProblem::new(Genotype::new(vec![1, 1, 1, 1]), &stand_in).unwrap();
-    let point = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000));
+    let point = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000)).unwrap();
     let genotype = inner.encode(&[0, 2], &point).unwrap();
     assert_eq!(genotype.genes(), &[1, 0, 1, 1, 1]);
-    assert_eq!(inner.decode(&genotype).unwrap(), (vec![0, 2], point));
+    assert_eq!(inner.decode(&genotype).unwrap(), (vec![0, 2], point.clone()));
     // A clock the device does not have, or an exit position it lacks, has no genotype.
-    let unknown = OperatingPoint::new(None, Some(1_200_000_000), Some(2_000_000_000));
+    let unknown = OperatingPoint::new(None, Some(1_200_000_000), Some(2_000_000_000)).unwrap();
     assert!(inner.encode(&[], &unknown).is_none());
     assert!(inner.encode(&[3], &point).is_none());
 }
@@ -369,7 +369,7 @@ fn inner_search_starts_from_the_evaluators_seed_points() {
     let stand_in = StandIn::new();
     let backbone = Genotype::new(vec![2, 2, 2, 2]);
     // The static backbone's lowest-energy point (GPU 1.0 GHz, memory 1 GHz; see StandIn).
-    let seed = OperatingPoint::new(None, Some(1_000_000_000), Some(1_000_000_000));
+    let seed = OperatingPoint::new(None, Some(1_000_000_000), Some(1_000_000_000)).unwrap();
     let seeded_energy = stand_in.metrics(&backbone, &[], &seed).energy_mj;
     let config = HadasConfig {
         inner: Nsga2Config {
@@ -386,7 +386,7 @@ fn inner_search_starts_from_the_evaluators_seed_points() {
     for search_seed in 0..20 {
         let seeded = Seeded {
             stand_in: &stand_in,
-            seed,
+            seed: seed.clone(),
         };
         let (front, evaluations) = inner_search(&seeded, &backbone, &config, search_seed).unwrap();
         assert!(evaluations <= 4, "{evaluations}");

@@ -510,8 +510,7 @@ fn the_joint_problem_searches_backbone_and_operating_point_together() {
     let device = DeviceProfile::jetson_agx_xavier();
     let points: Vec<_> = device
         .operating_points()
-        .iter()
-        .copied()
+        .into_iter()
         .step_by(97)
         .collect();
     assert!(points.len() >= 3);
