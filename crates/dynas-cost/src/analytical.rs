@@ -673,4 +673,19 @@ mod tests {
         );
         assert!(matches!(r, Err(CostError::Fit { .. })));
     }
+
+    #[test]
+    fn a_named_clock_domain_is_refused_not_ignored() {
+        let device = DeviceProfile::jetson_agx_xavier();
+        let model = AnalyticalModel::new(device.clone(), AnalyticalParams::default()).unwrap();
+        let npu = device
+            .max_operating_point()
+            .with_clock(ClockDomain::named("npu").unwrap(), 800_000_000)
+            .unwrap();
+        let err = model.estimate(&mobilenet_like(), &npu).unwrap_err();
+        assert!(
+            matches!(&err, CostError::UnknownClockDomain { domain, .. } if domain == "npu"),
+            "{err}"
+        );
+    }
 }

@@ -4,6 +4,7 @@ use approx::assert_relative_eq;
 use dynas_cost::dvfs::{DvfsLawParams, DvfsScalingLaw, read_gpu_sweep, read_power_sweep};
 use dynas_cost::lut::harmonic_key;
 use dynas_cost::{
+    ClockDomain,
     CostError, CostModel, CostSource, DvfsLutModel, LayerLut, OperatingPoint,
     jetson_agx_xavier_operating_points,
 };
@@ -230,4 +231,33 @@ fn the_xavier_grid_has_every_clock_combination() {
         points.iter().max().unwrap().gpu_hz(),
         model.reference_point().gpu_hz()
     );
+}
+
+#[test]
+fn a_clock_domain_the_model_does_not_price_is_a_typed_error() {
+    // The DVFS laws were fitted on CPU / GPU / memory sweeps: a DLA clock cannot be priced,
+    // and ignoring it would give the same cost at every DLA clock.
+    let model = xavier();
+    let net = {
+        let space = MbConvSpace::ofa_mnist();
+        space.decode(&space.largest()).unwrap()
+    };
+    let with_dla = model
+        .reference_point()
+        .with_clock(ClockDomain::named("dla0").unwrap(), 1_395_200_000)
+        .unwrap();
+    for result in [
+        model.estimate(&net, &with_dla).map(|_| ()),
+        model.breakdown(&net, &with_dla).map(|_| ()),
+    ] {
+        let err = result.expect_err("unknown domain");
+        assert!(
+            matches!(&err, CostError::UnknownClockDomain { model, domain, .. }
+                if model == "dvfs-lut" && domain == "dla0"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("dla0"), "{err}");
+    }
+    // The same point without the DLA clock is priced as before.
+    assert!(model.estimate(&net, &model.reference_point()).is_ok());
 }
