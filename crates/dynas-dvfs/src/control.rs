@@ -988,4 +988,124 @@ mod tests {
         assert_eq!(c.current().expect("cur"), start);
         assert_eq!(c.transitions().len(), 2);
     }
+
+    /// The Xavier tree plus a DLA BPMP clock and an NPU devfreq node.
+    fn tree_with_accelerators() -> tempfile::TempDir {
+        let tree = xavier_tree();
+        let r = tree.path();
+        write(r, &format!("{DLA}/rate"), "1395200000\n");
+        write(r, &format!("{DLA}/mrq_rate_locked"), "0\n");
+        write(r, &format!("{NPU}/available_frequencies"), "300000000 800000000\n");
+        write(r, &format!("{NPU}/min_freq"), "300000000\n");
+        write(r, &format!("{NPU}/max_freq"), "800000000\n");
+        write(r, &format!("{NPU}/cur_freq"), "800000000\n");
+        tree
+    }
+
+    const DLA: &str = "sys/kernel/debug/bpmp/debug/clk/dla0_core";
+    const NPU: &str = "sys/class/devfreq/npu";
+
+    fn accelerator_board() -> DeviceProfile {
+        DeviceProfile::jetson_agx_xavier()
+            .with_domain(
+                DomainName::new("dla0").expect("name"),
+                vec![115_200_000, 640_000_000, 1_395_200_000],
+            )
+            .expect("dla")
+            .with_domain(
+                DomainName::new("npu").expect("name"),
+                vec![300_000_000, 800_000_000],
+            )
+            .expect("npu")
+    }
+
+    #[test]
+    fn named_domains_are_written_to_their_sysfs_paths_and_restored() {
+        let tree = tree_with_accelerators();
+        let r = tree.path();
+        let layout = SysfsLayout::jetson_agx_xavier(r)
+            .with_domain(
+                DomainName::new("dla0").expect("name"),
+                DomainInterface::BpmpClock(DLA.into()),
+            )
+            .with_domain(
+                DomainName::new("npu").expect("name"),
+                DomainInterface::Devfreq(NPU.into()),
+            );
+        let (dla, npu) = (
+            ClockDomain::named("dla0").expect("dla"),
+            ClockDomain::named("npu").expect("npu"),
+        );
+        {
+            let mut c = SysfsFrequencyControl::new(accelerator_board(), r, &layout).expect("open");
+            let start = c.current().expect("current");
+            assert_eq!(start.hz(&dla), Some(1_395_200_000));
+            assert_eq!(start.hz(&npu), Some(800_000_000));
+            let p = OperatingPoint::new(None, Some(522_750_000), None)
+                .expect("point")
+                .with_clock(dla.clone(), 640_000_000)
+                .expect("dla")
+                .with_clock(npu.clone(), 300_000_000)
+                .expect("npu");
+            c.apply(&p).expect("apply");
+            assert_eq!(read(r, &format!("{DLA}/rate")), "640000000");
+            assert_eq!(read(r, &format!("{DLA}/mrq_rate_locked")), "1");
+            assert_eq!(read(r, &format!("{NPU}/min_freq")), "300000000");
+            assert_eq!(read(r, &format!("{NPU}/max_freq")), "300000000");
+            assert_eq!(c.current().expect("current").hz(&dla), Some(640_000_000));
+            // A DLA clock outside the device table is refused before anything is written.
+            let bad = p.clone().with_clock(dla.clone(), 1).expect("positive");
+            let e = c.apply(&bad).expect_err("not in table");
+            assert!(
+                matches!(&e, DvfsError::UnsupportedFrequency { domain, .. } if domain == "dla0"),
+                "{e}"
+            );
+            assert_eq!(read(r, &format!("{DLA}/rate")), "640000000");
+        }
+        assert_eq!(read(r, &format!("{DLA}/rate")), "1395200000");
+        assert_eq!(read(r, &format!("{DLA}/mrq_rate_locked")), "0");
+        assert_eq!(read(r, &format!("{NPU}/min_freq")), "300000000");
+        assert_eq!(read(r, &format!("{NPU}/max_freq")), "800000000");
+    }
+
+    #[test]
+    fn a_named_domain_without_a_sysfs_path_is_an_error() {
+        let tree = tree_with_accelerators();
+        let r = tree.path();
+        // The board has a DLA but the layout does not say where its clock lives.
+        let mut c =
+            SysfsFrequencyControl::new(accelerator_board(), r, &SysfsLayout::jetson_agx_xavier(r))
+                .expect("open");
+        let p = OperatingPoint::from_clocks([(
+            ClockDomain::named("dla0").expect("dla"),
+            640_000_000,
+        )])
+        .expect("point");
+        let e = c.apply(&p).expect_err("no DLA control");
+        assert!(
+            matches!(&e, DvfsError::NotFound { .. }) && e.to_string().contains("dla0"),
+            "{e}"
+        );
+        assert_eq!(read(r, &format!("{DLA}/rate")), "1395200000");
+        // A missing directory for a declared domain is named when opening.
+        let layout = SysfsLayout::jetson_agx_xavier(r).with_domain(
+            DomainName::new("npu").expect("name"),
+            DomainInterface::Devfreq("sys/class/devfreq/missing".into()),
+        );
+        let e = SysfsFrequencyControl::new(accelerator_board(), r, &layout).expect_err("missing");
+        assert!(e.to_string().contains("missing") && e.to_string().contains("npu"), "{e}");
+    }
+
+    #[test]
+    fn the_simulated_backend_keeps_named_domains() {
+        let mut c = SimulatedFrequencyControl::new(accelerator_board());
+        let dla = ClockDomain::named("dla0").expect("dla");
+        let p = OperatingPoint::from_clocks([(dla.clone(), 115_200_000)]).expect("point");
+        c.apply(&p).expect("apply");
+        let cur = c.current().expect("current");
+        assert_eq!(cur.hz(&dla), Some(115_200_000));
+        assert_eq!(cur.gpu_hz(), Some(1_377_000_000));
+        c.restore().expect("restore");
+        assert_eq!(c.current().expect("current").hz(&dla), Some(1_395_200_000));
+    }
 }

@@ -402,4 +402,64 @@ mod tests {
         assert_eq!(front.len(), 2);
         assert!(front.iter().all(|p| p.metrics.top1 != 89.0));
     }
+
+    #[test]
+    fn a_named_clock_domain_round_trips_as_version_2() {
+        use dynas_cost::{ClockDomain, ComputeUnit, DomainName};
+        let device = DeviceProfile::new(
+            "xavier-dla",
+            ComputeUnit::Gpu,
+            vec![],
+            vec![1_377_000_000],
+            vec![],
+        )
+        .unwrap()
+        .with_domain(DomainName::new("dla0").unwrap(), vec![640_000_000, 1_395_200_000])
+        .unwrap();
+        let dla = ClockDomain::named("dla0").unwrap();
+        let mut p = point(90.0, 2.0, 5.0);
+        p.point = p.point.with_clock(dla.clone(), 640_000_000).unwrap();
+        let d = Deployment::new("hadas", "ofa-mnist", Some(device), vec![p]).unwrap();
+        assert_eq!(d.version, 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment.json");
+        d.write_json(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""dla0_hz": 640000000"#), "{text}");
+        let back = Deployment::from_json_file(&path).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(back.points[0].point.hz(&dla), Some(640_000_000));
+
+        // A DLA clock the device does not list is named with its field.
+        let mut off = serde_json::to_value(&d).unwrap();
+        off["points"][0]["point"]["dla0_hz"] = serde_json::json!(1);
+        let err = Deployment::from_json_str(&off.to_string(), &path).unwrap_err();
+        assert!(err.to_string().contains("points[0].point.dla0_hz"), "{err}");
+        // A version-1 file cannot carry a named domain (an older build would drop it).
+        let mut old = serde_json::to_value(&d).unwrap();
+        old["version"] = serde_json::json!(1);
+        let err = Deployment::from_json_str(&old.to_string(), &path).unwrap_err();
+        assert!(err.to_string().contains("version"), "{err}");
+    }
+
+    #[test]
+    fn version_1_files_are_read_and_written_unchanged() {
+        // The format written before named domains: `null` for clocks not set, version 1.
+        let text = r#"{"version": 1, "method": "hadas", "space": "ofa-mnist", "points": [
+            {"genotype": [0, 1, 2], "exits": [],
+             "point": {"cpu_hz": null, "gpu_hz": 1377000000, "memory_hz": null},
+             "metrics": {"top1": 90.0, "latency_ms": 2.0, "energy_mj": 5.0,
+                         "accuracy_source": {"kind": "measured", "on": "validation"},
+                         "cost_source": {"kind": "modelled", "model": "LUT"}}}]}"#;
+        let d = Deployment::from_json_str(text, Path::new("old.json")).unwrap();
+        assert_eq!(d.version, 1);
+        assert_eq!(
+            d.points[0].point,
+            OperatingPoint::new(None, Some(1_377_000_000), None).unwrap()
+        );
+        let again = Deployment::new("hadas", "ofa-mnist", None, d.points.clone()).unwrap();
+        assert_eq!(again.version, 1);
+        let written = serde_json::to_value(&again).unwrap();
+        assert_eq!(written["points"][0]["point"]["cpu_hz"], serde_json::Value::Null);
+    }
 }
