@@ -203,8 +203,11 @@ impl AnalyticalModel {
     /// (compute Hz, memory Hz, compute Hz max, memory Hz max) of `point`; missing clocks take
     /// the device maximum.
     fn clocks(&self, point: &OperatingPoint) -> Result<(f64, f64, f64, f64)> {
-        point.check_domains("analytical", &ClockDomain::WELL_KNOWN)?;
-        let unit = self.device.compute_unit;
+        // Priced: the compute unit's clock and memory; the CPU / GPU clock the network does
+        // not run on is documented as not affecting cost.
+        let [cpu, gpu, memory] = ClockDomain::WELL_KNOWN;
+        point.check_domains("analytical", &[cpu, gpu, memory, self.device.compute_unit.domain()])?;
+        let unit = &self.device.compute_unit;
         let list = self.device.compute_hz_list();
         let max_c = list
             .last()
@@ -687,5 +690,35 @@ mod tests {
             matches!(&err, CostError::UnknownClockDomain { domain, .. } if domain == "npu"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_network_on_an_npu_follows_the_npu_clock() {
+        use crate::device::{ComputeUnit, DomainName};
+        let npu = DomainName::new("npu").unwrap();
+        let board = DeviceProfile::new(
+            "npu-board",
+            ComputeUnit::Accelerator(npu.clone()),
+            vec![1_800_000_000],
+            vec![],
+            vec![2_133_000_000],
+        );
+        // The compute unit needs clocks of its own.
+        assert!(board.is_err());
+        let board = DeviceProfile::new("npu-board", ComputeUnit::Cpu, vec![1_800_000_000], vec![], vec![2_133_000_000])
+            .unwrap()
+            .with_domain(npu.clone(), vec![300_000_000, 800_000_000])
+            .unwrap();
+        let board = DeviceProfile {
+            compute_unit: ComputeUnit::Accelerator(npu),
+            ..board
+        };
+        let json = serde_json::to_string(&board).unwrap();
+        assert!(json.contains(r#""compute_unit":"npu""#), "{json}");
+        let model = AnalyticalModel::new(board.clone(), AnalyticalParams::default()).unwrap();
+        let (slow, fast) = (board.min_operating_point(), board.max_operating_point());
+        let net = mobilenet_like();
+        let (s, f) = (model.estimate(&net, &slow).unwrap(), model.estimate(&net, &fast).unwrap());
+        assert!(s.latency_ms > f.latency_ms, "{s:?} vs {f:?}");
     }
 }

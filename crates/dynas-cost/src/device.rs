@@ -13,23 +13,47 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{CostError, Result};
 
-/// Which unit runs the network's layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// Which unit runs the network's layers. In files: `"cpu"`, `"gpu"` or the name of one of
+/// the device's named clock domains (`"npu"`, `"dla0"`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum ComputeUnit {
     /// The CPU cluster.
     Cpu,
     /// The GPU (default for Jetson boards).
     #[default]
     Gpu,
+    /// An accelerator clocked by a named domain of the device (a DLA, an NPU).
+    Accelerator(DomainName),
 }
 
 impl ComputeUnit {
     /// The clock domain of this unit.
-    pub fn domain(self) -> ClockDomain {
+    pub fn domain(&self) -> ClockDomain {
         match self {
             Self::Cpu => ClockDomain::Cpu,
             Self::Gpu => ClockDomain::Gpu,
+            Self::Accelerator(name) => ClockDomain::Named(name.clone()),
+        }
+    }
+}
+
+impl Serialize for ComputeUnit {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.domain().name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ComputeUnit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        match ClockDomain::parse(&name).map_err(serde::de::Error::custom)? {
+            ClockDomain::Cpu => Ok(Self::Cpu),
+            ClockDomain::Gpu => Ok(Self::Gpu),
+            ClockDomain::Named(n) => Ok(Self::Accelerator(n)),
+            other => Err(serde::de::Error::custom(format!(
+                "`{other}` clocks memory, not a compute unit"
+            ))),
         }
     }
 }
@@ -248,7 +272,7 @@ impl OperatingPoint {
     }
 
     /// The clock of `unit`.
-    pub fn compute_hz(&self, unit: ComputeUnit) -> Option<u64> {
+    pub fn compute_hz(&self, unit: &ComputeUnit) -> Option<u64> {
         self.hz(&unit.domain())
     }
 

@@ -568,7 +568,7 @@ impl CostModel for ArchPredictor {
 pub const LAYER_FEATURES: usize = 8 + 16;
 
 /// Layer + clock features of the layer-level predictor.
-pub fn layer_features(layer: &Layer, point: &OperatingPoint, unit: ComputeUnit) -> Vec<f64> {
+pub fn layer_features(layer: &Layer, point: &OperatingPoint, unit: &ComputeUnit) -> Vec<f64> {
     let kind = match layer.kind {
         OpKind::Conv => 0,
         OpKind::MbConv => 1,
@@ -648,7 +648,7 @@ impl LayerPredictor {
             }
             x.row_mut(i)
                 .assign(&ndarray::ArrayView1::from(&layer_features(
-                    layer, point, unit,
+                    layer, point, &unit,
                 )));
             y.push(lat.ln());
         }
@@ -665,7 +665,7 @@ impl LayerPredictor {
             _ => self
                 .gbdt
                 .predict_row(ndarray::ArrayView1::from(&layer_features(
-                    layer, point, self.unit,
+                    layer, point, &self.unit,
                 )))
                 .exp(),
         }
@@ -682,13 +682,22 @@ impl LayerPredictor {
     }
 }
 
+impl LayerPredictor {
+    /// Its features hold the compute unit's and the memory clock: another named domain's clock
+    /// cannot be priced (the CPU / GPU clock the network does not run on does not affect it).
+    fn check_domains(&self, point: &OperatingPoint) -> Result<()> {
+        let [cpu, gpu, memory] = ClockDomain::WELL_KNOWN;
+        point.check_domains(self.name(), &[cpu, gpu, memory, self.unit.domain()])
+    }
+}
+
 impl CostModel for LayerPredictor {
     fn name(&self) -> &str {
         "layer-predictor"
     }
 
     fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
-        point.check_domains(self.name(), &ClockDomain::WELL_KNOWN)?;
+        self.check_domains(point)?;
         Ok(Cost::latency(
             network
                 .layers
@@ -699,7 +708,7 @@ impl CostModel for LayerPredictor {
     }
 
     fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
-        point.check_domains(self.name(), &ClockDomain::WELL_KNOWN)?;
+        self.check_domains(point)?;
         let layers: Vec<Cost> = network
             .layers
             .iter()
