@@ -42,8 +42,10 @@ pub struct RegressionMetrics {
     pub rmse: f64,
     /// Mean absolute percentage error (%).
     pub mape: f64,
-    /// Spearman rank correlation (ties get average ranks).
-    pub spearman: f64,
+    /// Spearman rank correlation (ties get average ranks); `None` when it is undefined: every
+    /// actual value or every prediction is the same, so one side has no ranking (reporting 0
+    /// would read as "no correlation" and pull averages down).
+    pub spearman: Option<f64>,
 }
 
 fn ranks(v: &[f64]) -> Vec<f64> {
@@ -65,8 +67,8 @@ fn ranks(v: &[f64]) -> Vec<f64> {
     r
 }
 
-/// Pearson correlation.
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
+/// Pearson correlation; `None` when either side has no variance.
+fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
     let n = a.len() as f64;
     let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
     let (mut c, mut va, mut vb) = (0.0, 0.0, 0.0);
@@ -76,9 +78,9 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
         vb += (y - mb) * (y - mb);
     }
     if va == 0.0 || vb == 0.0 {
-        0.0
+        None
     } else {
-        c / (va * vb).sqrt()
+        Some(c / (va * vb).sqrt())
     }
 }
 
@@ -728,12 +730,28 @@ mod tests {
     fn spearman_and_shares_on_hand_examples() {
         let a = [1.0, 2.0, 3.0, 4.0];
         let m = RegressionMetrics::compute(&a, &[1.05, 2.5, 2.9, 4.0]).unwrap();
-        assert_relative_eq!(m.spearman, 1.0, epsilon = 1e-12);
+        assert_relative_eq!(m.spearman.unwrap(), 1.0, epsilon = 1e-12);
         assert_relative_eq!(m.within_10, 0.75);
         assert_relative_eq!(m.within_1, 0.25);
         let m = RegressionMetrics::compute(&a, &[4.0, 3.0, 2.0, 1.0]).unwrap();
-        assert_relative_eq!(m.spearman, -1.0, epsilon = 1e-12);
+        assert_relative_eq!(m.spearman.unwrap(), -1.0, epsilon = 1e-12);
         assert!(RegressionMetrics::compute(&a, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn spearman_of_a_constant_series_is_undefined_not_zero() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        // Constant predictions (a model that learnt the mean) and constant targets.
+        let m = RegressionMetrics::compute(&a, &[2.5; 4]).unwrap();
+        assert_eq!(m.spearman, None);
+        let m = RegressionMetrics::compute(&[5.0; 4], &a).unwrap();
+        assert_eq!(m.spearman, None);
+        // The other metrics stay defined, and JSON says `null`, not 0.
+        assert_relative_eq!(m.rmse, 7.5f64.sqrt(), epsilon = 1e-12);
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains(r#""spearman":null"#), "{json}");
+        // A single row has no ranking either.
+        assert_eq!(RegressionMetrics::compute(&[1.0], &[1.0]).unwrap().spearman, None);
     }
 
     #[test]
