@@ -607,12 +607,12 @@ impl DeviceProfile {
         Ok(profile)
     }
 
-    /// Number of operating points (product of the non-empty clock lists).
+    /// Number of operating points (product of the non-empty clock lists; saturates at
+    /// `usize::MAX` for a board with many long lists rather than overflowing).
     pub fn num_operating_points(&self) -> usize {
         self.domains()
             .iter()
-            .map(|(_, l)| l.len().max(1))
-            .product()
+            .fold(1usize, |n, (_, l)| n.saturating_mul(l.len().max(1)))
     }
 
     /// Every operating point, domains in [`DeviceProfile::domains`] order: CPU

@@ -71,7 +71,8 @@ pub use config::{
     ConfigId, Configuration, ConfigurationSet, ExitProfile, MeasuredVariant, Variant,
 };
 pub use control::{
-    FrequencyControl, SimulatedFrequencyControl, SysfsFrequencyControl, SysfsLayout,
+    DomainInterface, FrequencyControl, SimulatedFrequencyControl, SysfsFrequencyControl,
+    SysfsLayout,
 };
 pub use corunner::{CoRunner, CoRunnerParams, CoRunnerReport, HostLoadProbe, LoadPlan};
 pub use dynas_cost::{DeviceProfile, OperatingPoint};
