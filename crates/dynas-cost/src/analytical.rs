@@ -15,6 +15,10 @@
 //! clock of the device to 1 at the highest (DVFS tables scale voltage with clock). Compute energy
 //! then grows like `v²` with the clock while static energy shrinks like `1/f`: energy per
 //! inference has the U-shape over clocks that real boards show.
+//!
+//! `f_c` is the clock of the device's compute unit (CPU, GPU or a named accelerator domain);
+//! the CPU or GPU clock the network does not run on does not affect the cost. A point that
+//! sets any other named domain is refused with [`CostError::UnknownClockDomain`].
 
 use dynas_space::{Layer, Network, OpKind};
 use serde::{Deserialize, Serialize};

@@ -29,6 +29,10 @@
 //!
 //! Identity, zero and global-pooling layers cost nothing (the table has no key for pooling;
 //! its cost is inside the neighbouring layers' measurements).
+//!
+//! The laws cover the CPU, GPU and memory clocks only: an operating point that also sets a
+//! named clock domain (a DLA, an NPU) is refused with [`CostError::UnknownClockDomain`], since
+//! nothing measured says how that clock changes the cost.
 
 use std::path::Path;
 
