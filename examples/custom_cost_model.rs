@@ -84,7 +84,10 @@ fn main() -> Result<()> {
 
     // Wrappers work on any model: cache, then calibrate to measurements (made up here).
     let cached = CachedModel::new(model, 10_000)?;
-    let calibrated = Calibrated::fit(cached, &[(&net, fast.clone(), 0.9, None), (&net, slow, 9.5, None)])?;
+    let calibrated = Calibrated::fit(
+        cached,
+        &[(&net, fast.clone(), 0.9, None), (&net, slow, 9.5, None)],
+    )?;
     println!(
         "calibration (scale, offset): {:?}",
         calibrated.latency_calibration()

@@ -150,9 +150,8 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
 /// The latency of the most accurate configuration at the highest clocks.
 fn default_target(set: &ConfigurationSet) -> f64 {
     let c = set.configurations();
-    let sum = |p: &dynas::cost::OperatingPoint| {
-        p.clocks().map(|(_, hz)| u128::from(hz)).sum::<u128>()
-    };
+    let sum =
+        |p: &dynas::cost::OperatingPoint| p.clocks().map(|(_, hz)| u128::from(hz)).sum::<u128>();
     let top = c.iter().map(|x| sum(&x.point)).max().unwrap_or(0);
     c.iter()
         .filter(|x| sum(&x.point) == top)

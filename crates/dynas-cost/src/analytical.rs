@@ -210,7 +210,10 @@ impl AnalyticalModel {
         // Priced: the compute unit's clock and memory; the CPU / GPU clock the network does
         // not run on is documented as not affecting cost.
         let [cpu, gpu, memory] = ClockDomain::WELL_KNOWN;
-        point.check_domains("analytical", &[cpu, gpu, memory, self.device.compute_unit.domain()])?;
+        point.check_domains(
+            "analytical",
+            &[cpu, gpu, memory, self.device.compute_unit.domain()],
+        )?;
         let unit = &self.device.compute_unit;
         let list = self.device.compute_hz_list();
         let max_c = list
@@ -629,7 +632,8 @@ mod tests {
                     None,
                     Some(device.gpu_hz[rng.random_range(0..device.gpu_hz.len())]),
                     Some(device.memory_hz[rng.random_range(0..device.memory_hz.len())]),
-                ).unwrap()
+                )
+                .unwrap()
             })
             .collect();
         let ms: Vec<Measurement<'_>> = points
@@ -709,10 +713,16 @@ mod tests {
         );
         // The compute unit needs clocks of its own.
         assert!(board.is_err());
-        let board = DeviceProfile::new("npu-board", ComputeUnit::Cpu, vec![1_800_000_000], vec![], vec![2_133_000_000])
-            .unwrap()
-            .with_domain(npu.clone(), vec![300_000_000, 800_000_000])
-            .unwrap();
+        let board = DeviceProfile::new(
+            "npu-board",
+            ComputeUnit::Cpu,
+            vec![1_800_000_000],
+            vec![],
+            vec![2_133_000_000],
+        )
+        .unwrap()
+        .with_domain(npu.clone(), vec![300_000_000, 800_000_000])
+        .unwrap();
         let board = DeviceProfile {
             compute_unit: ComputeUnit::Accelerator(npu),
             ..board
@@ -722,7 +732,10 @@ mod tests {
         let model = AnalyticalModel::new(board.clone(), AnalyticalParams::default()).unwrap();
         let (slow, fast) = (board.min_operating_point(), board.max_operating_point());
         let net = mobilenet_like();
-        let (s, f) = (model.estimate(&net, &slow).unwrap(), model.estimate(&net, &fast).unwrap());
+        let (s, f) = (
+            model.estimate(&net, &slow).unwrap(),
+            model.estimate(&net, &fast).unwrap(),
+        );
         assert!(s.latency_ms > f.latency_ms, "{s:?} vs {f:?}");
     }
 }

@@ -309,7 +309,14 @@ impl OperatingPoint {
 
     /// `(cpu, gpu, memory)` then the named domains: the order points compare in (the order of
     /// the former CPU / GPU / memory fields, so sorted outputs are unchanged).
-    fn order_key(&self) -> (Option<u64>, Option<u64>, Option<u64>, Vec<(&ClockDomain, u64)>) {
+    fn order_key(
+        &self,
+    ) -> (
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Vec<(&ClockDomain, u64)>,
+    ) {
         (
             self.cpu_hz(),
             self.gpu_hz(),
@@ -446,7 +453,11 @@ impl DeviceProfile {
     /// This profile with a further clock domain `domain` (a DLA, an NPU) and its available
     /// clocks, validated like the others.
     pub fn with_domain(mut self, domain: DomainName, clocks_hz: Vec<u64>) -> Result<Self> {
-        if self.other_clocks.insert(domain.clone(), clocks_hz).is_some() {
+        if self
+            .other_clocks
+            .insert(domain.clone(), clocks_hz)
+            .is_some()
+        {
             return Err(CostError::InvalidParameter {
                 name: format!("other_clocks.{domain}"),
                 reason: format!("device `{}` already has this domain", self.name),
@@ -708,11 +719,9 @@ mod tests {
         );
         assert_eq!(tx2.operating_points().len(), 52);
         assert!(tx2.supports(&tx2.min_operating_point()));
-        assert!(!tx2.supports(&OperatingPoint::new(
-            Some(1),
-            Some(114_750_000),
-            Some(1_062_400_000)
-        ).unwrap()));
+        assert!(!tx2.supports(
+            &OperatingPoint::new(Some(1), Some(114_750_000), Some(1_062_400_000)).unwrap()
+        ));
     }
 
     #[test]
@@ -779,7 +788,11 @@ mod tests {
             .with_clock(ClockDomain::named("npu").unwrap(), 1_000_000_000)
             .unwrap();
         assert!(!board.supports(&npu));
-        assert!(points[0].to_string().ends_with("/ dla0 115.2 MHz"), "{}", points[0]);
+        assert!(
+            points[0].to_string().ends_with("/ dla0 115.2 MHz"),
+            "{}",
+            points[0]
+        );
     }
 
     #[test]
@@ -798,14 +811,26 @@ mod tests {
         assert_eq!(board.operating_points().len(), 4);
         // Written back with its named domain, read back equal.
         let json = serde_json::to_string(&board).unwrap();
-        assert!(json.contains(r#""other_clocks":{"npu":[300000000,800000000]}"#), "{json}");
+        assert!(
+            json.contains(r#""other_clocks":{"npu":[300000000,800000000]}"#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<DeviceProfile>(&json).unwrap(), board);
 
         let bad = dir.path().join("bad.toml");
         for (text, field) in [
-            ("name = \"b\"\ncpu_hz = [1]\n[other_clocks]\nnpu = [5, 3]\n", "other_clocks.npu"),
-            ("name = \"b\"\ncpu_hz = [1]\n[other_clocks]\ngpu = [5]\n", "gpu"),
-            ("name = \"b\"\ncpu_hz = [1]\n[other_clocks]\n\"DLA 0\" = [5]\n", "DLA 0"),
+            (
+                "name = \"b\"\ncpu_hz = [1]\n[other_clocks]\nnpu = [5, 3]\n",
+                "other_clocks.npu",
+            ),
+            (
+                "name = \"b\"\ncpu_hz = [1]\n[other_clocks]\ngpu = [5]\n",
+                "gpu",
+            ),
+            (
+                "name = \"b\"\ncpu_hz = [1]\n[other_clocks]\n\"DLA 0\" = [5]\n",
+                "DLA 0",
+            ),
         ] {
             std::fs::write(&bad, text).expect("write");
             let err = DeviceProfile::from_file(&bad).expect_err(text).to_string();
@@ -815,7 +840,9 @@ mod tests {
 
     #[test]
     fn points_are_validated_at_construction() {
-        let err = OperatingPoint::new(None, Some(0), None).unwrap_err().to_string();
+        let err = OperatingPoint::new(None, Some(0), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gpu_hz") && err.contains("0 Hz"), "{err}");
         let dla = ClockDomain::named("dla0").unwrap();
         let err = OperatingPoint::from_clocks([(dla.clone(), 1), (dla.clone(), 2)])
@@ -835,7 +862,10 @@ mod tests {
         // The former derived format: every field present, `null` where no clock.
         let old = r#"{"cpu_hz":null,"gpu_hz":1377000000,"memory_hz":2133000000}"#;
         let p: OperatingPoint = serde_json::from_str(old).unwrap();
-        assert_eq!(p, OperatingPoint::new(None, Some(1_377_000_000), Some(2_133_000_000)).unwrap());
+        assert_eq!(
+            p,
+            OperatingPoint::new(None, Some(1_377_000_000), Some(2_133_000_000)).unwrap()
+        );
         assert_eq!(serde_json::to_string(&p).unwrap(), old);
         let emc: OperatingPoint = serde_json::from_str(r#"{"emc_hz": 204000000}"#).unwrap();
         assert_eq!(emc.memory_hz(), Some(204_000_000));
@@ -857,7 +887,9 @@ mod tests {
             (r#"{"gpu": 1}"#, "gpu"),
             (r#"{"Bad Name_hz": 1}"#, "Bad Name_hz"),
         ] {
-            let err = serde_json::from_str::<OperatingPoint>(text).unwrap_err().to_string();
+            let err = serde_json::from_str::<OperatingPoint>(text)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }
@@ -882,10 +914,13 @@ mod tests {
             .unwrap()
             .with_clock(ClockDomain::named("npu").unwrap(), 5)
             .unwrap();
-        assert!(p.check_domains("m", &ClockDomain::WELL_KNOWN).is_err_and(|e| matches!(
-            e,
-            CostError::UnknownClockDomain { ref domain, .. } if domain == "npu"
-        )));
+        assert!(
+            p.check_domains("m", &ClockDomain::WELL_KNOWN)
+                .is_err_and(|e| matches!(
+                    e,
+                    CostError::UnknownClockDomain { ref domain, .. } if domain == "npu"
+                ))
+        );
         let known = [ClockDomain::Gpu, ClockDomain::named("npu").unwrap()];
         assert!(p.check_domains("m", &known).is_ok());
     }

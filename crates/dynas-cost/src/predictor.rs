@@ -751,7 +751,10 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         assert!(json.contains(r#""spearman":null"#), "{json}");
         // A single row has no ranking either.
-        assert_eq!(RegressionMetrics::compute(&[1.0], &[1.0]).unwrap().spearman, None);
+        assert_eq!(
+            RegressionMetrics::compute(&[1.0], &[1.0]).unwrap().spearman,
+            None
+        );
     }
 
     #[test]

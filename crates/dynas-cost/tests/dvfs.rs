@@ -4,8 +4,7 @@ use approx::assert_relative_eq;
 use dynas_cost::dvfs::{DvfsLawParams, DvfsScalingLaw, read_gpu_sweep, read_power_sweep};
 use dynas_cost::lut::harmonic_key;
 use dynas_cost::{
-    ClockDomain,
-    CostError, CostModel, CostSource, DvfsLutModel, LayerLut, OperatingPoint,
+    ClockDomain, CostError, CostModel, CostSource, DvfsLutModel, LayerLut, OperatingPoint,
     jetson_agx_xavier_operating_points,
 };
 use dynas_space::{Activation, Layer, MbConvSpace, Network, SearchSpace};
@@ -151,9 +150,24 @@ fn every_clock_matters_and_energy_is_u_shaped_over_the_gpu_clock() {
     let device = model.device().clone();
     let at_top = model.estimate(&net, &top).unwrap();
     let lowered = [
-        OperatingPoint::new(device.cpu_hz.first().copied(), top.gpu_hz(), top.memory_hz()).unwrap(),
-        OperatingPoint::new(top.cpu_hz(), device.gpu_hz.first().copied(), top.memory_hz()).unwrap(),
-        OperatingPoint::new(top.cpu_hz(), top.gpu_hz(), device.memory_hz.first().copied()).unwrap(),
+        OperatingPoint::new(
+            device.cpu_hz.first().copied(),
+            top.gpu_hz(),
+            top.memory_hz(),
+        )
+        .unwrap(),
+        OperatingPoint::new(
+            top.cpu_hz(),
+            device.gpu_hz.first().copied(),
+            top.memory_hz(),
+        )
+        .unwrap(),
+        OperatingPoint::new(
+            top.cpu_hz(),
+            top.gpu_hz(),
+            device.memory_hz.first().copied(),
+        )
+        .unwrap(),
     ];
     for point in &lowered {
         let c = model.estimate(&net, point).unwrap();
@@ -215,7 +229,8 @@ fn exit_head_layers_without_keys_are_priced_by_the_regression() {
         model.device().cpu_hz.first().copied(),
         model.device().gpu_hz.first().copied(),
         model.device().memory_hz.first().copied(),
-    ).unwrap();
+    )
+    .unwrap();
     let single = model.layer_cost(&head.layers[2], &slow).unwrap();
     assert!(single.latency_ms > b.layers[2].latency_ms);
 }

@@ -142,5 +142,8 @@ fn layer_predictor_generalises_to_an_unseen_resolution() {
         .collect();
     let m = RegressionMetrics::compute(&actual, &pred).unwrap();
     println!("layer predictor on unseen resolution {held_out}: {m:?}");
-    assert!(m.spearman.is_some_and(|s| s > 0.95) && m.within_20 > 0.7, "{m:?}");
+    assert!(
+        m.spearman.is_some_and(|s| s > 0.95) && m.within_20 > 0.7,
+        "{m:?}"
+    );
 }

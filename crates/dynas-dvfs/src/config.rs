@@ -603,8 +603,8 @@ impl ConfigurationSet {
 mod tests {
     use super::*;
     use crate::testutil::{ClockModel, cnn, device, set};
-    use dynas_cost::ClockDomain;
     use approx::assert_relative_eq;
+    use dynas_cost::ClockDomain;
 
     #[test]
     fn cost_model_set_has_every_point_and_dvfs_shape() {
@@ -818,7 +818,10 @@ mod tests {
     fn device_table_is_enforced() {
         let c = set().configurations()[0].clone();
         let mut off = c.clone();
-        off.point = off.point.with_clock(ClockDomain::Gpu, 123).expect("positive");
+        off.point = off
+            .point
+            .with_clock(ClockDomain::Gpu, 123)
+            .expect("positive");
         assert!(ConfigurationSet::with_device(device(), vec![c]).is_ok());
         let e = ConfigurationSet::with_device(device(), vec![off]).expect_err("off table");
         assert!(e.to_string().contains("point"), "{e}");

@@ -288,7 +288,12 @@ impl Devfreq {
     }
 
     fn pin(&self, hz: u64) -> Result<()> {
-        write_range(&self.dir.join("min_freq"), &self.dir.join("max_freq"), hz, hz)
+        write_range(
+            &self.dir.join("min_freq"),
+            &self.dir.join("max_freq"),
+            hz,
+            hz,
+        )
     }
 
     fn restore(&self) -> Result<()> {
@@ -762,7 +767,8 @@ mod tests {
         let r = tree.path();
         {
             let mut c = control(r);
-            let p = OperatingPoint::new(Some(1_190_400_000), Some(522_750_000), Some(665_600_000)).unwrap();
+            let p = OperatingPoint::new(Some(1_190_400_000), Some(522_750_000), Some(665_600_000))
+                .unwrap();
             c.apply(&p).expect("apply");
             assert_eq!(read(r, &format!("{GPU}/min_freq")), "522750000");
             assert_eq!(read(r, &format!("{GPU}/max_freq")), "522750000");
@@ -851,12 +857,8 @@ mod tests {
         let tree = xavier_tree();
         let r = tree.path();
         let mut c = control(r);
-        c.apply(&OperatingPoint::new(
-            None,
-            Some(522_750_000),
-            Some(665_600_000),
-        ).unwrap())
-        .expect("apply");
+        c.apply(&OperatingPoint::new(None, Some(522_750_000), Some(665_600_000)).unwrap())
+            .expect("apply");
         // The GPU's min_freq becomes unwritable (a directory).
         let min = r.join(GPU).join("min_freq");
         fs::remove_file(&min).expect("rm");
@@ -979,7 +981,10 @@ mod tests {
     fn simulated_backend_enforces_the_table_and_records() {
         let mut c = SimulatedFrequencyControl::new(DeviceProfile::jetson_tx2());
         let start = c.current().expect("current");
-        assert!(c.apply(&OperatingPoint::new(None, Some(1), None).unwrap()).is_err());
+        assert!(
+            c.apply(&OperatingPoint::new(None, Some(1), None).unwrap())
+                .is_err()
+        );
         c.apply(&OperatingPoint::new(None, Some(114_750_000), None).unwrap())
             .expect("apply");
         assert_eq!(c.current().expect("cur").gpu_hz(), Some(114_750_000));
@@ -995,7 +1000,11 @@ mod tests {
         let r = tree.path();
         write(r, &format!("{DLA}/rate"), "1395200000\n");
         write(r, &format!("{DLA}/mrq_rate_locked"), "0\n");
-        write(r, &format!("{NPU}/available_frequencies"), "300000000 800000000\n");
+        write(
+            r,
+            &format!("{NPU}/available_frequencies"),
+            "300000000 800000000\n",
+        );
         write(r, &format!("{NPU}/min_freq"), "300000000\n");
         write(r, &format!("{NPU}/max_freq"), "800000000\n");
         write(r, &format!("{NPU}/cur_freq"), "800000000\n");
@@ -1076,11 +1085,9 @@ mod tests {
         let mut c =
             SysfsFrequencyControl::new(accelerator_board(), r, &SysfsLayout::jetson_agx_xavier(r))
                 .expect("open");
-        let p = OperatingPoint::from_clocks([(
-            ClockDomain::named("dla0").expect("dla"),
-            640_000_000,
-        )])
-        .expect("point");
+        let p =
+            OperatingPoint::from_clocks([(ClockDomain::named("dla0").expect("dla"), 640_000_000)])
+                .expect("point");
         let e = c.apply(&p).expect_err("no DLA control");
         assert!(
             matches!(&e, DvfsError::NotFound { .. }) && e.to_string().contains("dla0"),
@@ -1093,7 +1100,10 @@ mod tests {
             DomainInterface::Devfreq("sys/class/devfreq/missing".into()),
         );
         let e = SysfsFrequencyControl::new(accelerator_board(), r, &layout).expect_err("missing");
-        assert!(e.to_string().contains("missing") && e.to_string().contains("npu"), "{e}");
+        assert!(
+            e.to_string().contains("missing") && e.to_string().contains("npu"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -568,7 +568,10 @@ mod tests {
         let e = parse_pid_stat_ticks(&own, Path::new("/proc/self/stat"))
             .expect_err("overflow")
             .to_string();
-        assert!(e.contains("/proc/self/stat") && e.contains("overflow"), "{e}");
+        assert!(
+            e.contains("/proc/self/stat") && e.contains("overflow"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -403,9 +403,8 @@ impl Policy {
 
 /// The highest operating point present in `set` (largest total clock).
 fn max_point(set: &ConfigurationSet) -> dynas_cost::OperatingPoint {
-    let sum = |p: &dynas_cost::OperatingPoint| -> u128 {
-        p.clocks().map(|(_, hz)| u128::from(hz)).sum()
-    };
+    let sum =
+        |p: &dynas_cost::OperatingPoint| -> u128 { p.clocks().map(|(_, hz)| u128::from(hz)).sum() };
     set.configurations()
         .iter()
         .map(|c| c.point.clone())

@@ -414,7 +414,10 @@ mod tests {
             vec![],
         )
         .unwrap()
-        .with_domain(DomainName::new("dla0").unwrap(), vec![640_000_000, 1_395_200_000])
+        .with_domain(
+            DomainName::new("dla0").unwrap(),
+            vec![640_000_000, 1_395_200_000],
+        )
         .unwrap();
         let dla = ClockDomain::named("dla0").unwrap();
         let mut p = point(90.0, 2.0, 5.0);
@@ -460,6 +463,9 @@ mod tests {
         let again = Deployment::new("hadas", "ofa-mnist", None, d.points.clone()).unwrap();
         assert_eq!(again.version, 1);
         let written = serde_json::to_value(&again).unwrap();
-        assert_eq!(written["points"][0]["point"]["cpu_hz"], serde_json::Value::Null);
+        assert_eq!(
+            written["points"][0]["point"]["cpu_hz"],
+            serde_json::Value::Null
+        );
     }
 }

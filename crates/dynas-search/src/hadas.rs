@@ -168,7 +168,10 @@ impl<'a> InnerProblem<'a> {
         }
         let device = self.evaluator.device();
         let domains = device.controllable_domains();
-        if point.clocks().any(|(d, _)| !domains.iter().any(|(k, _)| k == d)) {
+        if point
+            .clocks()
+            .any(|(d, _)| !domains.iter().any(|(k, _)| k == d))
+        {
             return None;
         }
         for (domain, clocks) in domains {

@@ -9,8 +9,8 @@ mod fuzz_support;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use dynas_exits::HadasExitData;
 use dynas_cost::{ClockDomain, DeviceProfile, DomainName};
+use dynas_exits::HadasExitData;
 use dynas_search::{
     AgingConfig, AgingEvolution, Budget, DeployedExit, DeployedMetrics, Deployment,
     DeploymentPoint, Executor, Nsga2, Nsga2Config, Objective, Provenance, TableProblem,
@@ -179,7 +179,10 @@ fn deployment_seed(named: bool) -> Vec<u8> {
     let dla = ClockDomain::named("dla0").unwrap();
     if named {
         device = device
-            .with_domain(DomainName::new("dla0").unwrap(), vec![640_000_000, 1_395_200_000])
+            .with_domain(
+                DomainName::new("dla0").unwrap(),
+                vec![640_000_000, 1_395_200_000],
+            )
             .unwrap();
     }
     let points = [(0usize, 90.5, 2.5), (3usize, 88.25, 1.75)]
@@ -210,4 +213,3 @@ fn deployment_seed(named: bool) -> Vec<u8> {
     let d = Deployment::new("hadas", "ofa-mnist", Some(device), points).unwrap();
     serde_json::to_vec_pretty(&d).unwrap()
 }
-

@@ -356,7 +356,10 @@ fn inner_genotypes_encode_and_decode_exits_and_clocks() {
     let point = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000)).unwrap();
     let genotype = inner.encode(&[0, 2], &point).unwrap();
     assert_eq!(genotype.genes(), &[1, 0, 1, 1, 1]);
-    assert_eq!(inner.decode(&genotype).unwrap(), (vec![0, 2], point.clone()));
+    assert_eq!(
+        inner.decode(&genotype).unwrap(),
+        (vec![0, 2], point.clone())
+    );
     // A clock the device does not have, or an exit position it lacks, has no genotype.
     let unknown = OperatingPoint::new(None, Some(1_200_000_000), Some(2_000_000_000)).unwrap();
     assert!(inner.encode(&[], &unknown).is_none());
@@ -479,8 +482,13 @@ fn the_inner_search_has_one_gene_per_clock_domain_of_the_board() {
     let no_dla = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000)).unwrap();
     assert!(inner.encode(&[1], &no_dla).is_none());
     // A full inner search: every configuration on the front carries a DLA clock.
-    let (front, _) =
-        inner_search(&board, &Genotype::new(vec![2, 2, 2, 2]), &HadasConfig::default(), 0).unwrap();
+    let (front, _) = inner_search(
+        &board,
+        &Genotype::new(vec![2, 2, 2, 2]),
+        &HadasConfig::default(),
+        0,
+    )
+    .unwrap();
     assert!(!front.is_empty());
     assert!(front.iter().all(|p| p.point.hz(&dla).is_some()));
 }

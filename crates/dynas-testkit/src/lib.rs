@@ -158,7 +158,11 @@ mod tests {
         ];
         let slow = OperatingPoint::new(None, Some(500_000_000), None).unwrap();
         let fast = OperatingPoint::new(None, Some(1_000_000_000), None).unwrap();
-        check_cost_model(&ToyDvfsModel::default(), &networks, &[slow.clone(), fast.clone()]);
+        check_cost_model(
+            &ToyDvfsModel::default(),
+            &networks,
+            &[slow.clone(), fast.clone()],
+        );
         let m = ToyDvfsModel::default();
         let (s, f) = (
             m.estimate(&networks[1], &slow).unwrap(),

@@ -316,4 +316,3 @@ fn head_width_errors_read_as_sentences() {
     let shown = space.genotype(&subnet).expect_err("no width").to_string();
     assert!(shown.contains("no width given"), "{shown}");
 }
-
