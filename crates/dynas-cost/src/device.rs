@@ -309,14 +309,7 @@ impl OperatingPoint {
 
     /// `(cpu, gpu, memory)` then the named domains: the order points compare in (the order of
     /// the former CPU / GPU / memory fields, so sorted outputs are unchanged).
-    fn order_key(
-        &self,
-    ) -> (
-        Option<u64>,
-        Option<u64>,
-        Option<u64>,
-        Vec<(&ClockDomain, u64)>,
-    ) {
+    fn order_key(&self) -> OrderKey<'_> {
         (
             self.cpu_hz(),
             self.gpu_hz(),
@@ -325,6 +318,14 @@ impl OperatingPoint {
         )
     }
 }
+
+/// CPU, GPU and memory clocks, then the named domains' clocks in domain order.
+type OrderKey<'a> = (
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Vec<(&'a ClockDomain, u64)>,
+);
 
 impl PartialOrd for OperatingPoint {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {

@@ -124,7 +124,7 @@ impl<'a> InnerProblem<'a> {
         }
         // One gene per controllable clock domain of the board, named domains included.
         for (domain, clocks) in device.controllable_domains() {
-            dims.push(Dimension::from_values(&domain.field(), clocks)?);
+            dims.push(Dimension::from_values(domain.field(), clocks)?);
         }
         if dims.is_empty() {
             return Err(SearchError::invalid(
