@@ -55,7 +55,8 @@ fn bench(c: &mut Criterion) {
         device.cpu_hz.last().copied(),
         Some(device.gpu_hz[7]),
         device.memory_hz.last().copied(),
-    );
+    )
+    .expect("valid point");
     let net = net40(0);
     assert_eq!(net.layers.len(), 40);
 

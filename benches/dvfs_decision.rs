@@ -25,7 +25,7 @@ fn build_set() -> ConfigurationSet {
     let device = DeviceProfile::jetson_agx_xavier();
     let model = AnalyticalModel::new(device.clone(), AnalyticalParams::default()).expect("model");
     let points = gpu_memory_points(&device);
-    let top = points[points.len() - 1];
+    let top = points[points.len() - 1].clone();
     let subnets = sample_ofa_subnets(&model, &top, 100, 7).expect("subnets");
     let mut variants = Vec::with_capacity(300);
     for (rank, (genotype, net, _)) in subnets.into_iter().enumerate() {

@@ -96,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .iter()
                 .map(move |&m| OperatingPoint::new(cpu, Some(g), Some(m)))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let nets = [mobilenet(4, 224), mobilenet(6, 192), mobilenet(3, 160)];
     let mut rng = dynas_space::seeded_rng(seed);
     // Log-normal noise via Box-Muller.
@@ -126,8 +126,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let (train, test) = idx.split_at(k);
                 let clocks = |i: usize| {
                     vec![
-                        points[i].gpu_hz.unwrap_or(1) as f64 / 1e6,
-                        points[i].memory_hz.unwrap_or(1) as f64 / 1e6,
+                        points[i].gpu_hz().unwrap_or(1) as f64 / 1e6,
+                        points[i].memory_hz().unwrap_or(1) as f64 / 1e6,
                     ]
                 };
                 let train_clocks: Vec<Vec<f64>> = train.iter().map(|&i| clocks(i)).collect();
@@ -139,7 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .iter()
                     .map(|&i| Measurement {
                         network: net,
-                        point: points[i],
+                        point: points[i].clone(),
                         latency_ms: lat[i],
                         energy_mj: None,
                     })

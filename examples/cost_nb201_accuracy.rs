@@ -99,15 +99,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .collect::<Result<_, _>>()?;
                 let m = RegressionMetrics::compute(&y(test), &pred)?;
                 println!(
-                    "| {col} | {n} | {name} | {:.1} % | {:.1} % | {:.1} % | {:.3} | {:.4} |",
+                    "| {col} | {n} | {name} | {:.1} % | {:.1} % | {:.1} % | {:.3} | {} |",
                     100.0 * m.within_1,
                     100.0 * m.within_10,
                     100.0 * m.within_20,
                     m.rmse,
-                    m.spearman
+                    spearman(m.spearman)
                 );
             }
         }
     }
     Ok(())
+}
+
+/// A Spearman correlation for the table (`undefined` when a side is constant).
+fn spearman(s: Option<f64>) -> String {
+    s.map_or("undefined".to_string(), |s| format!("{s:.4}"))
 }

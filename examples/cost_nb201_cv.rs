@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let folds = 5;
         let fold_len = train.len() / folds;
         for (name, learner) in &candidates {
-            let (mut w10, mut sp) = (0.0, 0.0);
+            let (mut w10, mut sp) = (0.0, Some(0.0));
             for k in 0..folds {
                 let valid = &train[k * fold_len..(k + 1) * fold_len];
                 let fit: Vec<usize> = train[..k * fold_len]
@@ -105,16 +105,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .collect();
                 let m = score(&genes, &data.targets, &fit, valid, learner.with_seed(seed))?;
                 w10 += m.within_10 / folds as f64;
-                sp += m.spearman / folds as f64;
+                // The mean is undefined when any fold's correlation is.
+                sp = sp.zip(m.spearman).map(|(a, b)| a + b / folds as f64);
             }
             let m = score(&genes, &data.targets, train, test, learner.with_seed(seed))?;
             println!(
-                "| {col} | {name} | {:.1} % | {sp:.4} | {:.1} % | {:.4} |",
+                "| {col} | {name} | {:.1} % | {} | {:.1} % | {} |",
                 100.0 * w10,
+                spearman(sp),
                 100.0 * m.within_10,
-                m.spearman
+                spearman(m.spearman)
             );
         }
     }
     Ok(())
+}
+
+/// A Spearman correlation for the table (`undefined` when a side is constant).
+fn spearman(s: Option<f64>) -> String {
+    s.map_or("undefined".to_string(), |s| format!("{s:.4}"))
 }

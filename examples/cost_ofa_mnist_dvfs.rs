@@ -163,18 +163,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let top = model.reference_point();
     let lowest = |list: &[u64]| list.first().copied();
     let points = [
-        ("highest clocks (LUT)", top),
+        ("highest clocks (LUT)", top.clone()),
         (
             "GPU lowest",
-            OperatingPoint::new(top.cpu_hz, lowest(&device.gpu_hz), top.memory_hz),
+            OperatingPoint::new(top.cpu_hz(), lowest(&device.gpu_hz), top.memory_hz())?,
         ),
         (
             "CPU lowest",
-            OperatingPoint::new(lowest(&device.cpu_hz), top.gpu_hz, top.memory_hz),
+            OperatingPoint::new(lowest(&device.cpu_hz), top.gpu_hz(), top.memory_hz())?,
         ),
         (
             "memory lowest",
-            OperatingPoint::new(top.cpu_hz, top.gpu_hz, lowest(&device.memory_hz)),
+            OperatingPoint::new(top.cpu_hz(), top.gpu_hz(), lowest(&device.memory_hz))?,
         ),
         ("all lowest", device.min_operating_point()),
     ];
@@ -206,7 +206,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (best, cost) = model
             .operating_points()
             .into_iter()
-            .filter_map(|p| Some((p, model.estimate(&net, &p).ok()?)))
+            .filter_map(|p| {
+                let c = model.estimate(&net, &p).ok()?;
+                Some((p, c))
+            })
             .min_by(|a, b| {
                 a.1.energy_mj
                     .unwrap_or(f64::MAX)

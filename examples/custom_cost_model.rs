@@ -22,7 +22,7 @@ struct MacsPerCycle {
 
 impl MacsPerCycle {
     fn layer(&self, layer: &Layer, point: &OperatingPoint) -> Cost {
-        let hz = point.gpu_hz.unwrap_or(1_000_000_000) as f64;
+        let hz = point.gpu_hz().unwrap_or(1_000_000_000) as f64;
         let ms = layer.macs() as f64 / self.macs_per_cycle / hz * 1e3;
         Cost {
             latency_ms: ms,
@@ -73,8 +73,8 @@ fn main() -> Result<()> {
         macs_per_cycle: 128.0,
         power_w: 10.0,
     };
-    for (name, p) in [("max clocks", fast), ("min clocks", slow)] {
-        let c = model.estimate(&net, &p)?;
+    for (name, p) in [("max clocks", &fast), ("min clocks", &slow)] {
+        let c = model.estimate(&net, p)?;
         println!(
             "{name}: {:.4} ms, {:.4} mJ",
             c.latency_ms,
@@ -84,7 +84,10 @@ fn main() -> Result<()> {
 
     // Wrappers work on any model: cache, then calibrate to measurements (made up here).
     let cached = CachedModel::new(model, 10_000)?;
-    let calibrated = Calibrated::fit(cached, &[(&net, fast, 0.9, None), (&net, slow, 9.5, None)])?;
+    let calibrated = Calibrated::fit(
+        cached,
+        &[(&net, fast.clone(), 0.9, None), (&net, slow, 9.5, None)],
+    )?;
     println!(
         "calibration (scale, offset): {:?}",
         calibrated.latency_calibration()

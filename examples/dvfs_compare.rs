@@ -104,11 +104,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         println!(
             "level {level} energy (mJ) over GPU clocks at top EMC: {}",
-            of_level(&|x| x.point.memory_hz == top_mem)
+            of_level(&|x| x.point.memory_hz() == top_mem)
         );
         println!(
             "level {level} energy (mJ) over EMC clocks at top GPU: {}",
-            of_level(&|x| x.point.gpu_hz == top_gpu)
+            of_level(&|x| x.point.gpu_hz() == top_gpu)
         );
     }
     println!(

@@ -413,13 +413,13 @@ fn run_backbone(
     for (_, point) in screened.iter().take(RECALIBRATED) {
         let a = evaluator.assess(&all, point)?;
         if a.metrics.energy_mj < best.0.energy_mj {
-            best = (Stage::from(&a), *point);
+            best = (Stage::from(&a), point.clone());
         }
         // The screened thresholds at this point count too.
         let costs = exit_costs(&backbone.network, &backbone.positions, model, point)?;
         let fixed = evaluator.held_out(&calibrated.selection, &costs)?;
         if fixed.metrics.energy_mj < best.0.energy_mj {
-            best = (Stage::from(&fixed), *point);
+            best = (Stage::from(&fixed), point.clone());
         }
     }
 

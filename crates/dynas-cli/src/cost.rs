@@ -188,24 +188,18 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
     println!("within +-10 %: {:.2} %", 100.0 * m.within_10);
     println!("within +-20 %: {:.2} %", 100.0 * m.within_20);
     println!("RMSE: {:.6}", m.rmse);
-    println!(
-        "Spearman: {}",
-        spearman_text(&actual, &predicted, m.spearman)
-    );
+    println!("Spearman: {}", spearman_text(&actual, m.spearman));
     Ok(())
 }
 
 /// The Spearman correlation, or why it is undefined (a constant series has no ranking).
-fn spearman_text(actual: &[f64], predicted: &[f64], spearman: f64) -> String {
-    let constant = |v: &[f64]| v.windows(2).all(|w| w[0] == w[1]);
-    if constant(actual) {
-        "undefined (every held-out actual value is the same)".to_string()
-    } else if constant(predicted) {
-        "undefined (every prediction is the same)".to_string()
-    } else if spearman.is_finite() {
-        format!("{spearman:.4}")
-    } else {
-        "undefined".to_string()
+fn spearman_text(actual: &[f64], spearman: Option<f64>) -> String {
+    match spearman {
+        Some(s) => format!("{s:.4}"),
+        None if actual.windows(2).all(|w| w[0] == w[1]) => {
+            "undefined (every held-out actual value is the same)".to_string()
+        }
+        None => "undefined (every prediction is the same)".to_string(),
     }
 }
 

@@ -159,12 +159,8 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
 /// The latency of the most accurate configuration at the highest clocks.
 fn default_target(set: &ConfigurationSet) -> f64 {
     let c = set.configurations();
-    let sum = |p: &dynas::cost::OperatingPoint| {
-        [p.cpu_hz, p.gpu_hz, p.memory_hz]
-            .iter()
-            .map(|v| u128::from(v.unwrap_or(0)))
-            .sum::<u128>()
-    };
+    let sum =
+        |p: &dynas::cost::OperatingPoint| p.clocks().map(|(_, hz)| u128::from(hz)).sum::<u128>();
     let top = c.iter().map(|x| sum(&x.point)).max().unwrap_or(0);
     c.iter()
         .filter(|x| sum(&x.point) == top)

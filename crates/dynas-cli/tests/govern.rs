@@ -51,7 +51,8 @@ fn write_configs(path: &Path) {
                 genotype: dynas::space::Genotype::new(vec![i]),
                 label: format!("level{i}"),
                 exit_thresholds: vec![],
-                point: OperatingPoint::new(None, Some(hz), Some(2_133_000_000)),
+                point: OperatingPoint::new(None, Some(hz), Some(2_133_000_000))
+                    .expect("positive clock"),
                 accuracy: acc,
                 latency_ms: lat,
                 energy_mj: 3.0 * lat + 9.0 * r * r * lat,

@@ -15,11 +15,15 @@
 //! clock of the device to 1 at the highest (DVFS tables scale voltage with clock). Compute energy
 //! then grows like `v²` with the clock while static energy shrinks like `1/f`: energy per
 //! inference has the U-shape over clocks that real boards show.
+//!
+//! `f_c` is the clock of the device's compute unit (CPU, GPU or a named accelerator domain);
+//! the CPU or GPU clock the network does not run on does not affect the cost. A point that
+//! sets any other named domain is refused with [`CostError::UnknownClockDomain`].
 
 use dynas_space::{Layer, Network, OpKind};
 use serde::{Deserialize, Serialize};
 
-use crate::device::{DeviceProfile, OperatingPoint};
+use crate::device::{ClockDomain, DeviceProfile, OperatingPoint};
 use crate::error::{CostError, Result};
 use crate::linalg;
 use crate::model::{Cost, CostBreakdown, CostModel};
@@ -147,7 +151,7 @@ impl AnalyticalParams {
 }
 
 /// One measured run of a network at an operating point, for fitting.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Measurement<'a> {
     /// The network that ran.
     pub network: &'a Network,
@@ -203,7 +207,14 @@ impl AnalyticalModel {
     /// (compute Hz, memory Hz, compute Hz max, memory Hz max) of `point`; missing clocks take
     /// the device maximum.
     fn clocks(&self, point: &OperatingPoint) -> Result<(f64, f64, f64, f64)> {
-        let unit = self.device.compute_unit;
+        // Priced: the compute unit's clock and memory; the CPU / GPU clock the network does
+        // not run on is documented as not affecting cost.
+        let [cpu, gpu, memory] = ClockDomain::WELL_KNOWN;
+        point.check_domains(
+            "analytical",
+            &[cpu, gpu, memory, self.device.compute_unit.domain()],
+        )?;
+        let unit = &self.device.compute_unit;
         let list = self.device.compute_hz_list();
         let max_c = list
             .last()
@@ -218,7 +229,7 @@ impl AnalyticalModel {
             .memory_hz
             .last()
             .map_or(NOMINAL_MEMORY_HZ, |&v| v as f64);
-        let fm = point.memory_hz.map_or(max_m, |v| v as f64);
+        let fm = point.memory_hz().map_or(max_m, |v| v as f64);
         if fc <= 0.0 || fm <= 0.0 {
             return Err(CostError::InvalidParameter {
                 name: "operating point".to_string(),
@@ -573,7 +584,7 @@ mod tests {
             .iter()
             .map(|&g| {
                 model
-                    .estimate(&net, &OperatingPoint::new(None, Some(g), mem))
+                    .estimate(&net, &OperatingPoint::new(None, Some(g), mem).unwrap())
                     .unwrap()
             })
             .collect();
@@ -588,14 +599,14 @@ mod tests {
         );
         let b = model.breakdown(
             &net,
-            &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem),
+            &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem).unwrap(),
         );
         let b = b.unwrap();
         assert_eq!(b.layers.len(), net.layers.len());
         let direct = model
             .estimate(
                 &net,
-                &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem),
+                &OperatingPoint::new(None, Some(device.gpu_hz[5]), mem).unwrap(),
             )
             .unwrap();
         assert_relative_eq!(b.total.latency_ms, direct.latency_ms, max_relative = 1e-12);
@@ -622,6 +633,7 @@ mod tests {
                     Some(device.gpu_hz[rng.random_range(0..device.gpu_hz.len())]),
                     Some(device.memory_hz[rng.random_range(0..device.memory_hz.len())]),
                 )
+                .unwrap()
             })
             .collect();
         let ms: Vec<Measurement<'_>> = points
@@ -630,7 +642,7 @@ mod tests {
                 let c = model.estimate(&net, p).unwrap();
                 Measurement {
                     network: &net,
-                    point: *p,
+                    point: p.clone(),
                     latency_ms: c.latency_ms,
                     energy_mj: c.energy_mj,
                 }
@@ -671,5 +683,59 @@ mod tests {
             AnalyticalParams::default(),
         );
         assert!(matches!(r, Err(CostError::Fit { .. })));
+    }
+
+    #[test]
+    fn a_named_clock_domain_is_refused_not_ignored() {
+        let device = DeviceProfile::jetson_agx_xavier();
+        let model = AnalyticalModel::new(device.clone(), AnalyticalParams::default()).unwrap();
+        let npu = device
+            .max_operating_point()
+            .with_clock(ClockDomain::named("npu").unwrap(), 800_000_000)
+            .unwrap();
+        let err = model.estimate(&mobilenet_like(), &npu).unwrap_err();
+        assert!(
+            matches!(&err, CostError::UnknownClockDomain { domain, .. } if domain == "npu"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_network_on_an_npu_follows_the_npu_clock() {
+        use crate::device::{ComputeUnit, DomainName};
+        let npu = DomainName::new("npu").unwrap();
+        let board = DeviceProfile::new(
+            "npu-board",
+            ComputeUnit::Accelerator(npu.clone()),
+            vec![1_800_000_000],
+            vec![],
+            vec![2_133_000_000],
+        );
+        // The compute unit needs clocks of its own.
+        assert!(board.is_err());
+        let board = DeviceProfile::new(
+            "npu-board",
+            ComputeUnit::Cpu,
+            vec![1_800_000_000],
+            vec![],
+            vec![2_133_000_000],
+        )
+        .unwrap()
+        .with_domain(npu.clone(), vec![300_000_000, 800_000_000])
+        .unwrap();
+        let board = DeviceProfile {
+            compute_unit: ComputeUnit::Accelerator(npu),
+            ..board
+        };
+        let json = serde_json::to_string(&board).unwrap();
+        assert!(json.contains(r#""compute_unit":"npu""#), "{json}");
+        let model = AnalyticalModel::new(board.clone(), AnalyticalParams::default()).unwrap();
+        let (slow, fast) = (board.min_operating_point(), board.max_operating_point());
+        let net = mobilenet_like();
+        let (s, f) = (
+            model.estimate(&net, &slow).unwrap(),
+            model.estimate(&net, &fast).unwrap(),
+        );
+        assert!(s.latency_ms > f.latency_ms, "{s:?} vs {f:?}");
     }
 }

@@ -1,53 +1,341 @@
-//! Devices, their compute units and DVFS operating points.
+//! Devices, their clock domains and DVFS operating points.
+//!
+//! A clock is keyed by its [`ClockDomain`]: the well-known CPU, GPU and memory (EMC) clocks,
+//! or any further named domain of a board (a Jetson Xavier DLA, an NPU). A
+//! [`DeviceProfile`] lists the available clocks of each domain; an [`OperatingPoint`] holds
+//! one clock per domain, validated at construction (no 0 Hz, no domain twice).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{CostError, Result};
 
-/// Which unit runs the network's layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// Which unit runs the network's layers. In files: `"cpu"`, `"gpu"` or the name of one of
+/// the device's named clock domains (`"npu"`, `"dla0"`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum ComputeUnit {
     /// The CPU cluster.
     Cpu,
     /// The GPU (default for Jetson boards).
     #[default]
     Gpu,
+    /// An accelerator clocked by a named domain of the device (a DLA, an NPU).
+    Accelerator(DomainName),
 }
 
-/// One DVFS setting: a clock for each controllable unit, in Hz (`None` where the device does
-/// not expose that clock).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-pub struct OperatingPoint {
-    /// CPU clock.
-    pub cpu_hz: Option<u64>,
-    /// GPU clock.
-    pub gpu_hz: Option<u64>,
-    /// Memory (EMC) clock.
-    pub memory_hz: Option<u64>,
+impl ComputeUnit {
+    /// The clock domain of this unit.
+    pub fn domain(&self) -> ClockDomain {
+        match self {
+            Self::Cpu => ClockDomain::Cpu,
+            Self::Gpu => ClockDomain::Gpu,
+            Self::Accelerator(name) => ClockDomain::Named(name.clone()),
+        }
+    }
 }
 
-impl OperatingPoint {
-    /// An operating point with the given clocks.
-    pub const fn new(cpu_hz: Option<u64>, gpu_hz: Option<u64>, memory_hz: Option<u64>) -> Self {
-        Self {
-            cpu_hz,
-            gpu_hz,
-            memory_hz,
+impl Serialize for ComputeUnit {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.domain().name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ComputeUnit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        match ClockDomain::parse(&name).map_err(serde::de::Error::custom)? {
+            ClockDomain::Cpu => Ok(Self::Cpu),
+            ClockDomain::Gpu => Ok(Self::Gpu),
+            ClockDomain::Named(n) => Ok(Self::Accelerator(n)),
+            other => Err(serde::de::Error::custom(format!(
+                "`{other}` clocks memory, not a compute unit"
+            ))),
+        }
+    }
+}
+
+/// The name of a clock domain beyond the well-known ones (`dla0`, `npu`, ...): lowercase
+/// ASCII letters, digits and `_`, starting with a letter, and not `cpu`, `gpu`, `memory` or
+/// `emc` (those are [`ClockDomain`] variants, so a domain has one spelling only).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DomainName(String);
+
+impl DomainName {
+    /// A validated name.
+    pub fn new(name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        let bad = |reason: &str| CostError::InvalidParameter {
+            name: "clock domain".to_string(),
+            reason: format!("`{name}` {reason}"),
+        };
+        if matches!(name.as_str(), "cpu" | "gpu" | "memory" | "emc") {
+            return Err(bad(
+                "is a well-known domain: use ClockDomain::Cpu, Gpu or Memory",
+            ));
+        }
+        let mut chars = name.chars();
+        if !chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(bad(
+                "is not a domain name (lowercase letters, digits and `_`, starting with a letter)",
+            ));
+        }
+        Ok(Self(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for DomainName {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DomainName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::new(name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A clock domain: a set of units sharing one DVFS clock.
+///
+/// Domains order as CPU, GPU, memory, then named domains by name; that is the order of
+/// [`OperatingPoint::clocks`] and of the operating-point grid.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ClockDomain {
+    /// The CPU cluster (cpufreq).
+    Cpu,
+    /// The GPU (devfreq).
+    Gpu,
+    /// The memory controller (Jetson EMC).
+    Memory,
+    /// Any other domain of a board, e.g. `dla0` on a Jetson AGX Xavier or `npu`.
+    Named(DomainName),
+}
+
+impl ClockDomain {
+    /// CPU, GPU and memory: the domains every built-in DVFS-aware cost model prices.
+    pub const WELL_KNOWN: [ClockDomain; 3] = [Self::Cpu, Self::Gpu, Self::Memory];
+
+    /// The domain called `name`: `cpu`, `gpu`, `memory` (or `emc`), else a [`DomainName`].
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "cpu" => Self::Cpu,
+            "gpu" => Self::Gpu,
+            "memory" | "emc" => Self::Memory,
+            other => Self::Named(DomainName::new(other)?),
+        })
+    }
+
+    /// A named domain (see [`DomainName::new`]).
+    pub fn named(name: &str) -> Result<Self> {
+        Ok(Self::Named(DomainName::new(name)?))
+    }
+
+    /// The domain's name (`cpu`, `gpu`, `memory` or the custom name).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Gpu => "gpu",
+            Self::Memory => "memory",
+            Self::Named(n) => n.as_str(),
         }
     }
 
-    /// The clock of `unit`.
-    pub fn compute_hz(&self, unit: ComputeUnit) -> Option<u64> {
-        match unit {
-            ComputeUnit::Cpu => self.cpu_hz,
-            ComputeUnit::Gpu => self.gpu_hz,
+    /// The field that holds this domain's clock in files: `<name>_hz`.
+    pub fn field(&self) -> String {
+        format!("{}_hz", self.name())
+    }
+
+    /// Whether this is CPU, GPU or memory.
+    pub fn is_well_known(&self) -> bool {
+        !matches!(self, Self::Named(_))
+    }
+}
+
+impl fmt::Display for ClockDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for ClockDomain {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ClockDomain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One DVFS setting: a clock in Hz for each domain it sets (a domain without a clock is
+/// left alone, or is not controllable on the device).
+///
+/// Built with [`OperatingPoint::new`] (the common CPU / GPU / memory clocks) or
+/// [`OperatingPoint::from_clocks`] (any domains); both refuse a 0 Hz clock and a domain given
+/// twice. In files a point is an object of `<domain>_hz` fields:
+/// `{"cpu_hz": null, "gpu_hz": 1377000000, "memory_hz": 2133000000, "dla0_hz": 1395200000}`
+/// (`null` or a missing field: no clock; `emc_hz` is read as `memory_hz`). The three
+/// well-known fields are always written, so files of CPU / GPU / memory boards are unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct OperatingPoint {
+    clocks: BTreeMap<ClockDomain, u64>,
+}
+
+impl OperatingPoint {
+    /// A point with the given CPU, GPU and memory clocks (`None`: no clock for that domain).
+    /// Errors on a 0 Hz clock.
+    pub fn new(cpu_hz: Option<u64>, gpu_hz: Option<u64>, memory_hz: Option<u64>) -> Result<Self> {
+        Self::from_clocks(
+            [
+                (ClockDomain::Cpu, cpu_hz),
+                (ClockDomain::Gpu, gpu_hz),
+                (ClockDomain::Memory, memory_hz),
+            ]
+            .into_iter()
+            .filter_map(|(d, hz)| hz.map(|hz| (d, hz))),
+        )
+    }
+
+    /// A point with one clock per listed domain. Errors on a 0 Hz clock or a domain listed
+    /// twice, naming the domain.
+    pub fn from_clocks(clocks: impl IntoIterator<Item = (ClockDomain, u64)>) -> Result<Self> {
+        let mut map = BTreeMap::new();
+        for (domain, hz) in clocks {
+            if hz == 0 {
+                return Err(CostError::InvalidParameter {
+                    name: domain.field(),
+                    reason: "an operating point's clock must be positive, got 0 Hz".to_string(),
+                });
+            }
+            if map.insert(domain.clone(), hz).is_some() {
+                return Err(CostError::InvalidParameter {
+                    name: domain.field(),
+                    reason: "domain given twice in one operating point".to_string(),
+                });
+            }
         }
+        Ok(Self { clocks: map })
+    }
+
+    /// This point with `domain` set to `hz` (replacing its clock). Errors on 0 Hz.
+    pub fn with_clock(mut self, domain: ClockDomain, hz: u64) -> Result<Self> {
+        if hz == 0 {
+            return Err(CostError::InvalidParameter {
+                name: domain.field(),
+                reason: "an operating point's clock must be positive, got 0 Hz".to_string(),
+            });
+        }
+        self.clocks.insert(domain, hz);
+        Ok(self)
+    }
+
+    /// The clock of `domain`, if the point sets one.
+    pub fn hz(&self, domain: &ClockDomain) -> Option<u64> {
+        self.clocks.get(domain).copied()
+    }
+
+    /// CPU clock.
+    pub fn cpu_hz(&self) -> Option<u64> {
+        self.hz(&ClockDomain::Cpu)
+    }
+
+    /// GPU clock.
+    pub fn gpu_hz(&self) -> Option<u64> {
+        self.hz(&ClockDomain::Gpu)
+    }
+
+    /// Memory (EMC) clock.
+    pub fn memory_hz(&self) -> Option<u64> {
+        self.hz(&ClockDomain::Memory)
+    }
+
+    /// The clock of `unit`.
+    pub fn compute_hz(&self, unit: &ComputeUnit) -> Option<u64> {
+        self.hz(&unit.domain())
+    }
+
+    /// Every `(domain, Hz)` the point sets, in domain order.
+    pub fn clocks(&self) -> impl Iterator<Item = (&ClockDomain, u64)> + '_ {
+        self.clocks.iter().map(|(d, &hz)| (d, hz))
+    }
+
+    /// Whether the point sets no clock (the board's default governor).
+    pub fn is_empty(&self) -> bool {
+        self.clocks.is_empty()
+    }
+
+    /// The point's clocks from `self`, and `fallback`'s for the domains `self` does not set.
+    pub fn or(&self, fallback: &Self) -> Self {
+        let mut clocks = fallback.clocks.clone();
+        clocks.extend(self.clocks.iter().map(|(d, &hz)| (d.clone(), hz)));
+        Self { clocks }
+    }
+
+    /// `Ok(())` when every domain the point sets is in `known`; else
+    /// [`CostError::UnknownClockDomain`] naming `model` and the first other domain. Cost
+    /// models call this so that a clock they cannot price is an error, not silently ignored.
+    pub fn check_domains(&self, model: &str, known: &[ClockDomain]) -> Result<()> {
+        match self.clocks.keys().find(|d| !known.contains(d)) {
+            None => Ok(()),
+            Some(d) => Err(CostError::UnknownClockDomain {
+                model: model.to_string(),
+                domain: d.name().to_string(),
+                point: self.to_string(),
+            }),
+        }
+    }
+
+    /// `(cpu, gpu, memory)` then the named domains: the order points compare in (the order of
+    /// the former CPU / GPU / memory fields, so sorted outputs are unchanged).
+    fn order_key(&self) -> OrderKey<'_> {
+        (
+            self.cpu_hz(),
+            self.gpu_hz(),
+            self.memory_hz(),
+            self.clocks().filter(|(d, _)| !d.is_well_known()).collect(),
+        )
+    }
+}
+
+/// CPU, GPU and memory clocks, then the named domains' clocks in domain order.
+type OrderKey<'a> = (
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Vec<(&'a ClockDomain, u64)>,
+);
+
+impl PartialOrd for OperatingPoint {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OperatingPoint {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order_key().cmp(&other.order_key())
     }
 }
 
@@ -58,16 +346,66 @@ impl fmt::Display for OperatingPoint {
         write!(
             f,
             "cpu {} MHz / gpu {} MHz / mem {} MHz",
-            mhz(self.cpu_hz),
-            mhz(self.gpu_hz),
-            mhz(self.memory_hz)
-        )
+            mhz(self.cpu_hz()),
+            mhz(self.gpu_hz()),
+            mhz(self.memory_hz())
+        )?;
+        for (d, hz) in self.clocks().filter(|(d, _)| !d.is_well_known()) {
+            write!(f, " / {d} {} MHz", mhz(Some(hz)))?;
+        }
+        Ok(())
     }
 }
 
-/// A device: its name, the unit that runs inference and the available clocks of each unit.
+impl Serialize for OperatingPoint {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let named: Vec<_> = self.clocks().filter(|(d, _)| !d.is_well_known()).collect();
+        let mut map = s.serialize_map(Some(3 + named.len()))?;
+        map.serialize_entry("cpu_hz", &self.cpu_hz())?;
+        map.serialize_entry("gpu_hz", &self.gpu_hz())?;
+        map.serialize_entry("memory_hz", &self.memory_hz())?;
+        for (d, hz) in named {
+            map.serialize_entry(&d.field(), &hz)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for OperatingPoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let fields = BTreeMap::<String, Option<u64>>::deserialize(d)?;
+        let mut clocks = Vec::with_capacity(fields.len());
+        for (field, hz) in fields {
+            let Some(name) = field.strip_suffix("_hz") else {
+                return Err(D::Error::custom(format!(
+                    "unknown operating-point field `{field}` (clocks are `<domain>_hz`)"
+                )));
+            };
+            let domain = ClockDomain::parse(name)
+                .map_err(|e| D::Error::custom(format!("field `{field}`: {e}")))?;
+            if let Some(hz) = hz {
+                clocks.push((domain, hz));
+            }
+        }
+        Self::from_clocks(clocks).map_err(D::Error::custom)
+    }
+}
+
+/// A device: its name, the unit that runs inference and the available clocks of each
+/// domain.
 ///
-/// An empty clock list means the clock is not controllable; operating points then carry `None`.
+/// An empty clock list means the clock is not controllable; operating points then carry no
+/// clock for it. Domains beyond CPU, GPU and memory go in `other_clocks`, e.g. in TOML:
+///
+/// ```toml
+/// name = "xavier-dla"
+/// gpu_hz = [318750000, 1377000000]
+/// memory_hz = [204000000, 2133000000]
+/// [other_clocks]
+/// dla0 = [115200000, 1395200000]
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceProfile {
     /// Device name.
@@ -84,6 +422,9 @@ pub struct DeviceProfile {
     /// Available memory clocks (Hz), ascending.
     #[serde(default, alias = "emc_hz")]
     pub memory_hz: Vec<u64>,
+    /// Available clocks (Hz, ascending) of further named domains (a DLA, an NPU).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_clocks: BTreeMap<DomainName, Vec<u64>>,
 }
 
 /// The Jetson operating-point table shipped with dynas (HADAS / jetson_dvfs sources).
@@ -104,17 +445,35 @@ impl DeviceProfile {
             cpu_hz,
             gpu_hz,
             memory_hz,
+            other_clocks: BTreeMap::new(),
         };
         profile.validate(Path::new("<in memory>"))?;
         Ok(profile)
     }
 
+    /// This profile with a further clock domain `domain` (a DLA, an NPU) and its available
+    /// clocks, validated like the others.
+    pub fn with_domain(mut self, domain: DomainName, clocks_hz: Vec<u64>) -> Result<Self> {
+        if self
+            .other_clocks
+            .insert(domain.clone(), clocks_hz)
+            .is_some()
+        {
+            return Err(CostError::InvalidParameter {
+                name: format!("other_clocks.{domain}"),
+                reason: format!("device `{}` already has this domain", self.name),
+            });
+        }
+        self.validate(Path::new("<in memory>"))?;
+        Ok(self)
+    }
+
     fn validate(&self, origin: &Path) -> Result<()> {
-        for (field, clocks) in [
-            ("cpu_hz", &self.cpu_hz),
-            ("gpu_hz", &self.gpu_hz),
-            ("memory_hz", &self.memory_hz),
-        ] {
+        for (domain, clocks) in self.domains() {
+            let field = match &domain {
+                ClockDomain::Named(n) => format!("other_clocks.{n}"),
+                d => d.field(),
+            };
             if clocks.contains(&0) {
                 return Err(CostError::parse(
                     origin,
@@ -135,20 +494,52 @@ impl DeviceProfile {
             return Err(CostError::parse(
                 origin,
                 format!(
-                    "device `{}`: the compute unit {:?} has no clocks",
-                    self.name, self.compute_unit
+                    "device `{}`: the compute unit {} has no clocks",
+                    self.name,
+                    self.compute_unit.domain()
                 ),
             ));
         }
         Ok(())
     }
 
+    /// Every clock domain of the device with its available clocks: CPU, GPU and memory
+    /// (empty when not controllable), then the named domains.
+    pub fn domains(&self) -> Vec<(ClockDomain, &[u64])> {
+        let mut out: Vec<(ClockDomain, &[u64])> = vec![
+            (ClockDomain::Cpu, &self.cpu_hz),
+            (ClockDomain::Gpu, &self.gpu_hz),
+            (ClockDomain::Memory, &self.memory_hz),
+        ];
+        out.extend(
+            self.other_clocks
+                .iter()
+                .map(|(n, l)| (ClockDomain::Named(n.clone()), l.as_slice())),
+        );
+        out
+    }
+
+    /// The domains with at least one clock, i.e. the ones an operating point sets.
+    pub fn controllable_domains(&self) -> Vec<(ClockDomain, &[u64])> {
+        self.domains()
+            .into_iter()
+            .filter(|(_, l)| !l.is_empty())
+            .collect()
+    }
+
+    /// Available clocks of `domain` (empty when the device does not control it).
+    pub fn clocks_of(&self, domain: &ClockDomain) -> &[u64] {
+        match domain {
+            ClockDomain::Cpu => &self.cpu_hz,
+            ClockDomain::Gpu => &self.gpu_hz,
+            ClockDomain::Memory => &self.memory_hz,
+            ClockDomain::Named(n) => self.other_clocks.get(n).map_or(&[], Vec::as_slice),
+        }
+    }
+
     /// Clocks of the unit that runs the network.
     pub fn compute_hz_list(&self) -> &[u64] {
-        match self.compute_unit {
-            ComputeUnit::Cpu => &self.cpu_hz,
-            ComputeUnit::Gpu => &self.gpu_hz,
-        }
+        self.clocks_of(&self.compute_unit.domain())
     }
 
     /// NVIDIA Jetson AGX Xavier (29 CPU, 14 GPU, 9 EMC clocks, as searched by HADAS).
@@ -189,7 +580,7 @@ impl DeviceProfile {
             #[serde(default)]
             emc_hz: Vec<u64>,
         }
-        let table: std::collections::BTreeMap<String, Entry> =
+        let table: BTreeMap<String, Entry> =
             serde_json::from_str(text).map_err(|e| CostError::parse(origin, e.to_string()))?;
         table
             .into_iter()
@@ -205,6 +596,7 @@ impl DeviceProfile {
                     cpu_hz: e.cpu_hz,
                     gpu_hz: e.gpu_hz,
                     memory_hz: e.emc_hz,
+                    other_clocks: BTreeMap::new(),
                 };
                 profile.validate(origin)?;
                 Ok(profile)
@@ -227,62 +619,69 @@ impl DeviceProfile {
         Ok(profile)
     }
 
-    /// Number of operating points (product of the non-empty clock lists).
+    /// Number of operating points (product of the non-empty clock lists; saturates at
+    /// `usize::MAX` for a board with many long lists rather than overflowing).
     pub fn num_operating_points(&self) -> usize {
-        [&self.cpu_hz, &self.gpu_hz, &self.memory_hz]
+        self.domains()
             .iter()
-            .map(|l| l.len().max(1))
-            .product()
+            .fold(1usize, |n, (_, l)| n.saturating_mul(l.len().max(1)))
     }
 
-    /// Every operating point, CPU slowest-varying, memory fastest.
+    /// Every operating point, domains in [`DeviceProfile::domains`] order: CPU
+    /// slowest-varying, then GPU, memory and the named domains, the last fastest.
     pub fn operating_points(&self) -> Vec<OperatingPoint> {
-        let opt = |l: &[u64]| -> Vec<Option<u64>> {
-            if l.is_empty() {
-                vec![None]
-            } else {
-                l.iter().copied().map(Some).collect()
-            }
-        };
-        let (cpus, gpus, mems) = (opt(&self.cpu_hz), opt(&self.gpu_hz), opt(&self.memory_hz));
-        let mut points = Vec::with_capacity(cpus.len() * gpus.len() * mems.len());
-        for &c in &cpus {
-            for &g in &gpus {
-                for &m in &mems {
-                    points.push(OperatingPoint::new(c, g, m));
+        let domains = self.controllable_domains();
+        let mut points = vec![BTreeMap::new()];
+        for (domain, list) in &domains {
+            let mut next = Vec::with_capacity(points.len() * list.len());
+            for clocks in &points {
+                for &hz in *list {
+                    let mut c: BTreeMap<ClockDomain, u64> = clocks.clone();
+                    c.insert(domain.clone(), hz);
+                    next.push(c);
                 }
             }
+            points = next;
         }
+        // Validated lists: every clock is positive and each domain appears once.
         points
+            .into_iter()
+            .map(|clocks| OperatingPoint { clocks })
+            .collect()
+    }
+
+    fn extreme_point(&self, pick: fn(&[u64]) -> Option<&u64>) -> OperatingPoint {
+        OperatingPoint {
+            clocks: self
+                .controllable_domains()
+                .into_iter()
+                .filter_map(|(d, l)| pick(l).map(|&hz| (d, hz)))
+                .collect(),
+        }
     }
 
     /// All clocks at their maximum.
     pub fn max_operating_point(&self) -> OperatingPoint {
-        OperatingPoint::new(
-            self.cpu_hz.last().copied(),
-            self.gpu_hz.last().copied(),
-            self.memory_hz.last().copied(),
-        )
+        self.extreme_point(<[u64]>::last)
     }
 
     /// All clocks at their minimum.
     pub fn min_operating_point(&self) -> OperatingPoint {
-        OperatingPoint::new(
-            self.cpu_hz.first().copied(),
-            self.gpu_hz.first().copied(),
-            self.memory_hz.first().copied(),
-        )
+        self.extreme_point(<[u64]>::first)
     }
 
-    /// Whether every clock of `point` is one of the device's (and absent clocks are absent).
+    /// Whether every clock of `point` is one of the device's, every controllable domain has
+    /// a clock and the point sets no domain the device does not have.
     pub fn supports(&self, point: &OperatingPoint) -> bool {
+        let domains = self.domains();
         let ok = |list: &[u64], v: Option<u64>| match v {
             None => list.is_empty(),
             Some(hz) => list.binary_search(&hz).is_ok(),
         };
-        ok(&self.cpu_hz, point.cpu_hz)
-            && ok(&self.gpu_hz, point.gpu_hz)
-            && ok(&self.memory_hz, point.memory_hz)
+        domains.iter().all(|(d, l)| ok(l, point.hz(d)))
+            && point
+                .clocks()
+                .all(|(d, _)| domains.iter().any(|(known, _)| known == d))
     }
 
     /// `Ok(())` if the device supports `point`, else a typed error.
@@ -297,7 +696,6 @@ impl DeviceProfile {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +712,7 @@ mod tests {
             (29, 14, 9)
         );
         assert_eq!(xavier.num_operating_points(), 29 * 14 * 9);
-        assert_eq!(xavier.max_operating_point().gpu_hz, Some(1_377_000_000));
+        assert_eq!(xavier.max_operating_point().gpu_hz(), Some(1_377_000_000));
         let tx2 = DeviceProfile::jetson_tx2();
         assert_eq!(
             (tx2.cpu_hz.len(), tx2.gpu_hz.len(), tx2.memory_hz.len()),
@@ -322,11 +720,9 @@ mod tests {
         );
         assert_eq!(tx2.operating_points().len(), 52);
         assert!(tx2.supports(&tx2.min_operating_point()));
-        assert!(!tx2.supports(&OperatingPoint::new(
-            Some(1),
-            Some(114_750_000),
-            Some(1_062_400_000)
-        )));
+        assert!(!tx2.supports(
+            &OperatingPoint::new(Some(1), Some(114_750_000), Some(1_062_400_000)).unwrap()
+        ));
     }
 
     #[test]
@@ -347,5 +743,186 @@ mod tests {
             .expect_err("descending clocks")
             .to_string();
         assert!(err.contains("gpu_hz") && err.contains("bad.json"), "{err}");
+    }
+
+    /// A Jetson AGX Xavier-like board with a DLA clock domain next to GPU and memory.
+    fn board_with_dla() -> DeviceProfile {
+        DeviceProfile::new(
+            "xavier-dla",
+            ComputeUnit::Gpu,
+            vec![],
+            vec![318_750_000, 1_377_000_000],
+            vec![204_000_000, 2_133_000_000],
+        )
+        .unwrap()
+        .with_domain(
+            DomainName::new("dla0").unwrap(),
+            vec![115_200_000, 640_000_000, 1_395_200_000],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_named_domain_flows_through_the_grid() {
+        let board = board_with_dla();
+        let dla = ClockDomain::named("dla0").unwrap();
+        assert_eq!(board.num_operating_points(), 2 * 2 * 3);
+        let points = board.operating_points();
+        assert_eq!(points.len(), 12);
+        // Every point sets the DLA clock; the DLA varies fastest (after memory).
+        assert!(points.iter().all(|p| p.hz(&dla).is_some()));
+        assert_eq!(
+            points[..3].iter().map(|p| p.hz(&dla)).collect::<Vec<_>>(),
+            [Some(115_200_000), Some(640_000_000), Some(1_395_200_000)]
+        );
+        assert!(points.iter().all(|p| board.supports(p)));
+        assert_eq!(board.max_operating_point().hz(&dla), Some(1_395_200_000));
+        assert_eq!(board.min_operating_point().hz(&dla), Some(115_200_000));
+        // A point without the DLA clock, or with a clock the DLA lacks, is not the board's.
+        let no_dla = OperatingPoint::new(None, Some(318_750_000), Some(204_000_000)).unwrap();
+        assert!(!board.supports(&no_dla));
+        let off = no_dla.clone().with_clock(dla.clone(), 1).unwrap();
+        assert!(!board.supports(&off));
+        // A domain the board does not have is refused too.
+        let npu = points[0]
+            .clone()
+            .with_clock(ClockDomain::named("npu").unwrap(), 1_000_000_000)
+            .unwrap();
+        assert!(!board.supports(&npu));
+        assert!(
+            points[0].to_string().ends_with("/ dla0 115.2 MHz"),
+            "{}",
+            points[0]
+        );
+    }
+
+    #[test]
+    fn user_board_with_a_named_domain_from_toml() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("npu_board.toml");
+        std::fs::write(
+            &path,
+            "name = \"npu-board\"\ncompute_unit = \"cpu\"\ncpu_hz = [600000000, 1200000000]\n\
+             [other_clocks]\nnpu = [300000000, 800000000]\n",
+        )
+        .expect("write");
+        let board = DeviceProfile::from_file(&path).expect("valid profile");
+        let npu = ClockDomain::named("npu").unwrap();
+        assert_eq!(board.clocks_of(&npu), [300_000_000, 800_000_000]);
+        assert_eq!(board.operating_points().len(), 4);
+        // Written back with its named domain, read back equal.
+        let json = serde_json::to_string(&board).unwrap();
+        assert!(
+            json.contains(r#""other_clocks":{"npu":[300000000,800000000]}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<DeviceProfile>(&json).unwrap(), board);
+
+        let bad = dir.path().join("bad.toml");
+        for (text, field) in [
+            (
+                "name = \"b\"\ncpu_hz = [1]\n[other_clocks]\nnpu = [5, 3]\n",
+                "other_clocks.npu",
+            ),
+            (
+                "name = \"b\"\ncpu_hz = [1]\n[other_clocks]\ngpu = [5]\n",
+                "gpu",
+            ),
+            (
+                "name = \"b\"\ncpu_hz = [1]\n[other_clocks]\n\"DLA 0\" = [5]\n",
+                "DLA 0",
+            ),
+        ] {
+            std::fs::write(&bad, text).expect("write");
+            let err = DeviceProfile::from_file(&bad).expect_err(text).to_string();
+            assert!(err.contains(field) && err.contains("bad.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn points_are_validated_at_construction() {
+        let err = OperatingPoint::new(None, Some(0), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gpu_hz") && err.contains("0 Hz"), "{err}");
+        let dla = ClockDomain::named("dla0").unwrap();
+        let err = OperatingPoint::from_clocks([(dla.clone(), 1), (dla.clone(), 2)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dla0_hz") && err.contains("twice"), "{err}");
+        assert!(OperatingPoint::default().with_clock(dla, 0).is_err());
+        // Well-known names have one spelling only.
+        assert!(DomainName::new("emc").is_err());
+        assert_eq!(ClockDomain::parse("emc").unwrap(), ClockDomain::Memory);
+        assert!(ClockDomain::named("").is_err());
+        assert!(ClockDomain::named("0dla").is_err());
+    }
+
+    #[test]
+    fn point_json_keeps_the_former_format_and_adds_named_domains() {
+        // The former derived format: every field present, `null` where no clock.
+        let old = r#"{"cpu_hz":null,"gpu_hz":1377000000,"memory_hz":2133000000}"#;
+        let p: OperatingPoint = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            p,
+            OperatingPoint::new(None, Some(1_377_000_000), Some(2_133_000_000)).unwrap()
+        );
+        assert_eq!(serde_json::to_string(&p).unwrap(), old);
+        let emc: OperatingPoint = serde_json::from_str(r#"{"emc_hz": 204000000}"#).unwrap();
+        assert_eq!(emc.memory_hz(), Some(204_000_000));
+        // A named domain is one more `<domain>_hz` field.
+        let dla = p
+            .clone()
+            .with_clock(ClockDomain::named("dla0").unwrap(), 1_395_200_000)
+            .unwrap();
+        let text = serde_json::to_string(&dla).unwrap();
+        assert_eq!(
+            text,
+            r#"{"cpu_hz":null,"gpu_hz":1377000000,"memory_hz":2133000000,"dla0_hz":1395200000}"#
+        );
+        assert_eq!(serde_json::from_str::<OperatingPoint>(&text).unwrap(), dla);
+        // Bad fields are named.
+        for (text, needle) in [
+            (r#"{"gpu_hz": 0}"#, "gpu_hz"),
+            (r#"{"memory_hz": 1, "emc_hz": 2}"#, "memory_hz"),
+            (r#"{"gpu": 1}"#, "gpu"),
+            (r#"{"Bad Name_hz": 1}"#, "Bad Name_hz"),
+        ] {
+            let err = serde_json::from_str::<OperatingPoint>(text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn points_order_as_the_former_cpu_gpu_memory_fields() {
+        let a = OperatingPoint::new(None, Some(2), None).unwrap();
+        let b = OperatingPoint::new(Some(1), Some(1), None).unwrap();
+        let c = OperatingPoint::new(None, Some(2), Some(1)).unwrap();
+        // None < Some, then field by field: cpu first.
+        assert!(a < b && a < c && c < b);
+        let d = a
+            .clone()
+            .with_clock(ClockDomain::named("dla0").unwrap(), 1)
+            .unwrap();
+        assert!(a < d && d < c);
+    }
+
+    #[test]
+    fn check_domains_names_the_unknown_domain() {
+        let p = OperatingPoint::new(None, Some(1), None)
+            .unwrap()
+            .with_clock(ClockDomain::named("npu").unwrap(), 5)
+            .unwrap();
+        assert!(
+            p.check_domains("m", &ClockDomain::WELL_KNOWN)
+                .is_err_and(|e| matches!(
+                    e,
+                    CostError::UnknownClockDomain { ref domain, .. } if domain == "npu"
+                ))
+        );
+        let known = [ClockDomain::Gpu, ClockDomain::named("npu").unwrap()];
+        assert!(p.check_domains("m", &known).is_ok());
     }
 }

@@ -29,6 +29,10 @@
 //!
 //! Identity, zero and global-pooling layers cost nothing (the table has no key for pooling;
 //! its cost is inside the neighbouring layers' measurements).
+//!
+//! The laws cover the CPU, GPU and memory clocks only: an operating point that also sets a
+//! named clock domain (a DLA, an NPU) is refused with [`CostError::UnknownClockDomain`], since
+//! nothing measured says how that clock changes the cost.
 
 use std::path::Path;
 
@@ -36,7 +40,7 @@ use dynas_space::{Layer, Network, OpKind};
 use serde::{Deserialize, Serialize};
 
 use crate::analytical::layer_bytes;
-use crate::device::{DeviceProfile, OperatingPoint};
+use crate::device::{ClockDomain, DeviceProfile, OperatingPoint};
 use crate::dvfs::{
     CheckedDvfsLawParams, ClockSweep, DvfsLawParams, DvfsPowerLaw, DvfsScalingLaw, PowerSweep,
     read_gpu_sweep, read_power_sweep,
@@ -382,6 +386,7 @@ impl DvfsLutModel {
 
     /// Clocks of `point` relative to the device's highest (a missing clock is at its highest).
     fn relative_clocks(&self, point: &OperatingPoint) -> Result<[f64; 3]> {
+        point.check_domains("dvfs-lut", &ClockDomain::WELL_KNOWN)?;
         let rel = |name: &str, clock: Option<u64>, list: &[u64]| -> Result<f64> {
             match (clock, list.last()) {
                 (Some(0), _) => Err(CostError::InvalidParameter {
@@ -393,9 +398,9 @@ impl DvfsLutModel {
             }
         };
         Ok([
-            rel("cpu_hz", point.cpu_hz, &self.device.cpu_hz)?,
-            rel("gpu_hz", point.gpu_hz, &self.device.gpu_hz)?,
-            rel("memory_hz", point.memory_hz, &self.device.memory_hz)?,
+            rel("cpu_hz", point.cpu_hz(), &self.device.cpu_hz)?,
+            rel("gpu_hz", point.gpu_hz(), &self.device.gpu_hz)?,
+            rel("memory_hz", point.memory_hz(), &self.device.memory_hz)?,
         ])
     }
 

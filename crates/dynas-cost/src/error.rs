@@ -48,6 +48,20 @@ pub enum CostError {
         /// The operating point, formatted.
         point: String,
     },
+    /// An operating point sets the clock of a domain (a DLA, an NPU) that the cost model
+    /// does not price, so its cost at that point would be a guess.
+    #[error(
+        "cost model `{model}` does not price clock domain `{domain}` (operating point {point}); \
+         use a model of that domain or leave its clock out of the point"
+    )]
+    UnknownClockDomain {
+        /// The model.
+        model: String,
+        /// The domain's name.
+        domain: String,
+        /// The operating point, formatted.
+        point: String,
+    },
     /// The model cannot answer this query (for example a per-layer breakdown from an
     /// architecture-level predictor).
     #[error("cost model `{model}` does not support {what}")]

@@ -46,7 +46,7 @@ pub mod table;
 pub mod wrappers;
 
 pub use analytical::{AnalyticalModel, AnalyticalParams, DvfsScalingLaw, Measurement};
-pub use device::{ComputeUnit, DeviceProfile, OperatingPoint};
+pub use device::{ClockDomain, ComputeUnit, DeviceProfile, DomainName, OperatingPoint};
 pub use dvfs::{CheckedDvfsLawParams, DvfsLawParams, DvfsPowerLaw};
 pub use dvfs_lut::{
     BoardDvfsLaws, CostSource, DvfsLutModel, LayerRegression, jetson_agx_xavier_operating_points,

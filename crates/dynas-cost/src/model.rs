@@ -96,7 +96,7 @@ impl CostBreakdown {
 /// impl CostModel for MacsPerCycle {
 ///     fn name(&self) -> &str { "macs-per-cycle" }
 ///     fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
-///         let hz = point.gpu_hz.unwrap_or(1_000_000_000) as f64;
+///         let hz = point.gpu_hz().unwrap_or(1_000_000_000) as f64;
 ///         Ok(Cost::latency(network.macs() as f64 / self.macs_per_cycle / hz * 1e3))
 ///     }
 /// }

@@ -20,7 +20,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::analytical::layer_bytes;
-use crate::device::{ComputeUnit, OperatingPoint};
+use crate::device::{ClockDomain, ComputeUnit, OperatingPoint};
 use crate::error::{CostError, Result};
 use crate::learn::metrics;
 use crate::learn::{Gbdt, GbdtParams};
@@ -43,8 +43,10 @@ pub struct RegressionMetrics {
     pub rmse: f64,
     /// Mean absolute percentage error (%).
     pub mape: f64,
-    /// Spearman rank correlation (ties get average ranks).
-    pub spearman: f64,
+    /// Spearman rank correlation (ties get average ranks); `None` when it is undefined: every
+    /// actual value or every prediction is the same, so one side has no ranking (reporting 0
+    /// would read as "no correlation" and pull averages down).
+    pub spearman: Option<f64>,
 }
 
 impl RegressionMetrics {
@@ -81,7 +83,7 @@ impl RegressionMetrics {
             within_20: share(0.20),
             rmse,
             mape: 100.0 * rel.iter().sum::<f64>() / n as f64,
-            spearman: metrics::spearman(actual, predicted).unwrap_or(0.0),
+            spearman: metrics::spearman(actual, predicted),
         })
     }
 }
@@ -535,7 +537,7 @@ impl CostModel for ArchPredictor {
 pub const LAYER_FEATURES: usize = 8 + 16;
 
 /// Layer + clock features of the layer-level predictor.
-pub fn layer_features(layer: &Layer, point: &OperatingPoint, unit: ComputeUnit) -> Vec<f64> {
+pub fn layer_features(layer: &Layer, point: &OperatingPoint, unit: &ComputeUnit) -> Vec<f64> {
     let kind = match layer.kind {
         OpKind::Conv => 0,
         OpKind::MbConv => 1,
@@ -554,7 +556,7 @@ pub fn layer_features(layer: &Layer, point: &OperatingPoint, unit: ComputeUnit) 
     let o = layer.output();
     let inv_ghz = |hz: Option<u64>| hz.map_or(1.0, |h| 1e9 / h.max(1) as f64);
     let fc = inv_ghz(point.compute_hz(unit));
-    let fm = inv_ghz(point.memory_hz);
+    let fm = inv_ghz(point.memory_hz());
     let macs = layer.macs() as f64;
     let bytes = layer_bytes(layer) as f64;
     let rest = [
@@ -615,7 +617,7 @@ impl LayerPredictor {
             }
             x.row_mut(i)
                 .assign(&ndarray::ArrayView1::from(&layer_features(
-                    layer, point, unit,
+                    layer, point, &unit,
                 )));
             y.push(lat.ln());
         }
@@ -632,7 +634,7 @@ impl LayerPredictor {
             _ => self
                 .gbdt
                 .predict_row(ndarray::ArrayView1::from(&layer_features(
-                    layer, point, self.unit,
+                    layer, point, &self.unit,
                 )))
                 .exp(),
         }
@@ -649,12 +651,22 @@ impl LayerPredictor {
     }
 }
 
+impl LayerPredictor {
+    /// Its features hold the compute unit's and the memory clock: another named domain's clock
+    /// cannot be priced (the CPU / GPU clock the network does not run on does not affect it).
+    fn check_domains(&self, point: &OperatingPoint) -> Result<()> {
+        let [cpu, gpu, memory] = ClockDomain::WELL_KNOWN;
+        point.check_domains(self.name(), &[cpu, gpu, memory, self.unit.domain()])
+    }
+}
+
 impl CostModel for LayerPredictor {
     fn name(&self) -> &str {
         "layer-predictor"
     }
 
     fn estimate(&self, network: &Network, point: &OperatingPoint) -> Result<Cost> {
+        self.check_domains(point)?;
         Ok(Cost::latency(
             network
                 .layers
@@ -665,6 +677,7 @@ impl CostModel for LayerPredictor {
     }
 
     fn breakdown(&self, network: &Network, point: &OperatingPoint) -> Result<CostBreakdown> {
+        self.check_domains(point)?;
         let layers: Vec<Cost> = network
             .layers
             .iter()
@@ -684,12 +697,31 @@ mod tests {
     fn spearman_and_shares_on_hand_examples() {
         let a = [1.0, 2.0, 3.0, 4.0];
         let m = RegressionMetrics::compute(&a, &[1.05, 2.5, 2.9, 4.0]).unwrap();
-        assert_relative_eq!(m.spearman, 1.0, epsilon = 1e-12);
+        assert_relative_eq!(m.spearman.unwrap(), 1.0, epsilon = 1e-12);
         assert_relative_eq!(m.within_10, 0.75);
         assert_relative_eq!(m.within_1, 0.25);
         let m = RegressionMetrics::compute(&a, &[4.0, 3.0, 2.0, 1.0]).unwrap();
-        assert_relative_eq!(m.spearman, -1.0, epsilon = 1e-12);
+        assert_relative_eq!(m.spearman.unwrap(), -1.0, epsilon = 1e-12);
         assert!(RegressionMetrics::compute(&a, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn spearman_of_a_constant_series_is_undefined_not_zero() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        // Constant predictions (a model that learnt the mean) and constant targets.
+        let m = RegressionMetrics::compute(&a, &[2.5; 4]).unwrap();
+        assert_eq!(m.spearman, None);
+        let m = RegressionMetrics::compute(&[5.0; 4], &a).unwrap();
+        assert_eq!(m.spearman, None);
+        // The other metrics stay defined, and JSON says `null`, not 0.
+        assert_relative_eq!(m.rmse, 7.5f64.sqrt(), epsilon = 1e-12);
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains(r#""spearman":null"#), "{json}");
+        // A single row has no ranking either.
+        assert_eq!(
+            RegressionMetrics::compute(&[1.0], &[1.0]).unwrap().spearman,
+            None
+        );
     }
 
     #[test]

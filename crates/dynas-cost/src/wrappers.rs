@@ -102,7 +102,7 @@ impl<M: CostModel> CostModel for CachedModel<M> {
         Self::lookup(
             &self.costs,
             self.capacity,
-            (CacheKey::of(network), *point),
+            (CacheKey::of(network), point.clone()),
             || self.inner.estimate(network, point),
         )
     }
@@ -111,7 +111,7 @@ impl<M: CostModel> CostModel for CachedModel<M> {
         Self::lookup(
             &self.breakdowns,
             self.capacity,
-            (CacheKey::of(network), *point),
+            (CacheKey::of(network), point.clone()),
             || self.inner.breakdown(network, point),
         )
     }
@@ -468,7 +468,7 @@ mod tests {
         let n = Network::new(input, vec![a, b]);
         let (hi, lo) = (dev.max_operating_point(), dev.min_operating_point());
         // The inner model is the scaler itself measured at `hi`: scaling must reproduce `lo`.
-        let m = DvfsScaled::new(scaler.clone(), scaler.clone(), hi);
+        let m = DvfsScaled::new(scaler.clone(), scaler.clone(), hi.clone());
         let got = m.breakdown(&n, &lo).unwrap();
         let want = scaler.breakdown(&n, &lo).unwrap();
         for (g, w) in got.layers.iter().zip(&want.layers) {
@@ -510,7 +510,7 @@ mod tests {
             .map(|n| {
                 (
                     n,
-                    p,
+                    p.clone(),
                     1.5 * n.layers.len() as f64 + 0.25,
                     Some(4.0 * n.layers.len() as f64),
                 )

@@ -4,7 +4,7 @@ use approx::assert_relative_eq;
 use dynas_cost::dvfs::{DvfsLawParams, DvfsScalingLaw, read_gpu_sweep, read_power_sweep};
 use dynas_cost::lut::harmonic_key;
 use dynas_cost::{
-    CostError, CostModel, CostSource, DvfsLutModel, LayerLut, OperatingPoint,
+    ClockDomain, CostError, CostModel, CostSource, DvfsLutModel, LayerLut, OperatingPoint,
     jetson_agx_xavier_operating_points,
 };
 use dynas_space::{Activation, Layer, MbConvSpace, Network, SearchSpace};
@@ -150,9 +150,24 @@ fn every_clock_matters_and_energy_is_u_shaped_over_the_gpu_clock() {
     let device = model.device().clone();
     let at_top = model.estimate(&net, &top).unwrap();
     let lowered = [
-        OperatingPoint::new(device.cpu_hz.first().copied(), top.gpu_hz, top.memory_hz),
-        OperatingPoint::new(top.cpu_hz, device.gpu_hz.first().copied(), top.memory_hz),
-        OperatingPoint::new(top.cpu_hz, top.gpu_hz, device.memory_hz.first().copied()),
+        OperatingPoint::new(
+            device.cpu_hz.first().copied(),
+            top.gpu_hz(),
+            top.memory_hz(),
+        )
+        .unwrap(),
+        OperatingPoint::new(
+            top.cpu_hz(),
+            device.gpu_hz.first().copied(),
+            top.memory_hz(),
+        )
+        .unwrap(),
+        OperatingPoint::new(
+            top.cpu_hz(),
+            top.gpu_hz(),
+            device.memory_hz.first().copied(),
+        )
+        .unwrap(),
     ];
     for point in &lowered {
         let c = model.estimate(&net, point).unwrap();
@@ -165,7 +180,7 @@ fn every_clock_matters_and_energy_is_u_shaped_over_the_gpu_clock() {
             model
                 .estimate(
                     &net,
-                    &OperatingPoint::new(top.cpu_hz, Some(g), top.memory_hz),
+                    &OperatingPoint::new(top.cpu_hz(), Some(g), top.memory_hz()).unwrap(),
                 )
                 .unwrap()
                 .energy_mj
@@ -179,9 +194,9 @@ fn every_clock_matters_and_energy_is_u_shaped_over_the_gpu_clock() {
         argmin > 0 && argmin + 1 < energies.len(),
         "interior energy minimum: {energies:?}"
     );
-    let bad = OperatingPoint::new(Some(0), top.gpu_hz, top.memory_hz);
+    // A 0 Hz clock cannot even be built into a point.
     assert!(matches!(
-        model.estimate(&net, &bad),
+        OperatingPoint::new(Some(0), top.gpu_hz(), top.memory_hz()),
         Err(CostError::InvalidParameter { .. })
     ));
 }
@@ -214,7 +229,8 @@ fn exit_head_layers_without_keys_are_priced_by_the_regression() {
         model.device().cpu_hz.first().copied(),
         model.device().gpu_hz.first().copied(),
         model.device().memory_hz.first().copied(),
-    );
+    )
+    .unwrap();
     let single = model.layer_cost(&head.layers[2], &slow).unwrap();
     assert!(single.latency_ms > b.layers[2].latency_ms);
 }
@@ -227,7 +243,36 @@ fn the_xavier_grid_has_every_clock_combination() {
     assert_eq!(model.operating_points(), points);
     assert!(points.iter().all(|p| model.device().supports(p)));
     assert_eq!(
-        points.iter().max().copied().unwrap().gpu_hz,
-        model.reference_point().gpu_hz
+        points.iter().max().unwrap().gpu_hz(),
+        model.reference_point().gpu_hz()
     );
+}
+
+#[test]
+fn a_clock_domain_the_model_does_not_price_is_a_typed_error() {
+    // The DVFS laws were fitted on CPU / GPU / memory sweeps: a DLA clock cannot be priced,
+    // and ignoring it would give the same cost at every DLA clock.
+    let model = xavier();
+    let net = {
+        let space = MbConvSpace::ofa_mnist();
+        space.decode(&space.largest()).unwrap()
+    };
+    let with_dla = model
+        .reference_point()
+        .with_clock(ClockDomain::named("dla0").unwrap(), 1_395_200_000)
+        .unwrap();
+    for result in [
+        model.estimate(&net, &with_dla).map(|_| ()),
+        model.breakdown(&net, &with_dla).map(|_| ()),
+    ] {
+        let err = result.expect_err("unknown domain");
+        assert!(
+            matches!(&err, CostError::UnknownClockDomain { model, domain, .. }
+                if model == "dvfs-lut" && domain == "dla0"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("dla0"), "{err}");
+    }
+    // The same point without the DLA clock is priced as before.
+    assert!(model.estimate(&net, &model.reference_point()).is_ok());
 }

@@ -1,6 +1,7 @@
 //! Fuzz targets for the files `dynas-cost` reads: layer lookup tables (Harmonic-NAS and
 //! once-for-all JSON), the HW-NAS-Bench FBNet table, the Jetson operating-point table,
-//! per-architecture CSVs and the DVFS sweep CSVs. Seeds are the real files of the shared data;
+//! per-architecture CSVs, the DVFS sweep CSVs and user device profiles (JSON / TOML, named
+//! clock domains included). Seeds are the real files of the shared data;
 //! see `fuzz_support` for the mutations and `DYNAS_FUZZ_CASES`.
 
 #[path = "../../dynas-search/tests/fuzz_support/mod.rs"]
@@ -132,6 +133,45 @@ proptest! {
             if let Err(err) = read_gpu_sweep(&path) {
                 prop_assert!(names(&err, "sweep.csv"), "{err}");
             }
+        }
+    }
+
+    #[test]
+    fn device_profile_file(toml in any::<bool>(), e in edits()) {
+        // Seeds: the shipped Jetson AGX Xavier profile as JSON, and a TOML board with a DLA
+        // clock domain (the Xavier's GPU and EMC clocks plus `dla0`).
+        static SEEDS: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+        let (json_seed, toml_seed) = SEEDS.get_or_init(|| {
+            let xavier = DeviceProfile::jetson_agx_xavier();
+            let json = serde_json::to_vec_pretty(&xavier).unwrap();
+            let list = |l: &[u64]| {
+                l.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            };
+            let toml = format!(
+                "name = \"xavier-dla\"\ncompute_unit = \"gpu\"\ngpu_hz = [{}]\n\
+                 memory_hz = [{}]\n[other_clocks]\ndla0 = [115200000, 640000000, 1395200000]\n",
+                list(&xavier.gpu_hz),
+                list(&xavier.memory_hz)
+            );
+            (json, toml.into_bytes())
+        });
+        let (name, seed) = if toml {
+            ("board.toml", toml_seed)
+        } else {
+            ("board.json", json_seed)
+        };
+        let (_dir, path) = scratch_file(name, &mutate(seed, &e));
+        match DeviceProfile::from_file(&path) {
+            Ok(d) => {
+                // A profile that loads supports its own extreme points, and its grid (when
+                // small enough to list) holds only supported points.
+                prop_assert!(d.supports(&d.max_operating_point()));
+                prop_assert!(d.supports(&d.min_operating_point()));
+                if d.num_operating_points() <= 10_000 {
+                    prop_assert!(d.operating_points().iter().all(|p| d.supports(p)));
+                }
+            }
+            Err(err) => prop_assert!(names(&err, name), "{err}"),
         }
     }
 }

@@ -378,7 +378,7 @@ impl ConfigurationSet {
                 genotype: p.genotype.clone(),
                 label: String::new(),
                 exit_thresholds: p.exits.iter().map(|e| e.threshold).collect(),
-                point: p.point,
+                point: p.point.clone(),
                 accuracy: p.metrics.top1,
                 latency_ms: p.metrics.latency_ms,
                 energy_mj: p.metrics.energy_mj.unwrap_or(0.0),
@@ -423,7 +423,7 @@ impl ConfigurationSet {
                     genotype: v.genotype.clone(),
                     label: v.label.clone(),
                     exit_thresholds: v.exit_thresholds.clone(),
-                    point: *p,
+                    point: p.clone(),
                     accuracy: v.accuracy,
                     latency_ms,
                     energy_mj,
@@ -468,7 +468,7 @@ impl ConfigurationSet {
                     genotype: m.variant.genotype.clone(),
                     label: m.variant.label.clone(),
                     exit_thresholds: m.variant.exit_thresholds.clone(),
-                    point: *p,
+                    point: p.clone(),
                     accuracy: m.variant.accuracy,
                     latency_ms: lat * lat_scale,
                     energy_mj: energy * energy_scale,
@@ -604,6 +604,7 @@ mod tests {
     use super::*;
     use crate::testutil::{ClockModel, cnn, device, set};
     use approx::assert_relative_eq;
+    use dynas_cost::ClockDomain;
 
     #[test]
     fn cost_model_set_has_every_point_and_dvfs_shape() {
@@ -616,8 +617,8 @@ mod tests {
                 .iter()
                 .find(|c| {
                     c.label == "w48d6"
-                        && c.point.gpu_hz == Some(gpu)
-                        && c.point.memory_hz == Some(2_000_000_000)
+                        && c.point.gpu_hz() == Some(gpu)
+                        && c.point.memory_hz() == Some(2_000_000_000)
                 })
                 .expect("present")
                 .clone()
@@ -703,8 +704,8 @@ mod tests {
         assert_eq!(back.len(), s.len());
         for (a, b) in back.configurations().iter().zip(s.configurations()) {
             assert_eq!(
-                (&a.genotype, &a.label, a.point),
-                (&b.genotype, &b.label, b.point)
+                (&a.genotype, &a.label, &a.point),
+                (&b.genotype, &b.label, &b.point)
             );
             assert_relative_eq!(a.latency_ms, b.latency_ms, max_relative = 1e-12);
             assert_relative_eq!(a.energy_mj, b.energy_mj, max_relative = 1e-12);
@@ -817,7 +818,10 @@ mod tests {
     fn device_table_is_enforced() {
         let c = set().configurations()[0].clone();
         let mut off = c.clone();
-        off.point.gpu_hz = Some(123);
+        off.point = off
+            .point
+            .with_clock(ClockDomain::Gpu, 123)
+            .expect("positive");
         assert!(ConfigurationSet::with_device(device(), vec![c]).is_ok());
         let e = ConfigurationSet::with_device(device(), vec![off]).expect_err("off table");
         assert!(e.to_string().contains("point"), "{e}");

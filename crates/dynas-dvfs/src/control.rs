@@ -1,10 +1,11 @@
 //! Frequency control: the [`FrequencyControl`] trait, the Linux sysfs backend (cpufreq,
 //! devfreq GPU, Jetson EMC) and a simulated backend.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use dynas_cost::{DeviceProfile, OperatingPoint};
+use dynas_cost::{ClockDomain, DeviceProfile, DomainName, OperatingPoint};
 
 use crate::error::{DvfsError, Result};
 
@@ -27,12 +28,12 @@ pub trait FrequencyControl {
     fn restore(&mut self) -> Result<()>;
 }
 
-fn check_in_table(domain: &'static str, hz: u64, table: &[u64], device: &str) -> Result<()> {
+fn check_in_table(domain: &ClockDomain, hz: u64, table: &[u64], device: &str) -> Result<()> {
     if table.binary_search(&hz).is_ok() {
         Ok(())
     } else {
         Err(DvfsError::UnsupportedFrequency {
-            domain,
+            domain: domain.to_string(),
             hz,
             source_table: format!("operating-point table of `{device}`"),
             available: format_list(table),
@@ -51,15 +52,11 @@ fn format_list(list: &[u64]) -> String {
     }
 }
 
+/// Every clock of `point` must be in the device's table of its domain (a domain the device
+/// does not have has an empty table, so its clocks are refused).
 fn check_point(device: &DeviceProfile, point: &OperatingPoint) -> Result<()> {
-    if let Some(hz) = point.cpu_hz {
-        check_in_table("cpu", hz, &device.cpu_hz, &device.name)?;
-    }
-    if let Some(hz) = point.gpu_hz {
-        check_in_table("gpu", hz, &device.gpu_hz, &device.name)?;
-    }
-    if let Some(hz) = point.memory_hz {
-        check_in_table("memory", hz, &device.memory_hz, &device.name)?;
+    for (domain, hz) in point.clocks() {
+        check_in_table(domain, hz, device.clocks_of(domain), &device.name)?;
     }
     Ok(())
 }
@@ -140,6 +137,20 @@ pub struct SysfsLayout {
     /// The Jetson EMC clock directory of the BPMP debugfs (`rate`, `mrq_rate_locked`; Hz), if
     /// controlled.
     pub emc: Option<PathBuf>,
+    /// The interface of each further named clock domain of the device (a DLA, an NPU).
+    pub domains: BTreeMap<DomainName, DomainInterface>,
+}
+
+/// How a named clock domain is controlled, relative to the sysfs root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DomainInterface {
+    /// A devfreq directory (`available_frequencies`, `min_freq`, `max_freq`, `cur_freq`; Hz),
+    /// pinned like the GPU by writing both ends of the range (an NPU's devfreq node).
+    Devfreq(PathBuf),
+    /// A BPMP debugfs clock directory (`rate`, optional `mrq_rate_locked`; Hz), pinned like the
+    /// EMC (e.g. `sys/kernel/debug/bpmp/debug/clk/dla0_core` on a Jetson AGX Xavier).
+    BpmpClock(PathBuf),
 }
 
 impl SysfsLayout {
@@ -153,7 +164,14 @@ impl SysfsLayout {
                 "sys/devices/17000000.gv11b/devfreq/17000000.gv11b",
             )),
             emc: Some(PathBuf::from("sys/kernel/debug/bpmp/debug/clk/emc")),
+            domains: BTreeMap::new(),
         }
+    }
+
+    /// This layout with `domain` controlled through `interface`.
+    pub fn with_domain(mut self, domain: DomainName, interface: DomainInterface) -> Self {
+        self.domains.insert(domain, interface);
+        self
     }
 
     /// Jetson TX2 (L4T): the `gp10b` GPU devfreq node and the BPMP EMC clock (CPU not
@@ -165,6 +183,7 @@ impl SysfsLayout {
                 "sys/devices/17000000.gp10b/devfreq/17000000.gp10b",
             )),
             emc: Some(PathBuf::from("sys/kernel/debug/bpmp/debug/clk/emc")),
+            domains: BTreeMap::new(),
         }
     }
 }
@@ -208,8 +227,116 @@ struct Emc {
     locked: Option<String>,
 }
 
+/// An opened named domain.
+#[derive(Clone, Debug)]
+enum DomainClock {
+    Devfreq(Devfreq),
+    Bpmp(Emc),
+}
+
+fn open_devfreq(root: &Path, rel: &Path, what: &str) -> Result<Devfreq> {
+    let dir = root.join(rel);
+    if !dir.is_dir() {
+        return Err(DvfsError::NotFound {
+            what: format!("{what} devfreq directory"),
+            path: dir,
+        });
+    }
+    let avail_path = dir.join("available_frequencies");
+    let available = if avail_path.exists() {
+        Some(read_list(&avail_path, 1)?)
+    } else {
+        None
+    };
+    Ok(Devfreq {
+        min_hz: read_u64(&dir.join("min_freq"))?,
+        max_hz: read_u64(&dir.join("max_freq"))?,
+        dir,
+        available,
+    })
+}
+
+fn open_bpmp(root: &Path, rel: &Path, what: &str) -> Result<Emc> {
+    let dir = root.join(rel);
+    if !dir.is_dir() {
+        return Err(DvfsError::NotFound {
+            what: format!("{what} clock directory"),
+            path: dir,
+        });
+    }
+    let lock_path = dir.join("mrq_rate_locked");
+    let locked = if lock_path.exists() {
+        Some(read_text(&lock_path)?)
+    } else {
+        None
+    };
+    Ok(Emc {
+        rate_hz: read_u64(&dir.join("rate"))?,
+        dir,
+        locked,
+    })
+}
+
+impl Devfreq {
+    fn current(&self) -> Result<u64> {
+        let cur = self.dir.join("cur_freq");
+        if cur.exists() {
+            read_u64(&cur)
+        } else {
+            read_u64(&self.dir.join("min_freq"))
+        }
+    }
+
+    fn pin(&self, hz: u64) -> Result<()> {
+        write_range(
+            &self.dir.join("min_freq"),
+            &self.dir.join("max_freq"),
+            hz,
+            hz,
+        )
+    }
+
+    fn restore(&self) -> Result<()> {
+        write_range(
+            &self.dir.join("min_freq"),
+            &self.dir.join("max_freq"),
+            self.min_hz,
+            self.max_hz,
+        )
+    }
+
+    fn check(&self, domain: &ClockDomain, hz: u64) -> Result<()> {
+        SysfsFrequencyControl::check_kernel_list(
+            domain,
+            hz,
+            self.available.as_ref(),
+            &self.dir.join("available_frequencies"),
+        )
+    }
+}
+
+impl Emc {
+    fn pin(&self, hz: u64) -> Result<()> {
+        if self.locked.is_some() {
+            write_text(&self.dir.join("mrq_rate_locked"), "1")?;
+        }
+        write_text(&self.dir.join("rate"), &hz.to_string())
+    }
+
+    /// Writes back the rate and lock found at creation; tries both, reports the first error.
+    fn restore(&self) -> Result<()> {
+        let rate = write_text(&self.dir.join("rate"), &self.rate_hz.to_string());
+        let lock = match &self.locked {
+            Some(lock) => write_text(&self.dir.join("mrq_rate_locked"), lock),
+            None => Ok(()),
+        };
+        rate.and(lock)
+    }
+}
+
 /// The Linux sysfs backend: cpufreq for the CPU, devfreq for the GPU, the BPMP debugfs
-/// clock for the Jetson EMC. The root is configurable (`/` on a board, a temporary tree in
+/// clock for the Jetson EMC, and a devfreq or BPMP clock for each named domain of the layout
+/// (a DLA, an NPU). The root is configurable (`/` on a board, a temporary tree in
 /// tests).
 ///
 /// A clock is pinned by writing both ends of the allowed range (`scaling_min_freq` /
@@ -225,6 +352,7 @@ pub struct SysfsFrequencyControl {
     cpus: Vec<CpuPolicy>,
     gpu: Option<Devfreq>,
     emc: Option<Emc>,
+    domains: BTreeMap<DomainName, DomainClock>,
     dirty: bool,
 }
 
@@ -269,57 +397,30 @@ impl SysfsFrequencyControl {
         }
         let gpu = match &layout.gpu_devfreq {
             None => None,
-            Some(rel) => {
-                let dir = root.join(rel);
-                if !dir.is_dir() {
-                    return Err(DvfsError::NotFound {
-                        what: "GPU devfreq directory".into(),
-                        path: dir,
-                    });
-                }
-                let avail_path = dir.join("available_frequencies");
-                let available = if avail_path.exists() {
-                    Some(read_list(&avail_path, 1)?)
-                } else {
-                    None
-                };
-                Some(Devfreq {
-                    min_hz: read_u64(&dir.join("min_freq"))?,
-                    max_hz: read_u64(&dir.join("max_freq"))?,
-                    dir,
-                    available,
-                })
-            }
+            Some(rel) => Some(open_devfreq(&root, rel, "GPU")?),
         };
         let emc = match &layout.emc {
             None => None,
-            Some(rel) => {
-                let dir = root.join(rel);
-                if !dir.is_dir() {
-                    return Err(DvfsError::NotFound {
-                        what: "EMC clock directory".into(),
-                        path: dir,
-                    });
-                }
-                let lock_path = dir.join("mrq_rate_locked");
-                let locked = if lock_path.exists() {
-                    Some(read_text(&lock_path)?)
-                } else {
-                    None
-                };
-                Some(Emc {
-                    rate_hz: read_u64(&dir.join("rate"))?,
-                    dir,
-                    locked,
-                })
-            }
+            Some(rel) => Some(open_bpmp(&root, rel, "EMC")?),
         };
+        let mut domains = BTreeMap::new();
+        for (name, interface) in &layout.domains {
+            let what = format!("`{name}` domain");
+            let clock = match interface {
+                DomainInterface::Devfreq(rel) => {
+                    DomainClock::Devfreq(open_devfreq(&root, rel, &what)?)
+                }
+                DomainInterface::BpmpClock(rel) => DomainClock::Bpmp(open_bpmp(&root, rel, &what)?),
+            };
+            domains.insert(name.clone(), clock);
+        }
         Ok(Self {
             device,
             root,
             cpus,
             gpu,
             emc,
+            domains,
             dirty: false,
         })
     }
@@ -330,14 +431,14 @@ impl SysfsFrequencyControl {
     }
 
     fn check_kernel_list(
-        domain: &'static str,
+        domain: &ClockDomain,
         hz: u64,
         list: Option<&Vec<u64>>,
         file: &Path,
     ) -> Result<()> {
         match list {
             Some(l) if l.binary_search(&hz).is_err() => Err(DvfsError::UnsupportedFrequency {
-                domain,
+                domain: domain.to_string(),
                 hz,
                 source_table: format!("kernel's list `{}`", file.display()),
                 available: format_list(l),
@@ -349,7 +450,7 @@ impl SysfsFrequencyControl {
     /// Validates everything before writing anything.
     fn validate(&self, point: &OperatingPoint) -> Result<()> {
         check_point(&self.device, point)?;
-        if let Some(hz) = point.cpu_hz {
+        if let Some(hz) = point.cpu_hz() {
             if self.cpus.is_empty() {
                 return Err(DvfsError::NotFound {
                     what: "cpufreq control (layout has no CPU policy)".into(),
@@ -364,32 +465,42 @@ impl SysfsFrequencyControl {
             }
             for p in &self.cpus {
                 Self::check_kernel_list(
-                    "cpu",
+                    &ClockDomain::Cpu,
                     hz,
                     p.available.as_ref(),
                     &p.dir.join("scaling_available_frequencies"),
                 )?;
             }
         }
-        if let Some(hz) = point.gpu_hz {
+        if let Some(hz) = point.gpu_hz() {
             let Some(g) = &self.gpu else {
                 return Err(DvfsError::NotFound {
                     what: "GPU devfreq control (layout has none)".into(),
                     path: self.root.clone(),
                 });
             };
-            Self::check_kernel_list(
-                "gpu",
-                hz,
-                g.available.as_ref(),
-                &g.dir.join("available_frequencies"),
-            )?;
+            g.check(&ClockDomain::Gpu, hz)?;
         }
-        if point.memory_hz.is_some() && self.emc.is_none() {
+        if point.memory_hz().is_some() && self.emc.is_none() {
             return Err(DvfsError::NotFound {
                 what: "EMC clock control (layout has none)".into(),
                 path: self.root.clone(),
             });
+        }
+        for (domain, hz) in point.clocks() {
+            let ClockDomain::Named(name) = domain else {
+                continue;
+            };
+            match self.domains.get(name) {
+                None => {
+                    return Err(DvfsError::NotFound {
+                        what: format!("control of clock domain `{name}` (layout has none)"),
+                        path: self.root.clone(),
+                    });
+                }
+                Some(DomainClock::Devfreq(d)) => d.check(domain, hz)?,
+                Some(DomainClock::Bpmp(_)) => {}
+            }
         }
         Ok(())
     }
@@ -414,26 +525,40 @@ impl FrequencyControl for SysfsFrequencyControl {
         };
         let gpu = match &self.gpu {
             None => None,
-            Some(g) => {
-                let cur = g.dir.join("cur_freq");
-                Some(if cur.exists() {
-                    read_u64(&cur)?
-                } else {
-                    read_u64(&g.dir.join("min_freq"))?
-                })
-            }
+            Some(g) => Some(g.current()?),
         };
         let memory = match &self.emc {
             None => None,
             Some(e) => Some(read_u64(&e.dir.join("rate"))?),
         };
-        Ok(OperatingPoint::new(cpu, gpu, memory))
+        let mut clocks: Vec<(ClockDomain, u64)> = [
+            (ClockDomain::Cpu, cpu),
+            (ClockDomain::Gpu, gpu),
+            (ClockDomain::Memory, memory),
+        ]
+        .into_iter()
+        .filter_map(|(d, hz)| hz.map(|hz| (d, hz)))
+        .collect();
+        for (name, clock) in &self.domains {
+            let hz = match clock {
+                DomainClock::Devfreq(d) => d.current()?,
+                DomainClock::Bpmp(e) => read_u64(&e.dir.join("rate"))?,
+            };
+            clocks.push((ClockDomain::Named(name.clone()), hz));
+        }
+        OperatingPoint::from_clocks(clocks).map_err(|e| {
+            DvfsError::parse(
+                &self.root,
+                None,
+                format!("the kernel reports an invalid clock: {e}"),
+            )
+        })
     }
 
     fn apply(&mut self, point: &OperatingPoint) -> Result<()> {
         self.validate(point)?;
         self.dirty = true;
-        if let Some(hz) = point.cpu_hz {
+        if let Some(hz) = point.cpu_hz() {
             let khz = hz / 1000;
             for p in &self.cpus {
                 if p.setspeed_khz.is_some() {
@@ -448,14 +573,19 @@ impl FrequencyControl for SysfsFrequencyControl {
                 }
             }
         }
-        if let (Some(hz), Some(g)) = (point.gpu_hz, &self.gpu) {
-            write_range(&g.dir.join("min_freq"), &g.dir.join("max_freq"), hz, hz)?;
+        if let (Some(hz), Some(g)) = (point.gpu_hz(), &self.gpu) {
+            g.pin(hz)?;
         }
-        if let (Some(hz), Some(e)) = (point.memory_hz, &self.emc) {
-            if e.locked.is_some() {
-                write_text(&e.dir.join("mrq_rate_locked"), "1")?;
+        if let (Some(hz), Some(e)) = (point.memory_hz(), &self.emc) {
+            e.pin(hz)?;
+        }
+        for (name, clock) in &self.domains {
+            if let Some(hz) = point.hz(&ClockDomain::Named(name.clone())) {
+                match clock {
+                    DomainClock::Devfreq(d) => d.pin(hz)?,
+                    DomainClock::Bpmp(e) => e.pin(hz)?,
+                }
             }
-            write_text(&e.dir.join("rate"), &hz.to_string())?;
         }
         Ok(())
     }
@@ -489,18 +619,16 @@ impl FrequencyControl for SysfsFrequencyControl {
             }
         }
         if let Some(g) = &self.gpu {
-            note(write_range(
-                &g.dir.join("min_freq"),
-                &g.dir.join("max_freq"),
-                g.min_hz,
-                g.max_hz,
-            ));
+            note(g.restore());
         }
         if let Some(e) = &self.emc {
-            note(write_text(&e.dir.join("rate"), &e.rate_hz.to_string()));
-            if let Some(lock) = &e.locked {
-                note(write_text(&e.dir.join("mrq_rate_locked"), lock));
-            }
+            note(e.restore());
+        }
+        for clock in self.domains.values() {
+            note(match clock {
+                DomainClock::Devfreq(d) => d.restore(),
+                DomainClock::Bpmp(e) => e.restore(),
+            });
         }
         match first {
             None => {
@@ -536,7 +664,7 @@ impl SimulatedFrequencyControl {
         let p = device.max_operating_point();
         Self {
             device,
-            original: p,
+            original: p.clone(),
             current: p,
             transitions: Vec::new(),
         }
@@ -554,25 +682,21 @@ impl FrequencyControl for SimulatedFrequencyControl {
     }
 
     fn current(&self) -> Result<OperatingPoint> {
-        Ok(self.current)
+        Ok(self.current.clone())
     }
 
     fn apply(&mut self, point: &OperatingPoint) -> Result<()> {
         check_point(&self.device, point)?;
-        let next = OperatingPoint::new(
-            point.cpu_hz.or(self.current.cpu_hz),
-            point.gpu_hz.or(self.current.gpu_hz),
-            point.memory_hz.or(self.current.memory_hz),
-        );
+        let next = point.or(&self.current);
         if next != self.current {
-            self.current = next;
+            self.current = next.clone();
             self.transitions.push(next);
         }
         Ok(())
     }
 
     fn restore(&mut self) -> Result<()> {
-        let original = self.original;
+        let original = self.original.clone();
         self.apply(&original)
     }
 }
@@ -643,7 +767,8 @@ mod tests {
         let r = tree.path();
         {
             let mut c = control(r);
-            let p = OperatingPoint::new(Some(1_190_400_000), Some(522_750_000), Some(665_600_000));
+            let p = OperatingPoint::new(Some(1_190_400_000), Some(522_750_000), Some(665_600_000))
+                .unwrap();
             c.apply(&p).expect("apply");
             assert_eq!(read(r, &format!("{GPU}/min_freq")), "522750000");
             assert_eq!(read(r, &format!("{GPU}/max_freq")), "522750000");
@@ -656,14 +781,14 @@ mod tests {
             assert_eq!(read(r, &format!("{EMC}/rate")), "665600000");
             assert_eq!(read(r, &format!("{EMC}/mrq_rate_locked")), "1");
             // Raising above the pinned max must write max first (min <= max at every step).
-            let up = OperatingPoint::new(Some(2_265_600_000), Some(1_377_000_000), None);
+            let up = OperatingPoint::new(Some(2_265_600_000), Some(1_377_000_000), None).unwrap();
             c.apply(&up).expect("raise");
             assert_eq!(read(r, &format!("{GPU}/min_freq")), "1377000000");
             assert_eq!(read(r, &format!("{CPU0}/scaling_min_freq")), "2265600");
             // current() reads cur_freq / scaling_cur_freq / rate.
             let cur = c.current().expect("current");
-            assert_eq!(cur.memory_hz, Some(665_600_000));
-            assert_eq!(cur.gpu_hz, Some(624_750_000));
+            assert_eq!(cur.memory_hz(), Some(665_600_000));
+            assert_eq!(cur.gpu_hz(), Some(624_750_000));
         }
         assert_eq!(read(r, &format!("{GPU}/min_freq")), "114750000");
         assert_eq!(read(r, &format!("{GPU}/max_freq")), "1377000000");
@@ -693,7 +818,7 @@ mod tests {
         let mut c = SysfsFrequencyControl::new(xavier.clone(), r, &layout).expect("open");
         for &g in &xavier.gpu_hz {
             for &m in &xavier.memory_hz {
-                c.apply(&OperatingPoint::new(None, Some(g), Some(m)))
+                c.apply(&OperatingPoint::new(None, Some(g), Some(m)).unwrap())
                     .expect("published point");
                 assert_eq!(read(r, &format!("{GPU}/max_freq")), g.to_string());
                 assert_eq!(read(r, &format!("{EMC}/rate")), m.to_string());
@@ -708,21 +833,21 @@ mod tests {
         let tree = xavier_tree();
         let r = tree.path();
         let mut c = control(r);
-        let bad_gpu = OperatingPoint::new(None, Some(600_000_000), None);
+        let bad_gpu = OperatingPoint::new(None, Some(600_000_000), None).unwrap();
         let e = c.apply(&bad_gpu).expect_err("not in device table");
         assert!(
-            matches!(e, DvfsError::UnsupportedFrequency { domain: "gpu", .. }),
+            matches!(&e, DvfsError::UnsupportedFrequency { domain, .. } if domain == "gpu"),
             "{e}"
         );
         // In the device table (29 CPU clocks) but not in this kernel's available list.
-        let bad_cpu = OperatingPoint::new(Some(192_000_000), Some(522_750_000), None);
+        let bad_cpu = OperatingPoint::new(Some(192_000_000), Some(522_750_000), None).unwrap();
         let e = c.apply(&bad_cpu).expect_err("not in kernel list");
         assert!(
             e.to_string().contains("scaling_available_frequencies"),
             "{e}"
         );
         assert_eq!(read(r, &format!("{GPU}/min_freq")), "114750000");
-        let bad_emc = OperatingPoint::new(None, None, Some(1_000_000_000));
+        let bad_emc = OperatingPoint::new(None, None, Some(1_000_000_000)).unwrap();
         assert!(c.apply(&bad_emc).is_err());
         assert_eq!(read(r, &format!("{EMC}/rate")), "2133000000");
     }
@@ -732,12 +857,8 @@ mod tests {
         let tree = xavier_tree();
         let r = tree.path();
         let mut c = control(r);
-        c.apply(&OperatingPoint::new(
-            None,
-            Some(522_750_000),
-            Some(665_600_000),
-        ))
-        .expect("apply");
+        c.apply(&OperatingPoint::new(None, Some(522_750_000), Some(665_600_000)).unwrap())
+            .expect("apply");
         // The GPU's min_freq becomes unwritable (a directory).
         let min = r.join(GPU).join("min_freq");
         fs::remove_file(&min).expect("rm");
@@ -759,7 +880,7 @@ mod tests {
         }
         {
             let mut c = control(r);
-            c.apply(&OperatingPoint::new(Some(115_200_000), None, None))
+            c.apply(&OperatingPoint::new(Some(115_200_000), None, None).unwrap())
                 .expect("apply");
             assert_eq!(read(r, &format!("{CPU0}/scaling_setspeed")), "115200");
             assert_eq!(read(r, &format!("{CPU0}/scaling_min_freq")), "115200");
@@ -814,7 +935,7 @@ mod tests {
         fs::set_permissions(&min, fs::Permissions::from_mode(0o444)).expect("chmod");
         let privileged = fs::OpenOptions::new().write(true).open(&min).is_ok();
         let mut c = control(r);
-        let res = c.apply(&OperatingPoint::new(None, Some(522_750_000), None));
+        let res = c.apply(&OperatingPoint::new(None, Some(522_750_000), None).unwrap());
         if privileged {
             assert!(res.is_ok());
         } else {
@@ -860,13 +981,141 @@ mod tests {
     fn simulated_backend_enforces_the_table_and_records() {
         let mut c = SimulatedFrequencyControl::new(DeviceProfile::jetson_tx2());
         let start = c.current().expect("current");
-        assert!(c.apply(&OperatingPoint::new(None, Some(1), None)).is_err());
-        c.apply(&OperatingPoint::new(None, Some(114_750_000), None))
+        assert!(
+            c.apply(&OperatingPoint::new(None, Some(1), None).unwrap())
+                .is_err()
+        );
+        c.apply(&OperatingPoint::new(None, Some(114_750_000), None).unwrap())
             .expect("apply");
-        assert_eq!(c.current().expect("cur").gpu_hz, Some(114_750_000));
-        assert_eq!(c.current().expect("cur").memory_hz, start.memory_hz);
+        assert_eq!(c.current().expect("cur").gpu_hz(), Some(114_750_000));
+        assert_eq!(c.current().expect("cur").memory_hz(), start.memory_hz());
         c.restore().expect("restore");
         assert_eq!(c.current().expect("cur"), start);
         assert_eq!(c.transitions().len(), 2);
+    }
+
+    /// The Xavier tree plus a DLA BPMP clock and an NPU devfreq node.
+    fn tree_with_accelerators() -> tempfile::TempDir {
+        let tree = xavier_tree();
+        let r = tree.path();
+        write(r, &format!("{DLA}/rate"), "1395200000\n");
+        write(r, &format!("{DLA}/mrq_rate_locked"), "0\n");
+        write(
+            r,
+            &format!("{NPU}/available_frequencies"),
+            "300000000 800000000\n",
+        );
+        write(r, &format!("{NPU}/min_freq"), "300000000\n");
+        write(r, &format!("{NPU}/max_freq"), "800000000\n");
+        write(r, &format!("{NPU}/cur_freq"), "800000000\n");
+        tree
+    }
+
+    const DLA: &str = "sys/kernel/debug/bpmp/debug/clk/dla0_core";
+    const NPU: &str = "sys/class/devfreq/npu";
+
+    fn accelerator_board() -> DeviceProfile {
+        DeviceProfile::jetson_agx_xavier()
+            .with_domain(
+                DomainName::new("dla0").expect("name"),
+                vec![115_200_000, 640_000_000, 1_395_200_000],
+            )
+            .expect("dla")
+            .with_domain(
+                DomainName::new("npu").expect("name"),
+                vec![300_000_000, 800_000_000],
+            )
+            .expect("npu")
+    }
+
+    #[test]
+    fn named_domains_are_written_to_their_sysfs_paths_and_restored() {
+        let tree = tree_with_accelerators();
+        let r = tree.path();
+        let layout = SysfsLayout::jetson_agx_xavier(r)
+            .with_domain(
+                DomainName::new("dla0").expect("name"),
+                DomainInterface::BpmpClock(DLA.into()),
+            )
+            .with_domain(
+                DomainName::new("npu").expect("name"),
+                DomainInterface::Devfreq(NPU.into()),
+            );
+        let (dla, npu) = (
+            ClockDomain::named("dla0").expect("dla"),
+            ClockDomain::named("npu").expect("npu"),
+        );
+        {
+            let mut c = SysfsFrequencyControl::new(accelerator_board(), r, &layout).expect("open");
+            let start = c.current().expect("current");
+            assert_eq!(start.hz(&dla), Some(1_395_200_000));
+            assert_eq!(start.hz(&npu), Some(800_000_000));
+            let p = OperatingPoint::new(None, Some(522_750_000), None)
+                .expect("point")
+                .with_clock(dla.clone(), 640_000_000)
+                .expect("dla")
+                .with_clock(npu.clone(), 300_000_000)
+                .expect("npu");
+            c.apply(&p).expect("apply");
+            assert_eq!(read(r, &format!("{DLA}/rate")), "640000000");
+            assert_eq!(read(r, &format!("{DLA}/mrq_rate_locked")), "1");
+            assert_eq!(read(r, &format!("{NPU}/min_freq")), "300000000");
+            assert_eq!(read(r, &format!("{NPU}/max_freq")), "300000000");
+            assert_eq!(c.current().expect("current").hz(&dla), Some(640_000_000));
+            // A DLA clock outside the device table is refused before anything is written.
+            let bad = p.clone().with_clock(dla.clone(), 1).expect("positive");
+            let e = c.apply(&bad).expect_err("not in table");
+            assert!(
+                matches!(&e, DvfsError::UnsupportedFrequency { domain, .. } if domain == "dla0"),
+                "{e}"
+            );
+            assert_eq!(read(r, &format!("{DLA}/rate")), "640000000");
+        }
+        assert_eq!(read(r, &format!("{DLA}/rate")), "1395200000");
+        assert_eq!(read(r, &format!("{DLA}/mrq_rate_locked")), "0");
+        assert_eq!(read(r, &format!("{NPU}/min_freq")), "300000000");
+        assert_eq!(read(r, &format!("{NPU}/max_freq")), "800000000");
+    }
+
+    #[test]
+    fn a_named_domain_without_a_sysfs_path_is_an_error() {
+        let tree = tree_with_accelerators();
+        let r = tree.path();
+        // The board has a DLA but the layout does not say where its clock lives.
+        let mut c =
+            SysfsFrequencyControl::new(accelerator_board(), r, &SysfsLayout::jetson_agx_xavier(r))
+                .expect("open");
+        let p =
+            OperatingPoint::from_clocks([(ClockDomain::named("dla0").expect("dla"), 640_000_000)])
+                .expect("point");
+        let e = c.apply(&p).expect_err("no DLA control");
+        assert!(
+            matches!(&e, DvfsError::NotFound { .. }) && e.to_string().contains("dla0"),
+            "{e}"
+        );
+        assert_eq!(read(r, &format!("{DLA}/rate")), "1395200000");
+        // A missing directory for a declared domain is named when opening.
+        let layout = SysfsLayout::jetson_agx_xavier(r).with_domain(
+            DomainName::new("npu").expect("name"),
+            DomainInterface::Devfreq("sys/class/devfreq/missing".into()),
+        );
+        let e = SysfsFrequencyControl::new(accelerator_board(), r, &layout).expect_err("missing");
+        assert!(
+            e.to_string().contains("missing") && e.to_string().contains("npu"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_simulated_backend_keeps_named_domains() {
+        let mut c = SimulatedFrequencyControl::new(accelerator_board());
+        let dla = ClockDomain::named("dla0").expect("dla");
+        let p = OperatingPoint::from_clocks([(dla.clone(), 115_200_000)]).expect("point");
+        c.apply(&p).expect("apply");
+        let cur = c.current().expect("current");
+        assert_eq!(cur.hz(&dla), Some(115_200_000));
+        assert_eq!(cur.gpu_hz(), Some(1_377_000_000));
+        c.restore().expect("restore");
+        assert_eq!(c.current().expect("current").hz(&dla), Some(1_395_200_000));
     }
 }

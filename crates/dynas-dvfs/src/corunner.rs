@@ -389,8 +389,22 @@ pub fn parse_proc_stat(text: &str, origin: &Path) -> Result<CpuTimes> {
         ));
     }
     // user nice system idle iowait irq softirq steal (guest times are included in user).
-    let total: u64 = fields.iter().take(8).sum();
-    let idle = fields[3] + fields.get(4).copied().unwrap_or(0);
+    // Checked sums: counters near 2^64 are not real tick counts, and must not wrap or panic.
+    let overflow = || {
+        DvfsError::parse(
+            origin,
+            Some(1),
+            "the cpu line's tick counts overflow 64 bits: not real counters",
+        )
+    };
+    let total = fields
+        .iter()
+        .take(8)
+        .try_fold(0u64, |a, &f| a.checked_add(f))
+        .ok_or_else(overflow)?;
+    let idle = fields[3]
+        .checked_add(fields.get(4).copied().unwrap_or(0))
+        .ok_or_else(overflow)?;
     Ok(CpuTimes {
         busy: total.saturating_sub(idle),
         total,
@@ -413,7 +427,15 @@ pub fn parse_pid_stat_ticks(text: &str, origin: &Path) -> Result<u64> {
             .parse::<u64>()
             .map_err(|e| DvfsError::parse(origin, None, format!("field `{name}`: {e}")))
     };
-    Ok(field(11, "utime")? + field(12, "stime")?)
+    field(11, "utime")?
+        .checked_add(field(12, "stime")?)
+        .ok_or_else(|| {
+            DvfsError::parse(
+                origin,
+                None,
+                "utime + stime overflow 64 bits: not real tick counts",
+            )
+        })
 }
 
 /// Reads the share of the host's CPU time taken by *other* processes since the previous
@@ -528,6 +550,28 @@ mod tests {
             100
         );
         assert!(parse_pid_stat_ticks("1 (x) R 1", Path::new("s")).is_err());
+    }
+
+    #[test]
+    fn tick_counts_that_overflow_are_typed_errors_not_panics() {
+        // Found by the `proc_stat_files` fuzz target: sums of counters near 2^64 panicked in
+        // debug builds and wrapped silently in release.
+        let max = u64::MAX;
+        let stat = format!("cpu  {max} 1 0 0 0 0 0 0 0 0\n");
+        let e = parse_proc_stat(&stat, Path::new("/proc/stat"))
+            .expect_err("overflow")
+            .to_string();
+        assert!(e.contains("/proc/stat") && e.contains("overflow"), "{e}");
+        let idle = format!("cpu  0 0 0 {max} 1 0 0 0 0 0\n");
+        assert!(parse_proc_stat(&idle, Path::new("/proc/stat")).is_err());
+        let own = format!("4242 (x) R 1 2 3 4 5 6 7 8 9 10 {max} 1 0 0 20 0 1 0");
+        let e = parse_pid_stat_ticks(&own, Path::new("/proc/self/stat"))
+            .expect_err("overflow")
+            .to_string();
+        assert!(
+            e.contains("/proc/self/stat") && e.contains("overflow"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -41,8 +41,8 @@ pub enum DvfsError {
     /// A frequency is not one of the device table's (or of the kernel's available list).
     #[error("refusing {domain} clock {hz} Hz: not in the {source_table} (available: {available})")]
     UnsupportedFrequency {
-        /// Clock domain (`cpu`, `gpu`, `memory`).
-        domain: &'static str,
+        /// Clock domain (`cpu`, `gpu`, `memory` or a named one such as `dla0`).
+        domain: String,
         /// The requested frequency.
         hz: u64,
         /// Where the allowed list comes from (device table or sysfs file).

@@ -185,11 +185,8 @@ impl Governor for StaticGovernor {
 }
 
 fn clock_sum(set: &ConfigurationSet, id: ConfigId) -> u128 {
-    let p = set.configurations()[id.0].point;
-    [p.cpu_hz, p.gpu_hz, p.memory_hz]
-        .iter()
-        .map(|c| u128::from(c.unwrap_or(0)))
-        .sum()
+    let p = &set.configurations()[id.0].point;
+    p.clocks().map(|(_, hz)| u128::from(hz)).sum()
 }
 
 /// A variant's subnet and exits pinned at one end of its clock range: Linux's `performance`
@@ -399,10 +396,10 @@ mod tests {
         let p = s.configurations()[perf.decide(&obs(variant, 0.5), &cons).config.0].clone();
         let q = s.configurations()[save.decide(&obs(variant, 0.5), &cons).config.0].clone();
         assert!(p.same_variant(&s.configurations()[20]) && q.same_variant(&p));
-        assert_eq!(p.point.gpu_hz, Some(1_100_000_000));
-        assert_eq!(p.point.memory_hz, Some(2_000_000_000));
-        assert_eq!(q.point.gpu_hz, Some(300_000_000));
-        assert_eq!(q.point.memory_hz, Some(800_000_000));
+        assert_eq!(p.point.gpu_hz(), Some(1_100_000_000));
+        assert_eq!(p.point.memory_hz(), Some(2_000_000_000));
+        assert_eq!(q.point.gpu_hz(), Some(300_000_000));
+        assert_eq!(q.point.memory_hz(), Some(800_000_000));
         assert!(StaticGovernor::new(s, ConfigId(10_000)).is_err());
     }
 

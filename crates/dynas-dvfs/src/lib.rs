@@ -33,7 +33,7 @@
 //!     genotype: dynas_space::Genotype::new(vec![usize::from(subnet == "large")]),
 //!     label: subnet.into(),
 //!     exit_thresholds: vec![],
-//!     point: OperatingPoint::new(None, Some(gpu), None),
+//!     point: OperatingPoint::new(None, Some(gpu), None).expect("positive clock"),
 //!     accuracy: acc,
 //!     latency_ms: lat,
 //!     energy_mj: e,
@@ -71,7 +71,8 @@ pub use config::{
     ConfigId, Configuration, ConfigurationSet, ExitProfile, MeasuredVariant, Variant,
 };
 pub use control::{
-    FrequencyControl, SimulatedFrequencyControl, SysfsFrequencyControl, SysfsLayout,
+    DomainInterface, FrequencyControl, SimulatedFrequencyControl, SysfsFrequencyControl,
+    SysfsLayout,
 };
 pub use corunner::{CoRunner, CoRunnerParams, CoRunnerReport, HostLoadProbe, LoadPlan};
 pub use dynas_cost::{DeviceProfile, OperatingPoint};

@@ -8,7 +8,7 @@
 //! AGX Xavier clocks are a proxy (the two boards share the Volta GPU architecture; the AGX has
 //! more SMs), stated wherever the set is used.
 
-use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
+use dynas_cost::{ClockDomain, CostModel, DeviceProfile, OperatingPoint};
 use dynas_space::{Genotype, SearchSpace, mbconv::MbConvSpace};
 
 use crate::config::{ConfigurationSet, MeasuredVariant, Variant};
@@ -24,27 +24,19 @@ pub const DYNAMIC_OFA_XAVIER_NX_GPU: [(f64, f64); 6] = [
     (79.0, 61.7),
 ];
 
-/// Every GPU x memory clock of `device`, with the CPU clock at its highest (the network runs
-/// on the GPU).
+/// Every GPU x memory clock of `device` (GPU slowest-varying), with the CPU clock and any
+/// named domain at its highest (the network runs on the GPU).
 pub fn gpu_memory_points(device: &DeviceProfile) -> Vec<OperatingPoint> {
-    let cpu = device.cpu_hz.last().copied();
-    let gpus: Vec<Option<u64>> = if device.gpu_hz.is_empty() {
-        vec![None]
-    } else {
-        device.gpu_hz.iter().copied().map(Some).collect()
-    };
-    let mems: Vec<Option<u64>> = if device.memory_hz.is_empty() {
-        vec![None]
-    } else {
-        device.memory_hz.iter().copied().map(Some).collect()
-    };
-    let mut out = Vec::with_capacity(gpus.len() * mems.len());
-    for &g in &gpus {
-        for &m in &mems {
-            out.push(OperatingPoint::new(cpu, g, m));
-        }
-    }
-    out
+    let top = device.max_operating_point();
+    device
+        .operating_points()
+        .into_iter()
+        .filter(|p| {
+            p.clocks().all(|(d, hz)| {
+                matches!(d, ClockDomain::Gpu | ClockDomain::Memory) || top.hz(d) == Some(hz)
+            })
+        })
+        .collect()
 }
 
 /// `count` OFA MobileNetV3 subnets sampled with `seed`, sorted by the model's latency at
@@ -81,11 +73,6 @@ pub fn dynamic_ofa_xavier(
     device: &DeviceProfile,
 ) -> Result<ConfigurationSet> {
     let reference = device.max_operating_point();
-    let reference = OperatingPoint::new(
-        device.cpu_hz.last().copied(),
-        reference.gpu_hz,
-        reference.memory_hz,
-    );
     let samples = sample_ofa_subnets(model, &reference, 400, 2024)?;
     let base = samples[samples.len() / 10].2;
     let (_, base_ms) = DYNAMIC_OFA_XAVIER_NX_GPU[0];
@@ -137,7 +124,8 @@ mod tests {
             dev.cpu_hz.last().copied(),
             dev.gpu_hz.last().copied(),
             dev.memory_hz.last().copied(),
-        );
+        )
+        .expect("valid point");
         let at_top: Vec<_> = set
             .configurations()
             .iter()

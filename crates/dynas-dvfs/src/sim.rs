@@ -403,15 +403,11 @@ impl Policy {
 
 /// The highest operating point present in `set` (largest total clock).
 fn max_point(set: &ConfigurationSet) -> dynas_cost::OperatingPoint {
-    let sum = |p: &dynas_cost::OperatingPoint| -> u128 {
-        [p.cpu_hz, p.gpu_hz, p.memory_hz]
-            .iter()
-            .map(|c| u128::from(c.unwrap_or(0)))
-            .sum()
-    };
+    let sum =
+        |p: &dynas_cost::OperatingPoint| -> u128 { p.clocks().map(|(_, hz)| u128::from(hz)).sum() };
     set.configurations()
         .iter()
-        .map(|c| c.point)
+        .map(|c| c.point.clone())
         .max_by(|a, b| sum(a).cmp(&sum(b)).then(a.cmp(b)))
         .unwrap_or_default()
 }

@@ -14,9 +14,9 @@ pub(crate) struct ClockModel {
 impl ClockModel {
     fn layer(&self, l: &Layer, p: &OperatingPoint) -> Cost {
         let g = self.device.gpu_hz.clone();
-        let fc = p.gpu_hz.unwrap_or(g[g.len() - 1]) as f64;
+        let fc = p.gpu_hz().unwrap_or(g[g.len() - 1]) as f64;
         let fm = p
-            .memory_hz
+            .memory_hz()
             .unwrap_or(self.device.memory_hz[self.device.memory_hz.len() - 1])
             as f64;
         let (fc_max, fc_min) = (g[g.len() - 1] as f64, g[0] as f64);

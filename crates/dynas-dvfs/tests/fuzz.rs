@@ -1,6 +1,6 @@
 //! Fuzz targets for the files `dynas-dvfs` reads: configuration tables (JSON), load traces
-//! (CSV), sysfs clock files (cpufreq, devfreq, EMC) and power-sensor files (INA3221 hwmon,
-//! RAPL). Seeds are the shipped traces, the Dynamic-OFA table and a sysfs tree with the
+//! (CSV), sysfs clock files (cpufreq, devfreq, EMC, a DLA clock domain), power-sensor files
+//! (INA3221 hwmon, RAPL) and the `/proc` files the co-runner load probe reads. Seeds are the shipped traces, the Dynamic-OFA table and a sysfs tree with the
 //! published Jetson AGX Xavier clocks; see `fuzz_support` for the mutations and
 //! `DYNAS_FUZZ_CASES`.
 
@@ -10,9 +10,11 @@ mod fuzz_support;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use dynas_cost::{ClockDomain, DomainName};
+use dynas_dvfs::corunner::{parse_pid_stat_ticks, parse_proc_stat};
 use dynas_dvfs::{
-    ConfigurationSet, DeviceProfile, FrequencyControl, Ina3221, LoadTrace, PowerSensor, Rapl,
-    SysfsFrequencyControl, SysfsLayout,
+    ConfigurationSet, DeviceProfile, DomainInterface, FrequencyControl, Ina3221, LoadTrace,
+    PowerSensor, Rapl, SysfsFrequencyControl, SysfsLayout,
 };
 use fuzz_support::{config, edits, mutate, scratch_file};
 use proptest::prelude::*;
@@ -51,7 +53,22 @@ fn xavier_files() -> Vec<(String, String)> {
     let emc = "sys/kernel/debug/bpmp/debug/clk/emc";
     files.push((format!("{emc}/rate"), "2133000000\n".to_string()));
     files.push((format!("{emc}/mrq_rate_locked"), "0\n".to_string()));
+    // The first DLA's BPMP clock, a named clock domain.
+    files.push((format!("{DLA}/rate"), "1395200000\n".to_string()));
+    files.push((format!("{DLA}/mrq_rate_locked"), "0\n".to_string()));
     files
+}
+
+const DLA: &str = "sys/kernel/debug/bpmp/debug/clk/dla0_core";
+
+/// The Jetson AGX Xavier table plus its first DLA's clock domain `dla0`.
+fn xavier_with_dla() -> DeviceProfile {
+    DeviceProfile::jetson_agx_xavier()
+        .with_domain(
+            DomainName::new("dla0").unwrap(),
+            vec![115_200_000, 640_000_000, 1_395_200_000],
+        )
+        .unwrap()
 }
 
 fn write_tree(root: &Path, files: &[(String, String)], mutated: usize, bytes: &[u8]) {
@@ -115,13 +132,52 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         write_tree(root, &files, which, &mutate(files[which].1.as_bytes(), &e));
-        let layout = SysfsLayout::jetson_agx_xavier(root);
-        if let Ok(mut control) =
-            SysfsFrequencyControl::new(DeviceProfile::jetson_agx_xavier(), root, &layout)
-        {
-            let _ = control.current();
-            let _ = control.apply(&DeviceProfile::jetson_agx_xavier().max_operating_point());
+        let layout = SysfsLayout::jetson_agx_xavier(root).with_domain(
+            DomainName::new("dla0").unwrap(),
+            DomainInterface::BpmpClock(DLA.into()),
+        );
+        let device = xavier_with_dla();
+        if let Ok(mut control) = SysfsFrequencyControl::new(device.clone(), root, &layout) {
+            if let Ok(now) = control.current() {
+                // Every domain the layout controls is read back, the DLA included.
+                let dla = ClockDomain::named("dla0").unwrap();
+                prop_assert!(now.hz(&dla).is_some());
+            }
+            let _ = control.apply(&device.max_operating_point());
+            let _ = control.apply(&device.min_operating_point());
             let _ = control.restore();
+        }
+    }
+
+    #[test]
+    fn proc_stat_files(pid in any::<bool>(), e in edits()) {
+        // Seeds: this host's `/proc/stat` and `/proc/self/stat` (real files), or snapshots of
+        // them where `/proc` is not available.
+        static SEEDS: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+        let (stat, pid_stat) = SEEDS.get_or_init(|| {
+            let stat = std::fs::read("/proc/stat").unwrap_or_else(|_| {
+                b"cpu  4705 356 584 3699 23 23 0 0 0 0\ncpu0 1393280 32966 572056 13343292 \
+                  6130 0 17875 0 0 0\nintr 114930548 113199788 3 0\nctxt 1990473\n"
+                    .to_vec()
+            });
+            let pid_stat = std::fs::read("/proc/self/stat").unwrap_or_else(|_| {
+                b"1234 (fuzz (x) y) S 1 1234 1234 0 -1 4194304 2533 0 0 0 315 67 0 0 20 0 \
+                  3 0 3599 6414336 1033 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1\n"
+                    .to_vec()
+            });
+            (stat, pid_stat)
+        });
+        if pid {
+            let text = String::from_utf8_lossy(&mutate(pid_stat, &e)).into_owned();
+            if let Err(err) = parse_pid_stat_ticks(&text, Path::new("/proc/self/stat")) {
+                prop_assert!(err.to_string().contains("/proc/self/stat"), "{err}");
+            }
+        } else {
+            let text = String::from_utf8_lossy(&mutate(stat, &e)).into_owned();
+            match parse_proc_stat(&text, Path::new("/proc/stat")) {
+                Ok(t) => prop_assert!(t.busy <= t.total),
+                Err(err) => prop_assert!(err.to_string().contains("/proc/stat"), "{err}"),
+            }
         }
     }
 

@@ -246,7 +246,13 @@ impl ExitCosts {
             } else {
                 Err(ExitError::invalid(
                     what,
-                    format!("{c:?} is not finite and non-negative"),
+                    format!(
+                        "latency {} ms, {} MACs, energy {} mJ: every figure must be finite and \
+                         non-negative",
+                        c.latency_ms,
+                        c.macs,
+                        c.energy_mj.map_or("none".to_string(), |e| e.to_string())
+                    ),
                 ))
             }
         };
@@ -439,7 +445,7 @@ mod tests {
             .collect();
         let head = ExitHead::new(16, Activation::Relu, 10).expect("ok");
         let model = MacsModel;
-        let point = OperatingPoint::new(None, Some(1_000_000_000), None);
+        let point = OperatingPoint::new(None, Some(1_000_000_000), None).unwrap();
         let costs = ExitCosts::compute(&net, &positions, &head, &model, &point).expect("ok");
         let paths = costs.path_costs(&[1, 3]).expect("ok");
         let p = costs.positions();
@@ -472,5 +478,31 @@ mod tests {
         assert!(costs.path_costs(&[5]).is_err());
         let bad = vec![ExitPosition::new("late", 10)];
         assert!(ExitCosts::compute(&net, &bad, &head, &model, &point).is_err());
+    }
+
+    #[test]
+    fn bad_given_costs_are_a_sentence_not_a_struct_dump() {
+        let ok = ExpectedCost {
+            latency_ms: 1.0,
+            energy_mj: Some(2.0),
+            macs: 3.0,
+        };
+        let bad = PositionCost {
+            position: ExitPosition::new("e0", 0),
+            prefix: ExpectedCost {
+                latency_ms: f64::NAN,
+                ..ok
+            },
+            head: ok,
+        };
+        let err = ExitCosts::from_parts(vec![bad], ok).expect_err("NaN latency");
+        let (shown, debug) = (err.to_string(), format!("{err:?}"));
+        assert!(
+            shown.contains("prefix cost of position 0") && shown.contains("latency NaN ms"),
+            "{shown}"
+        );
+        assert!(!shown.contains("ExpectedCost"), "{shown}");
+        // `unwrap` and `main() -> Result` print Debug: the same sentence.
+        assert_eq!(debug, shown);
     }
 }

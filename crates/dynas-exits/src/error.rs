@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// Everything that can go wrong while calibrating, evaluating, training or running early exits.
-#[derive(Debug, Error)]
+#[derive(Error)]
+#[non_exhaustive]
 pub enum ExitError {
     /// A hyper-parameter, threshold or other input is outside its valid range.
     #[error("invalid parameter `{name}`: {reason}")]
@@ -60,6 +61,15 @@ pub enum ExitError {
     #[cfg(feature = "tch")]
     #[error(transparent)]
     Tch(#[from] tch::TchError),
+}
+
+/// Debug output is the message itself, so that a `main` returning this error (through `?` or
+/// `Box<dyn Error>`) or an `unwrap` prints a sentence naming the file and field, not a struct
+/// dump.
+impl std::fmt::Debug for ExitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result alias of this crate.

@@ -263,7 +263,7 @@ mod tests {
     #[test]
     fn accounting_on_attentivenas_a0_to_a5() {
         let model = MacsModel;
-        let point = OperatingPoint::new(None, Some(1_000_000_000), None);
+        let point = OperatingPoint::new(None, Some(1_000_000_000), None).unwrap();
         let head = ExitHead::new(16, Activation::Relu, 100).expect("ok");
         let synth = crate::SyntheticConfidence::new(2.0, 4000, 1).expect("ok");
         let cal = ThresholdCalibration::new(0.01, ConfidenceMeasure::MaxSoftmax, 24).expect("ok");

@@ -9,7 +9,7 @@ pub struct MacsModel;
 
 impl MacsModel {
     fn cost(macs: u64, point: &OperatingPoint) -> Cost {
-        let ghz = point.gpu_hz.unwrap_or(1_000_000_000) as f64 / 1e9;
+        let ghz = point.gpu_hz().unwrap_or(1_000_000_000) as f64 / 1e9;
         let ms = macs as f64 / 1e6 / ghz;
         Cost {
             latency_ms: ms,

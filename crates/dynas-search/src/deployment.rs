@@ -15,8 +15,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
 
-/// The deployment file format version this crate writes and reads.
-pub const DEPLOYMENT_VERSION: u32 = 1;
+/// The newest deployment file format version: this crate reads versions 1 and 2.
+///
+/// * Version 1: operating points set CPU, GPU and memory clocks only (`cpu_hz`, `gpu_hz`,
+///   `memory_hz`).
+/// * Version 2: points and the device may also carry further named clock domains
+///   (`"dla0_hz": 1395200000` in a point, `"other_clocks": {"dla0": [...]}` in the device).
+///
+/// A deployment is written as version 1 when it uses no named domain, so files of CPU / GPU /
+/// memory boards stay byte-identical and readable by older builds; an older build refuses a
+/// version-2 file instead of silently dropping a clock it does not know.
+pub const DEPLOYMENT_VERSION: u32 = 2;
+
+/// The version a deployment with these points and device needs (see [`DEPLOYMENT_VERSION`]).
+fn needed_version(device: Option<&DeviceProfile>, points: &[DeploymentPoint]) -> u32 {
+    let named_point = points
+        .iter()
+        .any(|p| p.point.clocks().any(|(d, _)| !d.is_well_known()));
+    let named_device = device.is_some_and(|d| !d.other_clocks.is_empty());
+    if named_point || named_device { 2 } else { 1 }
+}
 
 /// Where a figure comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +113,7 @@ pub struct DeploymentPoint {
 /// A versioned set of deployable configurations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
-    /// File format version ([`DEPLOYMENT_VERSION`]).
+    /// File format version (1 or 2, see [`DEPLOYMENT_VERSION`]).
     pub version: u32,
     /// The method that produced it (`"hadas"`, `"dynamic-ofa"`, ...).
     pub method: String,
@@ -117,7 +135,7 @@ impl Deployment {
         points: Vec<DeploymentPoint>,
     ) -> Result<Self> {
         let d = Self {
-            version: DEPLOYMENT_VERSION,
+            version: needed_version(device.as_ref(), &points),
             method: method.into(),
             space: space.into(),
             device,
@@ -135,11 +153,22 @@ impl Deployment {
             column: Some(column),
             reason,
         };
-        if self.version != DEPLOYMENT_VERSION {
+        if !(1..=DEPLOYMENT_VERSION).contains(&self.version) {
             return Err(bad(
                 "version".into(),
                 format!(
-                    "version {} is not supported (this build reads {DEPLOYMENT_VERSION})",
+                    "version {} is not supported (this build reads 1 to {DEPLOYMENT_VERSION})",
+                    self.version
+                ),
+            ));
+        }
+        let needed = needed_version(self.device.as_ref(), &self.points);
+        if self.version < needed {
+            return Err(bad(
+                "version".into(),
+                format!(
+                    "version {} has no named clock domains, but the file uses them (needs \
+                     version {needed})",
                     self.version
                 ),
             ));
@@ -204,18 +233,18 @@ impl Deployment {
                 ));
             }
             if let Some(device) = &self.device {
-                let supported = |clock: Option<u64>, list: &[u64]| {
-                    clock.is_none_or(|c| list.is_empty() || list.contains(&c))
-                };
-                if !(supported(p.point.cpu_hz, &device.cpu_hz)
-                    && supported(p.point.gpu_hz, &device.gpu_hz)
-                    && supported(p.point.memory_hz, &device.memory_hz))
-                {
+                // A point may leave a domain to the default governor, but every clock it sets
+                // must be one of the device's, in a domain the device has.
+                if let Some((domain, hz)) = p.point.clocks().find(|(d, hz)| {
+                    let list = device.clocks_of(d);
+                    let known = device.domains().iter().any(|(k, _)| k == *d);
+                    !known || !(list.is_empty() || list.contains(hz))
+                }) {
                     return Err(bad(
-                        field("point"),
+                        field(&format!("point.{}", domain.field())),
                         format!(
-                            "{:?} is not an operating point of `{}`",
-                            p.point, device.name
+                            "{hz} Hz is not a {domain} clock of `{}` (point {})",
+                            device.name, p.point
                         ),
                     ));
                 }
@@ -316,7 +345,7 @@ mod tests {
                 threshold: 0.9,
                 exit_rate: 0.4,
             }],
-            point: OperatingPoint::new(None, Some(1_377_000_000), None),
+            point: OperatingPoint::new(None, Some(1_377_000_000), None).unwrap(),
             metrics: DeployedMetrics {
                 top1,
                 latency_ms,
@@ -372,5 +401,71 @@ mod tests {
         let front = d.pareto_points();
         assert_eq!(front.len(), 2);
         assert!(front.iter().all(|p| p.metrics.top1 != 89.0));
+    }
+
+    #[test]
+    fn a_named_clock_domain_round_trips_as_version_2() {
+        use dynas_cost::{ClockDomain, ComputeUnit, DomainName};
+        let device = DeviceProfile::new(
+            "xavier-dla",
+            ComputeUnit::Gpu,
+            vec![],
+            vec![1_377_000_000],
+            vec![],
+        )
+        .unwrap()
+        .with_domain(
+            DomainName::new("dla0").unwrap(),
+            vec![640_000_000, 1_395_200_000],
+        )
+        .unwrap();
+        let dla = ClockDomain::named("dla0").unwrap();
+        let mut p = point(90.0, 2.0, 5.0);
+        p.point = p.point.with_clock(dla.clone(), 640_000_000).unwrap();
+        let d = Deployment::new("hadas", "ofa-mnist", Some(device), vec![p]).unwrap();
+        assert_eq!(d.version, 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment.json");
+        d.write_json(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""dla0_hz": 640000000"#), "{text}");
+        let back = Deployment::from_json_file(&path).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(back.points[0].point.hz(&dla), Some(640_000_000));
+
+        // A DLA clock the device does not list is named with its field.
+        let mut off = serde_json::to_value(&d).unwrap();
+        off["points"][0]["point"]["dla0_hz"] = serde_json::json!(1);
+        let err = Deployment::from_json_str(&off.to_string(), &path).unwrap_err();
+        assert!(err.to_string().contains("points[0].point.dla0_hz"), "{err}");
+        // A version-1 file cannot carry a named domain (an older build would drop it).
+        let mut old = serde_json::to_value(&d).unwrap();
+        old["version"] = serde_json::json!(1);
+        let err = Deployment::from_json_str(&old.to_string(), &path).unwrap_err();
+        assert!(err.to_string().contains("version"), "{err}");
+    }
+
+    #[test]
+    fn version_1_files_are_read_and_written_unchanged() {
+        // The format written before named domains: `null` for clocks not set, version 1.
+        let text = r#"{"version": 1, "method": "hadas", "space": "ofa-mnist", "points": [
+            {"genotype": [0, 1, 2], "exits": [],
+             "point": {"cpu_hz": null, "gpu_hz": 1377000000, "memory_hz": null},
+             "metrics": {"top1": 90.0, "latency_ms": 2.0, "energy_mj": 5.0,
+                         "accuracy_source": {"kind": "measured", "on": "validation"},
+                         "cost_source": {"kind": "modelled", "model": "LUT"}}}]}"#;
+        let d = Deployment::from_json_str(text, Path::new("old.json")).unwrap();
+        assert_eq!(d.version, 1);
+        assert_eq!(
+            d.points[0].point,
+            OperatingPoint::new(None, Some(1_377_000_000), None).unwrap()
+        );
+        let again = Deployment::new("hadas", "ofa-mnist", None, d.points.clone()).unwrap();
+        assert_eq!(again.version, 1);
+        let written = serde_json::to_value(&again).unwrap();
+        assert_eq!(
+            written["points"][0]["point"]["cpu_hz"],
+            serde_json::Value::Null
+        );
     }
 }

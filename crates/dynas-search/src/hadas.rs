@@ -122,14 +122,9 @@ impl<'a> InnerProblem<'a> {
                 vec!["off".into(), "on".into()],
             )?);
         }
-        for (name, clocks) in [
-            ("cpu_hz", &device.cpu_hz),
-            ("gpu_hz", &device.gpu_hz),
-            ("memory_hz", &device.memory_hz),
-        ] {
-            if !clocks.is_empty() {
-                dims.push(Dimension::from_values(name, clocks)?);
-            }
+        // One gene per controllable clock domain of the board, named domains included.
+        for (domain, clocks) in device.controllable_domains() {
+            dims.push(Dimension::from_values(domain.field(), clocks)?);
         }
         if dims.is_empty() {
             return Err(SearchError::invalid(
@@ -156,20 +151,12 @@ impl<'a> InnerProblem<'a> {
         let genes = genotype.genes();
         let exits = (0..self.n_exits).filter(|&i| genes[i] == 1).collect();
         let device = self.evaluator.device();
-        let mut k = self.n_exits;
-        let mut pick = |clocks: &[u64]| {
-            if clocks.is_empty() {
-                None
-            } else {
-                let v = clocks[genes[k]];
-                k += 1;
-                Some(v)
-            }
-        };
-        let cpu = pick(&device.cpu_hz);
-        let gpu = pick(&device.gpu_hz);
-        let mem = pick(&device.memory_hz);
-        Ok((exits, OperatingPoint::new(cpu, gpu, mem)))
+        let clocks = device
+            .controllable_domains()
+            .into_iter()
+            .zip(&genes[self.n_exits..])
+            .map(|((domain, clocks), &gene)| (domain, clocks[gene]));
+        Ok((exits, OperatingPoint::from_clocks(clocks)?))
     }
 
     /// The inner genotype of `exits` at `point` (`None` when a position or a clock is not in
@@ -180,14 +167,16 @@ impl<'a> InnerProblem<'a> {
             *genes.get_mut(e)? = 1;
         }
         let device = self.evaluator.device();
-        for (clocks, value) in [
-            (&device.cpu_hz, point.cpu_hz),
-            (&device.gpu_hz, point.gpu_hz),
-            (&device.memory_hz, point.memory_hz),
-        ] {
-            if !clocks.is_empty() {
-                genes.push(clocks.iter().position(|&c| Some(c) == value)?);
-            }
+        let domains = device.controllable_domains();
+        if point
+            .clocks()
+            .any(|(d, _)| !domains.iter().any(|(k, _)| k == d))
+        {
+            return None;
+        }
+        for (domain, clocks) in domains {
+            let value = point.hz(&domain);
+            genes.push(clocks.iter().position(|&c| Some(c) == value)?);
         }
         Some(Genotype::new(genes))
     }
@@ -818,18 +807,12 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> DynamicEvaluator for ExitsEval
         let Some(mut best_energy) = energy(&best)? else {
             return Ok(Vec::new());
         };
-        type SetClock = fn(&mut OperatingPoint, u64);
-        let domains: [(&[u64], SetClock); 3] = [
-            (&self.device.cpu_hz, |p, hz| p.cpu_hz = Some(hz)),
-            (&self.device.gpu_hz, |p, hz| p.gpu_hz = Some(hz)),
-            (&self.device.memory_hz, |p, hz| p.memory_hz = Some(hz)),
-        ];
+        let domains = self.device.controllable_domains();
         for _sweep in 0..4 {
-            let start = best;
-            for (clocks, set) in domains {
-                for &clock in clocks {
-                    let mut point = best;
-                    set(&mut point, clock);
+            let start = best.clone();
+            for (domain, clocks) in &domains {
+                for &clock in *clocks {
+                    let point = best.clone().with_clock(domain.clone(), clock)?;
                     if let Some(e) = energy(&point)?
                         && e < best_energy
                     {

@@ -1,7 +1,7 @@
 //! Fuzz targets for the parsers of user files that a search reads: benchmark tables (CSV),
-//! search checkpoints (JSON), HADAS per-exit accuracy tables (CSV) and the space definitions and
-//! architecture strings of `dynas-space`. Seeds are real files; see `fuzz_support` for the
-//! mutations and `DYNAS_FUZZ_CASES`.
+//! search checkpoints (JSON), HADAS per-exit accuracy tables (CSV), deployment files (JSON,
+//! versions 1 and 2) and the space definitions and architecture strings of `dynas-space`.
+//! Seeds are real files; see `fuzz_support` for the mutations and `DYNAS_FUZZ_CASES`.
 
 mod common;
 mod fuzz_support;
@@ -9,9 +9,11 @@ mod fuzz_support;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use dynas_cost::{ClockDomain, DeviceProfile, DomainName};
 use dynas_exits::HadasExitData;
 use dynas_search::{
-    AgingConfig, AgingEvolution, Budget, Executor, Nsga2, Nsga2Config, Objective, TableProblem,
+    AgingConfig, AgingEvolution, Budget, DeployedExit, DeployedMetrics, Deployment,
+    DeploymentPoint, Executor, Nsga2, Nsga2Config, Objective, Provenance, TableProblem,
 };
 use dynas_space::{FbNetSpace, MbConvSpace, Nb201Space, SearchSpace};
 use fuzz_support::{config, edits, head, mutate, scratch_file};
@@ -148,4 +150,66 @@ proptest! {
             prop_assert!(fb.validate(&g).is_ok());
         }
     }
+
+    #[test]
+    fn deployment_json(named in any::<bool>(), e in edits()) {
+        // Seeds written by the library: a version-1 deployment on the Jetson AGX Xavier
+        // (real clock table) and a version-2 one whose board adds a DLA clock domain.
+        static SEEDS: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+        let (v1, v2) = SEEDS.get_or_init(|| (deployment_seed(false), deployment_seed(true)));
+        let seed = if named { v2 } else { v1 };
+        let (_dir, path) = scratch_file("deployment.json", &mutate(seed, &e));
+        match Deployment::from_json_file(&path) {
+            Ok(d) => {
+                // An accepted file is valid as a whole and writes back to an equal one.
+                prop_assert!(d.validate(&path).is_ok());
+                let text = serde_json::to_string(&d).unwrap();
+                let back = Deployment::from_json_str(&text, &path);
+                prop_assert!(back.is_ok(), "{:?}", back.err());
+            }
+            Err(err) => prop_assert!(err.to_string().contains("deployment.json"), "{err}"),
+        }
+    }
+}
+
+/// A deployment of two configurations on the Jetson AGX Xavier clocks, with a DLA clock
+/// domain when `named`.
+fn deployment_seed(named: bool) -> Vec<u8> {
+    let mut device = DeviceProfile::jetson_agx_xavier();
+    let dla = ClockDomain::named("dla0").unwrap();
+    if named {
+        device = device
+            .with_domain(
+                DomainName::new("dla0").unwrap(),
+                vec![640_000_000, 1_395_200_000],
+            )
+            .unwrap();
+    }
+    let points = [(0usize, 90.5, 2.5), (3usize, 88.25, 1.75)]
+        .into_iter()
+        .map(|(k, top1, latency_ms)| {
+            let mut point = device.operating_points()[k * 97].clone();
+            if named {
+                point = point.with_clock(dla.clone(), 640_000_000).unwrap();
+            }
+            DeploymentPoint {
+                genotype: dynas_space::Genotype::new(vec![k, 1, 2, 0]),
+                exits: vec![DeployedExit {
+                    after_layer: 1,
+                    threshold: 0.875,
+                    exit_rate: 0.25,
+                }],
+                point,
+                metrics: DeployedMetrics {
+                    top1,
+                    latency_ms,
+                    energy_mj: Some(3.0 * latency_ms),
+                    accuracy_source: Provenance::measured("validation split"),
+                    cost_source: Provenance::modelled("Xavier LUT x fitted DVFS laws"),
+                },
+            }
+        })
+        .collect();
+    let d = Deployment::new("hadas", "ofa-mnist", Some(device), points).unwrap();
+    serde_json::to_vec_pretty(&d).unwrap()
 }

@@ -46,9 +46,9 @@ impl StandIn {
         }
         units += remaining * (prefix + heads);
         correct += remaining * acc;
-        let ghz = point.gpu_hz.unwrap() as f64 / 1e9;
+        let ghz = point.gpu_hz().unwrap() as f64 / 1e9;
         let latency = units / ghz;
-        let power = 1.0 + 2.0 * (ghz / 1.4).powi(2) + 0.3 * point.memory_hz.unwrap() as f64 / 2e9;
+        let power = 1.0 + 2.0 * (ghz / 1.4).powi(2) + 0.3 * point.memory_hz().unwrap() as f64 / 2e9;
         DynamicMetrics {
             error: 100.0 - correct,
             latency_ms: latency,
@@ -344,7 +344,7 @@ impl DynamicEvaluator for Seeded<'_> {
         self.stand_in.evaluate(b, exits, point)
     }
     fn seed_points(&self, _backbone: &Genotype) -> Result<Vec<OperatingPoint>> {
-        Ok(vec![self.seed])
+        Ok(vec![self.seed.clone()])
     }
 }
 
@@ -353,12 +353,15 @@ fn inner_genotypes_encode_and_decode_exits_and_clocks() {
     use dynas_search::InnerProblem;
     let stand_in = StandIn::new();
     let inner = InnerProblem::new(Genotype::new(vec![1, 1, 1, 1]), &stand_in).unwrap();
-    let point = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000));
+    let point = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000)).unwrap();
     let genotype = inner.encode(&[0, 2], &point).unwrap();
     assert_eq!(genotype.genes(), &[1, 0, 1, 1, 1]);
-    assert_eq!(inner.decode(&genotype).unwrap(), (vec![0, 2], point));
+    assert_eq!(
+        inner.decode(&genotype).unwrap(),
+        (vec![0, 2], point.clone())
+    );
     // A clock the device does not have, or an exit position it lacks, has no genotype.
-    let unknown = OperatingPoint::new(None, Some(1_200_000_000), Some(2_000_000_000));
+    let unknown = OperatingPoint::new(None, Some(1_200_000_000), Some(2_000_000_000)).unwrap();
     assert!(inner.encode(&[], &unknown).is_none());
     assert!(inner.encode(&[3], &point).is_none());
 }
@@ -369,7 +372,7 @@ fn inner_search_starts_from_the_evaluators_seed_points() {
     let stand_in = StandIn::new();
     let backbone = Genotype::new(vec![2, 2, 2, 2]);
     // The static backbone's lowest-energy point (GPU 1.0 GHz, memory 1 GHz; see StandIn).
-    let seed = OperatingPoint::new(None, Some(1_000_000_000), Some(1_000_000_000));
+    let seed = OperatingPoint::new(None, Some(1_000_000_000), Some(1_000_000_000)).unwrap();
     let seeded_energy = stand_in.metrics(&backbone, &[], &seed).energy_mj;
     let config = HadasConfig {
         inner: Nsga2Config {
@@ -386,7 +389,7 @@ fn inner_search_starts_from_the_evaluators_seed_points() {
     for search_seed in 0..20 {
         let seeded = Seeded {
             stand_in: &stand_in,
-            seed,
+            seed: seed.clone(),
         };
         let (front, evaluations) = inner_search(&seeded, &backbone, &config, search_seed).unwrap();
         assert!(evaluations <= 4, "{evaluations}");
@@ -404,4 +407,88 @@ fn inner_search_starts_from_the_evaluators_seed_points() {
     }
     assert_eq!(with_seed_misses, 0);
     assert!(without_seed_misses > 0);
+}
+
+/// The stand-in on a board with a DLA clock domain: the DLA clock adds `0.5 (f / f_max)`
+/// W, so lower DLA clocks save energy and the inner search has a reason to move it.
+struct WithDla {
+    stand_in: StandIn,
+    device: DeviceProfile,
+}
+
+impl WithDla {
+    fn new() -> Self {
+        let stand_in = StandIn::new();
+        let device = stand_in
+            .device
+            .clone()
+            .with_domain(
+                dynas_cost::DomainName::new("dla0").unwrap(),
+                vec![640_000_000, 1_395_200_000],
+            )
+            .unwrap();
+        Self { stand_in, device }
+    }
+}
+
+impl DynamicEvaluator for WithDla {
+    fn exit_positions(&self, backbone: &Genotype) -> Result<usize> {
+        self.stand_in.exit_positions(backbone)
+    }
+    fn device(&self) -> &DeviceProfile {
+        &self.device
+    }
+    fn evaluate(
+        &self,
+        b: &Genotype,
+        exits: &[usize],
+        point: &OperatingPoint,
+    ) -> Result<DynamicMetrics> {
+        let dla = dynas_cost::ClockDomain::named("dla0").unwrap();
+        let hz = point
+            .hz(&dla)
+            .ok_or_else(|| SearchError::invalid("point", "no DLA clock"))?;
+        let mut m = self.stand_in.metrics(b, exits, point);
+        m.energy_mj += m.latency_ms * 0.5 * hz as f64 / 1.3952e9;
+        Ok(m)
+    }
+}
+
+#[test]
+fn the_inner_search_has_one_gene_per_clock_domain_of_the_board() {
+    use dynas_cost::ClockDomain;
+    use dynas_search::{InnerProblem, inner_search};
+    let board = WithDla::new();
+    let inner = InnerProblem::new(Genotype::new(vec![1, 1, 1, 1]), &board).unwrap();
+    let names: Vec<&str> = inner
+        .space()
+        .dimensions()
+        .iter()
+        .map(|d| d.name())
+        .collect();
+    assert_eq!(
+        names,
+        ["exit0", "exit1", "exit2", "gpu_hz", "memory_hz", "dla0_hz"]
+    );
+    let dla = ClockDomain::named("dla0").unwrap();
+    let point = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000))
+        .unwrap()
+        .with_clock(dla.clone(), 640_000_000)
+        .unwrap();
+    let genotype = inner.encode(&[1], &point).unwrap();
+    assert_eq!(genotype.genes(), &[0, 1, 0, 1, 1, 0]);
+    assert_eq!(inner.decode(&genotype).unwrap(), (vec![1], point.clone()));
+    // Without its DLA clock the point is not one of the board's, so it has no genotype.
+    let no_dla = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000)).unwrap();
+    assert!(inner.encode(&[1], &no_dla).is_none());
+    // A full inner search: every configuration on the front carries a DLA clock.
+    let (front, _) = inner_search(
+        &board,
+        &Genotype::new(vec![2, 2, 2, 2]),
+        &HadasConfig::default(),
+        0,
+    )
+    .unwrap();
+    assert!(!front.is_empty());
+    assert!(front.iter().all(|p| p.point.hz(&dla).is_some()));
 }

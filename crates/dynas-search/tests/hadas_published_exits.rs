@@ -157,9 +157,9 @@ fn dvfs_lowers_the_energy_of_the_network_with_exits() {
     for &cpu in &cpus {
         for &gpu in &device.gpu_hz {
             for &memory in &device.memory_hz {
-                let point = OperatingPoint::new(Some(cpu), Some(gpu), Some(memory));
+                let point = OperatingPoint::new(Some(cpu), Some(gpu), Some(memory)).unwrap();
                 let e = energy(stats.expected_cost(&exit_costs(&a0, &point)).expect("cost"));
-                if best.is_none_or(|(b, _)| e < b) {
+                if best.as_ref().is_none_or(|(b, _)| e < *b) {
                     best = Some((e, point));
                 }
             }

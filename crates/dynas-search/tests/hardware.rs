@@ -41,7 +41,7 @@ fn hardware_problem_composes_table_accuracy_with_a_cost_model_and_caches() {
         space(),
         accuracy(),
         tx2_model(),
-        point,
+        point.clone(),
         vec![Metric::Error, Metric::LatencyMs, Metric::EnergyMj],
     )
     .unwrap()
@@ -86,7 +86,7 @@ fn hardware_problem_composes_table_accuracy_with_a_cost_model_and_caches() {
     assert!(second.iter().all(|r| r.is_ok()));
     assert_eq!((cached.misses(), cached.hits()), (60, 60));
     // Errors are typed: a metric the model cannot give.
-    assert!(HardwareProblem::new(space(), accuracy(), tx2_model(), point, vec![]).is_err());
+    assert!(HardwareProblem::new(space(), accuracy(), tx2_model(), point.clone(), vec![]).is_err());
 }
 
 /// Three exits at a quarter, half and three quarters of the backbone; their accuracies are the

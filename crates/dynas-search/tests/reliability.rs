@@ -508,12 +508,7 @@ fn a_cost_models_own_error_reaches_the_search_with_its_source() {
 #[test]
 fn the_joint_problem_searches_backbone_and_operating_point_together() {
     let device = DeviceProfile::jetson_agx_xavier();
-    let points: Vec<_> = device
-        .operating_points()
-        .iter()
-        .copied()
-        .step_by(97)
-        .collect();
+    let points: Vec<_> = device.operating_points().into_iter().step_by(97).collect();
     assert!(points.len() >= 3);
     let problem = JointHardwareProblem::new(
         space(),

@@ -3,7 +3,8 @@
 use thiserror::Error;
 
 /// Everything that can go wrong when building, validating or decoding genotypes.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpaceError {
     /// A genotype has the wrong number of genes for its space.
     #[error("genotype has {got} genes but space `{space}` has {expected} dimensions")]
@@ -62,6 +63,15 @@ pub enum SpaceError {
         /// The limit that was asked for.
         limit: u128,
     },
+}
+
+/// Debug output is the message itself, so that a `main` returning this error (through `?` or
+/// `Box<dyn Error>`) or an `unwrap` prints a sentence naming the input and field, not a struct
+/// dump.
+impl std::fmt::Debug for SpaceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result alias of this crate.

@@ -258,7 +258,7 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
         space.clone(),
         SupernetAccuracy::new(worker),
         cost.clone(),
-        max_point,
+        max_point.clone(),
         vec![Metric::Error, Metric::LatencyMs, Metric::EnergyMj],
     )
     .map_err(search)?;
@@ -451,7 +451,7 @@ impl<C: CostModel> Tester<'_, C> {
             label: label.to_string(),
             genotype: genotype.clone(),
             exits: exits.to_vec(),
-            point: *point,
+            point: point.clone(),
             test_top1: outcome.top1,
             latency_ms: expected.latency_ms,
             energy_mj,

@@ -42,7 +42,7 @@ impl Default for ToyDvfsModel {
 
 impl ToyDvfsModel {
     fn layer(&self, macs: u64, point: &OperatingPoint) -> Cost {
-        let ghz = point.gpu_hz.unwrap_or(1_000_000_000) as f64 / 1e9;
+        let ghz = point.gpu_hz().unwrap_or(1_000_000_000) as f64 / 1e9;
         let ms = macs as f64 / self.macs_per_ms_at_1ghz / ghz;
         Cost {
             latency_ms: ms,
@@ -156,9 +156,13 @@ mod tests {
             space.decode(&space.smallest()).unwrap(),
             space.decode(&space.largest()).unwrap(),
         ];
-        let slow = OperatingPoint::new(None, Some(500_000_000), None);
-        let fast = OperatingPoint::new(None, Some(1_000_000_000), None);
-        check_cost_model(&ToyDvfsModel::default(), &networks, &[slow, fast]);
+        let slow = OperatingPoint::new(None, Some(500_000_000), None).unwrap();
+        let fast = OperatingPoint::new(None, Some(1_000_000_000), None).unwrap();
+        check_cost_model(
+            &ToyDvfsModel::default(),
+            &networks,
+            &[slow.clone(), fast.clone()],
+        );
         let m = ToyDvfsModel::default();
         let (s, f) = (
             m.estimate(&networks[1], &slow).unwrap(),

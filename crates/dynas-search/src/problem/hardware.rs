@@ -424,12 +424,16 @@ impl<S: SearchSpace> JointSpace<S> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                format!(
+                let mut label = format!(
                     "{i}:cpu{}/gpu{}/mem{}",
-                    mhz(p.cpu_hz),
-                    mhz(p.gpu_hz),
-                    mhz(p.memory_hz)
-                )
+                    mhz(p.cpu_hz()),
+                    mhz(p.gpu_hz()),
+                    mhz(p.memory_hz())
+                );
+                for (domain, hz) in p.clocks().filter(|(d, _)| !d.is_well_known()) {
+                    label.push_str(&format!("/{domain}{}", mhz(Some(hz))));
+                }
+                label
             })
             .collect();
         let mut dimensions = backbone.dimensions().to_vec();
@@ -554,7 +558,7 @@ impl<S: SearchSpace, A: AccuracySource, C: CostModel> JointHardwareProblem<S, A,
     /// The backbone genotype and the operating point of a joint genotype.
     pub fn split(&self, genotype: &Genotype) -> Result<(Genotype, OperatingPoint)> {
         let (backbone, point) = self.space.split(genotype)?;
-        Ok((backbone, self.points[point]))
+        Ok((backbone, self.points[point].clone()))
     }
 
     fn metric_values(&self, genotype: &Genotype, wanted: &[Metric]) -> Result<Vec<f64>> {

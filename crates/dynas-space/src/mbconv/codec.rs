@@ -174,8 +174,9 @@ impl MbConvSpace {
             return Err(SpaceError::InvalidParameter {
                 name: "final_expand_width",
                 reason: format!(
-                    "{:?} given, space `{space}` implies {expected_final:?}",
-                    subnet.final_expand_width
+                    "{} given, space `{space}` implies {}",
+                    width_text(subnet.final_expand_width),
+                    width_text(expected_final)
                 ),
             });
         }
@@ -188,7 +189,8 @@ impl MbConvSpace {
                 return Err(SpaceError::InvalidParameter {
                     name: "feature_mix_width",
                     reason: format!(
-                        "{given:?} given, but space `{space}` {} a feature-mix conv",
+                        "{} given, but space `{space}` {} a feature-mix conv",
+                        width_text(given),
                         if widths.is_some() { "has" } else { "has no" }
                     ),
                 });
@@ -201,4 +203,9 @@ impl MbConvSpace {
     pub fn canonical(&self, genotype: &Genotype) -> Result<Genotype> {
         self.genotype(&self.subnet(genotype)?)
     }
+}
+
+/// A head width for messages: the number, or `no width` (not Rust's `Some(..)` / `None`).
+fn width_text(width: Option<usize>) -> String {
+    width.map_or("no width".to_string(), |w| format!("width {w}"))
 }

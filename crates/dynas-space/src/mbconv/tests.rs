@@ -368,3 +368,23 @@ fn block_slots_follow_the_largest_network() {
     );
     assert_eq!(MbConvGene::Resolution.in_stage(3), MbConvGene::Resolution);
 }
+
+#[test]
+fn head_width_errors_read_as_sentences() {
+    let space = MbConvSpace::attentive_nas();
+    let mut subnet = space.subnet(&space.smallest()).expect("decodes");
+    subnet.final_expand_width = Some(100);
+    let err = space.genotype(&subnet).expect_err("width not in the space");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("final_expand_width") && !shown.contains("Some("),
+        "{shown}"
+    );
+    // Debug (what `unwrap` and `main() -> Result` print) is the same sentence, not a dump.
+    assert_eq!(format!("{err:?}"), shown);
+    let mut subnet = space.subnet(&space.smallest()).expect("decodes");
+    subnet.feature_mix_width = None;
+    // AttentiveNAS has a feature-mix conv, so a subnet without its width is refused.
+    let shown = space.genotype(&subnet).expect_err("no width").to_string();
+    assert!(shown.contains("no width given"), "{shown}");
+}
