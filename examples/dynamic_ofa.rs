@@ -22,6 +22,9 @@
 //! `--window N`, `--out FILE` (JSON report, default `<family>/serve.json`).
 
 use clap::{Parser, Subcommand};
+
+#[path = "../crates/dynas-cli/src/serve_flags.rs"]
+mod serve_flags;
 use std::path::{Path, PathBuf};
 
 use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
@@ -103,31 +106,9 @@ struct ServeArgs {
     /// Folder `presample` wrote.
     #[arg(long, default_value = "runs/dofa")]
     family: PathBuf,
-    /// Latency target in ms (default 1.2 x the slowest member's idle latency).
-    #[arg(long)]
-    target_ms: Option<f64>,
-    /// Load traces, comma-separated: shipped names or CSV files.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_values = ["step", "periodic", "bursty", "steady"]
-    )]
-    traces: Vec<String>,
-    /// Trace time multiplier.
-    #[arg(long, default_value_t = 1.0)]
-    time_scale: f64,
-    /// Policies, comma-separated, or `all`.
-    #[arg(long, default_value = "all")]
-    policies: String,
-    /// libtorch threads.
-    #[arg(long, default_value_t = 1)]
-    threads: i32,
-    /// Co-runner threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    co_threads: usize,
-    /// Runtime manager window.
-    #[arg(long, default_value_t = 8)]
-    window: usize,
+    /// How to serve (the same flags as `dynas serve`).
+    #[command(flatten)]
+    flags: serve_flags::ServeFlags,
     /// JSON report (default `<family>/serve.json`).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -285,11 +266,12 @@ fn run_serve(c: &Common, a: &ServeArgs) -> Result<(), Box<dyn std::error::Error>
         .iter()
         .map(|p| p.metrics.latency_ms)
         .fold(0.0, f64::max);
-    let target = a.target_ms.unwrap_or(1.2 * slowest);
-    let policies: Vec<ServePolicy> = if a.policies == "all" {
+    let target = a.flags.target_ms.unwrap_or(1.2 * slowest);
+    let policies: Vec<ServePolicy> = if a.flags.policies == "all" {
         ServePolicy::ALL.to_vec()
     } else {
-        a.policies
+        a.flags
+            .policies
             .split(',')
             .map(ServePolicy::from_name)
             .collect::<Result<_, _>>()?
@@ -299,23 +281,23 @@ fn run_serve(c: &Common, a: &ServeArgs) -> Result<(), Box<dyn std::error::Error>
         family.members().len(),
         family.fastest_idle_ms(),
         slowest,
-        a.threads
+        a.flags.threads
     );
     let params = ServeParams {
         target_ms: target,
-        threads: a.threads,
-        window: a.window,
+        threads: a.flags.threads,
+        window: a.flags.window,
         duration_s: 600.0,
         ..ServeParams::default()
     };
     let co = CoRunnerParams {
-        threads: a.co_threads,
-        time_scale: a.time_scale,
+        threads: a.flags.co_threads,
+        time_scale: a.flags.time_scale,
         ..CoRunnerParams::default()
     };
     let mut reports = Vec::new();
     println!("\n{}", PolicyComparison::MARKDOWN_HEADER);
-    for name in &a.traces {
+    for name in &a.flags.traces {
         let trace = if Path::new(name).exists() {
             LoadTrace::from_file(name)?
         } else {

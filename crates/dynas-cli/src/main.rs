@@ -12,6 +12,8 @@ mod paths;
 mod search;
 #[cfg(feature = "tch")]
 mod serve;
+#[cfg(feature = "tch")]
+mod serve_flags;
 
 /// Hardware-aware dynamic neural architecture search.
 #[derive(Debug, Parser)]

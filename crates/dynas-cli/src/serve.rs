@@ -14,6 +14,7 @@ use dynas::supernet::{
 };
 
 use crate::paths::{Flagged, check_outputs};
+use crate::serve_flags::ServeFlags;
 
 /// Arguments of `dynas serve`.
 #[derive(Debug, Args)]
@@ -31,29 +32,9 @@ pub struct ServeArgs {
     /// comes from the rest, as in training.
     #[arg(long, default_value_t = 5000)]
     validation: usize,
-    /// Latency target in ms (default 1.2 x the slowest member's idle latency); a target no
-    /// member meets on an idle machine is refused.
-    #[arg(long)]
-    target_ms: Option<f64>,
-    /// Load traces, comma-separated: shipped names or CSV files.
-    #[arg(long, value_delimiter = ',', default_values = ["step", "periodic", "bursty", "steady"])]
-    traces: Vec<String>,
-    /// Trace time multiplier (0.5 plays a trace twice as fast).
-    #[arg(long, default_value_t = 1.0)]
-    time_scale: f64,
-    /// Policies, comma-separated (static-largest, static-smallest, reactive, predictive), or
-    /// `all`.
-    #[arg(long, default_value = "all")]
-    policies: String,
-    /// libtorch threads.
-    #[arg(long, default_value_t = 1)]
-    threads: i32,
-    /// Co-runner threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    co_threads: usize,
-    /// Inferences per runtime-manager window.
-    #[arg(long, default_value_t = 8)]
-    window: usize,
+    /// How to serve.
+    #[command(flatten)]
+    flags: ServeFlags,
     /// Seed of the simulator's latency noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -64,6 +45,7 @@ pub struct ServeArgs {
 
 /// Runs `dynas serve`.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let flags = &args.flags;
     let deployment_path = args.family.join("deployment.json");
     let bn_path = args.family.join("bn_store.safetensors");
     check_outputs(
@@ -74,16 +56,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ],
         &[Flagged::new("--out", &args.out)],
     )?;
-    let policies: Vec<ServePolicy> = if args.policies == "all" {
+    let policies: Vec<ServePolicy> = if flags.policies == "all" {
         ServePolicy::ALL.to_vec()
     } else {
-        args.policies
+        flags
+            .policies
             .split(',')
             .map(ServePolicy::from_name)
             .collect::<Result<_, _>>()
             .context("--policies")?
     };
-    let traces = args
+    let traces = flags
         .traces
         .iter()
         .map(|name| {
@@ -126,17 +109,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map(|p| p.metrics.latency_ms)
         .fold(0.0, f64::max);
     let params = ServeParams {
-        target_ms: args.target_ms.unwrap_or(1.2 * slowest),
-        threads: args.threads,
-        window: args.window,
+        target_ms: flags.target_ms.unwrap_or(1.2 * slowest),
+        threads: flags.threads,
+        window: flags.window,
         duration_s: 600.0,
         ..ServeParams::default()
     };
     // Refuses an infeasible target before any run.
     params.check(&family)?;
     let co = CoRunnerParams {
-        threads: args.co_threads,
-        time_scale: args.time_scale,
+        threads: flags.co_threads,
+        time_scale: flags.time_scale,
         ..CoRunnerParams::default()
     };
     println!(
@@ -144,7 +127,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         family.members().len(),
         family.fastest_idle_ms(),
         params.target_ms,
-        args.threads
+        flags.threads
     );
     println!("\n{}", PolicyComparison::MARKDOWN_HEADER);
     let mut reports = Vec::new();

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, SearchError};
 use crate::executor::{Context, Record, Step, Strategy};
 use crate::pareto::{fast_non_dominated_sort, hypervolume, non_dominated};
+use gp::{Gp, hamming};
 
 /// Hyper-parameters of [`Surrogate`]; [`SurrogateParams::check`] turns them into a
 /// [`SurrogateConfig`].
@@ -166,198 +167,6 @@ impl Surrogate {
     /// The hyper-parameters.
     pub fn config(&self) -> &SurrogateConfig {
         &self.config
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Gaussian process on genotypes
-
-/// Kernel shapes tried by maximum likelihood: (additive weight, length scale, noise ratio).
-fn kernel_grid() -> Vec<(f64, f64, f64)> {
-    let mut grid = Vec::new();
-    for &noise in &[1e-3, 1e-2, 1e-1] {
-        grid.push((1.0, 1.0, noise));
-        for &additive in &[0.0, 0.5] {
-            for &length in &[1.0, 2.0] {
-                grid.push((additive, length, noise));
-            }
-        }
-    }
-    grid
-}
-
-fn hamming(a: &[usize], b: &[usize]) -> usize {
-    a.iter().zip(b).filter(|(x, y)| x != y).count()
-}
-
-/// Correlation of two genotypes `h` genes apart, for every `h` in `0..=genes`.
-fn correlation_table(genes: usize, additive: f64, length: f64) -> Vec<f64> {
-    let d = genes.max(1) as f64;
-    (0..=genes)
-        .map(|h| {
-            let h = h as f64;
-            additive * (1.0 - h / d) + (1.0 - additive) * (-h / length).exp()
-        })
-        .collect()
-}
-
-/// In-place Cholesky factor (lower triangle, row-major) of an `n x n` matrix; `None` if it
-/// is not positive definite.
-fn cholesky(a: &mut [f64], n: usize) -> Option<()> {
-    for j in 0..n {
-        let mut diag = a[j * n + j];
-        for k in 0..j {
-            diag -= a[j * n + k] * a[j * n + k];
-        }
-        if !(diag > 0.0 && diag.is_finite()) {
-            return None;
-        }
-        let diag = diag.sqrt();
-        a[j * n + j] = diag;
-        for i in (j + 1)..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / diag;
-        }
-    }
-    Some(())
-}
-
-/// Solves `L x = b` in place (forward substitution).
-fn forward(l: &[f64], n: usize, b: &mut [f64]) {
-    for i in 0..n {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= l[i * n + k] * b[k];
-        }
-        b[i] = s / l[i * n + i];
-    }
-}
-
-/// Solves `L^T x = b` in place (back substitution).
-fn backward(l: &[f64], n: usize, b: &mut [f64]) {
-    for i in (0..n).rev() {
-        let mut s = b[i];
-        for k in (i + 1)..n {
-            s -= l[k * n + i] * b[k];
-        }
-        b[i] = s / l[i * n + i];
-    }
-}
-
-/// One kernel shape's fit: log likelihood, correlation table, Cholesky factor, weights, signal,
-/// noise ratio.
-type Fit = (f64, Vec<f64>, Vec<f64>, Vec<f64>, f64, f64);
-
-/// A Gaussian-process regressor on choice indices with a kernel that depends on the Hamming
-/// distance only (so kernel values are table look-ups).
-struct Gp {
-    train: Vec<Vec<usize>>,
-    table: Vec<f64>,
-    chol: Vec<f64>,
-    alpha: Vec<f64>,
-    /// Signal variance (profile maximum-likelihood estimate) in standardised units.
-    signal: f64,
-    /// Noise variance as a share of the signal's.
-    noise: f64,
-    y_mean: f64,
-    y_std: f64,
-}
-
-impl Gp {
-    /// Fits on `(genes, value)` pairs; `None` with fewer than two of them.
-    fn fit(genes: usize, data: &[(&[usize], f64)]) -> Option<Self> {
-        let n = data.len();
-        if n < 2 {
-            return None;
-        }
-        let mean = data.iter().map(|(_, y)| y).sum::<f64>() / n as f64;
-        let var = data.iter().map(|(_, y)| (y - mean).powi(2)).sum::<f64>() / n as f64;
-        let y_std = var.sqrt().max(1e-12);
-        let y: Vec<f64> = data.iter().map(|(_, v)| (v - mean) / y_std).collect();
-        let mut distance = vec![0usize; n * n];
-        for i in 0..n {
-            for j in 0..i {
-                let h = hamming(data[i].0, data[j].0);
-                distance[i * n + j] = h;
-                distance[j * n + i] = h;
-            }
-        }
-        let fits: Vec<Option<Fit>> = kernel_grid()
-            .par_iter()
-            .map(|&(additive, length, noise)| {
-                let table = correlation_table(genes, additive, length);
-                let mut k: Vec<f64> = distance.iter().map(|&h| table[h]).collect();
-                for i in 0..n {
-                    k[i * n + i] += noise;
-                }
-                cholesky(&mut k, n)?;
-                let mut alpha = y.clone();
-                forward(&k, n, &mut alpha);
-                let fit_term: f64 = alpha.iter().map(|a| a * a).sum();
-                backward(&k, n, &mut alpha);
-                let signal = (fit_term / n as f64).max(1e-12);
-                let log_det: f64 = (0..n).map(|i| k[i * n + i].ln()).sum();
-                let log_likelihood = -0.5 * n as f64 * signal.ln() - log_det;
-                Some((log_likelihood, table, k, alpha, signal, noise))
-            })
-            .collect();
-        // First best in grid order: deterministic whatever the thread count.
-        let mut best: Option<Fit> = None;
-        for fit in fits.into_iter().flatten() {
-            if best.as_ref().is_none_or(|b| fit.0 > b.0) {
-                best = Some(fit);
-            }
-        }
-        let (_, table, chol, alpha, signal, noise) = best?;
-        Some(Self {
-            train: data.iter().map(|(g, _)| g.to_vec()).collect(),
-            table,
-            chol,
-            alpha,
-            signal,
-            noise,
-            y_mean: mean,
-            y_std,
-        })
-    }
-
-    fn kernel_row(&self, genes: &[usize]) -> Vec<f64> {
-        self.train
-            .iter()
-            .map(|t| self.table[hamming(genes, t)])
-            .collect()
-    }
-
-    /// Predictive mean in the data's units.
-    fn mean(&self, genes: &[usize]) -> f64 {
-        let k = self.kernel_row(genes);
-        let m: f64 = k.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
-        self.y_mean + self.y_std * m
-    }
-
-    /// Predictive mean and standard deviation (of the latent function) in the data's units.
-    fn mean_sd(&self, genes: &[usize]) -> (f64, f64) {
-        let (m, s, _) = self.mean_sd_solved(genes);
-        (m, s)
-    }
-
-    /// [`Gp::mean_sd`] and `L^-1 k(x)`, which [`Fantasy`] extends as fantasised points are
-    /// added.
-    fn mean_sd_solved(&self, genes: &[usize]) -> (f64, f64, Vec<f64>) {
-        let mut k = self.kernel_row(genes);
-        let m: f64 = k.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
-        forward(&self.chol, k.len(), &mut k);
-        let explained: f64 = k.iter().map(|v| v * v).sum();
-        let var = (self.signal * (self.table[0] - explained)).max(0.0);
-        (self.y_mean + self.y_std * m, self.y_std * var.sqrt(), k)
-    }
-
-    /// The largest predictive standard deviation (the prior's), in the data's units.
-    fn prior_sd(&self) -> f64 {
-        self.y_std * (self.signal * self.table[0]).sqrt()
     }
 }
 
@@ -1038,6 +847,8 @@ impl Strategy for Surrogate {
         Ok(Step::Continue)
     }
 }
+
+mod gp;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Unit tests of `surrogate`.
 
+use super::gp::*;
 use super::*;
 use approx::assert_relative_eq;
 
