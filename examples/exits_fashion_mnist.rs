@@ -278,42 +278,43 @@ fn main() -> AnyResult<()> {
     let thresholds = chosen.selection.rule().clone();
     let policy = ExitPolicy::new(thresholds, exits.len())?;
     let dynamic = DynamicNet::new(&net, &heads, policy)?;
-    let samples = 2000i64;
     tch::set_num_threads(1);
-    let time = |f: &dyn Fn(&Tensor)| -> f64 {
-        let t0 = Instant::now();
-        for s in 0..samples {
-            f(&x_test.narrow(0, s, 1));
+    // Full and dynamic inference alternate on every batch, so that load changes on the host
+    // hit both sides alike.
+    let interleaved = |batch: i64, images: i64| -> Result<(f64, f64), Box<dyn std::error::Error>> {
+        let (mut full, mut dynm) = (0.0, 0.0);
+        for (k, start) in (0..images).step_by(batch as usize).enumerate() {
+            let x = x_test.narrow(0, start, batch.min(images - start));
+            let run_full = || {
+                let t0 = Instant::now();
+                let _ = tch::no_grad(|| net.forward_t(&x, false));
+                t0.elapsed().as_secs_f64()
+            };
+            let run_dynamic = || -> Result<f64, Box<dyn std::error::Error>> {
+                let t0 = Instant::now();
+                let _ = dynamic.infer(&x)?;
+                Ok(t0.elapsed().as_secs_f64())
+            };
+            // Alternate which side goes first.
+            if k % 2 == 0 {
+                full += run_full();
+                dynm += run_dynamic()?;
+            } else {
+                dynm += run_dynamic()?;
+                full += run_full();
+            }
         }
-        t0.elapsed().as_secs_f64() * 1e3 / samples as f64
+        Ok((full * 1e3 / images as f64, dynm * 1e3 / images as f64))
     };
-    let full_ms = time(&|x| {
-        let _ = tch::no_grad(|| net.forward_t(x, false));
-    });
-    let dyn_ms = time(&|x| {
-        let _ = dynamic.infer(x);
-    });
+    let (full_ms, dyn_ms) = interleaved(1, 2000)?;
     println!(
-        "batch 1 (1 thread): full {full_ms:.4} ms, dynamic {dyn_ms:.4} ms per image ({:.2}x)",
+        "batch 1 (1 thread, interleaved): full {full_ms:.4} ms, dynamic {dyn_ms:.4} ms per image ({:.2}x)",
         full_ms / dyn_ms
     );
     for batch in [64i64, 500] {
-        let t0 = Instant::now();
-        for start in (0..5000).step_by(batch as usize) {
-            let _ = tch::no_grad(|| {
-                net.forward_t(&x_test.narrow(0, start, batch.min(5000 - start)), false)
-            });
-        }
-        let full = t0.elapsed().as_secs_f64();
-        let t0 = Instant::now();
-        for start in (0..5000).step_by(batch as usize) {
-            let _ = dynamic.infer(&x_test.narrow(0, start, batch.min(5000 - start)))?;
-        }
-        let dynm = t0.elapsed().as_secs_f64();
+        let (full, dynm) = interleaved(batch, 5000)?;
         println!(
-            "batch {batch} (1 thread): full {:.4} ms, dynamic {:.4} ms per image ({:.2}x)",
-            full * 1e3 / 5000.0,
-            dynm * 1e3 / 5000.0,
+            "batch {batch} (1 thread, interleaved): full {full:.4} ms, dynamic {dynm:.4} ms per image ({:.2}x)",
             full / dynm
         );
     }

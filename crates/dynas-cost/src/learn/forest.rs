@@ -1,5 +1,5 @@
 //! Random forests (bagged regression trees with feature sampling), the family's second
-//! ensemble over [`super::tree`]: the search's accuracy predictor fits one on encoded
+//! ensemble over the shared tree grower (`learn::tree`): the search's accuracy predictor fits one on encoded
 //! genotypes.
 
 use ndarray::{Array2, ArrayView1};

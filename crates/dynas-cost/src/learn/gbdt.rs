@@ -1,5 +1,5 @@
 //! Gradient-boosted regression trees (squared loss), the learner behind [`crate::predictor`];
-//! its trees are the family's ([`super::tree`]).
+//! its trees come from the family's one tree grower (`learn::tree`).
 //!
 //! Trees are grown level-wise with exact splits over pre-sorted features
 //! (`O(depth · features · rows)` per tree), with shrinkage, L2-regularised leaves, optional row

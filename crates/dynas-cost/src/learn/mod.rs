@@ -2,7 +2,7 @@
 //! judge them. Cost predictors ([`crate::predictor`]) and the search's accuracy predictors
 //! (`dynas_search::predictor`) are built from these.
 //!
-//! * [`tree`](self) — one regression-tree grower shared by both ensembles;
+//! * `tree` (private) — one regression-tree grower shared by both ensembles;
 //! * [`Gbdt`] — gradient boosting (the cost predictors' learner);
 //! * [`RandomForest`] — bagging with feature sampling (the search's forest predictor);
 //! * [`Mlp`] — a small multi-layer perceptron (the search's MLP predictor);
