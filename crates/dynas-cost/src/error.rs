@@ -6,6 +6,7 @@ use thiserror::Error;
 
 /// Everything that can go wrong while loading, fitting or querying a cost model.
 #[derive(Error)]
+#[non_exhaustive]
 pub enum CostError {
     /// A file could not be read or written.
     #[error("cannot access `{path}`: {source}")]

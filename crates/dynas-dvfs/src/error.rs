@@ -7,6 +7,7 @@ use thiserror::Error;
 /// Everything that can go wrong while controlling clocks, reading power sensors, loading
 /// configuration tables or traces, or building a governor.
 #[derive(Error)]
+#[non_exhaustive]
 pub enum DvfsError {
     /// A file could not be read or written.
     #[error("cannot access `{path}`: {source}")]

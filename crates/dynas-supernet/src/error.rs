@@ -7,6 +7,7 @@ use thiserror::Error;
 /// Everything that can go wrong when loading data, building, training, checkpointing or
 /// evaluating a supernet.
 #[derive(Error)]
+#[non_exhaustive]
 pub enum SupernetError {
     /// A file could not be opened, read or written.
     #[error("I/O error on `{path}`: {source}")]
