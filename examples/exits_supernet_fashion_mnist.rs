@@ -27,7 +27,7 @@ use dynas_exits::{
 };
 use dynas_space::{Activation, Genotype, MbConvSpace, SearchSpace, seeded_rng};
 use dynas_supernet::{Augmentation, Dataset, Split, Supernet, SupernetConfig, SupernetError};
-use tch::{Device, Tensor};
+use tch::Device;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -185,33 +185,43 @@ fn main() -> AnyResult<()> {
     let dynamic = DynamicNet::new(&subnet, &heads, policy)?;
     let n_test = x_test.size()[0];
     let samples = args.latency_samples.clamp(1, n_test);
-    let time_batch1 = |f: &dyn Fn(&Tensor) -> AnyResult<()>| -> AnyResult<f64> {
-        let t0 = Instant::now();
-        for s in 0..samples {
-            f(&x_test.narrow(0, s, 1))?;
+    // Full and dynamic inference alternate on every batch (and which goes first alternates),
+    // so that load changes on the host hit both sides alike. Per-image ms, both sides.
+    let interleaved = |batch: i64, images: i64| -> AnyResult<(f64, f64)> {
+        let (mut full, mut dynm) = (0.0, 0.0);
+        for (k, start) in (0..images).step_by(batch as usize).enumerate() {
+            let x = x_test.narrow(0, start, batch.min(images - start));
+            let run_full = || -> AnyResult<f64> {
+                let t0 = Instant::now();
+                subnet.predict(&x).map(drop)?;
+                Ok(t0.elapsed().as_secs_f64())
+            };
+            let run_dynamic = || -> AnyResult<f64> {
+                let t0 = Instant::now();
+                dynamic.infer(&x).map(drop)?;
+                Ok(t0.elapsed().as_secs_f64())
+            };
+            if k % 2 == 0 {
+                full += run_full()?;
+                dynm += run_dynamic()?;
+            } else {
+                dynm += run_dynamic()?;
+                full += run_full()?;
+            }
         }
-        Ok(t0.elapsed().as_secs_f64() * 1e3 / samples as f64)
+        Ok((full * 1e3 / images as f64, dynm * 1e3 / images as f64))
     };
-    let full_ms = time_batch1(&|x| Ok(subnet.predict(x).map(drop)?))?;
-    let dyn_ms = time_batch1(&|x| Ok(dynamic.infer(x).map(drop)?))?;
+    let (full_ms, dyn_ms) = interleaved(1, samples)?;
     println!(
-        "batch 1 ({} threads): full {full_ms:.4} ms, dynamic {dyn_ms:.4} ms per image ({:.2}x)",
+        "batch 1 ({} threads, interleaved): full {full_ms:.4} ms, dynamic {dyn_ms:.4} ms per image ({:.2}x)",
         tch::get_num_threads(),
         full_ms / dyn_ms
     );
     let mut batched = Vec::new();
     for batch in [64i64, 500] {
-        let run = |f: &dyn Fn(&Tensor) -> AnyResult<()>| -> AnyResult<f64> {
-            let t0 = Instant::now();
-            for start in (0..n_test).step_by(batch as usize) {
-                f(&x_test.narrow(0, start, batch.min(n_test - start)))?;
-            }
-            Ok(t0.elapsed().as_secs_f64() * 1e3 / n_test as f64)
-        };
-        let full = run(&|x| Ok(subnet.predict(x).map(drop)?))?;
-        let dynm = run(&|x| Ok(dynamic.infer(x).map(drop)?))?;
+        let (full, dynm) = interleaved(batch, n_test)?;
         println!(
-            "batch {batch}: full {full:.4} ms, dynamic {dynm:.4} ms per image ({:.2}x)",
+            "batch {batch} (interleaved): full {full:.4} ms, dynamic {dynm:.4} ms per image ({:.2}x)",
             full / dynm
         );
         batched.push(serde_json::json!({"batch": batch, "full_ms": full, "dynamic_ms": dynm}));
