@@ -10,9 +10,9 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use dynas::cost::DvfsLutModel;
 use dynas::search::{ProgressObserver, Provenance};
-use dynas::space::{MbConvSpace, seeded_rng};
+use dynas::space::MbConvSpace;
 use dynas::supernet::{
-    Dataset, HadasParams, OuterStrategy, RunOptions, Split, Supernet, SupernetConfig, SupernetData,
+    HadasParams, OuterStrategy, RunOptions, Supernet, SupernetConfig, SupernetData,
     SupernetEvalParams, SupernetWorker, run_hadas,
 };
 
@@ -160,16 +160,7 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     })?;
     let device = cost.device().clone();
 
-    let full = Dataset::mnist_dir(&args.data, Split::Train)?;
-    if args.validation == 0 || args.validation >= full.len() {
-        bail!(
-            "--validation must be in 1..{}, got {}",
-            full.len(),
-            args.validation
-        );
-    }
-    let (train, validation) = full.split_validation(args.validation, &mut seeded_rng(0))?;
-    let test = Dataset::mnist_dir(&args.data, Split::Test)?;
+    let (train, validation, test) = crate::fmnist::splits(&args.data, args.validation)?;
     let norm = train.channel_stats();
     let space = MbConvSpace::ofa_mnist();
     let weights = args.supernet.clone();

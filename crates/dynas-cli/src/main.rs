@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 mod cost;
 #[cfg(feature = "tch")]
+mod fmnist;
+#[cfg(feature = "tch")]
 mod gos;
 mod govern;
 #[cfg(feature = "tch")]

@@ -3,14 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
 use dynas::dvfs::{CoRunnerParams, LoadTrace};
 use dynas::search::deployment::Deployment;
-use dynas::space::{MbConvSpace, seeded_rng};
+use dynas::space::MbConvSpace;
 use dynas::supernet::{
-    BnStore, Dataset, Family, PolicyComparison, ServeParams, ServePolicy, Split, Supernet,
-    SupernetConfig, serve_and_simulate,
+    BnStore, Family, PolicyComparison, ServeParams, ServePolicy, Supernet, SupernetConfig,
+    serve_and_simulate,
 };
 
 use crate::paths::{Flagged, check_outputs};
@@ -91,17 +91,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let bn = BnStore::load(&bn_path, &supernet)?;
     let family = Family::from_deployment(&supernet, &bn, &deployment)?;
 
-    let full = Dataset::mnist_dir(&args.data, Split::Train)?;
-    if args.validation == 0 || args.validation >= full.len() {
-        bail!(
-            "--validation must be in 1..{}, got {}",
-            full.len(),
-            args.validation
-        );
-    }
-    let (train, _) = full.split_validation(args.validation, &mut seeded_rng(0))?;
+    let (train, _, test) = crate::fmnist::splits(&args.data, args.validation)?;
     let norm = train.channel_stats();
-    let test = Dataset::mnist_dir(&args.data, Split::Test)?;
 
     let slowest = deployment
         .points
