@@ -239,7 +239,13 @@ pub struct MbConvSpace {
     block_names: Vec<Vec<String>>,
 }
 
-fn check_choices(context: &str, field: &str, values: &[usize]) -> Result<()> {
+fn check_choices(context: &str, field: &str, values: &[usize], max: usize) -> Result<()> {
+    check_at_most(
+        context,
+        field,
+        values.iter().copied().max().unwrap_or(0),
+        max,
+    )?;
     if values.is_empty() {
         return Err(SpaceError::InvalidSpace(format!(
             "{context}: `{field}` has no choices"
@@ -253,6 +259,16 @@ fn check_choices(context: &str, field: &str, values: &[usize]) -> Result<()> {
     if values.windows(2).any(|w| w[0] >= w[1]) {
         return Err(SpaceError::InvalidSpace(format!(
             "{context}: `{field}` {values:?} must be strictly increasing (cheapest first)"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a value above `max`: the bounds keep decoding finite and every counter in `u64`.
+fn check_at_most(context: &str, field: &str, value: usize, max: usize) -> Result<()> {
+    if value > max {
+        return Err(SpaceError::InvalidSpace(format!(
+            "{context}: `{field}` {value} is above the limit {max}"
         )));
     }
     Ok(())
@@ -307,13 +323,49 @@ fn index_of_value(space: &str, field: &str, values: &[usize], value: usize) -> R
 }
 
 impl MbConvSpace {
+    /// Largest input resolution a space may offer.
+    pub const MAX_RESOLUTION: usize = 1024;
+    /// Largest channel width (first conv, stages, final expand, feature mix, first block) and
+    /// channel divisor.
+    pub const MAX_WIDTH: usize = 8192;
+    /// Largest input-image channel count.
+    pub const MAX_IN_CHANNELS: usize = 1024;
+    /// Largest expand ratio (of blocks and of the final expand).
+    pub const MAX_EXPAND_RATIO: usize = 16;
+    /// Largest kernel size.
+    pub const MAX_KERNEL: usize = 15;
+    /// Largest number of blocks in a stage.
+    pub const MAX_DEPTH: usize = 32;
+    /// Largest number of stages.
+    pub const MAX_STAGES: usize = 32;
+    /// Largest number of classes.
+    pub const MAX_CLASSES: usize = 1 << 20;
+
     /// Validates a head and stage table into a space named `name`.
     ///
     /// Every choice list must be non-empty, free of zeros and strictly increasing; strides are
-    /// 1 or 2; kernels odd; stage names unique and free of whitespace, `=` and `.`.
+    /// 1 or 2; kernels odd; stage names unique and free of whitespace, `=` and `.`. Sizes are
+    /// bounded by the `MAX_*` constants, far above any published space, so that a mistyped or
+    /// corrupted definition fails here instead of allocating without end, and so that the MAC,
+    /// parameter and byte counters of every decoded network fit in `u64`.
     pub fn new(name: impl Into<String>, head: HeadSpec, stages: Vec<StageSpec>) -> Result<Self> {
         let name = name.into();
         let ctx = format!("space `{name}` head");
+        check_at_most(&ctx, "in_channels", head.in_channels, Self::MAX_IN_CHANNELS)?;
+        check_at_most(&ctx, "num_classes", head.num_classes, Self::MAX_CLASSES)?;
+        check_at_most(
+            &ctx,
+            "channel_divisor",
+            head.channel_divisor,
+            Self::MAX_WIDTH,
+        )?;
+        if stages.len() > Self::MAX_STAGES {
+            return Err(SpaceError::InvalidSpace(format!(
+                "space `{name}` has {} stages, above the limit {}",
+                stages.len(),
+                Self::MAX_STAGES
+            )));
+        }
         if head.in_channels == 0 {
             return Err(SpaceError::InvalidSpace(format!(
                 "{ctx}: `in_channels` is 0"
@@ -329,8 +381,13 @@ impl MbConvSpace {
                 "{ctx}: `channel_divisor` is 0"
             )));
         }
-        check_choices(&ctx, "resolutions", &head.resolutions)?;
-        check_choices(&ctx, "first_conv_widths", &head.first_conv_widths)?;
+        check_choices(&ctx, "resolutions", &head.resolutions, Self::MAX_RESOLUTION)?;
+        check_choices(
+            &ctx,
+            "first_conv_widths",
+            &head.first_conv_widths,
+            Self::MAX_WIDTH,
+        )?;
         check_stride(&ctx, head.first_conv_stride)?;
         if let Some(block) = &head.first_block {
             let bctx = format!("{ctx} first_block");
@@ -339,6 +396,14 @@ impl MbConvSpace {
                     "{bctx}: width and expand_ratio must be positive"
                 )));
             }
+            check_at_most(&bctx, "width", block.width, Self::MAX_WIDTH)?;
+            check_at_most(
+                &bctx,
+                "expand_ratio",
+                block.expand_ratio,
+                Self::MAX_EXPAND_RATIO,
+            )?;
+            check_at_most(&bctx, "kernel", block.kernel, Self::MAX_KERNEL)?;
             check_stride(&bctx, block.stride)?;
             check_kernel(&bctx, block.kernel)?;
         }
@@ -349,11 +414,15 @@ impl MbConvSpace {
                     "{ctx}: final_expand ratio is 0"
                 )));
             }
-            FinalExpand::Ratio(_) => {}
-            FinalExpand::Widths(widths) => check_choices(&ctx, "final_expand widths", widths)?,
+            FinalExpand::Ratio(ratio) => {
+                check_at_most(&ctx, "final_expand ratio", *ratio, Self::MAX_EXPAND_RATIO)?;
+            }
+            FinalExpand::Widths(widths) => {
+                check_choices(&ctx, "final_expand widths", widths, Self::MAX_WIDTH)?;
+            }
         }
         if let Some(widths) = &head.feature_mix_widths {
-            check_choices(&ctx, "feature_mix_widths", widths)?;
+            check_choices(&ctx, "feature_mix_widths", widths, Self::MAX_WIDTH)?;
         }
         if stages.is_empty() {
             return Err(SpaceError::InvalidSpace(format!(
@@ -377,10 +446,15 @@ impl MbConvSpace {
                     "{sctx}: stage name used twice"
                 )));
             }
-            check_choices(&sctx, "widths", &stage.widths)?;
-            check_choices(&sctx, "depths", &stage.depths)?;
-            check_choices(&sctx, "kernels", &stage.kernels)?;
-            check_choices(&sctx, "expand_ratios", &stage.expand_ratios)?;
+            check_choices(&sctx, "widths", &stage.widths, Self::MAX_WIDTH)?;
+            check_choices(&sctx, "depths", &stage.depths, Self::MAX_DEPTH)?;
+            check_choices(&sctx, "kernels", &stage.kernels, Self::MAX_KERNEL)?;
+            check_choices(
+                &sctx,
+                "expand_ratios",
+                &stage.expand_ratios,
+                Self::MAX_EXPAND_RATIO,
+            )?;
             check_stride(&sctx, stage.stride)?;
             for &k in &stage.kernels {
                 check_kernel(&sctx, k)?;

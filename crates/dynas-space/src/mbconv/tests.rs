@@ -288,6 +288,67 @@ fn specs_round_trip_through_json_files_and_errors_name_the_file() {
 }
 
 #[test]
+fn oversized_definitions_are_refused_before_any_allocation() {
+    // Each of these once allocated a dimension per block (a billion blocks: no end) or
+    // overflowed the u64 MAC counter when the largest subnet was decoded.
+    let base = serde_json::to_value(MbConvSpace::ofa_mnist().spec()).expect("value");
+    let cases = [
+        (
+            "/stages/0/depths",
+            serde_json::json!([2, 3, 1_000_000_000_u64]),
+            "depths",
+        ),
+        (
+            "/stages/0/widths",
+            serde_json::json!([16, 1_u64 << 40]),
+            "widths",
+        ),
+        (
+            "/head/resolutions",
+            serde_json::json!([28, 1_u64 << 30]),
+            "resolutions",
+        ),
+        (
+            "/stages/0/expand_ratios",
+            serde_json::json!([3, 4, 1_u64 << 20]),
+            "expand_ratios",
+        ),
+        (
+            "/head/num_classes",
+            serde_json::json!(1_u64 << 40),
+            "num_classes",
+        ),
+    ];
+    for (pointer, value, field) in cases {
+        let mut spec = base.clone();
+        *spec.pointer_mut(pointer).expect("field exists") = value;
+        match MbConvSpace::from_json_str("big.json", &spec.to_string()) {
+            Err(SpaceError::InvalidSpace(message)) => {
+                assert!(
+                    message.contains(field) && message.contains("limit"),
+                    "{message}"
+                );
+            }
+            other => panic!("{pointer}: expected a limit error, got {other:?}"),
+        }
+    }
+    let mut many = base.clone();
+    let stage = many["stages"][0].clone();
+    let stages: Vec<_> = (0..=MbConvSpace::MAX_STAGES)
+        .map(|i| {
+            let mut s = stage.clone();
+            s["name"] = format!("s{i}").into();
+            s
+        })
+        .collect();
+    many["stages"] = stages.into();
+    assert!(matches!(
+        MbConvSpace::from_json_str("many.json", &many.to_string()),
+        Err(SpaceError::InvalidSpace(message)) if message.contains("stages")
+    ));
+}
+
+#[test]
 fn num_classes_can_be_changed() {
     let space = MbConvSpace::attentive_nas()
         .with_num_classes(100)
