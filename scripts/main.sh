@@ -6,8 +6,8 @@
 #      (sandwich rule + in-place distillation), save it, report subnet accuracies vs MACs;
 #   2. exits:    early-exit heads on the supernet's largest subnet, thresholds calibrated on
 #                validation images, MACs and host latency of dynamic inference on held-out ones;
-#   3. hadas:    HADAS on the trained supernet (`dynas hadas`): NSGA-II over its backbones scored
-#                on validation images, per promising backbone exit heads trained with
+#   3. hadas:    HADAS on the trained supernet (`dynas hadas`): a surrogate-assisted search over
+#                its backbones scored on validation images, per promising backbone exit heads trained with
 #                distillation, thresholds calibrated, exit subsets and Jetson AGX Xavier
 #                CPU/GPU/memory clocks searched (measured per-layer LUT x DVFS laws fitted on
 #                measured clock sweeps); writes a deployment and reports on the test split
