@@ -18,7 +18,7 @@ use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_dvfs::reference::{gpu_memory_points, sample_ofa_subnets};
 use dynas_dvfs::{
     ConfigId, ConfigurationSet, Constraints, ExitProfile, Governor, ManagerMode, ManagerParams,
-    Observation, RuntimeManager, Variant,
+    MissGuard, Observation, RuntimeManager, Variant,
 };
 
 fn build_set() -> ConfigurationSet {
@@ -86,11 +86,25 @@ fn bench(c: &mut Criterion) {
         ManagerParams::default().with_mode(ManagerMode::Predictive),
         &constraints,
     );
-    for (mode, samples) in [("", 1usize), ("", 10), ("predictive_", 10)] {
-        let mut m = if mode.is_empty() {
-            manager.clone()
-        } else {
-            predictive.clone()
+    // The same with the deadline-miss guard (zero budget, 2,048 remembered samples).
+    let guarded = RuntimeManager::new(
+        set.clone(),
+        ManagerParams::default()
+            .with_mode(ManagerMode::Predictive)
+            .with_miss_guard(Some(MissGuard::default()))
+            .expect("guard"),
+        &constraints,
+    );
+    for (mode, samples) in [
+        ("", 1usize),
+        ("", 10),
+        ("predictive_", 10),
+        ("predictive_guarded_", 10),
+    ] {
+        let mut m = match mode {
+            "" => manager.clone(),
+            "predictive_" => predictive.clone(),
+            _ => guarded.clone(),
         };
         let mut current = m.initial();
         let mut i = 0usize;

@@ -19,7 +19,9 @@
 //! `serve`: `--target-ms X` (default 1.2 x the slowest member's idle latency), `--traces
 //! a,b` (shipped names or CSV files), `--time-scale F` (trace time multiplier), `--policies
 //! a,b|all`, `--threads N` (libtorch, default 1), `--co-threads N` (default: all cores),
-//! `--window N`, `--out FILE` (JSON report, default `<family>/serve.json`).
+//! `--window N`, `--miss-budget F` / `--miss-samples N` / `--no-miss-guard` (the managers'
+//! deadline-miss guard: default budget 0 over the last 2,048 inferences), `--out FILE` (JSON
+//! report, default `<family>/serve.json`).
 
 use clap::{Parser, Subcommand};
 
@@ -289,7 +291,13 @@ fn run_serve(c: &Common, a: &ServeArgs) -> Result<(), Box<dyn std::error::Error>
         window: a.flags.window,
         duration_s: 600.0,
         ..ServeParams::default()
-    };
+    }
+    .with_miss_guard(a.flags.miss_guard().map(|(miss_budget, samples)| {
+        dynas_dvfs::MissGuard {
+            miss_budget,
+            samples,
+        }
+    }))?;
     let co = CoRunnerParams {
         threads: a.flags.co_threads,
         time_scale: a.flags.time_scale,

@@ -105,7 +105,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         window: flags.window,
         duration_s: 600.0,
         ..ServeParams::default()
-    };
+    }
+    .with_miss_guard(flags.miss_guard().map(|(miss_budget, samples)| {
+        dynas::dvfs::MissGuard {
+            miss_budget,
+            samples,
+        }
+    }))?;
     // Refuses an infeasible target before any run.
     params.check(&family)?;
     let co = CoRunnerParams {

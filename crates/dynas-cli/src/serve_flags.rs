@@ -27,4 +27,21 @@ pub struct ServeFlags {
     /// Inferences per runtime-manager window.
     #[arg(long, default_value_t = 8)]
     pub window: usize,
+    /// Deadline-miss budget of the runtime managers: the largest share of the remembered
+    /// inferences whose delay would make the chosen member miss the target (0: none may).
+    #[arg(long, default_value_t = 0.0)]
+    pub miss_budget: f64,
+    /// Serve without the deadline-miss guard (the managers act on mean latencies only).
+    #[arg(long)]
+    pub no_miss_guard: bool,
+    /// Latency samples the deadline-miss guard remembers.
+    #[arg(long, default_value_t = 2048)]
+    pub miss_samples: usize,
+}
+
+impl ServeFlags {
+    /// The deadline-miss guard's `(miss_budget, samples)`, or `None` when disabled.
+    pub fn miss_guard(&self) -> Option<(f64, usize)> {
+        (!self.no_miss_guard).then_some((self.miss_budget, self.miss_samples))
+    }
 }

@@ -82,8 +82,8 @@ pub use governor::{
     OndemandGovernor, OndemandParams, StaticGovernor,
 };
 pub use manager::{
-    Fallback, ManagerMode, ManagerObjective, ManagerParams, ManagerSettings, RuntimeManager,
-    pareto_front,
+    Fallback, ManagerMode, ManagerObjective, ManagerParams, ManagerSettings, MissGuard,
+    RuntimeManager, pareto_front,
 };
 pub use power::{EnergyIntegrator, Ina3221, PowerSensor, RailReading, Rapl, SimulatedPowerSensor};
 pub use sim::{

@@ -226,6 +226,16 @@ impl Default for ServeParams {
 }
 
 impl ServeParams {
+    /// The same parameters with the runtime managers' deadline-miss guard set (`None`: none),
+    /// checked.
+    pub fn with_miss_guard(mut self, guard: Option<dynas_dvfs::MissGuard>) -> Result<Self> {
+        self.manager = self
+            .manager
+            .with_miss_guard(guard)
+            .map_err(|e| SupernetError::invalid("miss_guard", e.to_string()))?;
+        Ok(self)
+    }
+
     /// Validates the fields; `family` is the family to serve (for the feasibility check).
     pub fn check(&self, family: &Family) -> Result<Constraints> {
         if self.window == 0 {

@@ -439,3 +439,205 @@ fn params_are_validated() {
     assert!(Constraints::new(1.0, Some(f64::NAN), None).is_err());
     assert!(Constraints::new(1.0, None, Some(-1.0)).is_err());
 }
+
+/// Three members of 2, 3 and 4 ms (more accurate when slower), no energy.
+fn three_members() -> ConfigurationSet {
+    ConfigurationSet::new(
+        [(2.0, 88.0), (3.0, 90.0), (4.0, 91.0)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(latency_ms, accuracy))| Configuration {
+                genotype: dynas_space::Genotype::new(vec![i]),
+                label: String::new(),
+                exit_thresholds: vec![],
+                point: dynas_cost::OperatingPoint::default(),
+                accuracy,
+                latency_ms,
+                energy_mj: 0.0,
+            })
+            .collect(),
+    )
+    .expect("family")
+}
+
+fn guarded(guard: Option<MissGuard>) -> ManagerParams {
+    ManagerSettings {
+        history: 8,
+        objective: ManagerObjective::MaxAccuracy,
+        miss_guard: guard,
+        ..ManagerSettings::default()
+    }
+    .check()
+    .expect("params")
+}
+
+#[test]
+fn the_miss_guard_leaves_a_member_whose_latency_tail_misses_though_its_mean_fits() {
+    // Target 5.5 ms. The 4 ms member runs at nominal speed except one inference in eight,
+    // delayed by 2 ms (a preemption): mean 4.25 ms fits the mean budget (0.9 x 5.5 = 4.95),
+    // but one in eight inferences misses. The same 2 ms delay would not make the 3 ms member
+    // miss (5.0 <= 5.5).
+    let family = three_members();
+    let cons = Constraints::new(5.5, None, None).expect("constraints");
+    let window = [4.0, 4.0, 4.0, 6.0, 4.0, 4.0, 4.0, 4.0];
+    let run = |guard| {
+        let mut m = RuntimeManager::new(family.clone(), guarded(guard), &cons);
+        let mut current = m.initial();
+        assert_eq!(
+            current,
+            ConfigId(2),
+            "idle choice: the most accurate member"
+        );
+        let mut chosen = Vec::new();
+        for _ in 0..3 {
+            let lat: Vec<f64> = window
+                .iter()
+                .map(|l| l - 4.0 + family.configurations()[current.0].latency_ms)
+                .collect();
+            current = m.decide(&obs(current, &lat), &cons).config;
+            chosen.push(current.0);
+        }
+        chosen
+    };
+    // Means only: stays on the 4 ms member (12.5 % of its inferences miss).
+    assert_eq!(run(None), [2, 2, 2]);
+    // A 5 % miss budget: the tail (1 of 8 samples) rules out 4 ms at once, not 3 ms.
+    let guard = MissGuard {
+        miss_budget: 0.05,
+        samples: 64,
+    };
+    assert_eq!(run(Some(guard)), [1, 1, 1]);
+    // A 20 % budget tolerates one miss in eight: the guard does not act.
+    let loose = MissGuard {
+        miss_budget: 0.2,
+        samples: 64,
+    };
+    assert_eq!(run(Some(loose)), [2, 2, 2]);
+}
+
+#[test]
+fn the_miss_guard_falls_back_to_the_fastest_when_every_member_would_miss_and_forgets_old_tails() {
+    let family = three_members();
+    let cons = Constraints::new(5.5, None, None).expect("constraints");
+    let guard = MissGuard {
+        miss_budget: 0.0,
+        samples: 16,
+    };
+    let mut m = RuntimeManager::new(family.clone(), guarded(Some(guard)), &cons);
+    // A 4 ms delay would make even the 2 ms member miss (6.0 > 5.5).
+    let d = m.decide(&obs(ConfigId(2), &[4.0, 8.0, 4.0, 4.0]), &cons);
+    assert_eq!(d.config, ConfigId(0));
+    assert_eq!(d.reason, DecisionReason::Infeasible);
+    // Quiet windows at the fastest member: once the delayed sample left the 16-sample
+    // memory, the guard allows the slower members again and the manager climbs (patience 3).
+    let mut current = d.config;
+    let mut seen = vec![];
+    for _ in 0..8 {
+        current = m.decide(&obs(current, &[2.0; 4]), &cons).config;
+        seen.push(current.0);
+    }
+    // The delayed sample ages out after 16 - 3 = 13 more samples (4 windows); moves up
+    // need 3 agreeing windows after that.
+    assert_eq!(seen[..3], [0, 0, 0]);
+    assert_eq!(*seen.last().expect("windows"), 2);
+}
+
+#[test]
+fn miss_guard_settings_are_validated_and_the_target_can_change() {
+    for (budget, samples) in [(1.0, 16), (-0.1, 16), (f64::NAN, 16), (0.01, 0)] {
+        let settings = ManagerSettings {
+            miss_guard: Some(MissGuard {
+                miss_budget: budget,
+                samples,
+            }),
+            ..ManagerSettings::default()
+        };
+        assert!(settings.check().is_err(), "{budget} / {samples} accepted");
+        assert!(
+            ManagerParams::default()
+                .with_miss_guard(settings.miss_guard)
+                .is_err()
+        );
+    }
+    assert!(
+        ManagerSettings {
+            miss_guard: Some(MissGuard::default()),
+            ..ManagerSettings::default()
+        }
+        .check()
+        .is_ok()
+    );
+    // The samples are re-binned for a new target: the 2 ms delay that ruled out the 4 ms
+    // member at 5.5 ms does not at 7 ms.
+    let family = three_members();
+    let guard = MissGuard {
+        miss_budget: 0.05,
+        samples: 64,
+    };
+    let tight = Constraints::new(5.5, None, None).expect("constraints");
+    let loose = Constraints::new(7.0, None, None).expect("constraints");
+    let mut m = RuntimeManager::new(family, guarded(Some(guard)), &tight);
+    let window = [4.0, 4.0, 4.0, 6.0, 4.0, 4.0, 4.0, 4.0];
+    assert_eq!(
+        m.decide(&obs(ConfigId(2), &window), &tight).config,
+        ConfigId(1)
+    );
+    let mut m2 = m.clone();
+    m2.reset();
+    assert_eq!(
+        m2.decide(&obs(ConfigId(2), &window), &loose).config,
+        ConfigId(2)
+    );
+    // Same memory, target relaxed: re-binned, the 4 ms member is admissible again.
+    let d = m.decide(&obs(ConfigId(1), &[3.0; 8]), &loose);
+    assert_eq!(d.reason, DecisionReason::Hold);
+    let tail = m.tail.as_ref().expect("guard state");
+    assert_relative_eq!(tail.latency_cap(None), 4.0);
+}
+
+#[test]
+fn the_predictive_miss_guard_remembers_the_tail_of_each_load_level() {
+    // Target 5.5 ms. Under a load reading of 0.8 one inference in eight is delayed by 2 ms
+    // (enough to make the 4 ms member miss, not the 3 ms one); at reading 0 none is.
+    let family = three_members();
+    let cons = Constraints::new(5.5, None, None).expect("constraints");
+    let run = |guard: Option<MissGuard>| {
+        let params = guarded(guard).with_mode(ManagerMode::Predictive);
+        let mut m = RuntimeManager::new(family.clone(), params, &cons);
+        let mut current = m.initial();
+        let mut step = |current: ConfigId, delayed: bool, reading: f64| {
+            let nominal = family.configurations()[current.0].latency_ms;
+            let lat: Vec<f64> = (0..8)
+                .map(|i| nominal + if delayed && i == 3 { 2.0 } else { 0.0 })
+                .collect();
+            let d = m.decide(&obs_load(current, &lat, reading), &cons);
+            d.config
+        };
+        // Idle, then a loaded phase (the delayed windows run under reading 0.8), then idle
+        // again until the manager is back on the 4 ms member.
+        current = step(current, false, 0.0);
+        current = step(current, false, 0.8);
+        for _ in 0..6 {
+            current = step(current, true, 0.8);
+        }
+        current = step(current, true, 0.0);
+        for _ in 0..12 {
+            current = step(current, false, 0.0);
+        }
+        assert_eq!(
+            current,
+            ConfigId(2),
+            "back on the most accurate member when idle"
+        );
+        // The reading rises again; the window just observed ran idle and was clean.
+        step(current, false, 0.8)
+    };
+    // Without the guard the learnt load gain (delays are rare, so the mean slowdown is small)
+    // keeps the 4 ms member; with it, the 0.8 bucket's tail moves to the 3 ms one at once.
+    assert_eq!(run(None), ConfigId(2));
+    let guard = MissGuard {
+        miss_budget: 0.0,
+        samples: 32,
+    };
+    assert_eq!(run(Some(guard)), ConfigId(1));
+}
