@@ -366,6 +366,9 @@ struct Frontiers {
 ///   `(1 - up_margin) x budget` (or the current one is below the accuracy floor), it moves
 ///   there after `up_patience` consecutive windows proposing the same move (hysteresis).
 /// * When nothing meets the constraints, the [`Fallback`] applies.
+/// * With a [`MissGuard`], the budget is also capped at the slowest nominal latency whose
+///   predicted deadline misses (from the remembered delays) stay within the miss budget, and
+///   running above that cap counts as a miss (`O(k log f + f)` per decision).
 ///
 /// Changing the accuracy floor between calls rebuilds the frontiers (`O(f log f)`).
 #[derive(Clone, Debug)]
