@@ -74,7 +74,7 @@ pub struct ManagerParams {
 
 /// Unchecked hyper-parameters of the [`RuntimeManager`]; [`ManagerSettings::check`] turns them
 /// into [`ManagerParams`]. Defaults: history 5, headroom 10 %, margin 10 %, patience 3, least
-/// energy, prefer the deadline, reactive.
+/// energy, prefer the deadline, reactive, no deadline-miss guard.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ManagerSettings {
     /// Windows averaged (>= 1): the mean of the last `history` latencies is compared to the
