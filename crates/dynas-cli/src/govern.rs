@@ -6,8 +6,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use dynas::dvfs::{
     ClockExtremeGovernor, ConfigurationSet, Constraints, Fallback, Governor, LoadTrace,
-    ManagerObjective, ManagerParams, ManagerSettings, OndemandGovernor, OndemandParams, Policy,
-    SimParams, SimReport, Simulator, build_policy, static_max_choice,
+    ManagerObjective, ManagerParams, ManagerSettings, MissGuard, OndemandGovernor, OndemandParams,
+    Policy, SimParams, SimReport, Simulator, build_policy, static_max_choice,
 };
 
 use crate::paths::{Flagged, check_outputs};
@@ -54,6 +54,14 @@ pub struct SimulateArgs {
     /// Runtime-manager fallback when nothing is feasible: prefer-deadline or prefer-accuracy.
     #[arg(long, default_value = "prefer-deadline")]
     fallback: String,
+    /// Deadline-miss guard of the runtime manager: the largest share of the remembered
+    /// inferences whose delay may make the chosen configuration miss the target (off when
+    /// not given; see `MissGuard`).
+    #[arg(long, value_name = "SHARE")]
+    miss_budget: Option<f64>,
+    /// Latency samples the deadline-miss guard remembers.
+    #[arg(long, default_value_t = 2048, requires = "miss_budget")]
+    miss_samples: usize,
     /// Seed of the simulated latency noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -127,7 +135,12 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         ..ManagerSettings::default()
     }
     .check()
-    .context("runtime-manager parameters")?;
+    .context("runtime-manager parameters")?
+    .with_miss_guard(args.miss_budget.map(|miss_budget| MissGuard {
+        miss_budget,
+        samples: args.miss_samples,
+    }))
+    .context("runtime-manager parameters (--miss-budget, --miss-samples)")?;
     let sim = SimParams::for_target(&constraints).with_seed(args.seed);
 
     let policies: Vec<String> = if args.policy == "all" {

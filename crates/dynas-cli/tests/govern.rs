@@ -219,6 +219,49 @@ fn bad_inputs_are_reported_with_file_and_line() {
     let (_, stderr) = text(&o);
     assert!(!o.status.success());
     assert!(stderr.contains("latency_target_ms"), "{stderr}");
+
+    // A miss budget outside [0, 1) is refused, naming the field.
+    let o = dynas(&[
+        "govern",
+        "simulate",
+        "--configs",
+        configs.to_str().expect("utf8"),
+        "--trace",
+        "builtin:steady",
+        "--policy",
+        "joint",
+        "--miss-budget",
+        "1.5",
+    ]);
+    let (_, stderr) = text(&o);
+    assert!(!o.status.success());
+    assert!(stderr.contains("miss_guard.miss_budget"), "{stderr}");
+}
+
+#[test]
+fn the_miss_guard_runs_from_the_command_line() {
+    let s = Scratch::new("guard");
+    let configs = s.path("configs.json");
+    write_configs(&configs);
+    let o = dynas(&[
+        "govern",
+        "simulate",
+        "--configs",
+        configs.to_str().expect("utf8"),
+        "--trace",
+        "builtin:bursty",
+        "--policy",
+        "joint",
+        "--target-ms",
+        "90",
+        "--miss-budget",
+        "0.01",
+        "--miss-samples",
+        "256",
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("joint"), "{stdout}");
 }
 
 #[test]
