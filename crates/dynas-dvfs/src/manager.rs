@@ -6,6 +6,10 @@ use crate::config::{ConfigId, Configuration, ConfigurationSet};
 use crate::error::{DvfsError, Result};
 use crate::governor::{Constraints, Decision, DecisionReason, Governor, Observation};
 
+mod tail;
+pub use tail::MissGuard;
+use tail::TailGuard;
+
 /// What the manager optimises among the configurations that meet the constraints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -102,60 +106,6 @@ pub struct ManagerSettings {
     /// tail of recent latencies (see [`MissGuard`]); `None` (default): means only.
     #[serde(default)]
     pub miss_guard: Option<MissGuard>,
-}
-
-/// Deadline-miss guard of the [`RuntimeManager`]: a bound on the tail of latency, not only its
-/// mean.
-///
-/// The manager remembers the *excess* `measured - nominal` latency of the last `samples`
-/// inferences (whatever configuration ran) and predicts that a configuration of nominal
-/// latency `L` would miss the target on every remembered sample with `L + excess > target`
-/// (an additive-delay model: preemption and interrupts add time regardless of the network;
-/// the longer exposure of a slower configuration is not modelled). Configurations predicted
-/// to miss on more than `miss_budget x samples` of them are not chosen; if even the fastest
-/// is, the manager falls back (see [`Fallback`]). Mean-based budgets keep the latency right on
-/// average; this keeps the *count* of deadline misses near what the fastest configuration
-/// would suffer, which is what a real-time stream is judged by.
-///
-/// Cost: `O(log f)` per latency sample and `O(f)` per decision for a front of `f`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MissGuard {
-    /// Largest share of inferences predicted to miss, in `[0, 1)`.
-    pub miss_budget: f64,
-    /// Latency samples remembered, in `1..=1_048_576`.
-    pub samples: usize,
-}
-
-impl Default for MissGuard {
-    /// A zero miss budget over the last 2,048 inferences: no remembered delay may make the
-    /// chosen configuration miss (when even the fastest would, the fallback applies).
-    fn default() -> Self {
-        Self {
-            miss_budget: 0.0,
-            samples: 2048,
-        }
-    }
-}
-
-impl MissGuard {
-    /// Most samples a guard may remember (memory stays bounded whatever a config file says).
-    pub const MAX_SAMPLES: usize = 1 << 20;
-
-    fn check(self) -> Result<Self> {
-        if !(0.0..1.0).contains(&self.miss_budget) {
-            return Err(DvfsError::invalid(
-                "miss_guard.miss_budget",
-                "must lie in [0, 1)",
-            ));
-        }
-        if !(1..=Self::MAX_SAMPLES).contains(&self.samples) {
-            return Err(DvfsError::invalid(
-                "miss_guard.samples",
-                format!("must lie in 1..={}", Self::MAX_SAMPLES),
-            ));
-        }
-        Ok(self)
-    }
 }
 
 impl Default for ManagerSettings {
@@ -391,181 +341,6 @@ pub struct RuntimeManager {
     switches: u64,
     predictor: SlowdownPredictor,
     tail: Option<TailGuard>,
-}
-
-/// The state of a [`MissGuard`]: one tail estimate, or in [`ManagerMode::Predictive`] one per
-/// quarter of the load reading, so that a load the manager has seen before brings back the
-/// tail it had then at once, before new misses.
-#[derive(Clone, Debug, PartialEq)]
-struct TailGuard {
-    buckets: Vec<TailEstimate>,
-    /// The load reading at the previous decision: the window now observed ran under it.
-    window_load: Option<f64>,
-}
-
-impl TailGuard {
-    /// Load-reading buckets in predictive mode.
-    const LOAD_BUCKETS: usize = 4;
-    /// Samples a bucket needs before its own tail is trusted alone (or its whole memory, if
-    /// smaller).
-    const MIN_SAMPLES: usize = 64;
-
-    fn new(
-        guard: MissGuard,
-        mode: ManagerMode,
-        set: &ConfigurationSet,
-        front: &[ConfigId],
-    ) -> Self {
-        let n = match mode {
-            ManagerMode::Reactive => 1,
-            ManagerMode::Predictive => Self::LOAD_BUCKETS,
-        };
-        Self {
-            buckets: vec![TailEstimate::new(guard, set, front); n],
-            window_load: None,
-        }
-    }
-
-    fn bucket(&self, load: Option<f64>) -> usize {
-        let n = self.buckets.len();
-        match load {
-            Some(l) if l.is_finite() => ((l.clamp(0.0, 1.0) * n as f64) as usize).min(n - 1),
-            _ => 0,
-        }
-    }
-
-    fn retarget(&mut self, target: f64) {
-        self.buckets.iter_mut().for_each(|b| b.retarget(target));
-    }
-
-    fn push(&mut self, excess: f64) {
-        let k = self.bucket(self.window_load);
-        self.buckets[k].push(excess);
-    }
-
-    /// The latency cap for the next window under `load`: its bucket's, or while that bucket
-    /// has few samples, the most cautious of the buckets at that load or above that have any
-    /// (else of all buckets).
-    fn latency_cap(&self, load: Option<f64>) -> f64 {
-        let k = self.bucket(load);
-        let own = &self.buckets[k];
-        if own.len >= Self::MIN_SAMPLES.min(own.excess.len()) {
-            return self.buckets[k].latency_cap();
-        }
-        let cautious = |b: &[TailEstimate]| {
-            b.iter()
-                .filter(|t| t.len > 0)
-                .map(TailEstimate::latency_cap)
-                .fold(f64::INFINITY, f64::min)
-        };
-        let above = cautious(&self.buckets[k..]);
-        if above.is_finite() {
-            above
-        } else {
-            cautious(&self.buckets)
-        }
-    }
-
-    fn clear(&mut self) {
-        self.buckets.iter_mut().for_each(TailEstimate::clear);
-        self.window_load = None;
-    }
-}
-
-/// The state of a [`MissGuard`]: a ring of recent excess latencies, binned by the first front
-/// latency each would make miss the current target.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct TailEstimate {
-    miss_budget: f64,
-    /// Distinct nominal latencies of the Pareto front, ascending.
-    latencies: Vec<f64>,
-    excess: Vec<f64>,
-    next: usize,
-    len: usize,
-    /// Target the bins were computed for.
-    target: f64,
-    /// `bins[k]`: remembered samples whose excess makes `latencies[k..]` miss but not
-    /// `latencies[..k]` (`bins[latencies.len()]`: samples that make nothing miss).
-    bins: Vec<u64>,
-}
-
-impl TailEstimate {
-    fn new(guard: MissGuard, set: &ConfigurationSet, front: &[ConfigId]) -> Self {
-        let c = set.configurations();
-        let mut latencies: Vec<f64> = front.iter().map(|id| c[id.0].latency_ms).collect();
-        latencies.sort_by(f64::total_cmp);
-        latencies.dedup();
-        let bins = vec![0; latencies.len() + 1];
-        Self {
-            miss_budget: guard.miss_budget,
-            latencies,
-            excess: vec![0.0; guard.samples],
-            next: 0,
-            len: 0,
-            target: f64::NAN,
-            bins,
-        }
-    }
-
-    /// Index of the first front latency `l` with `l + excess > target`.
-    #[inline]
-    fn first_missing(&self, excess: f64) -> usize {
-        self.latencies
-            .partition_point(|&l| l + excess <= self.target)
-    }
-
-    /// Re-bins the remembered samples when the target changed (`O(samples log f)`).
-    fn retarget(&mut self, target: f64) {
-        if target == self.target {
-            return;
-        }
-        self.target = target;
-        self.bins.iter_mut().for_each(|b| *b = 0);
-        for i in 0..self.len {
-            let k = self.first_missing(self.excess[i]);
-            self.bins[k] += 1;
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, excess: f64) {
-        let capacity = self.excess.len();
-        if self.len == capacity {
-            let k = self.first_missing(self.excess[self.next]);
-            self.bins[k] -= 1;
-        } else {
-            self.len += 1;
-        }
-        self.excess[self.next] = excess;
-        let k = self.first_missing(excess);
-        self.bins[k] += 1;
-        self.next = (self.next + 1) % capacity;
-    }
-
-    /// The largest nominal latency whose predicted misses stay within the budget (`0` when
-    /// not even the fastest front member's do; infinite before any sample).
-    fn latency_cap(&self) -> f64 {
-        if self.len == 0 {
-            return f64::INFINITY;
-        }
-        let allowed = (self.miss_budget * self.len as f64).floor() as u64;
-        let mut misses = 0;
-        let mut cap = 0.0;
-        for (k, &l) in self.latencies.iter().enumerate() {
-            misses += self.bins[k];
-            if misses > allowed {
-                break;
-            }
-            cap = l;
-        }
-        cap
-    }
-
-    fn clear(&mut self) {
-        self.next = 0;
-        self.len = 0;
-        self.bins.iter_mut().for_each(|b| *b = 0);
-    }
 }
 
 /// The state of [`ManagerMode::Predictive`]: the last two windows' mean slowdowns and the
@@ -808,14 +583,10 @@ impl Governor for RuntimeManager {
                 window_len += 1;
             }
         }
-        let cap = match &mut self.tail {
-            Some(tail) => {
-                let cap = tail.latency_cap(o.co_runner_load);
-                tail.window_load = o.co_runner_load;
-                cap
-            }
-            None => f64::INFINITY,
-        };
+        let cap = self
+            .tail
+            .as_mut()
+            .map_or(f64::INFINITY, |tail| tail.latency_cap(o.co_runner_load));
         let predictive = self.params.mode == ManagerMode::Predictive;
         if predictive && window_len > 0 {
             self.predictor

@@ -591,7 +591,7 @@ fn miss_guard_settings_are_validated_and_the_target_can_change() {
     // Same memory, target relaxed: re-binned, the 4 ms member is admissible again.
     let d = m.decide(&obs(ConfigId(1), &[3.0; 8]), &loose);
     assert_eq!(d.reason, DecisionReason::Hold);
-    let tail = m.tail.as_ref().expect("guard state");
+    let tail = m.tail.as_mut().expect("guard state");
     assert_relative_eq!(tail.latency_cap(None), 4.0);
 }
 
