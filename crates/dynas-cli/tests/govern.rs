@@ -157,85 +157,77 @@ fn bad_inputs_are_reported_with_file_and_line() {
     let s = Scratch::new("bad");
     let configs = s.path("configs.json");
     write_configs(&configs);
+    let configs = configs.to_str().expect("utf8");
     let trace = s.path("broken.csv");
     std::fs::write(&trace, "time_s,co_runner_load\n0.0,0.1\n0.1,oops\n").expect("write");
-    let o = dynas(&[
-        "govern",
-        "simulate",
-        "--configs",
-        configs.to_str().expect("utf8"),
-        "--trace",
+    let stderr = refused(&simulate_args(
+        configs,
         trace.to_str().expect("utf8"),
-        "--policy",
         "joint",
-    ]);
-    let (_, stderr) = text(&o);
-    assert!(!o.status.success());
+        &[],
+    ));
     assert!(
         stderr.contains("broken.csv") && stderr.contains("line 3"),
         "{stderr}"
     );
 
-    let o = dynas(&[
-        "govern",
-        "simulate",
-        "--configs",
-        configs.to_str().expect("utf8"),
-        "--trace",
-        "builtin:steady",
-        "--policy",
-        "fastest",
-    ]);
-    let (_, stderr) = text(&o);
-    assert!(!o.status.success());
+    let stderr = refused(&simulate_args(configs, "builtin:steady", "fastest", &[]));
     assert!(stderr.contains("unknown --policy `fastest`"), "{stderr}");
 
     let missing = s.path("missing.json");
-    let o = dynas(&[
-        "govern",
-        "simulate",
-        "--configs",
+    let stderr = refused(&simulate_args(
         missing.to_str().expect("utf8"),
-        "--trace",
         "builtin:steady",
-        "--policy",
         "joint",
-    ]);
-    let (_, stderr) = text(&o);
-    assert!(!o.status.success());
+        &[],
+    ));
     assert!(stderr.contains("missing.json"), "{stderr}");
 
-    let o = dynas(&[
-        "govern",
-        "simulate",
-        "--configs",
-        configs.to_str().expect("utf8"),
-        "--trace",
+    let stderr = refused(&simulate_args(
+        configs,
         "builtin:steady",
-        "--policy",
         "joint",
-        "--target-ms=-3",
-    ]);
-    let (_, stderr) = text(&o);
-    assert!(!o.status.success());
+        &["--target-ms=-3"],
+    ));
     assert!(stderr.contains("latency_target_ms"), "{stderr}");
 
     // A miss budget outside [0, 1) is refused, naming the field.
-    let o = dynas(&[
+    let stderr = refused(&simulate_args(
+        configs,
+        "builtin:steady",
+        "joint",
+        &["--miss-budget", "1.5"],
+    ));
+    assert!(stderr.contains("miss_guard.miss_budget"), "{stderr}");
+}
+
+/// `govern simulate --configs C --trace T --policy P`, then `extra`.
+fn simulate_args<'a>(
+    configs: &'a str,
+    trace: &'a str,
+    policy: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
         "govern",
         "simulate",
         "--configs",
-        configs.to_str().expect("utf8"),
+        configs,
         "--trace",
-        "builtin:steady",
+        trace,
         "--policy",
-        "joint",
-        "--miss-budget",
-        "1.5",
-    ]);
+        policy,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Runs `dynas args`, checks that it failed, and returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let o = dynas(args);
     let (_, stderr) = text(&o);
-    assert!(!o.status.success());
-    assert!(stderr.contains("miss_guard.miss_budget"), "{stderr}");
+    assert!(!o.status.success(), "accepted: {args:?}");
+    stderr
 }
 
 #[test]
@@ -243,22 +235,19 @@ fn the_miss_guard_runs_from_the_command_line() {
     let s = Scratch::new("guard");
     let configs = s.path("configs.json");
     write_configs(&configs);
-    let o = dynas(&[
-        "govern",
-        "simulate",
-        "--configs",
+    let o = dynas(&simulate_args(
         configs.to_str().expect("utf8"),
-        "--trace",
         "builtin:bursty",
-        "--policy",
         "joint",
-        "--target-ms",
-        "90",
-        "--miss-budget",
-        "0.01",
-        "--miss-samples",
-        "256",
-    ]);
+        &[
+            "--target-ms",
+            "90",
+            "--miss-budget",
+            "0.01",
+            "--miss-samples",
+            "256",
+        ],
+    ));
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("joint"), "{stdout}");

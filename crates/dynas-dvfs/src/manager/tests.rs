@@ -336,22 +336,7 @@ fn reactive_and_predictive_choices_on_a_recorded_latency_sequence() {
     // A hand-written sequence shaped like a co-runner step from 0 to 0.7 and back: per
     // window, the latencies of the 5.0 ms member (scaled to the member that ran) and the
     // load reading at the window's end, which rises one window before the latencies do.
-    let family = ConfigurationSet::new(
-        [(2.1, 88.0), (3.4, 90.0), (5.0, 91.0)]
-            .iter()
-            .enumerate()
-            .map(|(i, &(latency_ms, accuracy))| Configuration {
-                genotype: dynas_space::Genotype::new(vec![i]),
-                label: String::new(),
-                exit_thresholds: vec![],
-                point: dynas_cost::OperatingPoint::default(),
-                accuracy,
-                latency_ms,
-                energy_mj: 0.0,
-            })
-            .collect(),
-    )
-    .expect("family");
+    let family = family(&[(2.1, 88.0), (3.4, 90.0), (5.0, 91.0)]);
     let cons = Constraints::new(6.0, None, None).expect("constraints");
     let windows: [(&[f64], f64); 5] = [
         (&[5.1, 4.9, 5.0, 5.2], 0.02),
@@ -442,8 +427,13 @@ fn params_are_validated() {
 
 /// Three members of 2, 3 and 4 ms (more accurate when slower), no energy.
 fn three_members() -> ConfigurationSet {
+    family(&[(2.0, 88.0), (3.0, 90.0), (4.0, 91.0)])
+}
+
+/// A subnet family of `(latency ms, accuracy)` members at one operating point, no energy.
+fn family(members: &[(f64, f64)]) -> ConfigurationSet {
     ConfigurationSet::new(
-        [(2.0, 88.0), (3.0, 90.0), (4.0, 91.0)]
+        members
             .iter()
             .enumerate()
             .map(|(i, &(latency_ms, accuracy))| Configuration {
