@@ -157,6 +157,7 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
         threads: args.threads,
         warmup: 10,
         repeats: 20,
+        ..TimingSettings::default()
     };
     let ms = measure_interleaved(&[&original, &adapted], &batch1, 10);
     let chosen = &report.attempts[report.chosen];
@@ -171,6 +172,7 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
         },
         "measured_batch1_ms": {
             "threads": args.threads,
+            "form": batch1.form,
             "original": ms[0],
             "adapted": ms[1],
             "speedup": ms[0] / ms[1],

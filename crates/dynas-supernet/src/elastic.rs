@@ -49,6 +49,12 @@ pub fn activate(x: &Tensor, activation: Activation) -> Tensor {
     }
 }
 
+/// `t` (`[N, C, H, W]`) with channels-last strides: same sizes and values, the layout oneDNN
+/// runs fastest on CPU.
+pub(crate) fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 /// He (fan-out, normal) initialisation, as once-for-all initialises its convs.
 pub(crate) const CONV_INIT: Init = Init::Kaiming {
     dist: NormalOrUniform::Normal,
@@ -144,6 +150,11 @@ impl ElasticConv2d {
     /// Largest input channels.
     pub fn max_in(&self) -> usize {
         self.max_in as usize
+    }
+
+    /// Whether the conv is depthwise (one input channel per output).
+    pub fn is_depthwise(&self) -> bool {
+        self.depthwise
     }
 
     /// Kernel sizes this conv can run.
@@ -262,6 +273,16 @@ impl ElasticBatchNorm {
     /// Views of the scale and shift of the first `c` channels.
     pub fn affine(&self, c: i64) -> (Tensor, Tensor) {
         (self.weight.narrow(0, 0, c), self.bias.narrow(0, 0, c))
+    }
+
+    /// The evaluation-mode map of the first `c` channels as `y * scale + shift` (running
+    /// statistics): what folding the batch norm into the conv before it multiplies and adds.
+    pub fn folded_affine(&self, c: i64) -> (Tensor, Tensor) {
+        let (mean, var) = self.running_stats(c);
+        let (weight, bias) = self.affine(c);
+        let scale = weight * (var + self.eps).rsqrt();
+        let shift = bias - mean * &scale;
+        (scale, shift)
     }
 
     /// Normalises `x` over its channels (which must not exceed the maximum).

@@ -10,8 +10,8 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{Result, SupernetError};
 use crate::supernet::Subnet;
 
-/// Measures the latency of networks with libtorch on the CPU (or a CUDA device), batch norm in
-/// evaluation mode, no gradients. The operating point is ignored: the host runs at whatever
+/// Measures the latency of networks with libtorch on the CPU (or a CUDA device) in deployed
+/// form ([`Subnet::deployed`]: batch norm folded, channels-last), no gradients. The operating point is ignored: the host runs at whatever
 /// clocks it has.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostLatencyModel {
@@ -41,7 +41,7 @@ impl HostLatencyModel {
 
     /// Every run's time in milliseconds (sorted), for a network with random weights.
     pub fn measure(&self, network: &Network) -> Result<Vec<f64>> {
-        let net = Subnet::random(network, self.device)?;
+        let net = Subnet::random(network, self.device)?.deployed()?;
         let i = network.input;
         let x = Tensor::randn(
             [

@@ -54,7 +54,7 @@ pub use presample::{
 };
 pub use serve::{Family, Member, ServeParams, ServePolicy, ServeReport, ServeWindow, serve};
 pub use serve_compare::{PolicyComparison, SimulatedRun, serve_and_simulate};
-pub use supernet::{BnStats, Subnet, Supernet, SupernetConfig};
+pub use supernet::{BnStats, DeployedSubnet, Subnet, Supernet, SupernetConfig};
 pub use train::{
     ElasticDim, EpochStats, Phase, Schedule, Sgd, SubnetSampler, TrainConfig, TrainParams, Trainer,
     cosine_lr, evaluate,

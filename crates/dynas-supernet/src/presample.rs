@@ -168,13 +168,15 @@ impl Presampled {
     }
 }
 
-/// Median batch-1 latency (ms) of an extracted subnet at the current libtorch thread count.
+/// Median batch-1 latency (ms) of an extracted subnet at the current libtorch thread count, in
+/// the deployed form the runtime keeps resident ([`Subnet::deployed`]).
 pub fn time_subnet(subnet: &Subnet, warmup: usize, repeats: usize) -> Result<f64> {
     let i = subnet.network().input;
     let x = Tensor::randn(
         [1, i.channels as i64, i.height as i64, i.width as i64],
         (Kind::Float, subnet.var_store().device()),
     );
+    let subnet = subnet.deployed()?;
     for _ in 0..warmup {
         let _ = subnet.predict(&x)?;
     }
@@ -318,7 +320,8 @@ pub fn presample(
                     p.batch_size
                 )),
                 cost_source: Provenance::measured(format!(
-                    "this host's CPU, libtorch, batch 1, {} thread(s), median of {} runs",
+                    "this host's CPU, libtorch, deployed form (batch norm folded, \
+                     channels-last), batch 1, {} thread(s), median of {} runs",
                     p.serve_threads, p.repeats
                 )),
             },

@@ -20,7 +20,7 @@ use tch::Tensor;
 use crate::data::{Augmentation, Dataset, Normalization};
 use crate::error::{Result, SupernetError};
 use crate::oracle::BnStore;
-use crate::supernet::{Subnet, Supernet};
+use crate::supernet::{DeployedSubnet, Subnet, Supernet};
 
 /// One resident member of the family.
 #[derive(Debug)]
@@ -29,6 +29,8 @@ pub struct Member {
     pub genotype: Genotype,
     /// The extracted network with its stored batch-norm statistics.
     pub subnet: Subnet,
+    /// The same in the deployed form that serves ([`Subnet::deployed`]).
+    pub deployed: DeployedSubnet,
     /// Its deployment top-1 (validation), %.
     pub top1: f64,
     /// Its deployment latency on an idle host, ms.
@@ -67,9 +69,11 @@ impl Family {
                     p.genotype
                 )));
             }
+            let subnet = supernet.extract_genotype(&p.genotype)?;
             members.push(Member {
                 genotype: p.genotype.clone(),
-                subnet: supernet.extract_genotype(&p.genotype)?,
+                deployed: subnet.deployed()?,
+                subnet,
                 top1: p.metrics.top1,
                 idle_latency_ms: p.metrics.latency_ms,
             });
@@ -374,7 +378,7 @@ pub fn serve(
     tch::set_num_threads(params.threads);
     // Warm every member once so the first window does not pay first-call costs.
     for m in &family.members {
-        let _ = m.subnet.predict(&images[0].0)?;
+        let _ = m.deployed.predict(&images[0].0)?;
     }
     let runner = match load {
         Some((trace, p)) => Some(CoRunner::start(trace, p).map_err(dvfs)?),
@@ -426,7 +430,7 @@ pub fn serve(
             next_image = (next_image + 1) % images.len();
             let t = Instant::now();
             let predicted = member
-                .subnet
+                .deployed
                 .predict(x)?
                 .argmax(-1, false)
                 .int64_value(&[0]);

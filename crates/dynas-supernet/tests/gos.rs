@@ -5,8 +5,8 @@ use approx::assert_relative_eq;
 use dynas_search::gos::{CandidateParams, Factorisation, GosPlan, GosSpace, Replacement, lut_key};
 use dynas_space::{Activation, Layer, Network, PoolKind, TensorShape};
 use dynas_supernet::gos::{
-    AdaptData, AdaptSettings, GosModel, LatencySource, TimingSettings, TrainSettings, adapt,
-    description_path, measure_lut, train, unit_errors,
+    AdaptData, AdaptSettings, GosModel, LatencySource, ModelForm, TimingSettings, TrainSettings,
+    adapt, description_path, measure_lut, train, unit_errors,
 };
 use dynas_supernet::{Dataset, SupernetError};
 use tch::{Device, Kind, Tensor};
@@ -135,6 +135,86 @@ fn low_rank_rewrites_of_low_rank_kernels_are_exact() {
     assert_close(&logits(&adapted, &x), &logits(&original, &x), 1e-4);
 }
 
+/// Sets every variable of `model` to random values (running variances positive), so that
+/// batch norms and biases are far from their identity initialisation.
+fn randomise(model: &GosModel) {
+    for (name, var) in model.var_store().variables() {
+        let noise = Tensor::randn(var.size(), (Kind::Float, Device::Cpu));
+        let value = if name.ends_with("running_var") {
+            noise.abs() + 0.25
+        } else {
+            noise * 0.5
+        };
+        tch::no_grad(|| var.shallow_clone().copy_(&value));
+    }
+}
+
+#[test]
+fn folded_and_channels_last_forms_compute_the_same_logits() {
+    let _turn = libtorch_turn();
+    tch::manual_seed(3);
+    let original = GosModel::new(small_net(), GosPlan::default(), Device::Cpu).expect("model");
+    randomise(&original);
+    // A grouped conv with a channel shuffle (the fold must follow the permutation), factorised
+    // and dilated terms, a strided residual shortcut and a low-rank dense layer with a bias.
+    let adapted = original
+        .adapted(plan(&[
+            ("c2.conv", Replacement::GroupedShuffle { groups: 2 }),
+            (
+                "r.b",
+                Replacement::Factorised(Factorisation::spatially_separable(2)),
+            ),
+            (
+                "r.a",
+                Replacement::Dilated {
+                    kernel: 2,
+                    dilation: 2,
+                },
+            ),
+            ("fc.linear", Replacement::LowRankDense { rank: 3 }),
+        ]))
+        .expect("adapt");
+    randomise(&adapted);
+    let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let floats = |y: Tensor| Vec::<f32>::try_from(y.flatten(0, -1)).expect("floats");
+    for model in [&original, &adapted] {
+        let reference = logits(model, &x);
+        assert!(reference.iter().any(|v| v.abs() > 1e-2), "{reference:?}");
+        let folded = model.folded();
+        assert_close(
+            &floats(folded.forward(&x).expect("folded")),
+            &reference,
+            1e-5,
+        );
+        let last = model.folded().with_channels_last();
+        assert_close(
+            &floats(last.forward(&x).expect("channels-last")),
+            &reference,
+            1e-5,
+        );
+        // Shapes are still checked.
+        let wrong = Tensor::zeros([1, 2, 8, 8], (Kind::Float, Device::Cpu));
+        assert!(matches!(
+            folded.forward(&wrong),
+            Err(SupernetError::Incompatible(_))
+        ));
+    }
+    // Folding one term's batch norm must not be the same as dropping it: a model whose batch
+    // norms are changed afterwards gives other logits than its earlier folded form.
+    let before = original.folded();
+    let vars = original.var_store().variables();
+    let var = vars.get("c2.conv.bn.running_mean").expect("c2 batch norm");
+    tch::no_grad(|| var.shallow_clone().copy_(&(var.shallow_clone() + 1.0)));
+    let changed = logits(&original, &x);
+    let stale = floats(before.forward(&x).expect("folded"));
+    assert!(
+        changed
+            .iter()
+            .zip(&stale)
+            .any(|(a, b)| (a - b).abs() > 1e-3)
+    );
+}
+
 #[test]
 fn models_round_trip_with_their_description() {
     let _turn = libtorch_turn();
@@ -195,6 +275,7 @@ fn proxies_lookup_table_and_distillation_run_on_tiny_inputs() {
         threads: 1,
         warmup: 0,
         repeats: 1,
+        form: ModelForm::FoldedChannelsLast,
     };
     let lut = measure_lut(&original, &space, &timing).expect("lut");
     for unit in space.units() {

@@ -130,6 +130,48 @@ fn supernet_forward_equals_extracted_forward() {
     }
 }
 
+#[test]
+fn deployed_subnets_compute_the_extracted_logits() {
+    let _turn = libtorch_turn();
+    let space = tiny_space();
+    let sn = supernet(space.clone(), 4);
+    // Batch norms far from identity, so that folding them is exercised.
+    tch::manual_seed(4);
+    for (name, var) in sn.var_store().variables() {
+        if name.contains(".bn.") {
+            let noise = Tensor::randn(var.size(), (Kind::Float, Device::Cpu));
+            let value = if name.ends_with("running_var") {
+                noise.abs() + 0.25
+            } else {
+                noise * 0.5
+            };
+            tch::no_grad(|| var.shallow_clone().copy_(&value));
+        }
+    }
+    let mut rng = seeded_rng(5);
+    let mut genotypes = vec![space.smallest(), space.largest()];
+    genotypes.extend((0..6).map(|_| space.sample(&mut rng)));
+    let x = Tensor::randn([3, 1, 16, 16], (Kind::Float, Device::Cpu));
+    for g in &genotypes {
+        let sub = sn.extract(&space.decode(g).unwrap()).unwrap();
+        let a = sub.predict(&x).unwrap();
+        assert!(
+            a.abs().max().double_value(&[]) > 1e-2,
+            "genotype {g}: trivial logits"
+        );
+        let b = sub.deployed().unwrap().predict(&x).unwrap();
+        let diff = (&a - &b).abs().max().double_value(&[]);
+        let scale = 1.0 + a.abs().max().double_value(&[]);
+        assert!(diff < 1e-4 * scale, "genotype {g}: max difference {diff}");
+    }
+    // A wrong channel count is refused, as by the extracted subnet.
+    let sub = sn
+        .extract(&space.decode(&space.smallest()).unwrap())
+        .unwrap();
+    let wrong = Tensor::zeros([1, 2, 16, 16], (Kind::Float, Device::Cpu));
+    assert!(sub.deployed().unwrap().predict(&wrong).is_err());
+}
+
 /// Checks that `after` equals `before` outside the box `dims[i] < lens[i]`, and differs inside.
 fn check_box(name: &str, before: &Tensor, after: &Tensor, lens: &[i64]) {
     let mut inside = Tensor::zeros_like(before);

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use dynas_search::gos::{ChannelSplit, Factorisation, GosPlan, Replacement};
-use dynas_space::{Activation, Layer, LayerExpr, Network, OpExpr, OpKind, PoolKind};
+use dynas_space::{Activation, Layer, LayerExpr, Network, OpExpr, OpKind, PoolKind, TensorShape};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -21,13 +21,15 @@ use crate::elastic::activate;
 use crate::error::{Result, SupernetError};
 
 mod adapt;
+mod fold;
 mod timing;
 mod train;
 
 pub use adapt::{
     AdaptData, AdaptReport, AdaptSettings, Attempt, CheckedAdaptSettings, LatencySource, adapt,
 };
-pub use timing::{TimingSettings, measure_interleaved, measure_lut};
+pub use fold::FoldedModel;
+pub use timing::{ModelForm, TimingSettings, measure_interleaved, measure_lut};
 pub use train::{CheckedTrainSettings, TrainSettings, accuracy, train, unit_errors};
 
 /// One convolution or dense product of a term (no epilogue).
@@ -39,6 +41,8 @@ struct Stage {
     dilation: i64,
     groups: i64,
     dense: bool,
+    /// Only in a folded model: the term's bias and batch norm folded in (see [`fold`]).
+    bias: Option<Tensor>,
 }
 
 impl Stage {
@@ -72,16 +76,17 @@ impl Stage {
             dilation: axis(0).map_or(1, |s| s.dilation as i64),
             groups,
             dense,
+            bias: None,
         }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
         if self.dense {
-            x.flatten(1, -1).matmul(&self.weight.tr())
+            x.flatten(1, -1).linear(&self.weight, self.bias.as_ref())
         } else {
             x.conv2d(
                 &self.weight,
-                None::<Tensor>,
+                self.bias.as_ref(),
                 [self.stride, self.stride],
                 self.padding,
                 [self.dilation, self.dilation],
@@ -90,6 +95,9 @@ impl Stage {
         }
     }
 }
+
+/// Batch-norm epsilon of every GOS model (kept in one place: folding needs it).
+const BN_EPS: f64 = 1e-5;
 
 /// A term of a layer as modules: its stages, an optional channel shuffle, then the epilogue.
 #[derive(Debug)]
@@ -105,6 +113,12 @@ struct TermModule {
 impl TermModule {
     fn new(p: &nn::Path<'_>, term: &OpExpr, choice: Replacement, subsample: usize) -> Result<Self> {
         let parts = choice.apply(term).map_err(SupernetError::Incompatible)?;
+        if parts.is_empty() {
+            return Err(SupernetError::Incompatible(format!(
+                "term `{}` has no convolution or dense product",
+                term.name
+            )));
+        }
         let stages = parts
             .iter()
             .enumerate()
@@ -113,9 +127,13 @@ impl TermModule {
         let cout = term.out_channels() as i64;
         let e = term.epilogue;
         let bias = e.bias.then(|| p.zeros("bias", &[cout]));
-        let bn = e
-            .batch_norm
-            .then(|| nn::batch_norm2d(p / "bn", cout, Default::default()));
+        let bn = e.batch_norm.then(|| {
+            let config = nn::BatchNormConfig {
+                eps: BN_EPS,
+                ..Default::default()
+            };
+            nn::batch_norm2d(p / "bn", cout, config)
+        });
         let shuffle = match choice {
             Replacement::GroupedShuffle { groups } => Some(groups as i64),
             _ => None,
@@ -280,15 +298,7 @@ impl GosModel {
 
     /// Logits of a batch `[B, C, H, W]` (checked against the description's input).
     pub fn forward(&self, images: &Tensor, train: bool) -> Result<Tensor> {
-        let size = images.size();
-        let i = self.network.input;
-        let expected = [i.channels as i64, i.height as i64, i.width as i64];
-        if size.len() != 4 || size[1..] != expected {
-            return Err(SupernetError::Incompatible(format!(
-                "input of shape {size:?}, the model takes [B, {}, {}, {}]",
-                i.channels, i.height, i.width
-            )));
-        }
+        check_input(self.network.input, images)?;
         Ok(self.forward_unchecked(images, train))
     }
 
@@ -579,6 +589,23 @@ impl GosModel {
         }
         out
     }
+}
+
+/// Checks that `images` is a batch `[B, C, H, W]` of the network's `input`.
+fn check_input(input: TensorShape, images: &Tensor) -> Result<()> {
+    let size = images.size();
+    let expected = [
+        input.channels as i64,
+        input.height as i64,
+        input.width as i64,
+    ];
+    if size.len() != 4 || size[1..] != expected {
+        return Err(SupernetError::Incompatible(format!(
+            "input of shape {size:?}, the model takes [B, {}, {}, {}]",
+            input.channels, input.height, input.width
+        )));
+    }
+    Ok(())
 }
 
 fn forward_layer(module: &LayerModule, x: &Tensor, train: bool) -> Tensor {

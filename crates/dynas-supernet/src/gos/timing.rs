@@ -6,7 +6,31 @@ use dynas_search::gos::{GosLut, GosSpace, Replacement, lut_key};
 use tch::nn;
 use tch::{Kind, Tensor};
 
-use super::{GosModel, TermModule};
+use super::{FoldedModel, GosModel, TermModule};
+use crate::elastic::channels_last;
+
+/// A model in the form the timing settings ask for.
+enum Timed<'a> {
+    AsTrained(&'a GosModel),
+    Folded(FoldedModel),
+}
+
+impl<'a> Timed<'a> {
+    fn new(model: &'a GosModel, settings: &TimingSettings) -> Self {
+        match settings.form {
+            ModelForm::AsTrained => Self::AsTrained(model),
+            ModelForm::Folded => Self::Folded(model.folded()),
+            ModelForm::FoldedChannelsLast => Self::Folded(model.folded().with_channels_last()),
+        }
+    }
+
+    fn run(&self, images: &Tensor) {
+        match self {
+            Self::AsTrained(m) => drop(tch::no_grad(|| m.forward_unchecked(images, false))),
+            Self::Folded(m) => drop(m.forward_unchecked(images)),
+        }
+    }
+}
 use crate::error::Result;
 
 /// Timing settings of host measurements.
@@ -20,6 +44,43 @@ pub struct TimingSettings {
     pub warmup: usize,
     /// Timed calls; the median is reported.
     pub repeats: usize,
+    /// The form of the models that is timed.
+    #[serde(default)]
+    pub form: ModelForm,
+}
+
+/// The form in which a model is run for timing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelForm {
+    /// As trained: each batch norm and bias its own operator call, NCHW.
+    AsTrained,
+    /// Biases and batch norms folded into the products before them ([`GosModel::folded`]).
+    Folded,
+    /// Folded and channels-last ([`FoldedModel::with_channels_last`]): the deployed form, and
+    /// the fastest of the three on CPU.
+    #[default]
+    FoldedChannelsLast,
+}
+
+impl ModelForm {
+    /// A term module in this form; `input` is put in the layout it expects.
+    fn term(self, module: TermModule, input: Tensor) -> (TermModule, Tensor) {
+        match self {
+            Self::AsTrained => (module, input),
+            Self::Folded => (module.folded(), input),
+            Self::FoldedChannelsLast => {
+                let mut module = module.folded();
+                module.to_channels_last();
+                let input = if input.dim() == 4 {
+                    channels_last(&input)
+                } else {
+                    input
+                };
+                (module, input)
+            }
+        }
+    }
 }
 
 impl Default for TimingSettings {
@@ -29,6 +90,7 @@ impl Default for TimingSettings {
             threads: 2,
             warmup: 5,
             repeats: 30,
+            form: ModelForm::default(),
         }
     }
 }
@@ -92,7 +154,8 @@ pub fn measure_lut(
             }
             let vs = nn::VarStore::new(device);
             let module = TermModule::new(&vs.root(), e, choice, 1)?;
-            let ms = tch::no_grad(|| time_ms(&|| drop(module.forward_t(&input, false)), settings));
+            let (module, x) = settings.form.term(module, input.shallow_clone());
+            let ms = tch::no_grad(|| time_ms(&|| drop(module.forward_t(&x, false)), settings));
             if choice == Replacement::Keep {
                 keep_sum += ms;
             }
@@ -104,12 +167,8 @@ pub fn measure_lut(
         [batch, i.channels as i64, i.height as i64, i.width as i64],
         (Kind::Float, device),
     );
-    let whole = tch::no_grad(|| {
-        time_ms(
-            &|| drop(original.forward_unchecked(&images, false)),
-            settings,
-        )
-    });
+    let timed = Timed::new(original, settings);
+    let whole = time_ms(&|| timed.run(&images), settings);
     Ok(GosLut {
         batch: settings.batch,
         threads: settings.threads,
@@ -118,7 +177,8 @@ pub fn measure_lut(
     })
 }
 
-/// Median milliseconds per call of each model, measured in alternation (`rounds` rounds of
+/// Median milliseconds per call of each model (in the form `settings` asks for), measured in
+/// alternation (`rounds` rounds of
 /// `repeats` calls each, model by model) so that load on the host hits all of them alike.
 pub fn measure_interleaved(
     models: &[&GosModel],
@@ -140,21 +200,20 @@ pub fn measure_interleaved(
         ],
         (Kind::Float, first.vs.device()),
     );
-    tch::no_grad(|| {
-        for m in models {
-            for _ in 0..settings.warmup {
-                drop(m.forward_unchecked(&images, false));
+    let timed: Vec<Timed<'_>> = models.iter().map(|m| Timed::new(m, settings)).collect();
+    for m in &timed {
+        for _ in 0..settings.warmup {
+            m.run(&images);
+        }
+    }
+    for _ in 0..rounds.max(1) {
+        for (m, t) in timed.iter().zip(times.iter_mut()) {
+            for _ in 0..settings.repeats.max(1) {
+                let start = Instant::now();
+                m.run(&images);
+                t.push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
-        for _ in 0..rounds.max(1) {
-            for (m, t) in models.iter().zip(times.iter_mut()) {
-                for _ in 0..settings.repeats.max(1) {
-                    let start = Instant::now();
-                    drop(m.forward_unchecked(&images, false));
-                    t.push(start.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-        }
-    });
+    }
     times.into_iter().map(median).collect()
 }

@@ -22,7 +22,10 @@ use tch::{Device, Kind, Tensor, nn};
 use crate::elastic::BnMode;
 use crate::error::{Result, SupernetError};
 
+mod deployed;
 mod modules;
+
+pub use deployed::DeployedSubnet;
 
 use modules::{Body, copy};
 

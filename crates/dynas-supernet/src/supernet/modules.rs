@@ -12,9 +12,9 @@ use crate::error::{Result, SupernetError};
 
 /// Conv + optional batch norm.
 #[derive(Debug)]
-struct ConvBn {
-    conv: ElasticConv2d,
-    bn: Option<ElasticBatchNorm>,
+pub(super) struct ConvBn {
+    pub(super) conv: ElasticConv2d,
+    pub(super) bn: Option<ElasticBatchNorm>,
 }
 
 impl ConvBn {
@@ -115,14 +115,14 @@ impl ElasticBatchNorm {
 
 /// An elastic inverted-residual block.
 #[derive(Debug)]
-struct MbBlock {
-    expand: Option<ConvBn>,
-    dw: ConvBn,
-    se: Option<ElasticSe>,
-    project: ConvBn,
+pub(super) struct MbBlock {
+    pub(super) expand: Option<ConvBn>,
+    pub(super) dw: ConvBn,
+    pub(super) se: Option<ElasticSe>,
+    pub(super) project: ConvBn,
     /// 1x1 projection of the (average-pooled when strided) input for blocks that change
     /// width, as AttentiveNAS builds them.
-    shortcut: Option<ElasticConv2d>,
+    pub(super) shortcut: Option<ElasticConv2d>,
 }
 
 impl MbBlock {
@@ -277,7 +277,7 @@ impl MbBlock {
 
 /// The module behind one layer name.
 #[derive(Debug)]
-enum Op {
+pub(super) enum Op {
     Conv(ConvBn),
     MbConv(Box<MbBlock>),
     GlobalPool,
@@ -357,7 +357,7 @@ impl Body {
         Ok(Self { ops, index })
     }
 
-    fn op(&self, layer: &Layer) -> Result<&Op> {
+    pub(super) fn op(&self, layer: &Layer) -> Result<&Op> {
         self.index
             .get(&layer.name)
             .map(|&i| &self.ops[i].1)

@@ -1,0 +1,88 @@
+//! Times saved GOS models against each other on this host, interleaved: batch 1 and batch 64,
+//! in the deployed form (batch norms folded) and as trained, and checks that folding keeps
+//! the logits.
+//!
+//! `cargo run --release -p dynas-supernet --example gos_measure -- MODEL.safetensors
+//! [MODEL.safetensors ...] [--rounds R] [--threads T]` (the first model is the reference of
+//! the speed-ups).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use dynas_supernet::gos::{GosModel, ModelForm, TimingSettings, measure_interleaved};
+use tch::{Device, Kind, Tensor};
+
+/// Interleaved host timing of saved GOS models.
+#[derive(Parser)]
+struct Options {
+    /// Models written by `GosModel::save`; the first is the reference.
+    #[arg(required = true)]
+    models: Vec<PathBuf>,
+    /// Interleaved rounds (each of 20 calls per model at batch 1, 3 at batch 64).
+    #[arg(long, default_value_t = 15)]
+    rounds: usize,
+    /// libtorch intra-op threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = Options::parse();
+    let models = options
+        .models
+        .iter()
+        .map(|p| GosModel::load(p, Device::Cpu).map_err(|e| format!("{}: {e}", p.display())))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (path, model) in options.models.iter().zip(&models) {
+        let i = model.network().input;
+        let x = Tensor::randn(
+            [8, i.channels as i64, i.height as i64, i.width as i64],
+            (Kind::Float, Device::Cpu),
+        );
+        let plain = tch::no_grad(|| model.forward(&x, false))?;
+        let folded = model.folded().forward(&x)?;
+        let last = model.folded().with_channels_last().forward(&x)?;
+        let gap = (&plain - folded).abs().max().double_value(&[]);
+        let gap_last = (plain - last).abs().max().double_value(&[]);
+        println!(
+            "{}: folding changes logits by at most {gap:.2e} ({gap_last:.2e} channels-last)",
+            path.display()
+        );
+    }
+    let refs: Vec<&GosModel> = models.iter().collect();
+    let batch1 = TimingSettings {
+        batch: 1,
+        threads: options.threads,
+        warmup: 10,
+        repeats: 20,
+        ..TimingSettings::default()
+    };
+    let batch64 = TimingSettings {
+        batch: 64,
+        warmup: 2,
+        repeats: 3,
+        ..batch1
+    };
+    let mut runs = Vec::new();
+    for (size, settings) in [("batch 1", batch1), ("batch 64", batch64)] {
+        for (form_name, form) in [
+            ("folded, channels-last", ModelForm::FoldedChannelsLast),
+            ("folded", ModelForm::Folded),
+            ("as trained", ModelForm::AsTrained),
+        ] {
+            runs.push((
+                format!("{size}, {form_name}"),
+                TimingSettings { form, ..settings },
+            ));
+        }
+    }
+    for (label, settings) in runs {
+        let ms = measure_interleaved(&refs, &settings, options.rounds);
+        let cells: Vec<String> = ms
+            .iter()
+            .map(|t| format!("{t:.3} ms ({:.2}x)", ms[0] / t))
+            .collect();
+        println!("{label}: {}", cells.join(" | "));
+    }
+    Ok(())
+}
