@@ -9,7 +9,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use dynas_supernet::gos::{GosModel, ModelForm, TimingSettings, measure_interleaved};
+use dynas_search::GosSpace;
+use dynas_supernet::gos::{
+    AdaptSettings, GosModel, ModelForm, TimingSettings, measure_interleaved, measure_lut,
+};
 use tch::{Device, Kind, Tensor};
 
 /// Interleaved host timing of saved GOS models.
@@ -24,6 +27,10 @@ struct Options {
     /// libtorch intra-op threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Also build the host lookup table of the first model (default candidates) and print
+    /// its batch-1 prediction of every model next to the measurement.
+    #[arg(long)]
+    lut: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -76,6 +83,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ));
         }
     }
+    let lut = if options.lut {
+        let candidates = AdaptSettings::default().candidates.check()?;
+        let space = GosSpace::new(models[0].network().clone(), &candidates)?;
+        let start = std::time::Instant::now();
+        let lut = measure_lut(&models[0], &space, &batch1)?;
+        println!(
+            "lookup table: {} entries, rest {:.3} ms, {:.4} ms per operator call in the chain \
+             ({:.0} s)",
+            lut.entries.len(),
+            lut.rest_ms,
+            lut.per_call_ms,
+            start.elapsed().as_secs_f64()
+        );
+        Some((space, lut))
+    } else {
+        None
+    };
     for (label, settings) in runs {
         let ms = measure_interleaved(&refs, &settings, options.rounds);
         let cells: Vec<String> = ms
@@ -83,6 +107,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|t| format!("{t:.3} ms ({:.2}x)", ms[0] / t))
             .collect();
         println!("{label}: {}", cells.join(" | "));
+        if let Some((space, lut)) = &lut
+            && settings.batch == 1
+            && settings.form == ModelForm::FoldedChannelsLast
+        {
+            let predicted = models
+                .iter()
+                .zip(&ms)
+                .map(|(m, t)| {
+                    let p = lut.predict(space, m.plan())?;
+                    Ok(format!("{p:.3} ms ({:+.1} %)", 100.0 * (p - t) / t))
+                })
+                .collect::<Result<Vec<_>, dynas_search::SearchError>>()?;
+            println!("  lookup table: {}", predicted.join(" | "));
+        }
     }
     Ok(())
 }

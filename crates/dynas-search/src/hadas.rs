@@ -447,7 +447,7 @@ pub fn best_within_tolerance<'f>(
         .error;
     Ok(front
         .iter()
-        .filter(|p| p.metrics.error <= static_error + tolerance)
+        .filter(|p| crate::within_tolerance(p.metrics.error - static_error, tolerance))
         .min_by(|a, b| a.metrics.energy_mj.total_cmp(&b.metrics.energy_mj)))
 }
 

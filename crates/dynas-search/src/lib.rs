@@ -37,6 +37,7 @@ pub mod deployment;
 pub mod error;
 pub mod executor;
 mod floats;
+pub use floats::within_tolerance;
 pub mod gos;
 pub mod hadas;
 pub mod nsga2;

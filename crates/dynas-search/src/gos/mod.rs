@@ -553,6 +553,13 @@ impl Unit {
     pub fn lut_key(&self, choice: &Replacement) -> String {
         lut_key(&self.expr, choice)
     }
+
+    /// Operator calls of the unit replaced by `choice`: its products, plus the channel shuffle
+    /// of a grouped replacement (1 for an illegal choice, which no plan holds).
+    pub fn calls(&self, choice: &Replacement) -> usize {
+        let products = choice.apply(&self.expr).map_or(1, |parts| parts.len());
+        products + usize::from(matches!(choice, Replacement::GroupedShuffle { .. }))
+    }
 }
 
 /// Key of `expr` replaced by `choice` in a [`GosLut`].

@@ -13,7 +13,8 @@ use crate::error::{Result, SearchError};
 use crate::problem::{Evaluation, Objective, Problem};
 
 /// A host-measured lookup table of operator latencies: one entry per unit and candidate (by
-/// [`lut_key`](super::lut_key)) plus the measured rest of the network (everything that is not a unit).
+/// [`lut_key`](super::lut_key)), the measured rest of the network (everything that is not a
+/// unit) and what each operator call costs in the chain beyond its entry measured alone.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GosLut {
     /// Batch size of the measurements.
@@ -25,21 +26,68 @@ pub struct GosLut {
     pub rest_ms: f64,
     /// Milliseconds by [`lut_key`](super::lut_key).
     pub entries: BTreeMap<String, f64>,
+    /// Milliseconds each operator call of a unit ([`Unit::calls`](super::Unit::calls)) costs in
+    /// the running network beyond its entry (allocation of its output, cold caches): fitted by
+    /// [`GosLut::fit_chain`] on whole-network timings; 0 in a table without that fit.
+    #[serde(default)]
+    pub per_call_ms: f64,
+}
+
+/// What a plan costs by the table's entries: (sum of its units' entries, its operator calls).
+fn entries_and_calls(lut: &GosLut, space: &GosSpace, plan: &GosPlan) -> Result<(f64, usize)> {
+    let (mut sum, mut calls) = (0.0, 0);
+    for unit in space.units() {
+        let choice = plan.get(&unit.name(space.network()));
+        let key = unit.lut_key(&choice);
+        sum += lut
+            .entries
+            .get(&key)
+            .copied()
+            .ok_or_else(|| SearchError::invalid("lut", format!("no entry for `{key}`")))?;
+        calls += unit.calls(&choice);
+    }
+    Ok((sum, calls))
 }
 
 impl GosLut {
-    /// Predicted latency of `plan` on `space`'s network: the rest plus every unit's entry.
+    /// Predicted latency of `plan` on `space`'s network: the rest, every unit's entry, and
+    /// the in-chain cost of each of their operator calls.
     pub fn predict(&self, space: &GosSpace, plan: &GosPlan) -> Result<f64> {
-        let mut total = self.rest_ms;
-        for unit in space.units() {
-            let key = unit.lut_key(&plan.get(&unit.name(space.network())));
-            total += self
-                .entries
-                .get(&key)
-                .copied()
-                .ok_or_else(|| SearchError::invalid("lut", format!("no entry for `{key}`")))?;
+        let (sum, calls) = entries_and_calls(self, space, plan)?;
+        Ok(self.rest_ms + sum + self.per_call_ms * calls as f64)
+    }
+
+    /// Fits `rest_ms` and `per_call_ms` to whole-network timings of plans (`(plan, ms)`, the
+    /// original among them): least squares of `ms - entries = rest + per_call x calls`. With
+    /// fewer than two distinct call counts, or a negative fitted per-call cost (timing noise),
+    /// the per-call cost is 0 and the rest is the mean remainder; the rest is never negative.
+    pub fn fit_chain(&mut self, space: &GosSpace, timed: &[(GosPlan, f64)]) -> Result<()> {
+        if timed.is_empty() {
+            return Err(SearchError::invalid(
+                "lut",
+                "no whole-network timing to fit",
+            ));
         }
-        Ok(total)
+        let mut points = Vec::with_capacity(timed.len());
+        for (plan, ms) in timed {
+            if !ms.is_finite() || *ms < 0.0 {
+                return Err(SearchError::invalid(
+                    "lut",
+                    format!("whole-network timing {ms} ms is not a duration"),
+                ));
+            }
+            let (sum, calls) = entries_and_calls(self, space, plan)?;
+            points.push((calls as f64, ms - sum));
+        }
+        let n = points.len() as f64;
+        let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+        let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+        let slope = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+        self.per_call_ms = slope;
+        self.rest_ms = (mean_y - slope * mean_x).max(0.0);
+        Ok(())
     }
 
     /// Reads a table written by [`GosLut::save`].

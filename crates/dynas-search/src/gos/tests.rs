@@ -207,6 +207,7 @@ fn lut_predicts_rest_plus_unit_entries_and_names_missing_keys() {
         threads: 2,
         rest_ms: 0.5,
         entries: BTreeMap::new(),
+        per_call_ms: 0.0,
     };
     for (i, unit) in space.units().iter().enumerate() {
         for choice in &unit.choices {
@@ -219,6 +220,48 @@ fn lut_predicts_rest_plus_unit_entries_and_names_missing_keys() {
         lut.predict(&space, &plan).expect("predict"),
         0.5 + n + n * (n - 1.0) / 2.0
     );
+    // In-chain cost per operator call: a factorised unit is two calls, a kept one one.
+    let original = GosPlan::default();
+    let (p_orig, p_small) = (
+        lut.predict(&space, &original).expect("original"),
+        lut.predict(&space, &plan).expect("plan"),
+    );
+    let calls = |plan: &GosPlan| -> usize {
+        space
+            .units()
+            .iter()
+            .map(|u| u.calls(&plan.get(&u.name(space.network()))))
+            .sum()
+    };
+    assert_eq!(calls(&original), space.units().len());
+    assert!(calls(&plan) > calls(&original), "{plan:?}");
+    // Whole-network timings made with rest 0.2 and 0.05 ms per call are fitted back.
+    let truth = |p: f64, plan: &GosPlan| p - 0.5 + 0.2 + 0.05 * calls(plan) as f64;
+    lut.fit_chain(
+        &space,
+        &[
+            (original.clone(), truth(p_orig, &original)),
+            (plan.clone(), truth(p_small, &plan)),
+        ],
+    )
+    .expect("fit");
+    approx::assert_relative_eq!(lut.per_call_ms, 0.05, epsilon = 1e-9);
+    approx::assert_relative_eq!(lut.rest_ms, 0.2, epsilon = 1e-9);
+    approx::assert_relative_eq!(
+        lut.predict(&space, &plan).expect("plan"),
+        truth(p_small, &plan),
+        epsilon = 1e-9
+    );
+    // Noise that makes the chain look cheaper than the parts gives no negative per-call cost.
+    lut.fit_chain(
+        &space,
+        &[(original.clone(), p_orig), (plan.clone(), p_small - 1.0)],
+    )
+    .expect("fit");
+    approx::assert_relative_eq!(lut.per_call_ms, 0.0);
+    assert!(lut.rest_ms >= 0.0);
+    assert!(lut.fit_chain(&space, &[]).is_err());
+    assert!(lut.fit_chain(&space, &[(original, f64::NAN)]).is_err());
     lut.entries.clear();
     let err = lut.predict(&space, &plan).expect_err("empty table");
     assert!(err.to_string().contains("no entry"), "{err}");

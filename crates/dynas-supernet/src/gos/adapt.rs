@@ -166,7 +166,7 @@ pub struct AdaptData<'a> {
 /// values are ratios of counts, so `89.6 - 1.0` and `88.6` may differ in the last bit: a
 /// difference below 1e-9 points counts as equal.
 fn within_budget(top1: f64, reference: f64, budget: f64) -> bool {
-    top1 >= reference - budget - 1e-9
+    dynas_search::within_tolerance(reference - top1, budget)
 }
 
 /// GOS end to end: enumerate the replacements of `original`'s operators, measure (or take)

@@ -15,15 +15,16 @@ use crate::elastic::channels_last;
 use crate::error::Result;
 
 impl Stage {
-    fn shallow_clone(&self) -> Self {
+    /// A copy with its own (detached) tensors.
+    fn detached_copy(&self) -> Self {
         Self {
-            weight: self.weight.shallow_clone(),
+            weight: self.weight.detach().copy(),
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
             groups: self.groups,
             dense: self.dense,
-            bias: self.bias.as_ref().map(Tensor::shallow_clone),
+            bias: self.bias.as_ref().map(|b| b.detach().copy()),
         }
     }
 }
@@ -31,7 +32,7 @@ impl Stage {
 impl TermModule {
     /// This term with its bias and batch norm (running statistics) folded into its last stage.
     pub(super) fn folded(&self) -> TermModule {
-        let mut stages: Vec<Stage> = self.stages.iter().map(Stage::shallow_clone).collect();
+        let mut stages: Vec<Stage> = self.stages.iter().map(Stage::detached_copy).collect();
         // `TermModule::new` refuses a term without a product, so there is a last stage.
         if let Some(last) = stages.last_mut()
             && (self.bias.is_some() || self.bn.is_some())
@@ -101,7 +102,7 @@ impl TermModule {
 
 /// A GOS model in its deployed form ([`GosModel::folded`]): the same function at inference,
 /// with each term's bias and batch norm folded into its last convolution or dense product.
-/// Inference only; the folded weights are computed when it is built, so fold again after
+/// Inference only; its weights are copies made when it is built, so fold again after
 /// training the source model.
 #[derive(Debug)]
 pub struct FoldedModel {
@@ -155,7 +156,7 @@ impl GosModel {
 }
 
 impl TermModule {
-    pub(super) fn to_channels_last(&mut self) {
+    pub(super) fn make_channels_last(&mut self) {
         for stage in &mut self.stages {
             if stage.weight.dim() == 4 {
                 stage.weight = channels_last(&stage.weight);
@@ -170,11 +171,11 @@ impl FoldedModel {
     pub fn with_channels_last(mut self) -> Self {
         for layer in &mut self.layers {
             match layer {
-                LayerModule::Single(t) => t.to_channels_last(),
+                LayerModule::Single(t) => t.make_channels_last(),
                 LayerModule::Residual { a, b, shortcut, .. } => {
-                    a.to_channels_last();
-                    b.to_channels_last();
-                    shortcut.to_channels_last();
+                    a.make_channels_last();
+                    b.make_channels_last();
+                    shortcut.make_channels_last();
                 }
                 _ => {}
             }

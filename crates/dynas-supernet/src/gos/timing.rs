@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use dynas_search::gos::{GosLut, GosSpace, Replacement, lut_key};
+use dynas_search::gos::{GosLut, GosPlan, GosSpace, Replacement, lut_key};
 use tch::nn;
 use tch::{Kind, Tensor};
 
@@ -71,7 +71,7 @@ impl ModelForm {
             Self::Folded => (module.folded(), input),
             Self::FoldedChannelsLast => {
                 let mut module = module.folded();
-                module.to_channels_last();
+                module.make_channels_last();
                 let input = if input.dim() == 4 {
                     channels_last(&input)
                 } else {
@@ -115,9 +115,9 @@ fn time_ms(f: &dyn Fn(), settings: &TimingSettings) -> f64 {
 }
 
 /// Builds the "bring your own lookup table" of `space`: every unit's every candidate measured
-/// alone through libtorch on this host (random weights and inputs of its shape), and the rest
-/// of the network (pooling, additions, per-call overhead) as the whole original model's
-/// median minus its units' `keep` entries.
+/// alone through libtorch on this host (random weights and inputs of its shape), then the rest
+/// of the network (pooling, additions) and the in-chain cost of each operator call fitted on
+/// whole-network timings of the original and two replaced plans ([`GosLut::fit_chain`]).
 pub fn measure_lut(
     original: &GosModel,
     space: &GosSpace,
@@ -127,7 +127,6 @@ pub fn measure_lut(
     let device = original.vs.device();
     let batch = settings.batch as i64;
     let mut entries = std::collections::BTreeMap::new();
-    let mut keep_sum = 0.0;
     for unit in space.units() {
         let e = &unit.expr;
         let input = Tensor::randn(
@@ -146,19 +145,13 @@ pub fn measure_lut(
         };
         for &choice in &unit.choices {
             let key = lut_key(e, &choice);
-            if let Some(&ms) = entries.get(&key) {
-                if choice == Replacement::Keep {
-                    keep_sum += ms;
-                }
+            if entries.contains_key(&key) {
                 continue;
             }
             let vs = nn::VarStore::new(device);
             let module = TermModule::new(&vs.root(), e, choice, 1)?;
             let (module, x) = settings.form.term(module, input.shallow_clone());
             let ms = tch::no_grad(|| time_ms(&|| drop(module.forward_t(&x, false)), settings));
-            if choice == Replacement::Keep {
-                keep_sum += ms;
-            }
             entries.insert(key, ms);
         }
     }
@@ -167,14 +160,53 @@ pub fn measure_lut(
         [batch, i.channels as i64, i.height as i64, i.width as i64],
         (Kind::Float, device),
     );
-    let timed = Timed::new(original, settings);
-    let whole = time_ms(&|| timed.run(&images), settings);
-    Ok(GosLut {
+    let mut lut = GosLut {
         batch: settings.batch,
         threads: settings.threads,
-        rest_ms: (whole - keep_sum).max(0.0),
+        rest_ms: 0.0,
         entries,
-    })
+        per_call_ms: 0.0,
+    };
+    // Whole networks: the original, and two plans with more operator calls (every unit at its
+    // fastest entry, and at its median one), so that the rest and the in-chain cost of each
+    // call can be told apart.
+    let mut timed = vec![(original.plan.clone(), whole_ms(original, &images, settings))];
+    for plan in [
+        reference_plan(space, &lut, 0),
+        reference_plan(space, &lut, 1),
+    ] {
+        let model = GosModel::new(original.network.clone(), plan.clone(), device)?;
+        timed.push((plan, whole_ms(&model, &images, settings)));
+    }
+    lut.fit_chain(space, &timed)
+        .map_err(|e| crate::error::SupernetError::Incompatible(e.to_string()))?;
+    Ok(lut)
+}
+
+/// Median milliseconds of `model` on `images` in the form `settings` asks for.
+fn whole_ms(model: &GosModel, images: &Tensor, settings: &TimingSettings) -> f64 {
+    let timed = Timed::new(model, settings);
+    time_ms(&|| timed.run(images), settings)
+}
+
+/// The plan giving every unit its fastest entry (`rank` 0) or its median one (`rank` 1).
+fn reference_plan(space: &GosSpace, lut: &GosLut, rank: usize) -> GosPlan {
+    let mut plan = GosPlan::default();
+    for unit in space.units() {
+        let mut ranked: Vec<(f64, Replacement)> = unit
+            .choices
+            .iter()
+            .filter_map(|c| lut.entries.get(&unit.lut_key(c)).map(|&ms| (ms, *c)))
+            .collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let pick = if rank == 0 { 0 } else { ranked.len() / 2 };
+        if let Some(&(_, choice)) = ranked.get(pick)
+            && choice != Replacement::Keep
+        {
+            plan.replacements.insert(unit.name(space.network()), choice);
+        }
+    }
+    plan
 }
 
 /// Median milliseconds per call of each model (in the form `settings` asks for), measured in

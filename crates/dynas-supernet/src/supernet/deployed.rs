@@ -43,8 +43,8 @@ impl FoldedConv {
             None => (weight, bias),
         };
         Ok(Self {
-            weight: channels_last(&weight.detach()),
-            bias: bias.map(|b| b.detach().contiguous()),
+            weight: channels_last(&weight.detach().copy()),
+            bias: bias.map(|b| b.detach().copy()),
             stride: stride as i64,
             padding: k / 2,
             groups: if depthwise { inp } else { 1 },
@@ -76,6 +76,8 @@ enum Shortcut {
 }
 
 /// One layer in deployed form.
+// A subnet holds a few dozen of these, built once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum DeployedOp {
     Conv {
@@ -118,7 +120,7 @@ impl DeployedOp {
                 if let Some((reduce, expand)) = se {
                     let gate = h.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
                     let gate = expand.forward(&reduce.forward(&gate).relu()).hardsigmoid();
-                    h = h * gate;
+                    h *= gate;
                 }
                 h = project.forward(&h);
                 match shortcut {
@@ -176,11 +178,12 @@ impl MbBlock {
                 let plain = |conv: &crate::elastic::ElasticConv2d, out: usize, inp: usize| {
                     Ok::<_, SupernetError>(FoldedConv {
                         weight: channels_last(
-                            &conv.active_weight(out as i64, inp as i64, 1)?.detach(),
+                            &conv
+                                .active_weight(out as i64, inp as i64, 1)?
+                                .detach()
+                                .copy(),
                         ),
-                        bias: conv
-                            .active_bias(out as i64)
-                            .map(|b| b.detach().contiguous()),
+                        bias: conv.active_bias(out as i64).map(|b| b.detach().copy()),
                         stride: 1,
                         padding: 0,
                         groups: 1,
@@ -205,7 +208,10 @@ impl MbBlock {
                 pool: l.stride as i64,
                 conv: FoldedConv {
                     weight: channels_last(
-                        &conv.active_weight(cout as i64, cin as i64, 1)?.detach(),
+                        &conv
+                            .active_weight(cout as i64, cin as i64, 1)?
+                            .detach()
+                            .copy(),
                     ),
                     bias: None,
                     stride: 1,
@@ -260,8 +266,8 @@ impl Subnet {
                             let (o, i) = (layer.out_channels as i64, layer.input.channels as i64);
                             let (w, b) = l.active(o, i)?;
                             DeployedOp::Linear {
-                                weight: w.detach().contiguous(),
-                                bias: b.detach().contiguous(),
+                                weight: w.detach().copy(),
+                                bias: b.detach().copy(),
                             }
                         }
                     })
