@@ -118,6 +118,11 @@ impl Default for HeadTraining {
 }
 
 impl HeadTraining {
+    /// Seed of the batch order.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// Checked: `epochs, batch_size >= 1`, learning rate and temperature finite and positive,
     /// `distill_weight` in `[0, 1]` (loss = `(1 - w) CE + w T² KL(teacher_T || head_T)`).
     pub fn new(

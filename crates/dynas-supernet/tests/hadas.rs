@@ -7,7 +7,7 @@ use common::tiny_dataset;
 use dynas_cost::{ComputeUnit, DeviceProfile};
 use dynas_search::{Deployment, ExitSource, Provenance};
 use dynas_space::{
-    Activation, ChoiceScope, FinalExpand, HeadSpec, MbConvSpace, SearchSpace, StageSpec,
+    Activation, ChoiceScope, FinalExpand, Genotype, HeadSpec, MbConvSpace, SearchSpace, StageSpec,
 };
 use dynas_supernet::{
     HadasParams, OuterStrategy, RunOptions, Supernet, SupernetConfig, SupernetData,
@@ -121,6 +121,29 @@ fn the_worker_serves_cached_results_to_many_threads() {
         }
         .check(5)
         .is_err()
+    );
+}
+
+#[test]
+fn a_backbones_exit_heads_do_not_depend_on_the_request_order() {
+    // Two workers over the same supernet: one is asked for the largest backbone's exits
+    // first, the other only after training the smallest's heads (which moves libtorch's
+    // process-wide generator). The heads, hence the tables, must be the same.
+    let space = tiny_space();
+    let (largest, smallest) = (space.largest(), space.smallest());
+    let first = worker(&space);
+    let second = worker(&space);
+    let table = |w: &SupernetWorker, g: &Genotype| {
+        SupernetExits::new(w)
+            .exit_table(g, &space.decode(g).unwrap())
+            .unwrap()
+    };
+    let direct = table(&first, &largest);
+    let _ = table(&second, &smallest);
+    let after_another = table(&second, &largest);
+    assert!(
+        direct == after_another,
+        "exit tables differ with the request order"
     );
 }
 
