@@ -282,7 +282,8 @@ struct WithExits {
 }
 
 /// Seed of `genotype`'s exit heads: `seed` mixed with an FNV-1a hash of the genotype's text,
-/// stable across runs and request orders.
+/// stable across runs and request orders. (libtorch's generator is process-wide: other
+/// threads drawing from it at the same time, e.g. a second worker, still interleave.)
 fn head_seed(seed: u64, genotype: &Genotype) -> i64 {
     let hash = genotype
         .to_string()

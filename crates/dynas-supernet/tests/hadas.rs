@@ -62,6 +62,16 @@ fn device() -> DeviceProfile {
     .unwrap()
 }
 
+/// libtorch's random generator is process-wide: workers of tests running on parallel threads
+/// would draw from it in turn, so tests that start workers take turns.
+static LIBTORCH_GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn libtorch_turn() -> std::sync::MutexGuard<'static, ()> {
+    LIBTORCH_GLOBALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn worker(space: &MbConvSpace) -> SupernetWorker {
     let for_factory = space.clone();
     let data = SupernetData {
@@ -94,6 +104,7 @@ fn worker(space: &MbConvSpace) -> SupernetWorker {
 
 #[test]
 fn the_worker_serves_cached_results_to_many_threads() {
+    let _turn = libtorch_turn();
     let space = tiny_space();
     let worker = worker(&space);
     let g = space.largest();
@@ -126,6 +137,7 @@ fn the_worker_serves_cached_results_to_many_threads() {
 
 #[test]
 fn a_backbones_exit_heads_do_not_depend_on_the_request_order() {
+    let _turn = libtorch_turn();
     // Two workers over the same supernet: one is asked for the largest backbone's exits
     // first, the other only after training the smallest's heads (which moves libtorch's
     // process-wide generator). The heads, hence the tables, must be the same.
@@ -149,6 +161,7 @@ fn a_backbones_exit_heads_do_not_depend_on_the_request_order() {
 
 #[test]
 fn hadas_runs_end_to_end_on_a_tiny_supernet() {
+    let _turn = libtorch_turn();
     let space = tiny_space();
     let worker = worker(&space);
     for outer in [OuterStrategy::Nsga2, OuterStrategy::Surrogate] {
