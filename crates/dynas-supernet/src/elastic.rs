@@ -49,6 +49,28 @@ pub fn activate(x: &Tensor, activation: Activation) -> Tensor {
     }
 }
 
+/// A batch norm in evaluation mode as a per-channel map `y * scale + shift`: `(scale, shift)`
+/// from its running statistics, optional affine weight and bias, and epsilon.
+pub(crate) fn fold_batch_norm(
+    mean: &Tensor,
+    var: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> (Tensor, Tensor) {
+    let inv_std = (var + eps).rsqrt();
+    let scale = match weight {
+        Some(w) => w * inv_std,
+        None => inv_std,
+    };
+    let shift = -(mean * &scale);
+    let shift = match bias {
+        Some(b) => shift + b,
+        None => shift,
+    };
+    (scale, shift)
+}
+
 /// `t` (`[N, C, H, W]`) with channels-last strides: same sizes and values, the layout oneDNN
 /// runs fastest on CPU.
 pub(crate) fn channels_last(t: &Tensor) -> Tensor {
@@ -280,9 +302,7 @@ impl ElasticBatchNorm {
     pub fn folded_affine(&self, c: i64) -> (Tensor, Tensor) {
         let (mean, var) = self.running_stats(c);
         let (weight, bias) = self.affine(c);
-        let scale = weight * (var + self.eps).rsqrt();
-        let shift = bias - mean * &scale;
-        (scale, shift)
+        fold_batch_norm(&mean, &var, Some(&weight), Some(&bias), self.eps)
     }
 
     /// Normalises `x` over its channels (which must not exceed the maximum).

@@ -11,7 +11,7 @@ use dynas_space::TensorShape;
 use tch::{Kind, Tensor};
 
 use super::{BN_EPS, GosModel, LayerModule, Stage, TermModule, check_input, forward_layer};
-use crate::elastic::channels_last;
+use crate::elastic::{channels_last, fold_batch_norm};
 use crate::error::Result;
 
 impl Stage {
@@ -56,19 +56,13 @@ impl TermModule {
         let options = (Kind::Float, last.weight.device());
         // Per output channel (after the shuffle): y -> y * scale + shift.
         let (mut scale, mut shift) = match &self.bn {
-            Some(bn) => {
-                let inv_std = (&bn.running_var + BN_EPS).rsqrt();
-                let scale = match &bn.ws {
-                    Some(gamma) => gamma * &inv_std,
-                    None => inv_std,
-                };
-                let shift = -(&bn.running_mean * &scale);
-                let shift = match &bn.bs {
-                    Some(beta) => shift + beta,
-                    None => shift,
-                };
-                (scale, shift)
-            }
+            Some(bn) => fold_batch_norm(
+                &bn.running_mean,
+                &bn.running_var,
+                bn.ws.as_ref(),
+                bn.bs.as_ref(),
+                BN_EPS,
+            ),
             None => (
                 Tensor::ones([cout], options),
                 Tensor::zeros([cout], options),
