@@ -1,7 +1,10 @@
 //! GOS on libtorch: exact rewrites reproduce the original, files round-trip with their
 //! description, proxies, lookup tables and distillation run on tiny inputs.
 
+mod common;
+
 use approx::assert_relative_eq;
+use common::randomise;
 use dynas_search::gos::{CandidateParams, Factorisation, GosPlan, GosSpace, Replacement, lut_key};
 use dynas_space::{Activation, Layer, Network, PoolKind, TensorShape};
 use dynas_supernet::gos::{
@@ -36,6 +39,26 @@ fn plan(entries: &[(&str, Replacement)]) -> GosPlan {
     GosPlan {
         replacements: entries.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     }
+}
+
+/// `c2` replaced by `c2_choice`; the residual block's b split k x 1 then 1 x k (rank 2), its a
+/// a dilated 2 x 2 kernel, and the classifier low-rank (rank 3).
+fn with_residual_and_dense_rewrites(c2_choice: Replacement) -> GosPlan {
+    plan(&[
+        ("c2.conv", c2_choice),
+        (
+            "r.b",
+            Replacement::Factorised(Factorisation::spatially_separable(2)),
+        ),
+        (
+            "r.a",
+            Replacement::Dilated {
+                kernel: 2,
+                dilation: 2,
+            },
+        ),
+        ("fc.linear", Replacement::LowRankDense { rank: 3 }),
+    ])
 }
 
 /// Sets variable `name` of `model` to `value`.
@@ -112,41 +135,12 @@ fn low_rank_rewrites_of_low_rank_kernels_are_exact() {
     let kernel_a = Tensor::randn([8, 6, 3, 3], f()) * corners;
     set(&original, "r.a.s0.weight", &kernel_a);
     let adapted = original
-        .adapted(plan(&[
-            (
-                "c2.conv",
-                Replacement::Factorised(Factorisation::low_rank(2)),
-            ),
-            (
-                "r.b",
-                Replacement::Factorised(Factorisation::spatially_separable(2)),
-            ),
-            (
-                "r.a",
-                Replacement::Dilated {
-                    kernel: 2,
-                    dilation: 2,
-                },
-            ),
-            ("fc.linear", Replacement::LowRankDense { rank: 3 }),
-        ]))
+        .adapted(with_residual_and_dense_rewrites(Replacement::Factorised(
+            Factorisation::low_rank(2),
+        )))
         .expect("adapt");
     let x = Tensor::randn([2, 1, 8, 8], f());
     assert_close(&logits(&adapted, &x), &logits(&original, &x), 1e-4);
-}
-
-/// Sets every variable of `model` to random values (running variances positive), so that
-/// batch norms and biases are far from their identity initialisation.
-fn randomise(model: &GosModel) {
-    for (name, var) in model.var_store().variables() {
-        let noise = Tensor::randn(var.size(), (Kind::Float, Device::Cpu));
-        let value = if name.ends_with("running_var") {
-            noise.abs() + 0.25
-        } else {
-            noise * 0.5
-        };
-        tch::no_grad(|| var.shallow_clone().copy_(&value));
-    }
 }
 
 #[test]
@@ -154,27 +148,15 @@ fn folded_and_channels_last_forms_compute_the_same_logits() {
     let _turn = libtorch_turn();
     tch::manual_seed(3);
     let original = GosModel::new(small_net(), GosPlan::default(), Device::Cpu).expect("model");
-    randomise(&original);
+    randomise(original.var_store(), |_| true);
     // A grouped conv with a channel shuffle (the fold must follow the permutation), factorised
     // and dilated terms, a strided residual shortcut and a low-rank dense layer with a bias.
     let adapted = original
-        .adapted(plan(&[
-            ("c2.conv", Replacement::GroupedShuffle { groups: 2 }),
-            (
-                "r.b",
-                Replacement::Factorised(Factorisation::spatially_separable(2)),
-            ),
-            (
-                "r.a",
-                Replacement::Dilated {
-                    kernel: 2,
-                    dilation: 2,
-                },
-            ),
-            ("fc.linear", Replacement::LowRankDense { rank: 3 }),
-        ]))
+        .adapted(with_residual_and_dense_rewrites(
+            Replacement::GroupedShuffle { groups: 2 },
+        ))
         .expect("adapt");
-    randomise(&adapted);
+    randomise(adapted.var_store(), |_| true);
     let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
     let floats = |y: Tensor| Vec::<f32>::try_from(y.flatten(0, -1)).expect("floats");
     for model in [&original, &adapted] {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::tiny_dataset;
+use common::{randomise, tiny_dataset};
 use std::collections::HashMap;
 
 use dynas_space::{
@@ -137,17 +137,7 @@ fn deployed_subnets_compute_the_extracted_logits() {
     let sn = supernet(space.clone(), 4);
     // Batch norms far from identity, so that folding them is exercised.
     tch::manual_seed(4);
-    for (name, var) in sn.var_store().variables() {
-        if name.contains(".bn.") {
-            let noise = Tensor::randn(var.size(), (Kind::Float, Device::Cpu));
-            let value = if name.ends_with("running_var") {
-                noise.abs() + 0.25
-            } else {
-                noise * 0.5
-            };
-            tch::no_grad(|| var.shallow_clone().copy_(&value));
-        }
-    }
+    randomise(sn.var_store(), |name| name.contains(".bn."));
     let mut rng = seeded_rng(5);
     let mut genotypes = vec![space.smallest(), space.largest()];
     genotypes.extend((0..6).map(|_| space.sample(&mut rng)));
