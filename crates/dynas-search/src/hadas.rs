@@ -434,6 +434,18 @@ pub fn inner_search(
     Ok((points, result.archive.len()))
 }
 
+/// A seed for work on one backbone, mixed from `seed` and the backbone's genes: the same
+/// whatever else ran before (inner searches, exit-head initialisation), so reruns and resumed
+/// searches agree.
+pub fn backbone_seed(seed: u64, backbone: &Genotype) -> u64 {
+    backbone
+        .genes()
+        .iter()
+        .fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, &g| {
+            (h ^ g as u64).wrapping_mul(0x0100_0000_01B3)
+        })
+}
+
 /// The lowest-energy configuration of `front` whose error is at most the static backbone's
 /// (the same evaluator, no exit, highest clocks) plus `tolerance`.
 pub fn best_within_tolerance<'f>(
@@ -499,12 +511,7 @@ impl<'e, S: SearchSpace> DynamicBackbones<'e, S> {
             return Ok(f.clone());
         }
         // A seed from the backbone: a resumed search recomputes the same fronts.
-        let seed = backbone
-            .genes()
-            .iter()
-            .fold(self.seed ^ 0x9E37_79B9_7F4A_7C15, |h, &g| {
-                (h ^ g as u64).wrapping_mul(0x0100_0000_01B3)
-            });
+        let seed = backbone_seed(self.seed, backbone);
         let (front, evaluations) = inner_search(self.evaluator, backbone, &self.config, seed)?;
         self.inner_evaluations
             .fetch_add(evaluations, std::sync::atomic::Ordering::Relaxed);

@@ -65,7 +65,8 @@ pub use gos::{
 };
 pub use hadas::{
     DynamicBackbones, DynamicEvaluator, DynamicMetrics, DynamicPoint, ExitSource, ExitsEvaluator,
-    Hadas, HadasConfig, HadasState, InnerProblem, best_within_tolerance, inner_search,
+    Hadas, HadasConfig, HadasState, InnerProblem, backbone_seed, best_within_tolerance,
+    inner_search,
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 #[cfg(feature = "progress")]

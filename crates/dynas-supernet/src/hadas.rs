@@ -281,20 +281,6 @@ struct WithExits {
     table: ExitTable,
 }
 
-/// Seed of `genotype`'s exit heads: `seed` mixed with an FNV-1a hash of the genotype's text,
-/// stable across runs and request orders. (libtorch's generator is process-wide: other
-/// threads drawing from it at the same time, e.g. a second worker, still interleave.)
-fn head_seed(seed: u64, genotype: &Genotype) -> i64 {
-    let hash = genotype
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-    // libtorch takes a signed seed; keep it non-negative.
-    ((hash ^ seed) >> 1) as i64
-}
-
 /// The worker thread's state.
 struct State {
     supernet: Supernet,
@@ -422,8 +408,11 @@ impl State {
                 SupernetError::invalid("exit heads", format!("{genotype}: {e}"))
             };
             // Head initialisation draws from libtorch's process-wide generator: seed it per
-            // backbone, so a backbone's heads do not depend on which requests came before.
-            tch::manual_seed(head_seed(self.params.training.seed(), genotype));
+            // backbone, so a backbone's heads do not depend on which requests came before
+            // (other threads drawing at the same time, e.g. a second worker, still interleave).
+            // libtorch takes a signed seed: keep it non-negative.
+            let seed = dynas_search::backbone_seed(self.params.training.seed(), genotype);
+            tch::manual_seed((seed >> 1) as i64);
             let mut heads =
                 ExitHeads::new(&subnet, head_blocks.clone(), self.params.head, Device::Cpu)
                     .map_err(exits_err)?;

@@ -11,8 +11,8 @@ use crate::error::{Result, SupernetError};
 use crate::supernet::Subnet;
 
 /// Measures the latency of networks with libtorch on the CPU (or a CUDA device) in deployed
-/// form ([`Subnet::deployed`]: batch norm folded, channels-last), no gradients. The operating point is ignored: the host runs at whatever
-/// clocks it has.
+/// form ([`Subnet::deployed`]: batch norm folded, channels-last), no gradients. The operating
+/// point is ignored: the host runs at whatever clocks it has.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostLatencyModel {
     warmup: usize,

@@ -19,7 +19,7 @@ use tch::{Kind, Tensor};
 use crate::data::{Dataset, Normalization};
 use crate::error::{Result, SupernetError};
 use crate::oracle::{AccuracyEstimator, BnStore};
-use crate::supernet::{Subnet, Supernet};
+use crate::supernet::{DeployedSubnet, Supernet};
 
 /// Hyper-parameters of [`presample`] (unchecked; see [`PresampleParams::check`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,15 +168,14 @@ impl Presampled {
     }
 }
 
-/// Median batch-1 latency (ms) of an extracted subnet at the current libtorch thread count, in
-/// the deployed form the runtime keeps resident ([`Subnet::deployed`]).
-pub fn time_subnet(subnet: &Subnet, warmup: usize, repeats: usize) -> Result<f64> {
+/// Median batch-1 latency (ms) of a subnet in the deployed form the runtime keeps resident
+/// ([`crate::Subnet::deployed`]), at the current libtorch thread count.
+pub fn time_subnet(subnet: &DeployedSubnet, warmup: usize, repeats: usize) -> Result<f64> {
     let i = subnet.network().input;
     let x = Tensor::randn(
         [1, i.channels as i64, i.height as i64, i.width as i64],
-        (Kind::Float, subnet.var_store().device()),
+        (Kind::Float, subnet.device()),
     );
-    let subnet = subnet.deployed()?;
     for _ in 0..warmup {
         let _ = subnet.predict(&x)?;
     }
@@ -269,7 +268,7 @@ pub fn presample(
         let accuracy = estimator.estimate_and_store(&genotype, &mut store)?;
         let net = space.decode(&genotype)?;
         // Extracted after recalibration: the standalone network carries its own statistics.
-        let subnet = supernet.extract(&net)?;
+        let subnet = supernet.extract(&net)?.deployed()?;
         let mut latency_ms = BTreeMap::new();
         for &t in &p.threads {
             tch::set_num_threads(t);

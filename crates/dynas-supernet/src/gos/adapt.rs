@@ -162,9 +162,8 @@ pub struct AdaptData<'a> {
     pub norm: &'a Normalization,
 }
 
-/// Whether `top1` is at most `budget` points below `reference` (all in percent). Top-1
-/// values are ratios of counts, so `89.6 - 1.0` and `88.6` may differ in the last bit: a
-/// difference below 1e-9 points counts as equal.
+/// Whether `top1` is at most `budget` points below `reference` (all in percent), exact-edge
+/// rounding forgiven ([`dynas_search::within_tolerance`]).
 fn within_budget(top1: f64, reference: f64, budget: f64) -> bool {
     dynas_search::within_tolerance(reference - top1, budget)
 }

@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 
 use super::{FoldedModel, GosModel, TermModule};
 use crate::elastic::channels_last;
+use crate::error::Result;
 
 /// A model in the form the timing settings ask for.
 enum Timed<'a> {
@@ -31,7 +32,6 @@ impl<'a> Timed<'a> {
         }
     }
 }
-use crate::error::Result;
 
 /// Timing settings of host measurements.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -210,8 +210,8 @@ fn reference_plan(space: &GosSpace, lut: &GosLut, rank: usize) -> GosPlan {
 }
 
 /// Median milliseconds per call of each model (in the form `settings` asks for), measured in
-/// alternation (`rounds` rounds of
-/// `repeats` calls each, model by model) so that load on the host hits all of them alike.
+/// alternation (`rounds` rounds of `repeats` calls each, model by model) so that load on the
+/// host hits all of them alike.
 pub fn measure_interleaved(
     models: &[&GosModel],
     settings: &TimingSettings,

@@ -5,11 +5,11 @@
 //! keeps resident and the form host latencies are measured in.
 
 use dynas_space::{Activation, Network};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::Subnet;
 use super::modules::{ConvBn, MbBlock, Op};
-use crate::elastic::{activate, channels_last};
+use crate::elastic::{ElasticBatchNorm, ElasticConv2d, activate, channels_last};
 use crate::error::{Result, SupernetError};
 
 /// A convolution with its batch norm folded in.
@@ -26,11 +26,26 @@ impl FoldedConv {
     /// `conv` run with `out` outputs from `inp` inputs, kernel `k` and `stride`, with its batch
     /// norm's running statistics folded into weight and bias.
     fn new(conv: &ConvBn, out: usize, inp: usize, k: usize, stride: usize) -> Result<Self> {
+        Self::from_parts(&conv.conv, conv.bn.as_ref(), out, inp, k, stride)
+    }
+
+    /// A 1x1, stride-1 conv without batch norm (squeeze-and-excitation, shortcuts).
+    fn pointwise(conv: &ElasticConv2d, out: usize, inp: usize) -> Result<Self> {
+        Self::from_parts(conv, None, out, inp, 1, 1)
+    }
+
+    fn from_parts(
+        conv: &ElasticConv2d,
+        bn: Option<&ElasticBatchNorm>,
+        out: usize,
+        inp: usize,
+        k: usize,
+        stride: usize,
+    ) -> Result<Self> {
         let (out, inp, k) = (out as i64, inp as i64, k as i64);
-        let depthwise = conv.conv.is_depthwise();
-        let weight = conv.conv.active_weight(out, inp, k)?;
-        let bias = conv.conv.active_bias(out);
-        let (weight, bias) = match &conv.bn {
+        let weight = conv.active_weight(out, inp, k)?;
+        let bias = conv.active_bias(out);
+        let (weight, bias) = match bn {
             Some(bn) => {
                 let (scale, shift) = bn.folded_affine(out);
                 let weight = weight * scale.view([-1, 1, 1, 1]);
@@ -47,7 +62,7 @@ impl FoldedConv {
             bias: bias.map(|b| b.detach().copy()),
             stride: stride as i64,
             padding: k / 2,
-            groups: if depthwise { inp } else { 1 },
+            groups: if conv.is_depthwise() { inp } else { 1 },
         })
     }
 
@@ -155,6 +170,7 @@ impl DeployedOp {
 pub struct DeployedSubnet {
     network: Network,
     ops: Vec<DeployedOp>,
+    device: Device,
 }
 
 impl MbBlock {
@@ -175,23 +191,9 @@ impl MbBlock {
         let se = match l.se_channels {
             Some(squeeze) => {
                 let se = self.se.as_ref().ok_or_else(|| missing("SE module"))?;
-                let plain = |conv: &crate::elastic::ElasticConv2d, out: usize, inp: usize| {
-                    Ok::<_, SupernetError>(FoldedConv {
-                        weight: channels_last(
-                            &conv
-                                .active_weight(out as i64, inp as i64, 1)?
-                                .detach()
-                                .copy(),
-                        ),
-                        bias: conv.active_bias(out as i64).map(|b| b.detach().copy()),
-                        stride: 1,
-                        padding: 0,
-                        groups: 1,
-                    })
-                };
                 Some((
-                    plain(&se.reduce, squeeze, mid)?,
-                    plain(&se.expand, mid, squeeze)?,
+                    FoldedConv::pointwise(&se.reduce, squeeze, mid)?,
+                    FoldedConv::pointwise(&se.expand, mid, squeeze)?,
                 ))
             }
             None => None,
@@ -206,18 +208,7 @@ impl MbBlock {
                 .ok_or_else(|| missing("shortcut conv"))?;
             Shortcut::Projection {
                 pool: l.stride as i64,
-                conv: FoldedConv {
-                    weight: channels_last(
-                        &conv
-                            .active_weight(cout as i64, cin as i64, 1)?
-                            .detach()
-                            .copy(),
-                    ),
-                    bias: None,
-                    stride: 1,
-                    padding: 0,
-                    groups: 1,
-                },
+                conv: FoldedConv::pointwise(conv, cout, cin)?,
             }
         } else {
             Shortcut::None
@@ -277,6 +268,7 @@ impl Subnet {
         Ok(DeployedSubnet {
             network: self.network.clone(),
             ops,
+            device: self.vs.device(),
         })
     }
 }
@@ -285,6 +277,11 @@ impl DeployedSubnet {
     /// The architecture.
     pub fn network(&self) -> &Network {
         &self.network
+    }
+
+    /// Where its weights live.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// Logits for `x` (`[B, C, H, W]`, resized to the subnet's resolution when it differs).
