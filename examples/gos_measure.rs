@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use dynas_search::GosSpace;
 use dynas_supernet::gos::{
-    AdaptSettings, GosModel, ModelForm, TimingSettings, measure_interleaved, measure_lut,
+    AdaptSettings, GosModel, ModelForm, TimingSettings, measure_interleaved,
+    measure_lut_with_checks,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -28,7 +29,8 @@ struct Options {
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Also build the host lookup table of the first model (default candidates) and print
-    /// its batch-1 prediction of every model next to the measurement.
+    /// its batch-1 prediction of every model next to the model's measurement in the table's
+    /// own rounds and in the later interleaved timing.
     #[arg(long)]
     lut: bool,
 }
@@ -62,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         threads: options.threads,
         warmup: 10,
         repeats: 20,
+        rounds: options.rounds,
         ..TimingSettings::default()
     };
     let batch64 = TimingSettings {
@@ -87,21 +90,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let candidates = AdaptSettings::default().candidates.check()?;
         let space = GosSpace::new(models[0].network().clone(), &candidates)?;
         let start = std::time::Instant::now();
-        let lut = measure_lut(&models[0], &space, &batch1)?;
+        let plans: Vec<_> = models.iter().map(|m| m.plan().clone()).collect();
+        let (lut, checked) = measure_lut_with_checks(&models[0], &space, &batch1, &plans)?;
         println!(
-            "lookup table: {} entries, rest {:.3} ms, {:.4} ms per operator call in the chain \
-             ({:.0} s)",
+            "lookup table: {} entries, rest {:.3} ms, entries x {:.3} and {:.4} ms per operator \
+             call in the chain ({:.0} s)",
             lut.entries.len(),
             lut.rest_ms,
+            lut.chain_scale,
             lut.per_call_ms,
             start.elapsed().as_secs_f64()
+        );
+        let cells = plans
+            .iter()
+            .zip(&checked)
+            .map(|(plan, t)| {
+                let p = lut.predict(&space, plan)?;
+                Ok(format!(
+                    "{p:.3} ms vs {t:.3} ms ({:+.1} %)",
+                    100.0 * (p - t) / t
+                ))
+            })
+            .collect::<Result<Vec<_>, dynas_search::SearchError>>()?;
+        println!(
+            "  predicted vs measured in the table's rounds: {}",
+            cells.join(" | ")
         );
         Some((space, lut))
     } else {
         None
     };
     for (label, settings) in runs {
-        let ms = measure_interleaved(&refs, &settings, options.rounds);
+        let ms = measure_interleaved(&refs, &settings);
         let cells: Vec<String> = ms
             .iter()
             .map(|t| format!("{t:.3} ms ({:.2}x)", ms[0] / t))
@@ -119,7 +139,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Ok(format!("{p:.3} ms ({:+.1} %)", 100.0 * (p - t) / t))
                 })
                 .collect::<Result<Vec<_>, dynas_search::SearchError>>()?;
-            println!("  lookup table: {}", predicted.join(" | "));
+            println!(
+                "  lookup table (against these later timings): {}",
+                predicted.join(" | ")
+            );
         }
     }
     Ok(())

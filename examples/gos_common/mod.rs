@@ -101,6 +101,7 @@ pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error
         threads: 2,
         warmup: 10,
         repeats: 20,
+        rounds: 15,
         ..TimingSettings::default()
     };
     let batch64 = TimingSettings {
@@ -108,6 +109,7 @@ pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error
         threads: 2,
         warmup: 2,
         repeats: 3,
+        rounds: 6,
         ..TimingSettings::default()
     };
     let as_trained = TimingSettings {
@@ -115,9 +117,9 @@ pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error
         ..batch1
     };
     // Timing at the end, with training done: the machine should be otherwise idle.
-    let ms1 = measure_interleaved(&[&original, &adapted], &batch1, 15);
-    let ms64 = measure_interleaved(&[&original, &adapted], &batch64, 6);
-    let ms1_unfolded = measure_interleaved(&[&original, &adapted], &as_trained, 15);
+    let ms1 = measure_interleaved(&[&original, &adapted], &batch1);
+    let ms64 = measure_interleaved(&[&original, &adapted], &batch64);
+    let ms1_unfolded = measure_interleaved(&[&original, &adapted], &as_trained);
     let lut_error = 100.0 * (chosen.predicted_ms - ms1[1]) / ms1[1];
     let original_lut_error = 100.0 * (report.original_predicted_ms - ms1[0]) / ms1[0];
     let summary = serde_json::json!({

@@ -159,7 +159,7 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
         repeats: 20,
         ..TimingSettings::default()
     };
-    let ms = measure_interleaved(&[&original, &adapted], &batch1, 10);
+    let ms = measure_interleaved(&[&original, &adapted], &batch1);
     let chosen = &report.attempts[report.chosen];
     let summary = serde_json::json!({
         "model": args.model,

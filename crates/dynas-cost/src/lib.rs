@@ -36,6 +36,9 @@ pub mod error;
 pub mod exit_paths;
 pub mod learn;
 mod linalg;
+/// Non-negative least squares `min ‖X w - y‖², w ≥ 0` for a few unknowns (at most 10),
+/// exact by enumerating active sets; `None` when no subset of the columns has a solution.
+pub use linalg::nnls_small as nonnegative_least_squares;
 pub mod lut;
 pub mod measure;
 pub mod model;

@@ -98,7 +98,7 @@ pub(crate) fn sse(rows: &[Vec<f64>], y: &[f64], w: &[f64]) -> f64 {
 /// Non-negative least squares `min ‖X w - y‖², w ≥ 0`, exact for up to 10 unknowns by
 /// enumerating active sets (the optimum is the unconstrained optimum of some subset that
 /// is non-negative). Returns `None` when no subset has a solution.
-pub(crate) fn nnls_small(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
+pub fn nnls_small(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
     let p = rows.first().map_or(0, Vec::len);
     debug_assert!(p <= 10);
     let mut best: Option<(f64, Vec<f64>)> = None;

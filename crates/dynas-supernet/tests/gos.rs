@@ -9,7 +9,7 @@ use dynas_search::gos::{CandidateParams, Factorisation, GosPlan, GosSpace, Repla
 use dynas_space::{Activation, Layer, Network, PoolKind, TensorShape};
 use dynas_supernet::gos::{
     AdaptData, AdaptSettings, GosModel, LatencySource, ModelForm, TimingSettings, TrainSettings,
-    adapt, description_path, measure_lut, train, unit_errors,
+    adapt, description_path, measure_lut, measure_lut_with_checks, train, unit_errors,
 };
 use dynas_supernet::{Dataset, SupernetError};
 use tch::{Device, Kind, Tensor};
@@ -257,6 +257,7 @@ fn proxies_lookup_table_and_distillation_run_on_tiny_inputs() {
         threads: 1,
         warmup: 0,
         repeats: 1,
+        rounds: 1,
         form: ModelForm::FoldedChannelsLast,
     };
     let lut = measure_lut(&original, &space, &timing).expect("lut");
@@ -270,6 +271,17 @@ fn proxies_lookup_table_and_distillation_run_on_tiny_inputs() {
         .plan(&dynas_space::SearchSpace::smallest(&space))
         .expect("plan");
     assert!(lut.predict(&space, &all_cheapest).expect("predict") > 0.0);
+    assert!(lut.chain_scale > 0.0 && lut.rest_ms >= 0.0 && lut.per_call_ms >= 0.0);
+    // Plans to check are timed in the table's rounds and returned, one time each.
+    let (_, checked) = measure_lut_with_checks(
+        &original,
+        &space,
+        &timing,
+        &[all_cheapest.clone(), GosPlan::default()],
+    )
+    .expect("lut with checks");
+    assert_eq!(checked.len(), 2);
+    assert!(checked.iter().all(|ms| ms.is_finite() && *ms > 0.0));
 
     // A few distillation steps on a few images.
     let pixels: Vec<u8> = (0..16 * 64).map(|i| (i * 37 % 251) as u8).collect();

@@ -14,7 +14,8 @@ use crate::problem::{Evaluation, Objective, Problem};
 
 /// A host-measured lookup table of operator latencies: one entry per unit and candidate (by
 /// [`lut_key`](super::lut_key)), the measured rest of the network (everything that is not a
-/// unit) and what each operator call costs in the chain beyond its entry measured alone.
+/// unit), and how the entries, measured alone, compose in the running network (a scale on
+/// their sum and a cost per operator call, fitted on whole-network timings).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GosLut {
     /// Batch size of the measurements.
@@ -31,6 +32,15 @@ pub struct GosLut {
     /// [`GosLut::fit_chain`] on whole-network timings; 0 in a table without that fit.
     #[serde(default)]
     pub per_call_ms: f64,
+    /// What the entries' sum is multiplied by in the running network: an operator measured
+    /// alone keeps its weights and input in cache, in the chain it shares the caches with
+    /// the other layers. Fitted by [`GosLut::fit_chain`]; 1 in a table without that fit.
+    #[serde(default = "unit_scale")]
+    pub chain_scale: f64,
+}
+
+fn unit_scale() -> f64 {
+    1.0
 }
 
 /// What a plan costs by the table's entries: (sum of its units' entries, its operator calls).
@@ -50,17 +60,22 @@ fn entries_and_calls(lut: &GosLut, space: &GosSpace, plan: &GosPlan) -> Result<(
 }
 
 impl GosLut {
-    /// Predicted latency of `plan` on `space`'s network: the rest, every unit's entry, and
-    /// the in-chain cost of each of their operator calls.
+    /// Predicted latency of `plan` on `space`'s network: the rest, every unit's entry (times
+    /// the chain scale), and the in-chain cost of each of their operator calls.
     pub fn predict(&self, space: &GosSpace, plan: &GosPlan) -> Result<f64> {
         let (sum, calls) = entries_and_calls(self, space, plan)?;
-        Ok(self.rest_ms + sum + self.per_call_ms * calls as f64)
+        Ok(self.rest_ms + self.chain_scale * sum + self.per_call_ms * calls as f64)
     }
 
-    /// Fits `rest_ms` and `per_call_ms` to whole-network timings of plans (`(plan, ms)`, the
-    /// original among them): least squares of `ms - entries = rest + per_call x calls`. With
-    /// fewer than two distinct call counts, or a negative fitted per-call cost (timing noise),
-    /// the per-call cost is 0 and the rest is the mean remainder; the rest is never negative.
+    /// Fits how the entries compose, on whole-network timings of plans (`(plan, ms)`, the
+    /// original among them).
+    ///
+    /// With three plans or more: non-negative least squares of the relative error of
+    /// `ms = rest + chain_scale x entries + per_call x calls`. With fewer (too few to tell a
+    /// scale from a rest) the scale is 1 and `ms - entries = rest + per_call x calls` is fitted
+    /// by least squares; with fewer than two distinct call counts, or a negative fitted
+    /// per-call cost (timing noise), the per-call cost is 0 and the rest is the mean remainder.
+    /// No fitted value is negative.
     pub fn fit_chain(&mut self, space: &GosSpace, timed: &[(GosPlan, f64)]) -> Result<()> {
         if timed.is_empty() {
             return Err(SearchError::invalid(
@@ -68,6 +83,7 @@ impl GosLut {
                 "no whole-network timing to fit",
             ));
         }
+        // (calls, entries, ms) of each plan.
         let mut points = Vec::with_capacity(timed.len());
         for (plan, ms) in timed {
             if !ms.is_finite() || *ms < 0.0 {
@@ -77,14 +93,33 @@ impl GosLut {
                 ));
             }
             let (sum, calls) = entries_and_calls(self, space, plan)?;
-            points.push((calls as f64, ms - sum));
+            points.push((calls as f64, sum, *ms));
+        }
+        if points.len() >= 3 && points.iter().all(|p| p.2 > 0.0) {
+            // Relative errors: each plan's row divided by its time, so that the small plans
+            // a search ends at weigh as much as the original.
+            let rows: Vec<Vec<f64>> = points
+                .iter()
+                .map(|&(c, e, ms)| vec![1.0 / ms, e / ms, c / ms])
+                .collect();
+            let y = vec![1.0; points.len()];
+            if let Some(w) = dynas_cost::nonnegative_least_squares(&rows, &y)
+                && w[1] > 0.0
+            {
+                (self.rest_ms, self.chain_scale, self.per_call_ms) = (w[0], w[1], w[2]);
+                return Ok(());
+            }
         }
         let n = points.len() as f64;
         let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
-        let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let mean_y = points.iter().map(|p| p.2 - p.1).sum::<f64>() / n;
         let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
-        let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+        let sxy: f64 = points
+            .iter()
+            .map(|p| (p.0 - mean_x) * (p.2 - p.1 - mean_y))
+            .sum();
         let slope = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+        self.chain_scale = 1.0;
         self.per_call_ms = slope;
         self.rest_ms = (mean_y - slope * mean_x).max(0.0);
         Ok(())

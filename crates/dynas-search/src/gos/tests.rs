@@ -208,6 +208,7 @@ fn lut_predicts_rest_plus_unit_entries_and_names_missing_keys() {
         rest_ms: 0.5,
         entries: BTreeMap::new(),
         per_call_ms: 0.0,
+        chain_scale: 1.0,
     };
     for (i, unit) in space.units().iter().enumerate() {
         for choice in &unit.choices {
@@ -260,6 +261,36 @@ fn lut_predicts_rest_plus_unit_entries_and_names_missing_keys() {
     .expect("fit");
     approx::assert_relative_eq!(lut.per_call_ms, 0.0);
     assert!(lut.rest_ms >= 0.0);
+    // With three plans or more a scale on the entries is fitted too: in the running network
+    // the operators cost 1.2x their alone-measured time here.
+    let mut plans = vec![original.clone(), plan.clone()];
+    let mut rng = dynas_space::seeded_rng(3);
+    while plans.len() < 5 {
+        plans.push(space.plan(&space.sample(&mut rng)).expect("plan"));
+    }
+    lut.rest_ms = 0.0;
+    lut.per_call_ms = 0.0;
+    // Entries that differ between choices, so that the plans' sums differ.
+    for unit in space.units() {
+        for (j, choice) in unit.choices.iter().enumerate() {
+            lut.entries
+                .insert(unit.lut_key(choice), 0.3 + 0.07 * j as f64);
+        }
+    }
+    let timed: Vec<(GosPlan, f64)> = plans
+        .iter()
+        .map(|p| {
+            let entries = lut.predict(&space, p).expect("entries");
+            (p.clone(), 0.1 + 1.2 * entries + 0.03 * calls(p) as f64)
+        })
+        .collect();
+    lut.fit_chain(&space, &timed).expect("fit");
+    approx::assert_relative_eq!(lut.chain_scale, 1.2, epsilon = 1e-6);
+    approx::assert_relative_eq!(lut.per_call_ms, 0.03, epsilon = 1e-6);
+    approx::assert_relative_eq!(lut.rest_ms, 0.1, epsilon = 1e-6);
+    for (p, ms) in &timed {
+        approx::assert_relative_eq!(lut.predict(&space, p).expect("p"), *ms, epsilon = 1e-9);
+    }
     assert!(lut.fit_chain(&space, &[]).is_err());
     assert!(lut.fit_chain(&space, &[(original, f64::NAN)]).is_err());
     lut.entries.clear();

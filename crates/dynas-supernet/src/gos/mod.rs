@@ -29,7 +29,9 @@ pub use adapt::{
     AdaptData, AdaptReport, AdaptSettings, Attempt, CheckedAdaptSettings, LatencySource, adapt,
 };
 pub use fold::FoldedModel;
-pub use timing::{ModelForm, TimingSettings, measure_interleaved, measure_lut};
+pub use timing::{
+    ModelForm, TimingSettings, measure_interleaved, measure_lut, measure_lut_with_checks,
+};
 pub use train::{CheckedTrainSettings, TrainSettings, accuracy, train, unit_errors};
 
 /// One convolution or dense product of a term (no epilogue).

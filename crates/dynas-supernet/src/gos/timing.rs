@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use dynas_search::gos::{GosLut, GosPlan, GosSpace, Replacement, lut_key};
+use dynas_space::SearchSpace;
 use tch::nn;
 use tch::{Kind, Tensor};
 
@@ -42,8 +43,12 @@ pub struct TimingSettings {
     pub threads: usize,
     /// Untimed calls first.
     pub warmup: usize,
-    /// Timed calls; the median is reported.
+    /// Timed calls per round; the median over all rounds is reported.
     pub repeats: usize,
+    /// Rounds: every measured item (operator, model) takes its turn once per round, so that
+    /// a change of the host's speed during the measurement hits all of them alike.
+    #[serde(default = "default_rounds")]
+    pub rounds: usize,
     /// The form of the models that is timed.
     #[serde(default)]
     pub form: ModelForm,
@@ -83,13 +88,18 @@ impl ModelForm {
     }
 }
 
+fn default_rounds() -> usize {
+    10
+}
+
 impl Default for TimingSettings {
     fn default() -> Self {
         Self {
             batch: 1,
             threads: 2,
             warmup: 5,
-            repeats: 30,
+            repeats: 10,
+            rounds: default_rounds(),
             form: ModelForm::default(),
         }
     }
@@ -100,33 +110,62 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn time_ms(f: &dyn Fn(), settings: &TimingSettings) -> f64 {
-    for _ in 0..settings.warmup {
-        f();
-    }
-    let times = (0..settings.repeats.max(1))
-        .map(|_| {
-            let t = Instant::now();
+/// Median milliseconds per call of each item, timed in alternation: `warmup` untimed calls
+/// each, then `rounds` rounds in which every item runs `repeats` timed calls in turn.
+fn interleaved_ms(items: &[&dyn Fn()], settings: &TimingSettings) -> Vec<f64> {
+    for f in items {
+        for _ in 0..settings.warmup {
             f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    median(times)
+        }
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); items.len()];
+    for _ in 0..settings.rounds.max(1) {
+        for (f, t) in items.iter().zip(times.iter_mut()) {
+            for _ in 0..settings.repeats.max(1) {
+                let start = Instant::now();
+                f();
+                t.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    times.into_iter().map(median).collect()
 }
+
+/// Plans drawn at random, besides the original and two ranked ones, whose whole-network
+/// timings the table's composition is fitted on.
+const RANDOM_REFERENCE_PLANS: usize = 4;
 
 /// Builds the "bring your own lookup table" of `space`: every unit's every candidate measured
 /// alone through libtorch on this host (random weights and inputs of its shape), then the rest
-/// of the network (pooling, additions) and the in-chain cost of each operator call fitted on
-/// whole-network timings of the original and two replaced plans ([`GosLut::fit_chain`]).
+/// of the network (pooling, additions) and how the entries compose in the chain fitted on
+/// whole-network timings of the original and six replaced plans ([`GosLut::fit_chain`]).
+///
+/// Operators and whole networks are timed in alternation ([`TimingSettings::rounds`]), so
+/// that the table's entries and the networks they are fitted against see the same host: a
+/// quick first pass only ranks the entries to pick the two replaced plans.
 pub fn measure_lut(
     original: &GosModel,
     space: &GosSpace,
     settings: &TimingSettings,
 ) -> Result<GosLut> {
+    measure_lut_with_checks(original, space, settings, &[]).map(|(lut, _)| lut)
+}
+
+/// [`measure_lut`], also timing the whole networks of `checks` (plans of `space`) in the same
+/// rounds as the table's entries, and returning their medians: what the table predicts for
+/// them can then be compared with a measurement taken under the same host conditions. They
+/// take no part in the fit.
+pub fn measure_lut_with_checks(
+    original: &GosModel,
+    space: &GosSpace,
+    settings: &TimingSettings,
+    checks: &[GosPlan],
+) -> Result<(GosLut, Vec<f64>)> {
     tch::set_num_threads(settings.threads as i32);
     let device = original.vs.device();
     let batch = settings.batch as i64;
-    let mut entries = std::collections::BTreeMap::new();
+    let mut operators: Vec<(String, TermModule, Tensor)> = Vec::new();
+    let vs = nn::VarStore::new(device);
     for unit in space.units() {
         let e = &unit.expr;
         let input = Tensor::randn(
@@ -145,48 +184,88 @@ pub fn measure_lut(
         };
         for &choice in &unit.choices {
             let key = lut_key(e, &choice);
-            if entries.contains_key(&key) {
+            if operators.iter().any(|(k, _, _)| *k == key) {
                 continue;
             }
-            let vs = nn::VarStore::new(device);
-            let module = TermModule::new(&vs.root(), e, choice, 1)?;
+            let path = vs.root() / operators.len();
+            let module = TermModule::new(&path, e, choice, 1)?;
             let (module, x) = settings.form.term(module, input.shallow_clone());
-            let ms = tch::no_grad(|| time_ms(&|| drop(module.forward_t(&x, false)), settings));
-            entries.insert(key, ms);
+            operators.push((key, module, x));
         }
     }
+    let runs: Vec<Box<dyn Fn()>> = operators
+        .iter()
+        .map(|(_, module, x)| -> Box<dyn Fn()> {
+            Box::new(move || drop(module.forward_t(x, false)))
+        })
+        .collect();
+    let quick = TimingSettings {
+        warmup: 1,
+        rounds: 1,
+        ..*settings
+    };
+    let refs: Vec<&dyn Fn()> = runs.iter().map(|f| f.as_ref()).collect();
+    let first = tch::no_grad(|| interleaved_ms(&refs, &quick));
+    let mut lut = GosLut {
+        batch: settings.batch,
+        threads: settings.threads,
+        rest_ms: 0.0,
+        entries: operators
+            .iter()
+            .map(|(k, _, _)| k.clone())
+            .zip(first)
+            .collect(),
+        per_call_ms: 0.0,
+        chain_scale: 1.0,
+    };
+    // Whole networks: the original, two plans with more operator calls (every unit at its
+    // fastest entry, and at its median one) and a few drawn at random (seeded), so that the
+    // rest, the chain's scale on the entries and its cost per call can be told apart.
+    let mut fitted_plans = vec![
+        original.plan.clone(),
+        reference_plan(space, &lut, 0),
+        reference_plan(space, &lut, 1),
+    ];
+    let mut rng = dynas_space::seeded_rng(0);
+    for _ in 0..RANDOM_REFERENCE_PLANS {
+        fitted_plans.push(space.plan(&space.sample(&mut rng))?);
+    }
+    let plans: Vec<&GosPlan> = fitted_plans.iter().chain(checks).collect();
+    let models = plans
+        .iter()
+        .map(|&plan| GosModel::new(original.network.clone(), plan.clone(), device))
+        .collect::<Result<Vec<_>>>()?;
+    let timed: Vec<Timed<'_>> = models.iter().map(|m| Timed::new(m, settings)).collect();
     let i = original.network.input;
     let images = Tensor::randn(
         [batch, i.channels as i64, i.height as i64, i.width as i64],
         (Kind::Float, device),
     );
-    let mut lut = GosLut {
-        batch: settings.batch,
-        threads: settings.threads,
-        rest_ms: 0.0,
-        entries,
-        per_call_ms: 0.0,
-    };
-    // Whole networks: the original, and two plans with more operator calls (every unit at its
-    // fastest entry, and at its median one), so that the rest and the in-chain cost of each
-    // call can be told apart.
-    let mut timed = vec![(original.plan.clone(), whole_ms(original, &images, settings))];
-    for plan in [
-        reference_plan(space, &lut, 0),
-        reference_plan(space, &lut, 1),
-    ] {
-        let model = GosModel::new(original.network.clone(), plan.clone(), device)?;
-        timed.push((plan, whole_ms(&model, &images, settings)));
+    let whole: Vec<Box<dyn Fn() + '_>> = timed
+        .iter()
+        .map(|m| -> Box<dyn Fn() + '_> {
+            let images = &images;
+            Box::new(move || m.run(images))
+        })
+        .collect();
+    let all: Vec<&dyn Fn()> = refs
+        .iter()
+        .copied()
+        .chain(whole.iter().map(|f| f.as_ref()))
+        .collect();
+    let ms = tch::no_grad(|| interleaved_ms(&all, settings));
+    let (operator_ms, whole_ms) = ms.split_at(operators.len());
+    for ((key, _, _), &t) in operators.iter().zip(operator_ms) {
+        lut.entries.insert(key.clone(), t);
     }
-    lut.fit_chain(space, &timed)
+    let (fitted_ms, checked_ms) = whole_ms.split_at(fitted_plans.len());
+    let fitted: Vec<(GosPlan, f64)> = fitted_plans
+        .into_iter()
+        .zip(fitted_ms.iter().copied())
+        .collect();
+    lut.fit_chain(space, &fitted)
         .map_err(|e| crate::error::SupernetError::Incompatible(e.to_string()))?;
-    Ok(lut)
-}
-
-/// Median milliseconds of `model` on `images` in the form `settings` asks for.
-fn whole_ms(model: &GosModel, images: &Tensor, settings: &TimingSettings) -> f64 {
-    let timed = Timed::new(model, settings);
-    time_ms(&|| timed.run(images), settings)
+    Ok((lut, checked_ms.to_vec()))
 }
 
 /// The plan giving every unit its fastest entry (`rank` 0) or its median one (`rank` 1).
@@ -210,15 +289,10 @@ fn reference_plan(space: &GosSpace, lut: &GosLut, rank: usize) -> GosPlan {
 }
 
 /// Median milliseconds per call of each model (in the form `settings` asks for), measured in
-/// alternation (`rounds` rounds of `repeats` calls each, model by model) so that load on the
-/// host hits all of them alike.
-pub fn measure_interleaved(
-    models: &[&GosModel],
-    settings: &TimingSettings,
-    rounds: usize,
-) -> Vec<f64> {
+/// alternation ([`TimingSettings::rounds`] rounds of [`TimingSettings::repeats`] calls each,
+/// model by model) so that load on the host hits all of them alike.
+pub fn measure_interleaved(models: &[&GosModel], settings: &TimingSettings) -> Vec<f64> {
     tch::set_num_threads(settings.threads as i32);
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); models.len()];
     let Some(first) = models.first() else {
         return Vec::new();
     };
@@ -233,19 +307,13 @@ pub fn measure_interleaved(
         (Kind::Float, first.vs.device()),
     );
     let timed: Vec<Timed<'_>> = models.iter().map(|m| Timed::new(m, settings)).collect();
-    for m in &timed {
-        for _ in 0..settings.warmup {
-            m.run(&images);
-        }
-    }
-    for _ in 0..rounds.max(1) {
-        for (m, t) in timed.iter().zip(times.iter_mut()) {
-            for _ in 0..settings.repeats.max(1) {
-                let start = Instant::now();
-                m.run(&images);
-                t.push(start.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-    }
-    times.into_iter().map(median).collect()
+    let runs: Vec<Box<dyn Fn() + '_>> = timed
+        .iter()
+        .map(|m| -> Box<dyn Fn() + '_> {
+            let images = &images;
+            Box::new(move || m.run(images))
+        })
+        .collect();
+    let refs: Vec<&dyn Fn()> = runs.iter().map(|f| f.as_ref()).collect();
+    interleaved_ms(&refs, settings)
 }
