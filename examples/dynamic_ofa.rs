@@ -21,7 +21,8 @@
 //! a,b|all`, `--threads N` (libtorch, default 1), `--co-threads N` (default: all cores),
 //! `--window N`, `--miss-budget F` / `--miss-samples N` / `--no-miss-guard` (the managers'
 //! deadline-miss guard: default budget 0 over the last 2,048 inferences), `--out FILE` (JSON
-//! report, default `<family>/serve.json`).
+//! report, default `<family>/serve.json`, or `serve-2.json`, ... when taken). `presample`
+//! refuses an `--out` folder that already holds a family.
 
 use clap::{Parser, Subcommand};
 
@@ -30,7 +31,7 @@ mod serve_flags;
 use std::path::{Path, PathBuf};
 
 use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
-use dynas_dvfs::{CoRunnerParams, LoadTrace};
+use dynas_dvfs::{CoRunnerParams, LoadTrace, MissGuard};
 use dynas_search::deployment::Deployment;
 use dynas_space::{MbConvSpace, SearchSpace, seeded_rng};
 use dynas_supernet::{
@@ -111,7 +112,7 @@ struct ServeArgs {
     /// How to serve (the same flags as `dynas serve`).
     #[command(flatten)]
     flags: serve_flags::ServeFlags,
-    /// JSON report (default `<family>/serve.json`).
+    /// JSON report (default `<family>/serve.json`, or `serve-N.json` when taken).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -150,6 +151,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn run_presample(c: &Common, a: &PresampleArgs) -> Result<(), Box<dyn std::error::Error>> {
     let out = &a.out;
+    if out.join("deployment.json").exists() {
+        return Err(format!(
+            "--out `{}` already holds a family (deployment.json): choose another folder or \
+             remove it",
+            out.display()
+        )
+        .into());
+    }
     std::fs::create_dir_all(out)?;
     let (train, val, _) = data(c)?;
     let norm = train.channel_stats();
@@ -292,12 +301,7 @@ fn run_serve(c: &Common, a: &ServeArgs) -> Result<(), Box<dyn std::error::Error>
         duration_s: 600.0,
         ..ServeParams::default()
     }
-    .with_miss_guard(a.flags.miss_guard().map(|(miss_budget, samples)| {
-        dynas_dvfs::MissGuard {
-            miss_budget,
-            samples,
-        }
-    }))?;
+    .with_miss_guard(a.flags.miss_guard())?;
     let co = CoRunnerParams {
         threads: a.flags.co_threads,
         time_scale: a.flags.time_scale,
@@ -319,7 +323,16 @@ fn run_serve(c: &Common, a: &ServeArgs) -> Result<(), Box<dyn std::error::Error>
         }
         reports.extend(rows);
     }
-    let out = a.out.clone().unwrap_or_else(|| dir.join("serve.json"));
+    // The default report never replaces an earlier run's: serve.json, serve-2.json, ...
+    let out = a.out.clone().unwrap_or_else(|| {
+        (1..)
+            .map(|i| match i {
+                1 => dir.join("serve.json"),
+                i => dir.join(format!("serve-{i}.json")),
+            })
+            .find(|p| !p.exists())
+            .expect("an unused report name")
+    });
     std::fs::write(&out, serde_json::to_string_pretty(&reports)?)?;
     println!("\nwrote {}", out.display());
     Ok(())

@@ -1,6 +1,8 @@
 //! The `dynas` command-line tool.
 
 use clap::{Parser, Subcommand};
+// For `serve_flags`, which the Dynamic-OFA example includes too.
+use dynas::dvfs::MissGuard;
 
 mod cost;
 #[cfg(feature = "tch")]

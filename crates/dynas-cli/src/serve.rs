@@ -106,12 +106,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         duration_s: 600.0,
         ..ServeParams::default()
     }
-    .with_miss_guard(flags.miss_guard().map(|(miss_budget, samples)| {
-        dynas::dvfs::MissGuard {
-            miss_budget,
-            samples,
-        }
-    }))?;
+    .with_miss_guard(flags.miss_guard())?;
     // Refuses an infeasible target before any run.
     params.check(&family)?;
     let co = CoRunnerParams {

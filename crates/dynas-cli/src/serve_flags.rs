@@ -1,6 +1,9 @@
 //! Serving flags shared by `dynas serve` and the Dynamic-OFA example (which includes this file
 //! by path), so both read the same options the same way.
 
+// Both including crates import `MissGuard` at their root (the CLI through the facade).
+use super::MissGuard;
+
 /// How a family is served: target, load traces, policies, threads and window.
 #[derive(Debug, clap::Args)]
 pub struct ServeFlags {
@@ -40,8 +43,12 @@ pub struct ServeFlags {
 }
 
 impl ServeFlags {
-    /// The deadline-miss guard's `(miss_budget, samples)`, or `None` when disabled.
-    pub fn miss_guard(&self) -> Option<(f64, usize)> {
-        (!self.no_miss_guard).then_some((self.miss_budget, self.miss_samples))
+    /// The deadline-miss guard the flags ask for, or `None` when disabled (checked when the
+    /// serving parameters take it).
+    pub fn miss_guard(&self) -> Option<MissGuard> {
+        (!self.no_miss_guard).then_some(MissGuard {
+            miss_budget: self.miss_budget,
+            samples: self.miss_samples,
+        })
     }
 }

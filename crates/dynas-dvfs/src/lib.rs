@@ -87,7 +87,7 @@ pub use manager::{
 };
 pub use power::{EnergyIntegrator, Ina3221, PowerSensor, RailReading, Rapl, SimulatedPowerSensor};
 pub use sim::{
-    Policy, SimParams, SimReport, Simulator, SwitchingCost, WindowRecord, build_policy,
-    compare_policies, static_max_choice,
+    Contention, DelayProfile, Policy, SimParams, SimReport, Simulator, SwitchingCost, WindowRecord,
+    build_policy, compare_policies, static_max_choice,
 };
 pub use trace::LoadTrace;

@@ -16,7 +16,15 @@
 //! Switching the subnet or exit thresholds costs `subnet_ms` / `subnet_mj`, changing any
 //! clock costs `clock_ms` / `clock_mj`; the time is added to the first inference after the
 //! switch.
+//!
+//! Processor sharing is the default [`Contention`]. A host whose delays were measured
+//! ([`DelayProfile`]: `measured - nominal` latency of real inferences, by co-runner load) can
+//! be replayed instead ([`Contention::MeasuredDelays`]): an inference of nominal latency `t`
+//! under load `L` takes `t + d`, `d` drawn from the delays measured at that load (an additive
+//! model: preemption adds time whatever the network; the measurement already holds the
+//! noise, so none is added).
 
+use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
@@ -197,17 +205,105 @@ pub struct SimReport {
     pub timeline: Vec<WindowRecord>,
 }
 
+/// Measured extra latency of inferences (`measured - nominal`, ms), binned by the co-runner
+/// load they ran under: what [`Contention::MeasuredDelays`] replays.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DelayProfile {
+    /// `bins[k]`: delays seen at a load in `[k / n, (k + 1) / n)` (the last bin takes 1).
+    bins: Vec<Vec<f64>>,
+}
+
+impl Default for DelayProfile {
+    fn default() -> Self {
+        Self {
+            bins: vec![Vec::new(); Self::DEFAULT_BINS],
+        }
+    }
+}
+
+impl DelayProfile {
+    /// Load bins of [`DelayProfile::default`] (load steps of 0.1).
+    pub const DEFAULT_BINS: usize = 10;
+
+    /// An empty profile with `bins` load bins (at least 1).
+    pub fn new(bins: usize) -> Result<Self> {
+        if bins == 0 {
+            return Err(DvfsError::invalid("bins", "must be at least 1"));
+        }
+        Ok(Self {
+            bins: vec![Vec::new(); bins],
+        })
+    }
+
+    fn bin(&self, load: f64) -> usize {
+        let n = self.bins.len();
+        ((load.clamp(0.0, 1.0) * n as f64) as usize).min(n - 1)
+    }
+
+    /// Remembers one inference's delay at `load`; a non-finite reading is ignored.
+    pub fn push(&mut self, load: f64, delay_ms: f64) {
+        if load.is_finite() && delay_ms.is_finite() {
+            let k = self.bin(load);
+            self.bins[k].push(delay_ms);
+        }
+    }
+
+    /// Delays remembered.
+    pub fn len(&self) -> usize {
+        self.bins.iter().map(Vec::len).sum()
+    }
+
+    /// Whether no delay is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A delay drawn uniformly from those measured at `load`'s bin, or, when that bin is
+    /// empty, at the nearest bin that is not (the lower on a tie); `None` when empty.
+    pub fn sample(&self, load: f64, rng: &mut impl Rng) -> Option<f64> {
+        let k = self.bin(load) as isize;
+        let n = self.bins.len() as isize;
+        let bin = (0..n)
+            .flat_map(|d| [k - d, k + d])
+            .filter(|&b| (0..n).contains(&b))
+            .map(|b| &self.bins[b as usize])
+            .find(|b| !b.is_empty())?;
+        Some(bin[rng.random_range(0..bin.len())])
+    }
+}
+
+/// How the co-runner's load stretches an inference in the [`Simulator`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Contention {
+    /// `t / (1 - L)` times the parameters' noise.
+    #[default]
+    ProcessorSharing,
+    /// `t + d`, `d` drawn from measured delays at the load (an empty profile adds none).
+    MeasuredDelays(DelayProfile),
+}
+
 /// Replays traces; see the module documentation for the model.
 #[derive(Clone, Debug)]
 pub struct Simulator {
     set: ConfigurationSet,
     params: SimParams,
+    contention: Contention,
 }
 
 impl Simulator {
-    /// A simulator over `set`.
+    /// A simulator over `set`, with processor sharing.
     pub fn new(set: ConfigurationSet, params: SimParams) -> Self {
-        Self { set, params }
+        Self {
+            set,
+            params,
+            contention: Contention::ProcessorSharing,
+        }
+    }
+
+    /// The same simulator with another contention model.
+    pub fn with_contention(mut self, contention: Contention) -> Self {
+        self.contention = contention;
+        self
     }
 
     /// The configuration set.
@@ -275,7 +371,12 @@ impl Simulator {
                 } else {
                     0.0
                 };
-                let mut lat = c.latency_ms / (1.0 - load) * (1.0 + e);
+                let mut lat = match &self.contention {
+                    Contention::ProcessorSharing => c.latency_ms / (1.0 - load) * (1.0 + e),
+                    Contention::MeasuredDelays(delays) => {
+                        c.latency_ms + delays.sample(load, &mut rng).unwrap_or(0.0)
+                    }
+                };
                 lat += pending_switch_ms;
                 pending_switch_ms = 0.0;
                 if lat > target {
@@ -487,6 +588,62 @@ mod tests {
     use super::*;
     use crate::manager::{Fallback, ManagerObjective, ManagerSettings};
     use crate::testutil::set;
+
+    #[test]
+    fn a_delay_profile_draws_from_the_loads_bin_or_the_nearest_filled_one() {
+        let mut p = DelayProfile::new(4).expect("bins");
+        assert!(p.is_empty());
+        let mut rng = dynas_space::seeded_rng(0);
+        assert_eq!(p.sample(0.5, &mut rng), None);
+        p.push(0.1, 1.0);
+        p.push(0.9, 5.0);
+        p.push(1.0, 5.0);
+        p.push(f64::NAN, 7.0);
+        p.push(0.5, f64::INFINITY);
+        assert_eq!(p.len(), 3);
+        for _ in 0..20 {
+            assert_eq!(p.sample(0.0, &mut rng), Some(1.0));
+            assert_eq!(p.sample(0.8, &mut rng), Some(5.0));
+            // 0.3 is bin 1 (empty): bins 0 and 2 are as near; 0 holds delays.
+            assert_eq!(p.sample(0.3, &mut rng), Some(1.0));
+            // 0.6 is bin 2 (empty): bin 3 is nearer than bin 0.
+            assert_eq!(p.sample(0.6, &mut rng), Some(5.0));
+        }
+        assert!(DelayProfile::new(0).is_err());
+    }
+
+    #[test]
+    fn measured_delays_replace_processor_sharing_in_the_simulator() {
+        let s = set();
+        let (fastest_id, fastest) = s
+            .configurations()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (ConfigId(i), c.latency_ms))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("configurations");
+        let target = 1.5 * fastest;
+        let cons = Constraints::new(target, None, None).expect("constraints");
+        let trace = LoadTrace::shipped("step").expect("trace");
+        let run = |contention: Contention| {
+            let mut g = StaticGovernor::new(s.clone(), fastest_id).expect("static");
+            Simulator::new(s.clone(), SimParams::for_target(&cons))
+                .with_contention(contention)
+                .run(&mut g, &trace, &cons)
+                .expect("run")
+        };
+        // No measured delay: every inference takes its nominal latency, whatever the load.
+        let idle = run(Contention::MeasuredDelays(DelayProfile::default()));
+        assert_eq!(idle.deadline_misses, 0);
+        // A delay that always pushes the fastest past the target: every inference misses.
+        let mut late = DelayProfile::default();
+        late.push(0.5, target + 0.5 - fastest);
+        let all = run(Contention::MeasuredDelays(late));
+        assert_eq!(all.deadline_misses, all.inferences);
+        // Processor sharing stretches by the load instead: misses only above a third.
+        let shared = run(Contention::ProcessorSharing);
+        assert!(shared.deadline_misses > 0 && shared.deadline_misses < shared.inferences);
+    }
 
     fn run_all(trace: &str) -> Vec<SimReport> {
         let s = set();

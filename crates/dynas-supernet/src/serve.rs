@@ -8,9 +8,9 @@
 use std::time::Instant;
 
 use dynas_dvfs::{
-    CoRunner, CoRunnerParams, CoRunnerReport, ConfigId, ConfigurationSet, Constraints, Governor,
-    HostLoadProbe, LoadTrace, ManagerMode, ManagerParams, ManagerSettings, Observation,
-    RuntimeManager, StaticGovernor,
+    CoRunner, CoRunnerParams, CoRunnerReport, ConfigId, ConfigurationSet, Constraints,
+    DelayProfile, Governor, HostLoadProbe, LoadTrace, ManagerMode, ManagerParams, ManagerSettings,
+    Observation, RuntimeManager, StaticGovernor,
 };
 use dynas_search::deployment::Deployment;
 use dynas_space::{Genotype, SearchSpace, seeded_rng};
@@ -20,16 +20,16 @@ use tch::Tensor;
 use crate::data::{Augmentation, Dataset, Normalization};
 use crate::error::{Result, SupernetError};
 use crate::oracle::BnStore;
-use crate::supernet::{DeployedSubnet, Subnet, Supernet};
+use crate::supernet::{DeployedSubnet, Supernet};
 
 /// One resident member of the family.
 #[derive(Debug)]
 pub struct Member {
     /// The subnet's genotype.
     pub genotype: Genotype,
-    /// The extracted network with its stored batch-norm statistics.
-    pub subnet: Subnet,
-    /// The same in the deployed form that serves ([`Subnet::deployed`]).
+    /// The extracted network with its stored batch-norm statistics, in the deployed form
+    /// that serves ([`Subnet::deployed`](crate::Subnet::deployed)); only this form stays
+    /// resident.
     pub deployed: DeployedSubnet,
     /// Its deployment top-1 (validation), %.
     pub top1: f64,
@@ -37,7 +37,7 @@ pub struct Member {
     pub idle_latency_ms: f64,
 }
 
-/// Every member of a deployment, extracted and resident.
+/// Every member of a deployment, extracted, deployed and resident.
 #[derive(Debug)]
 pub struct Family {
     members: Vec<Member>,
@@ -69,11 +69,9 @@ impl Family {
                     p.genotype
                 )));
             }
-            let subnet = supernet.extract_genotype(&p.genotype)?;
             members.push(Member {
                 genotype: p.genotype.clone(),
-                deployed: subnet.deployed()?,
-                subnet,
+                deployed: supernet.extract_genotype(&p.genotype)?.deployed()?,
                 top1: p.metrics.top1,
                 idle_latency_ms: p.metrics.latency_ms,
             });
@@ -343,6 +341,11 @@ pub struct ServeReport {
     pub co_runner: Option<CoRunnerReport>,
     /// Per-window records.
     pub timeline: Vec<ServeWindow>,
+    /// Each inference's latency beyond its member's idle latency, by the co-runner's planned
+    /// load (empty without a co-runner): what the simulator can replay
+    /// ([`dynas_dvfs::Contention::MeasuredDelays`]). Not written to reports.
+    #[serde(skip)]
+    pub delays: DelayProfile,
 }
 
 /// Serves `stream`'s images (the first `params.images`, cycled) with `family` under `policy`
@@ -362,7 +365,7 @@ pub fn serve(
     let device = family
         .members
         .first()
-        .map(|m| m.subnet.var_store().device())
+        .map(|m| m.deployed.device())
         .unwrap_or(tch::Device::Cpu);
     let n_images = params.images.min(stream.len()).max(1);
     let mut rng = seeded_rng(0);
@@ -408,6 +411,7 @@ pub fn serve(
         member_inferences: vec![0; family.members.len()],
         co_runner: None,
         timeline: Vec::new(),
+        delays: DelayProfile::default(),
     };
     let (mut correct, mut expected, mut decision_sum) = (0usize, 0.0, 0.0);
     let (mut excess_sum, mut excess_n) = (0.0, 0usize);
@@ -436,6 +440,9 @@ pub fn serve(
                 .int64_value(&[0]);
             let ms = t.elapsed().as_secs_f64() * 1e3;
             latencies.push(ms);
+            if let Some(load) = planned {
+                report.delays.push(load, ms - member.idle_latency_ms);
+            }
             correct += usize::from(predicted == *label);
             misses += usize::from(ms > params.target_ms);
             let now = start.elapsed().as_secs_f64();

@@ -1,8 +1,10 @@
 //! Serving runs under a load trace for several policies, each beside the simulator's
-//! prediction for the same family, trace and policy: the comparison `dynas serve` and the
+//! predictions for the same family, trace and policy: the comparison `dynas serve` and the
 //! Dynamic-OFA example report.
 
-use dynas_dvfs::{CoRunnerParams, LoadTrace, SimParams, Simulator, SwitchingCost};
+use dynas_dvfs::{
+    CoRunnerParams, Contention, LoadTrace, SimParams, SimReport, Simulator, SwitchingCost,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Normalization};
@@ -26,26 +28,48 @@ pub struct SimulatedRun {
     pub switches: usize,
 }
 
-/// One policy served for real on one trace, with the feasibility floor and the prediction.
+impl From<SimReport> for SimulatedRun {
+    fn from(r: SimReport) -> Self {
+        Self {
+            policy: r.policy,
+            miss_rate: r.miss_rate,
+            deadline_misses: r.deadline_misses,
+            inferences: r.inferences,
+            mean_accuracy: r.mean_accuracy,
+            switches: r.switches,
+        }
+    }
+}
+
+/// One policy served for real on one trace, with the feasibility floor and the predictions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PolicyComparison {
     /// The measured run.
     pub measured: ServeReport,
     /// Deadline misses of static-smallest (the fastest member) on the same trace, when it ran.
     pub floor_misses: Option<usize>,
-    /// The simulator's prediction.
+    /// The simulator's prediction with processor sharing.
     pub simulated: SimulatedRun,
+    /// The simulator's prediction replaying the delays measured in the static-smallest run of
+    /// the same trace ([`Contention::MeasuredDelays`]), when it ran.
+    #[serde(default)]
+    pub simulated_measured_delays: Option<SimulatedRun>,
 }
 
 impl PolicyComparison {
     /// Header of [`PolicyComparison::markdown_row`]'s table.
-    pub const MARKDOWN_HEADER: &'static str = "| trace | policy | inferences | misses | miss % | floor misses | top-1 % | expected top-1 % | switches | decision µs | switch excess ms | sim miss % | sim top-1 % |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+    pub const MARKDOWN_HEADER: &'static str = "| trace | policy | inferences | misses | miss % | floor misses | top-1 % | expected top-1 % | switches | decision µs | switch excess ms | sim miss % | sim top-1 % | sim (measured delays) miss % | sim (measured delays) top-1 % |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
     /// One row of a Markdown table.
     pub fn markdown_row(&self) -> String {
         let (r, s) = (&self.measured, &self.simulated);
+        let replay = |f: fn(&SimulatedRun) -> f64| {
+            self.simulated_measured_delays
+                .as_ref()
+                .map_or("-".into(), |d| format!("{:.2}", f(d)))
+        };
         format!(
-            "| {} | {} | {} | {} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} | {} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} | {} | {:.2} | {:.2} | {} | {} |",
             r.trace,
             r.policy,
             r.inferences,
@@ -58,14 +82,17 @@ impl PolicyComparison {
             r.decision_us_mean,
             r.switch_excess_ms.map_or("-".into(), |v| format!("{v:.3}")),
             100.0 * s.miss_rate,
-            s.mean_accuracy
+            s.mean_accuracy,
+            replay(|d| 100.0 * d.miss_rate),
+            replay(|d| d.mean_accuracy),
         )
     }
 }
 
 /// Serves `stream` with `family` under a co-runner following `trace`, once per policy, and
-/// simulates each policy on the same family and trace (latency noise `latency_noise`,
-/// switching cost as measured by the run, `seed`).
+/// simulates each policy on the same family and trace (switching cost as measured by the
+/// run, `seed`): once with processor sharing (latency noise `latency_noise`), and, when
+/// static-smallest is among the policies, once replaying the delays measured in its run.
 #[allow(clippy::too_many_arguments)]
 pub fn serve_and_simulate(
     family: &Family,
@@ -80,18 +107,27 @@ pub fn serve_and_simulate(
 ) -> Result<Vec<PolicyComparison>> {
     let dvfs = |e: dynas_dvfs::DvfsError| SupernetError::invalid("simulator", e.to_string());
     let constraints = params.check(family)?;
+    let measured = policies
+        .iter()
+        .map(|&policy| {
+            serve(
+                family,
+                stream,
+                norm,
+                policy,
+                params,
+                Some((trace, co_runner)),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let floor = measured
+        .iter()
+        .find(|r| r.policy == ServePolicy::StaticSmallest.name());
+    let floor_misses = floor.map(|r| r.deadline_misses);
+    let replayed = floor.map(|r| Contention::MeasuredDelays(r.delays.clone()));
+    let set = family.configuration_set();
     let mut runs = Vec::with_capacity(policies.len());
-    for &policy in policies {
-        let measured = serve(
-            family,
-            stream,
-            norm,
-            policy,
-            params,
-            Some((trace, co_runner)),
-        )?;
-        let set = family.configuration_set();
-        let mut governor = policy.governor(set, &constraints, params.manager)?;
+    for (&policy, measured) in policies.iter().zip(measured) {
         let switching = SwitchingCost::new(
             measured.switch_excess_ms.unwrap_or(0.0).max(0.0),
             0.0,
@@ -107,28 +143,20 @@ pub fn serve_and_simulate(
             switching,
         )
         .map_err(dvfs)?;
-        let predicted = Simulator::new(set.clone(), sim)
-            .run_labelled(policy.name(), &mut governor, trace, &constraints)
-            .map_err(dvfs)?;
+        let simulate = |contention: Contention| -> Result<SimulatedRun> {
+            let mut governor = policy.governor(set, &constraints, params.manager)?;
+            Simulator::new(set.clone(), sim)
+                .with_contention(contention)
+                .run_labelled(policy.name(), &mut governor, trace, &constraints)
+                .map(SimulatedRun::from)
+                .map_err(dvfs)
+        };
         runs.push(PolicyComparison {
+            floor_misses,
+            simulated: simulate(Contention::ProcessorSharing)?,
+            simulated_measured_delays: replayed.clone().map(simulate).transpose()?,
             measured,
-            floor_misses: None,
-            simulated: SimulatedRun {
-                policy: predicted.policy,
-                miss_rate: predicted.miss_rate,
-                deadline_misses: predicted.deadline_misses,
-                inferences: predicted.inferences,
-                mean_accuracy: predicted.mean_accuracy,
-                switches: predicted.switches,
-            },
         });
-    }
-    let floor = runs
-        .iter()
-        .find(|r| r.measured.policy == ServePolicy::StaticSmallest.name())
-        .map(|r| r.measured.deadline_misses);
-    for r in &mut runs {
-        r.floor_misses = floor;
     }
     Ok(runs)
 }
