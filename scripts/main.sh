@@ -80,6 +80,8 @@ else
   dofa_split=(--train-limit 20000)
   dofa_args=(--samples 20 --family 4 --repeats 15 --calib-batches 5)
 fi
+# presample refuses a folder that already holds a family: this job's previous one goes.
+rm -rf "$out/dofa"
 cargo run --release -p dynas-supernet --example dynamic_ofa -- presample \
   --supernet "$out/supernet" "${dofa_split[@]}" "${dofa_args[@]}" --out "$out/dofa"
 cargo run --release -p dynas-supernet --example dynamic_ofa -- serve \
