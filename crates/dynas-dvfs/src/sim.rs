@@ -22,7 +22,8 @@
 //! be replayed instead ([`Contention::MeasuredDelays`]): an inference of nominal latency `t`
 //! under load `L` takes `t + d`, `d` drawn from the delays measured at that load (an additive
 //! model: preemption adds time whatever the network; the measurement already holds the
-//! noise, so none is added).
+//! noise, so none is added), or, when the profile knows the latency it was measured at, the
+//! sum of as many draws as `t` spans of it ([`DelayProfile::sample_for`]).
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -211,12 +212,16 @@ pub struct SimReport {
 pub struct DelayProfile {
     /// `bins[k]`: delays seen at a load in `[k / n, (k + 1) / n)` (the last bin takes 1).
     bins: Vec<Vec<f64>>,
+    /// Nominal latency of the inferences the delays were measured on, when known.
+    #[serde(default)]
+    reference_ms: Option<f64>,
 }
 
 impl Default for DelayProfile {
     fn default() -> Self {
         Self {
             bins: vec![Vec::new(); Self::DEFAULT_BINS],
+            reference_ms: None,
         }
     }
 }
@@ -232,7 +237,21 @@ impl DelayProfile {
         }
         Ok(Self {
             bins: vec![Vec::new(); bins],
+            reference_ms: None,
         })
+    }
+
+    /// The same delays, marked as measured on inferences of nominal latency `reference_ms`
+    /// (finite, > 0): [`DelayProfile::sample_for`] then scales a configuration's exposure.
+    pub fn measured_at(mut self, reference_ms: f64) -> Result<Self> {
+        if !reference_ms.is_finite() || reference_ms <= 0.0 {
+            return Err(DvfsError::invalid(
+                "reference_ms",
+                "must be finite and positive",
+            ));
+        }
+        self.reference_ms = Some(reference_ms);
+        Ok(self)
     }
 
     fn bin(&self, load: f64) -> usize {
@@ -270,6 +289,25 @@ impl DelayProfile {
             .find(|b| !b.is_empty())?;
         Some(bin[rng.random_range(0..bin.len())])
     }
+
+    /// The delay of an inference of nominal latency `nominal_ms` at `load`. With a reference
+    /// latency ([`DelayProfile::measured_at`]), an inference `r = nominal / reference` times
+    /// as long is exposed `r` times as long: it sums `floor(r)` draws, and one more with
+    /// probability `r - floor(r)` (a renewal view: a long inference is back-to-back short
+    /// ones). Without one, a single draw. `None` when the profile is empty.
+    pub fn sample_for(&self, nominal_ms: f64, load: f64, rng: &mut impl Rng) -> Option<f64> {
+        let Some(reference) = self.reference_ms else {
+            return self.sample(load, rng);
+        };
+        let r = (nominal_ms / reference).max(0.0);
+        let whole = r.floor() as usize;
+        let draws = whole + usize::from(rng.random::<f64>() < r - whole as f64);
+        let mut total = 0.0;
+        for _ in 0..draws {
+            total += self.sample(load, rng)?;
+        }
+        Some(total)
+    }
 }
 
 /// How the co-runner's load stretches an inference in the [`Simulator`].
@@ -278,7 +316,8 @@ pub enum Contention {
     /// `t / (1 - L)` times the parameters' noise.
     #[default]
     ProcessorSharing,
-    /// `t + d`, `d` drawn from measured delays at the load (an empty profile adds none).
+    /// `t + d`, `d` drawn from measured delays at the load, scaled by exposure when the
+    /// profile knows its reference latency (an empty profile adds none).
     MeasuredDelays(DelayProfile),
 }
 
@@ -374,7 +413,10 @@ impl Simulator {
                 let mut lat = match &self.contention {
                     Contention::ProcessorSharing => c.latency_ms / (1.0 - load) * (1.0 + e),
                     Contention::MeasuredDelays(delays) => {
-                        c.latency_ms + delays.sample(load, &mut rng).unwrap_or(0.0)
+                        c.latency_ms
+                            + delays
+                                .sample_for(c.latency_ms, load, &mut rng)
+                                .unwrap_or(0.0)
                     }
                 };
                 lat += pending_switch_ms;
@@ -610,6 +652,19 @@ mod tests {
             assert_eq!(p.sample(0.6, &mut rng), Some(5.0));
         }
         assert!(DelayProfile::new(0).is_err());
+        // Without a reference latency one draw, whatever the nominal latency.
+        assert_eq!(p.sample_for(10.0, 0.0, &mut rng), Some(1.0));
+        // Measured on 2 ms inferences: a 4 ms one sums two draws, a 3 ms one one or two
+        // (about half each), a 0 ms one none.
+        let p = p.measured_at(2.0).expect("reference");
+        assert_eq!(p.sample_for(4.0, 0.0, &mut rng), Some(2.0));
+        assert_eq!(p.sample_for(0.0, 0.0, &mut rng), Some(0.0));
+        let twos = (0..1000)
+            .filter(|_| p.sample_for(3.0, 0.0, &mut rng) == Some(2.0))
+            .count();
+        assert!((400..600).contains(&twos), "{twos}");
+        assert!(DelayProfile::default().measured_at(0.0).is_err());
+        assert!(DelayProfile::default().measured_at(f64::NAN).is_err());
     }
 
     #[test]

@@ -92,7 +92,8 @@ impl PolicyComparison {
 /// Serves `stream` with `family` under a co-runner following `trace`, once per policy, and
 /// simulates each policy on the same family and trace (switching cost as measured by the
 /// run, `seed`): once with processor sharing (latency noise `latency_noise`), and, when
-/// static-smallest is among the policies, once replaying the delays measured in its run.
+/// static-smallest is among the policies, once replaying the delays measured in its run
+/// (scaled by each member's exposure relative to the fastest's).
 #[allow(clippy::too_many_arguments)]
 pub fn serve_and_simulate(
     family: &Family,
@@ -124,7 +125,12 @@ pub fn serve_and_simulate(
         .iter()
         .find(|r| r.policy == ServePolicy::StaticSmallest.name());
     let floor_misses = floor.map(|r| r.deadline_misses);
-    let replayed = floor.map(|r| Contention::MeasuredDelays(r.delays.clone()));
+    // Static-smallest runs the fastest member: its delays were measured at that latency.
+    let replayed = floor
+        .map(|r| r.delays.clone().measured_at(family.fastest_idle_ms()))
+        .transpose()
+        .map_err(dvfs)?
+        .map(Contention::MeasuredDelays);
     let set = family.configuration_set();
     let mut runs = Vec::with_capacity(policies.len());
     for (&policy, measured) in policies.iter().zip(measured) {
