@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use dynas_search::GosSpace;
 use dynas_supernet::gos::{
-    AdaptSettings, GosModel, ModelForm, TimingSettings, measure_interleaved,
+    AdaptSettings, GosModel, LutCheck, ModelForm, TimingSettings, measure_interleaved,
     measure_lut_with_checks,
 };
 use tch::{Device, Kind, Tensor};
@@ -101,17 +101,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             lut.per_call_ms,
             start.elapsed().as_secs_f64()
         );
-        let cells = plans
+        let cells: Vec<String> = checked
             .iter()
-            .zip(&checked)
-            .map(|(plan, t)| {
-                let p = lut.predict(&space, plan)?;
-                Ok(format!(
-                    "{p:.3} ms vs {t:.3} ms ({:+.1} %)",
-                    100.0 * (p - t) / t
-                ))
+            .map(|c| {
+                format!(
+                    "{:.3} ms vs {:.3} ms ({:+.1} %)",
+                    c.predicted_ms,
+                    c.measured_ms,
+                    c.error_percent()
+                )
             })
-            .collect::<Result<Vec<_>, dynas_search::SearchError>>()?;
+            .collect();
         println!(
             "  predicted vs measured in the table's rounds: {}",
             cells.join(" | ")
@@ -134,9 +134,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let predicted = models
                 .iter()
                 .zip(&ms)
-                .map(|(m, t)| {
-                    let p = lut.predict(space, m.plan())?;
-                    Ok(format!("{p:.3} ms ({:+.1} %)", 100.0 * (p - t) / t))
+                .map(|(m, &measured_ms)| {
+                    let check = LutCheck {
+                        predicted_ms: lut.predict(space, m.plan())?,
+                        measured_ms,
+                    };
+                    Ok(format!(
+                        "{:.3} ms ({:+.1} %)",
+                        check.predicted_ms,
+                        check.error_percent()
+                    ))
                 })
                 .collect::<Result<Vec<_>, dynas_search::SearchError>>()?;
             println!(

@@ -129,13 +129,7 @@ pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error
         &settings.settings().candidates.clone().check()?,
     )?;
     let plans = [original.plan().clone(), adapted.plan().clone()];
-    let (lut, checked) = measure_lut_with_checks(&original, &space, &batch1, &plans)?;
-    let same_rounds: Vec<(f64, f64)> = plans
-        .iter()
-        .zip(&checked)
-        .map(|(plan, &ms)| Ok((lut.predict(&space, plan)?, ms)))
-        .collect::<Result<_, dynas_search::SearchError>>()?;
-    let same_error = |(p, ms): (f64, f64)| 100.0 * (p - ms) / ms;
+    let (_, same_rounds) = measure_lut_with_checks(&original, &space, &batch1, &plans)?;
     let summary = serde_json::json!({
         "model": name,
         "original_macs": original.network().macs(),
@@ -157,11 +151,17 @@ pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error
         "lut_predicted_ms": {"original": report.original_predicted_ms, "adapted": chosen.predicted_ms},
         "lut_error_percent": {"original": original_lut_error, "adapted": lut_error},
         "lut_same_rounds": {
-            "predicted_ms": {"original": same_rounds[0].0, "adapted": same_rounds[1].0},
-            "measured_ms": {"original": same_rounds[0].1, "adapted": same_rounds[1].1},
+            "predicted_ms": {
+                "original": same_rounds[0].predicted_ms,
+                "adapted": same_rounds[1].predicted_ms,
+            },
+            "measured_ms": {
+                "original": same_rounds[0].measured_ms,
+                "adapted": same_rounds[1].measured_ms,
+            },
             "error_percent": {
-                "original": same_error(same_rounds[0]),
-                "adapted": same_error(same_rounds[1]),
+                "original": same_rounds[0].error_percent(),
+                "adapted": same_rounds[1].error_percent(),
             },
         },
         "report": report,
@@ -184,7 +184,7 @@ pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error
         ms64[0] / ms64[1],
         chosen.predicted_ms,
         lut_error,
-        same_error(same_rounds[1]),
+        same_rounds[1].error_percent(),
         ms1_unfolded[0] / ms1_unfolded[1],
         adapted.plan().replacements,
         path.display()

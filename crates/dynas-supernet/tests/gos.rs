@@ -273,7 +273,7 @@ fn proxies_lookup_table_and_distillation_run_on_tiny_inputs() {
     assert!(lut.predict(&space, &all_cheapest).expect("predict") > 0.0);
     assert!(lut.chain_scale > 0.0 && lut.rest_ms >= 0.0 && lut.per_call_ms >= 0.0);
     // Plans to check are timed in the table's rounds and returned, one time each.
-    let (_, checked) = measure_lut_with_checks(
+    let (checked_lut, checked) = measure_lut_with_checks(
         &original,
         &space,
         &timing,
@@ -281,7 +281,16 @@ fn proxies_lookup_table_and_distillation_run_on_tiny_inputs() {
     )
     .expect("lut with checks");
     assert_eq!(checked.len(), 2);
-    assert!(checked.iter().all(|ms| ms.is_finite() && *ms > 0.0));
+    assert!(
+        checked
+            .iter()
+            .all(|c| c.measured_ms.is_finite() && c.measured_ms > 0.0)
+    );
+    // Each check carries the returned table's own prediction of its plan.
+    assert_relative_eq!(
+        checked[0].predicted_ms,
+        checked_lut.predict(&space, &all_cheapest).expect("predict")
+    );
 
     // A few distillation steps on a few images.
     let pixels: Vec<u8> = (0..16 * 64).map(|i| (i * 37 % 251) as u8).collect();

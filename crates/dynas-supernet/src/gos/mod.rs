@@ -30,7 +30,7 @@ pub use adapt::{
 };
 pub use fold::FoldedModel;
 pub use timing::{
-    ModelForm, TimingSettings, measure_interleaved, measure_lut, measure_lut_with_checks,
+    LutCheck, ModelForm, TimingSettings, measure_interleaved, measure_lut, measure_lut_with_checks,
 };
 pub use train::{CheckedTrainSettings, TrainSettings, accuracy, train, unit_errors};
 

@@ -110,25 +110,72 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Median milliseconds per call of each item, timed in alternation: `warmup` untimed calls
-/// each, then `rounds` rounds in which every item runs `repeats` timed calls in turn.
-fn interleaved_ms(items: &[&dyn Fn()], settings: &TimingSettings) -> Vec<f64> {
-    for f in items {
+/// One thing timed: a lookup-table operator on its input (run it under `tch::no_grad`), or a
+/// whole model on images.
+enum Workload<'a> {
+    Operator(&'a TermModule, &'a Tensor),
+    Model(&'a Timed<'a>, &'a Tensor),
+}
+
+impl Workload<'_> {
+    fn run(&self) {
+        match self {
+            Self::Operator(module, x) => drop(module.forward_t(x, false)),
+            Self::Model(model, images) => model.run(images),
+        }
+    }
+}
+
+/// Median milliseconds per call of each workload, timed in alternation: `warmup` untimed
+/// calls each, then `rounds` rounds in which every workload runs `repeats` timed calls in turn.
+fn interleaved_ms(items: &[Workload<'_>], settings: &TimingSettings) -> Vec<f64> {
+    for w in items {
         for _ in 0..settings.warmup {
-            f();
+            w.run();
         }
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); items.len()];
     for _ in 0..settings.rounds.max(1) {
-        for (f, t) in items.iter().zip(times.iter_mut()) {
+        for (w, t) in items.iter().zip(times.iter_mut()) {
             for _ in 0..settings.repeats.max(1) {
                 let start = Instant::now();
-                f();
+                w.run();
                 t.push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
     }
     times.into_iter().map(median).collect()
+}
+
+/// Random images of `model`'s input shape, `batch` of them.
+fn random_images(model: &GosModel, batch: usize) -> Tensor {
+    let i = model.network.input;
+    Tensor::randn(
+        [
+            batch as i64,
+            i.channels as i64,
+            i.height as i64,
+            i.width as i64,
+        ],
+        (Kind::Float, model.vs.device()),
+    )
+}
+
+/// A plan's whole-network latency as the lookup table predicts it and as measured in the
+/// table's own rounds ([`measure_lut_with_checks`]).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LutCheck {
+    /// The table's prediction, ms.
+    pub predicted_ms: f64,
+    /// The median measured in the table's rounds, ms.
+    pub measured_ms: f64,
+}
+
+impl LutCheck {
+    /// `100 x (predicted - measured) / measured`.
+    pub fn error_percent(&self) -> f64 {
+        100.0 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+    }
 }
 
 /// Plans drawn at random, besides the original and two ranked ones, whose whole-network
@@ -152,15 +199,14 @@ pub fn measure_lut(
 }
 
 /// [`measure_lut`], also timing the whole networks of `checks` (plans of `space`) in the same
-/// rounds as the table's entries, and returning their medians: what the table predicts for
-/// them can then be compared with a measurement taken under the same host conditions. They
-/// take no part in the fit.
+/// rounds as the table's entries, and returning for each the table's prediction beside that
+/// measurement, taken under the same host conditions. They take no part in the fit.
 pub fn measure_lut_with_checks(
     original: &GosModel,
     space: &GosSpace,
     settings: &TimingSettings,
     checks: &[GosPlan],
-) -> Result<(GosLut, Vec<f64>)> {
+) -> Result<(GosLut, Vec<LutCheck>)> {
     tch::set_num_threads(settings.threads as i32);
     let device = original.vs.device();
     let batch = settings.batch as i64;
@@ -193,19 +239,16 @@ pub fn measure_lut_with_checks(
             operators.push((key, module, x));
         }
     }
-    let runs: Vec<Box<dyn Fn()>> = operators
+    let operator_runs: Vec<Workload<'_>> = operators
         .iter()
-        .map(|(_, module, x)| -> Box<dyn Fn()> {
-            Box::new(move || drop(module.forward_t(x, false)))
-        })
+        .map(|(_, module, x)| Workload::Operator(module, x))
         .collect();
     let quick = TimingSettings {
         warmup: 1,
         rounds: 1,
         ..*settings
     };
-    let refs: Vec<&dyn Fn()> = runs.iter().map(|f| f.as_ref()).collect();
-    let first = tch::no_grad(|| interleaved_ms(&refs, &quick));
+    let first = tch::no_grad(|| interleaved_ms(&operator_runs, &quick));
     let mut lut = GosLut {
         batch: settings.batch,
         threads: settings.threads,
@@ -236,22 +279,10 @@ pub fn measure_lut_with_checks(
         .map(|&plan| GosModel::new(original.network.clone(), plan.clone(), device))
         .collect::<Result<Vec<_>>>()?;
     let timed: Vec<Timed<'_>> = models.iter().map(|m| Timed::new(m, settings)).collect();
-    let i = original.network.input;
-    let images = Tensor::randn(
-        [batch, i.channels as i64, i.height as i64, i.width as i64],
-        (Kind::Float, device),
-    );
-    let whole: Vec<Box<dyn Fn() + '_>> = timed
-        .iter()
-        .map(|m| -> Box<dyn Fn() + '_> {
-            let images = &images;
-            Box::new(move || m.run(images))
-        })
-        .collect();
-    let all: Vec<&dyn Fn()> = refs
-        .iter()
-        .copied()
-        .chain(whole.iter().map(|f| f.as_ref()))
+    let images = random_images(original, settings.batch);
+    let all: Vec<Workload<'_>> = operator_runs
+        .into_iter()
+        .chain(timed.iter().map(|m| Workload::Model(m, &images)))
         .collect();
     let ms = tch::no_grad(|| interleaved_ms(&all, settings));
     let (operator_ms, whole_ms) = ms.split_at(operators.len());
@@ -263,9 +294,20 @@ pub fn measure_lut_with_checks(
         .into_iter()
         .zip(fitted_ms.iter().copied())
         .collect();
-    lut.fit_chain(space, &fitted)
-        .map_err(|e| crate::error::SupernetError::Incompatible(e.to_string()))?;
-    Ok((lut, checked_ms.to_vec()))
+    let incompatible =
+        |e: dynas_search::SearchError| crate::error::SupernetError::Incompatible(e.to_string());
+    lut.fit_chain(space, &fitted).map_err(incompatible)?;
+    let checked = checks
+        .iter()
+        .zip(checked_ms)
+        .map(|(plan, &measured_ms)| {
+            Ok(LutCheck {
+                predicted_ms: lut.predict(space, plan).map_err(incompatible)?,
+                measured_ms,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok((lut, checked))
 }
 
 /// The plan giving every unit its fastest entry (`rank` 0) or its median one (`rank` 1).
@@ -296,24 +338,8 @@ pub fn measure_interleaved(models: &[&GosModel], settings: &TimingSettings) -> V
     let Some(first) = models.first() else {
         return Vec::new();
     };
-    let i = first.network.input;
-    let images = Tensor::randn(
-        [
-            settings.batch as i64,
-            i.channels as i64,
-            i.height as i64,
-            i.width as i64,
-        ],
-        (Kind::Float, first.vs.device()),
-    );
+    let images = random_images(first, settings.batch);
     let timed: Vec<Timed<'_>> = models.iter().map(|m| Timed::new(m, settings)).collect();
-    let runs: Vec<Box<dyn Fn() + '_>> = timed
-        .iter()
-        .map(|m| -> Box<dyn Fn() + '_> {
-            let images = &images;
-            Box::new(move || m.run(images))
-        })
-        .collect();
-    let refs: Vec<&dyn Fn()> = runs.iter().map(|f| f.as_ref()).collect();
-    interleaved_ms(&refs, settings)
+    let runs: Vec<Workload<'_>> = timed.iter().map(|m| Workload::Model(m, &images)).collect();
+    interleaved_ms(&runs, settings)
 }
