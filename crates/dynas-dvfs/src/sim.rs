@@ -255,8 +255,7 @@ impl DelayProfile {
     }
 
     fn bin(&self, load: f64) -> usize {
-        let n = self.bins.len();
-        ((load.clamp(0.0, 1.0) * n as f64) as usize).min(n - 1)
+        crate::trace::load_bin(load, self.bins.len())
     }
 
     /// Remembers one inference's delay at `load`; a non-finite reading is ignored.

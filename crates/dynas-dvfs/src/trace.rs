@@ -71,6 +71,12 @@ impl TryFrom<RawTrace> for LoadTrace {
     }
 }
 
+/// Index of `load`'s bin among `bins` equal bins of `[0, 1]` (a load outside is clamped; the
+/// last bin takes 1). Shared by everything that keeps figures per load level.
+pub(crate) fn load_bin(load: f64, bins: usize) -> usize {
+    ((load.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1)
+}
+
 /// The shipped traces, by name: `steady`, `step`, `periodic`, `bursty`.
 pub const SHIPPED_TRACES: [(&str, &str); 4] = [
     ("steady", include_str!("../traces/steady.csv")),

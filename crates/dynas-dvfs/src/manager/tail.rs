@@ -135,7 +135,7 @@ impl TailGuard {
     fn bucket(&self, load: Option<f64>) -> usize {
         let n = self.buckets.len();
         match load {
-            Some(l) if l.is_finite() => ((l.clamp(0.0, 1.0) * n as f64) as usize).min(n - 1),
+            Some(l) if l.is_finite() => crate::trace::load_bin(l, n),
             _ => 0,
         }
     }
