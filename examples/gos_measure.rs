@@ -3,13 +3,14 @@
 //! the logits.
 //!
 //! `cargo run --release -p dynas-supernet --example gos_measure -- MODEL.safetensors
-//! [MODEL.safetensors ...] [--rounds R] [--threads T]` (the first model is the reference of
-//! the speed-ups).
+//! [MODEL.safetensors ...] [--rounds R] [--threads T] [--lut] [--single-units]` (the first
+//! model is the reference of the speed-ups).
 
 use std::path::PathBuf;
 
 use clap::Parser;
 use dynas_search::GosSpace;
+use dynas_search::gos::{GosPlan, Replacement};
 use dynas_supernet::gos::{
     AdaptSettings, GosModel, LutCheck, ModelForm, TimingSettings, measure_interleaved,
     measure_lut_with_checks,
@@ -33,6 +34,11 @@ struct Options {
     /// own rounds and in the later interleaved timing.
     #[arg(long)]
     lut: bool,
+    /// With `--lut`: also time the first model with each single unit replaced by each of its
+    /// candidates, in the table's rounds, and print how far the table's predicted change
+    /// from the first model is from the measured one (how additive the table is).
+    #[arg(long, requires = "lut")]
+    single_units: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -90,8 +96,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let candidates = AdaptSettings::default().candidates.check()?;
         let space = GosSpace::new(models[0].network().clone(), &candidates)?;
         let start = std::time::Instant::now();
-        let plans: Vec<_> = models.iter().map(|m| m.plan().clone()).collect();
-        let (lut, checked) = measure_lut_with_checks(&models[0], &space, &batch1, &plans)?;
+        let mut plans: Vec<GosPlan> = models.iter().map(|m| m.plan().clone()).collect();
+        if options.single_units {
+            for unit in space.units() {
+                for &choice in unit.choices.iter().filter(|&&c| c != Replacement::Keep) {
+                    let mut plan = models[0].plan().clone();
+                    plan.replacements.insert(unit.name(space.network()), choice);
+                    plans.push(plan);
+                }
+            }
+        }
+        let (lut, mut checked) = measure_lut_with_checks(&models[0], &space, &batch1, &plans)?;
+        if options.single_units {
+            let singles = checked.split_off(models.len());
+            let first = checked[0];
+            let gaps: Vec<f64> = singles
+                .iter()
+                .map(|c| {
+                    (c.measured_ms - first.measured_ms) - (c.predicted_ms - first.predicted_ms)
+                })
+                .collect();
+            let mut sorted: Vec<f64> = gaps.iter().map(|g| g.abs()).collect();
+            sorted.sort_by(f64::total_cmp);
+            let within = |ms: f64| sorted.iter().filter(|&&g| g <= ms).count();
+            println!(
+                "single-unit replacements: {}; measured minus predicted change from the first \
+                 model: median |gap| {:.3} ms, {} within 0.02 ms, {} within 0.05 ms, largest \
+                 {:+.3} / {:+.3} ms",
+                singles.len(),
+                sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN),
+                within(0.02),
+                within(0.05),
+                gaps.iter().copied().fold(f64::INFINITY, f64::min),
+                gaps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+        }
         println!(
             "lookup table: {} entries, rest {:.3} ms, entries x {:.3} and {:.4} ms per operator \
              call in the chain ({:.0} s)",
