@@ -6,8 +6,7 @@
 //! `dynas-dvfs` is built from it. Subnets are referred to by their [`Genotype`] in the named
 //! search space, never by a free-form string.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dynas_cost::{DeviceProfile, OperatingPoint};
 use dynas_space::Genotype;
@@ -285,7 +284,7 @@ impl Deployment {
             column: None,
             reason: e.to_string(),
         })?;
-        write_atomically(path, text.as_bytes())
+        crate::write_atomically(path, text.as_bytes())
     }
 
     /// The points whose metrics are not dominated in (top-1 max, latency min, energy min).
@@ -306,31 +305,6 @@ impl Deployment {
             .map(|i| &self.points[i])
             .collect()
     }
-}
-
-/// Writes `bytes` to `path` through a sibling temporary file that is fsynced and renamed over
-/// the destination.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |p: &Path| {
-        let p: PathBuf = p.to_path_buf();
-        move |source| SearchError::Io { path: p, source }
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    Ok(())
 }
 
 #[cfg(test)]

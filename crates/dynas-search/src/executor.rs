@@ -12,7 +12,6 @@
 //! [`SearchError::CheckpointMismatch`] instead of overwriting it.
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -678,7 +677,7 @@ impl<'p, S: Strategy> Executor<'p, S> {
         };
         let text =
             serde_json::to_string(&file).map_err(|e| SearchError::parse(path, e.to_string()))?;
-        write_atomic(path, text.as_bytes())
+        crate::write_atomically(path, text.as_bytes())
     }
 }
 
@@ -739,37 +738,6 @@ fn is_degenerate(rng: &DynasRng) -> bool {
     use rand::RngCore as _;
     let mut probe = rng.clone();
     (0..4).all(|_| probe.next_u64() == 0)
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one: a
-/// temporary file in the same directory is written, synced, and renamed over `path`, and the
-/// directory is synced so the rename itself is durable.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SearchError::io(&tmp, e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SearchError::io(path, e));
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // Directory sync is not supported everywhere (e.g. Windows); the data itself is synced.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 fn dims(problem: &dyn Problem) -> Vec<usize> {

@@ -33,6 +33,8 @@
 //! ```
 
 pub mod aging;
+mod atomic;
+pub use atomic::{write_atomically, write_atomically_with};
 pub mod deployment;
 pub mod error;
 pub mod executor;

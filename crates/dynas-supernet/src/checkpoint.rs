@@ -62,43 +62,15 @@ pub fn write_tensors(
     })
 }
 
-/// A temporary path next to `path` that keeps its extension (libtorch picks the format by it).
-fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "tensors".into(), |n| n.to_string_lossy().into_owned());
-    let ext = path
-        .extension()
-        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
-    path.with_file_name(format!(".{name}.{}.tmp{ext}", std::process::id()))
-}
-
-/// Lets `write` fill a temporary file next to `path`, syncs it, and renames it over `path`
-/// (then syncs the directory), so that a crash leaves the old file or the new one, never a
-/// half-written one. The temporary file is removed on failure.
+/// [`dynas_search::write_atomically_with`], its I/O errors as this crate's.
 pub(crate) fn write_atomic(
     path: &Path,
     write: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<()> {
-    let tmp = temporary_path(path);
-    let written = write(&tmp).and_then(|()| std::fs::File::open(&tmp)?.sync_all());
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SupernetError::io(path, e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SupernetError::io(path, e));
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // Not every platform can sync a directory; the file's data is synced already.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    dynas_search::write_atomically_with(path, write).map_err(|e| match e {
+        dynas_search::SearchError::Io { path, source } => SupernetError::io(path, source),
+        other => other.into(),
+    })
 }
 
 /// Saves every variable of `vs` to `path` atomically, in the format libtorch picks from the
