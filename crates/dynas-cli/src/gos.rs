@@ -10,13 +10,12 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use dynas::cost::{MacsModel, OperatingPoint};
 use dynas::search::gos::{GosLatency, GosLut};
-use dynas::space::seeded_rng;
 use dynas::supernet::gos::{
     AdaptData, AdaptSettings, GosModel, LatencySource, TimingSettings, TrainSettings, adapt,
     measure_interleaved,
 };
 use dynas::supernet::tch::{self, Device};
-use dynas::supernet::{Dataset, Split};
+use dynas::supernet::{Dataset, Split, SplitRecord};
 
 use crate::paths::{Flagged, check_outputs};
 
@@ -44,14 +43,15 @@ pub struct GosArgs {
     /// Training images used for fine-tuning and calibration (after the validation split).
     #[arg(long, default_value_t = 20_000)]
     train_images: usize,
-    /// Validation images held out of the training split (seed 0) to rank plans.
-    #[arg(long, default_value_t = 2_000)]
+    /// Validation images held out of the training split (seed 0) to judge the accuracy
+    /// budget. Must match the model's training when `<model>.split.json` records it.
+    #[arg(long, default_value_t = 10_000)]
     validation: usize,
     /// Fine-tuning epochs per plan tried.
     #[arg(long, default_value_t = 2)]
     fine_tune_epochs: usize,
     /// Plans fine-tuned at most: probes of the bisection over the front's faster plans.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 6)]
     max_attempts: usize,
     /// Distinct plans the search evaluates.
     #[arg(long, default_value_t = 3000)]
@@ -112,12 +112,19 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--data {}", args.data.display()))?;
     let test = Dataset::mnist_dir(&args.data, Split::Test)
         .with_context(|| format!("--data {}", args.data.display()))?;
-    let mut rng = seeded_rng(0);
-    let (rest, validation) = full
-        .split_validation(args.validation, &mut rng)
-        .context("--validation")?;
-    let indices: Vec<usize> = (0..rest.len().min(args.train_images)).collect();
-    let train = rest.subset(&indices);
+    let split = SplitRecord {
+        validation_images: args.validation,
+        seed: 0,
+        train_images: args.train_images,
+    };
+    // The model's own record of its training split, when it has one: the validation images
+    // that judge the budget must be ones it never trained on.
+    if let Some(trained) = SplitRecord::load_beside(&args.model)? {
+        split
+            .check_held_out_from(&trained, &SplitRecord::path_beside(&args.model))
+            .context("--validation")?;
+    }
+    let (train, validation) = split.split(&full).context("--validation")?;
     let norm = train.channel_stats();
     let timing = TimingSettings {
         threads: args.threads,

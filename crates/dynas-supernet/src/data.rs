@@ -476,6 +476,82 @@ impl Dataset {
     }
 }
 
+/// How a model's training images were drawn from a training split: `validation_images`
+/// randomly chosen images (seeded by `seed`) held out, then the first `train_images` of the
+/// rest. Saved beside a model so that a later run that fine-tunes or ranks on "validation"
+/// images provably uses images the model never saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SplitRecord {
+    /// Images held out for validation.
+    pub validation_images: usize,
+    /// Seed of the hold-out draw.
+    pub seed: u64,
+    /// Training images taken (a prefix of the rest; fewer if the split has fewer).
+    pub train_images: usize,
+}
+
+impl SplitRecord {
+    /// Splits `full` as recorded; returns `(train, validation)`.
+    pub fn split(&self, full: &Dataset) -> Result<(Dataset, Dataset)> {
+        let mut rng = dynas_space::seeded_rng(self.seed);
+        let (rest, validation) = full.split_validation(self.validation_images, &mut rng)?;
+        let indices: Vec<usize> = (0..rest.len().min(self.train_images)).collect();
+        Ok((rest.subset(&indices), validation))
+    }
+
+    /// `<model>.split.json`: where [`SplitRecord::save_beside`] writes.
+    pub fn path_beside(model: &Path) -> PathBuf {
+        let mut name = model.as_os_str().to_owned();
+        name.push(".split.json");
+        name.into()
+    }
+
+    /// Writes the record beside `model`.
+    pub fn save_beside(&self, model: &Path) -> Result<()> {
+        let path = Self::path_beside(model);
+        let text = serde_json::to_string_pretty(self).map_err(|e| SupernetError::Json {
+            path: path.clone(),
+            source: e,
+        })?;
+        std::fs::write(&path, text).map_err(|e| SupernetError::io(path, e))
+    }
+
+    /// The record beside `model`, `None` when there is none.
+    pub fn load_beside(model: &Path) -> Result<Option<Self>> {
+        let path = Self::path_beside(model);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SupernetError::io(path, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| SupernetError::Json { path, source: e })
+    }
+
+    /// Checks that this split's validation images were held out of the training of a model
+    /// trained under `trained` (recorded in `path`): same hold-out size and seed. The number
+    /// of training images may differ: both take a prefix of the same rest.
+    pub fn check_held_out_from(&self, trained: &SplitRecord, path: &Path) -> Result<()> {
+        let field = if self.validation_images != trained.validation_images {
+            "validation_images"
+        } else if self.seed != trained.seed {
+            "seed"
+        } else {
+            return Ok(());
+        };
+        Err(SupernetError::Checkpoint {
+            path: path.to_path_buf(),
+            field: field.into(),
+            reason: format!(
+                "the model was trained with {} validation images held out (seed {}); this run \
+                 holds out {} (seed {}), so its validation images may include training images",
+                trained.validation_images, trained.seed, self.validation_images, self.seed
+            ),
+        })
+    }
+}
+
 /// Per-channel normalisation `(x / 255 - mean) / std`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Normalization {
@@ -698,6 +774,62 @@ mod tests {
         assert!(matches!(
             Dataset::from_cifar_files(&[p10], CifarLabels::Cifar10),
             Err(SupernetError::MalformedData { offset: 3073, .. })
+        ));
+    }
+
+    #[test]
+    fn split_record_round_trips_and_guards_the_validation_images() {
+        // Each image's first pixel is its index, so splits can be compared by content.
+        let pixels: Vec<u8> = (0..30u8).flat_map(|i| [i, 0, 0, 0]).collect();
+        let labels: Vec<u8> = (0..30).map(|i| (i % 3) as u8).collect();
+        let data = Dataset::from_parts(pixels, labels, (1, 2, 2), 3).unwrap();
+        let ids = |d: &Dataset| -> Vec<u8> { d.pixels.chunks(4).map(|c| c[0]).collect() };
+        let record = SplitRecord {
+            validation_images: 8,
+            seed: 3,
+            train_images: 12,
+        };
+        let (train, val) = record.split(&data).unwrap();
+        assert_eq!((train.len(), val.len()), (12, 8));
+        assert!(ids(&train).iter().all(|i| !ids(&val).contains(i)));
+        // Fewer training images take a prefix of the same rest: validation unchanged.
+        let fewer = SplitRecord {
+            train_images: 5,
+            ..record
+        };
+        let (train5, val5) = fewer.split(&data).unwrap();
+        assert_eq!(ids(&val5), ids(&val));
+        assert_eq!(ids(&train5), ids(&train)[..5].to_vec());
+
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.safetensors");
+        assert_eq!(SplitRecord::load_beside(&model).unwrap(), None);
+        record.save_beside(&model).unwrap();
+        let path = SplitRecord::path_beside(&model);
+        assert!(path.to_string_lossy().ends_with("m.safetensors.split.json"));
+        let loaded = SplitRecord::load_beside(&model).unwrap().unwrap();
+        assert_eq!(loaded, record);
+        assert!(fewer.check_held_out_from(&loaded, &path).is_ok());
+        let other_size = SplitRecord {
+            validation_images: 9,
+            ..record
+        };
+        match other_size.check_held_out_from(&loaded, &path) {
+            Err(SupernetError::Checkpoint { field, path: p, .. }) => {
+                assert_eq!(field, "validation_images");
+                assert_eq!(p, path);
+            }
+            other => panic!("expected a Checkpoint error, got {other:?}"),
+        }
+        let other_seed = SplitRecord { seed: 4, ..record };
+        assert!(matches!(
+            other_seed.check_held_out_from(&loaded, &path),
+            Err(SupernetError::Checkpoint { field, .. }) if field == "seed"
+        ));
+        std::fs::write(&path, "{\"validation_images\": 8}").unwrap();
+        assert!(matches!(
+            SplitRecord::load_beside(&model),
+            Err(SupernetError::Json { .. })
         ));
     }
 

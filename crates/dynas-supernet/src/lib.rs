@@ -33,7 +33,7 @@ pub mod train;
 /// The libtorch bindings this crate is built on (the same version for callers).
 pub use tch;
 
-pub use data::{Augmentation, Batch, CifarLabels, Dataset, Normalization, Split};
+pub use data::{Augmentation, Batch, CifarLabels, Dataset, Normalization, Split, SplitRecord};
 pub use elastic::BnMode;
 pub use error::{Result, SupernetError};
 pub use hadas::{
