@@ -113,7 +113,10 @@ pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error
     };
     let (adapted, report) = adapt(&original, data, LatencySource::Host, &settings)?;
     let adapt_s = start.elapsed().as_secs_f64();
-    adapted.save(options.out.join(format!("{name}_adapted.safetensors")))?;
+    let adapted_path = options.out.join(format!("{name}_adapted.safetensors"));
+    adapted.save(&adapted_path)?;
+    // Fine-tuned on the same training images: the same split guards a later run on it.
+    split.save_beside(&adapted_path)?;
     let chosen = &report.attempts[report.chosen];
     // Deployed form (batch norms folded, channels-last), as the lookup table was measured.
     let batch1 = TimingSettings {

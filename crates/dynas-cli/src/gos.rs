@@ -159,6 +159,10 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
     adapted
         .save(&args.out_model)
         .with_context(|| format!("--out-model {}", args.out_model.display()))?;
+    // Fine-tuned on this split's training images: record it for a later run on the output.
+    split
+        .save_beside(&args.out_model)
+        .with_context(|| format!("--out-model {}", args.out_model.display()))?;
     let batch1 = TimingSettings {
         batch: 1,
         threads: args.threads,

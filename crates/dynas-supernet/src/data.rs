@@ -506,14 +506,14 @@ impl SplitRecord {
         name.into()
     }
 
-    /// Writes the record beside `model`.
+    /// Writes the record beside `model` (atomically).
     pub fn save_beside(&self, model: &Path) -> Result<()> {
         let path = Self::path_beside(model);
         let text = serde_json::to_string_pretty(self).map_err(|e| SupernetError::Json {
             path: path.clone(),
             source: e,
         })?;
-        std::fs::write(&path, text).map_err(|e| SupernetError::io(path, e))
+        crate::checkpoint::write_atomic(&path, |tmp| std::fs::write(tmp, text))
     }
 
     /// The record beside `model`, `None` when there is none.
