@@ -3,8 +3,8 @@
 //! the logits.
 //!
 //! `cargo run --release -p dynas-supernet --example gos_measure -- MODEL.safetensors
-//! [MODEL.safetensors ...] [--rounds R] [--threads T] [--lut] [--single-units]` (the first
-//! model is the reference of the speed-ups).
+//! [MODEL.safetensors ...] [--rounds R] [--threads T] [--lut] [--single-units]
+//! [--attempts REPORT.json]` (the first model is the reference of the speed-ups).
 
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ use clap::Parser;
 use dynas_search::GosSpace;
 use dynas_search::gos::{GosPlan, Replacement};
 use dynas_supernet::gos::{
-    AdaptSettings, GosModel, LutCheck, ModelForm, TimingSettings, measure_interleaved,
+    AdaptReport, AdaptSettings, GosModel, LutCheck, ModelForm, TimingSettings, measure_interleaved,
     measure_lut_with_checks,
 };
 use tch::{Device, Kind, Tensor};
@@ -39,6 +39,25 @@ struct Options {
     /// from the first model is from the measured one (how additive the table is).
     #[arg(long, requires = "lut")]
     single_units: bool,
+    /// With `--lut`: also time, in the table's rounds, every plan an adaptation fine-tuned
+    /// (the attempts of a report written by the GOS examples or `dynas gos`, of the first
+    /// model), and print the table's error on each.
+    #[arg(long, requires = "lut")]
+    attempts: Option<PathBuf>,
+}
+
+/// The plans of the attempts in a GOS example (`report`) or `dynas gos` (`search`) report.
+fn attempt_plans(path: &std::path::Path) -> Result<Vec<GosPlan>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let report = value
+        .get("report")
+        .or_else(|| value.get("search"))
+        .ok_or_else(|| format!("{}: no `report` or `search` field", path.display()))?;
+    let report: AdaptReport = serde_json::from_value(report.clone())
+        .map_err(|e| format!("{}: field `report`/`search`: {e}", path.display()))?;
+    Ok(report.attempts.into_iter().map(|a| a.plan).collect())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -97,6 +116,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let space = GosSpace::new(models[0].network().clone(), &candidates)?;
         let start = std::time::Instant::now();
         let mut plans: Vec<GosPlan> = models.iter().map(|m| m.plan().clone()).collect();
+        let attempts = match &options.attempts {
+            Some(path) => attempt_plans(path)?,
+            None => Vec::new(),
+        };
+        plans.extend(attempts.iter().cloned());
         if options.single_units {
             for unit in space.units() {
                 for &choice in unit.choices.iter().filter(|&&c| c != Replacement::Keep) {
@@ -107,8 +131,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let (lut, mut checked) = measure_lut_with_checks(&models[0], &space, &batch1, &plans)?;
+        let mut rest = checked.split_off(models.len());
+        let singles = rest.split_off(attempts.len());
+        if !rest.is_empty() {
+            let errors: Vec<String> = rest
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{:.3} vs {:.3} ms ({:+.1} %)",
+                        c.predicted_ms,
+                        c.measured_ms,
+                        c.error_percent()
+                    )
+                })
+                .collect();
+            let within = rest
+                .iter()
+                .filter(|c| c.error_percent().abs() <= 10.0)
+                .count();
+            println!(
+                "attempted plans, predicted vs measured in the table's rounds ({within} of {} \
+                 within 10 %): {}",
+                rest.len(),
+                errors.join(" | ")
+            );
+        }
         if options.single_units {
-            let singles = checked.split_off(models.len());
             let first = checked[0];
             let gaps: Vec<f64> = singles
                 .iter()
