@@ -194,6 +194,12 @@ impl FoldedModel {
             };
             for layer in &self.layers {
                 x = forward_layer(layer, &x, false);
+                // libtorch returns a convolution over one input channel in NCHW (a 1-channel
+                // input is both layouts); the next layer would then run its slower NCHW path,
+                // which the lookup table, timing each operator on channels-last input, never sees.
+                if self.channels_last && x.dim() == 4 && x.size()[1] > 1 && x.stride()[1] != 1 {
+                    x = channels_last(&x);
+                }
             }
             x.flatten(1, -1)
         })
