@@ -194,14 +194,57 @@ impl FoldedModel {
             };
             for layer in &self.layers {
                 x = forward_layer(layer, &x, false);
-                // libtorch returns a convolution over one input channel in NCHW (a 1-channel
-                // input is both layouts); the next layer would then run its slower NCHW path,
-                // which the lookup table, timing each operator on channels-last input, never sees.
-                if self.channels_last && x.dim() == 4 && x.size()[1] > 1 && x.stride()[1] != 1 {
-                    x = channels_last(&x);
+                if self.channels_last {
+                    x = keep_channels_last(x);
                 }
             }
             x.flatten(1, -1)
         })
+    }
+}
+
+/// `x` in channels-last if it is a multi-channel image batch that is not. libtorch returns a
+/// convolution over one input channel in NCHW (a 1-channel input is both layouts); the next
+/// layer would then run its slower NCHW path, which the lookup table, timing each operator
+/// on channels-last input, never sees.
+fn keep_channels_last(x: Tensor) -> Tensor {
+    if x.dim() == 4 && x.size()[1] > 1 && x.stride()[1] != 1 {
+        channels_last(&x)
+    } else {
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn activations_are_kept_channels_last() {
+        let opts = (Kind::Float, Device::Cpu);
+        // What libtorch returns for a convolution over one input channel: NCHW.
+        let image = channels_last(&Tensor::randn([1, 1, 6, 6], opts));
+        let weight = channels_last(&Tensor::randn([4, 1, 3, 3], opts));
+        let nchw = image.conv2d(&weight, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+        let kept = keep_channels_last(nchw.shallow_clone());
+        assert_eq!(kept.stride()[1], 1, "channels innermost");
+        assert!(kept.allclose(&nchw, 0.0, 0.0, false), "same values");
+        // Already channels-last, one channel, or flat: left as they are.
+        let last = channels_last(&Tensor::randn([2, 3, 4, 4], opts));
+        assert_eq!(
+            keep_channels_last(last.shallow_clone()).stride(),
+            last.stride()
+        );
+        let one = Tensor::randn([2, 1, 4, 4], opts);
+        assert_eq!(
+            keep_channels_last(one.shallow_clone()).stride(),
+            one.stride()
+        );
+        let flat = Tensor::randn([2, 8], opts);
+        assert_eq!(
+            keep_channels_last(flat.shallow_clone()).stride(),
+            flat.stride()
+        );
     }
 }
