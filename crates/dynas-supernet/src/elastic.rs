@@ -77,6 +77,18 @@ pub(crate) fn channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
+/// `x` in channels-last if it is a multi-channel image batch that is not. libtorch returns a
+/// convolution over one input channel in NCHW (a 1-channel input is both layouts); the next
+/// layer would then run its slower NCHW path, which the lookup table, timing each operator
+/// on channels-last input, never sees.
+pub(crate) fn keep_channels_last(x: Tensor) -> Tensor {
+    if x.dim() == 4 && x.size()[1] > 1 && x.stride()[1] != 1 {
+        channels_last(&x)
+    } else {
+        x
+    }
+}
+
 /// He (fan-out, normal) initialisation, as once-for-all initialises its convs.
 pub(crate) const CONV_INIT: Init = Init::Kaiming {
     dist: NormalOrUniform::Normal,

@@ -11,7 +11,7 @@ use dynas_space::TensorShape;
 use tch::{Kind, Tensor};
 
 use super::{BN_EPS, GosModel, LayerModule, Stage, TermModule, check_input, forward_layer};
-use crate::elastic::{channels_last, fold_batch_norm};
+use crate::elastic::{channels_last, fold_batch_norm, keep_channels_last};
 use crate::error::Result;
 
 impl Stage {
@@ -200,18 +200,6 @@ impl FoldedModel {
             }
             x.flatten(1, -1)
         })
-    }
-}
-
-/// `x` in channels-last if it is a multi-channel image batch that is not. libtorch returns a
-/// convolution over one input channel in NCHW (a 1-channel input is both layouts); the next
-/// layer would then run its slower NCHW path, which the lookup table, timing each operator
-/// on channels-last input, never sees.
-fn keep_channels_last(x: Tensor) -> Tensor {
-    if x.dim() == 4 && x.size()[1] > 1 && x.stride()[1] != 1 {
-        channels_last(&x)
-    } else {
-        x
     }
 }
 

@@ -9,7 +9,9 @@ use tch::{Device, Kind, Tensor};
 
 use super::Subnet;
 use super::modules::{ConvBn, MbBlock, Op};
-use crate::elastic::{ElasticBatchNorm, ElasticConv2d, activate, channels_last};
+use crate::elastic::{
+    ElasticBatchNorm, ElasticConv2d, activate, channels_last, keep_channels_last,
+};
 use crate::error::{Result, SupernetError};
 
 /// A convolution with its batch norm folded in.
@@ -290,7 +292,7 @@ impl DeployedSubnet {
         Ok(tch::no_grad(|| {
             let mut x = channels_last(&x);
             for op in &self.ops {
-                x = op.forward(&x);
+                x = keep_channels_last(op.forward(&x));
             }
             x
         }))
