@@ -18,7 +18,7 @@ use dynas_cost::{
 };
 use dynas_space::{Activation, Layer, Network, SearchSpace, TensorShape};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data");
 
 /// 40 layers: stem, 37 MBConv blocks, global pool, classifier.
 fn net40(width_seed: usize) -> Network {

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-10}
 budget=${2:-200}
-csv=${CSV:-../shared/data/nb201/nb201_hw.csv}
+csv=${CSV:-crates/dynas-data/data/nb201/nb201_hw.csv}
 venv=.venv-pymoo
 if ! "$venv/bin/python" -c 'import pymoo' 2>/dev/null; then
   python3 -m venv "$venv"

@@ -12,7 +12,7 @@ use dynas_search::{
 fn bench(c: &mut Criterion) {
     let csv = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/nb201/nb201_hw.csv"
+        "/../dynas-data/data/nb201/nb201_hw.csv"
     );
     let problem = TableProblem::from_csv(
         csv,

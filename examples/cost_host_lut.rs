@@ -13,7 +13,7 @@ use dynas_cost::measure::{MeasureConfig, build_lut};
 use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
 use dynas_space::{Activation, Layer, Network, TensorShape};
 
-/// OFA-MNIST-like networks (the layer shapes of `shared/data/lut/ofa-mnist`) with varying blocks.
+/// OFA-MNIST-like networks (the layer shapes of `crates/dynas-data/data/lut/ofa-mnist`) with varying blocks.
 fn networks() -> Vec<Network> {
     let input = TensorShape::new(1, 28, 28);
     let mut nets = Vec::new();

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p dynas-cost --example cost_ofa_mnist_dvfs -- [DATA_DIR] [SEEDS]
 //! ```
-//! `DATA_DIR` defaults to `../shared/data` next to the repository. Prints:
+//! `DATA_DIR` defaults to `crates/dynas-data/data`. Prints:
 //! 1. held-out error of latency laws on the **measured** Jetson TX2 GPU sweep (3 networks,
 //!    13 clocks): 5 random clocks per network fitted, the others predicted, over `SEEDS`
 //!    draws (default 100); seed 0 alone is what `dynas cost dvfs-fit --seed 0` reports;
@@ -29,7 +29,7 @@ type Fitter = dyn Fn(&[Vec<f64>], &[f64]) -> Result<DvfsScalingLaw, dynas_cost::
 #[derive(Parser)]
 struct Args {
     /// The shared data folder.
-    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))]
+    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data"))]
     data: PathBuf,
     /// Random draws of the fitted clocks.
     #[arg(default_value_t = 100)]

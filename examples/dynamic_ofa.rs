@@ -183,7 +183,7 @@ fn run_presample(c: &Common, a: &PresampleArgs) -> Result<(), Box<dyn std::error
         p.family.len()
     );
     // The same family priced by the measured Jetson AGX Xavier per-layer table of this space.
-    let lut_path = Path::new("../shared/data/lut/ofa-mnist/jetson_agx_xavier.json");
+    let lut_path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data/lut/ofa-mnist/jetson_agx_xavier.json"));
     let priced = match LayerLut::from_harmonic_file(lut_path) {
         Ok(lut) => Some(price_deployment(
             &p.deployment,
@@ -200,7 +200,7 @@ fn run_presample(c: &Common, a: &PresampleArgs) -> Result<(), Box<dyn std::error
     let ofa = MbConvSpace::ofa_mobilenet_v3_width(1.2)?;
     let mut nx: Vec<(String, Vec<f64>)> = Vec::new();
     for unit in ["cpu", "gpu"] {
-        let dir = format!("../shared/data/lut/dynamic-ofa-xavier-nx/{unit}");
+        let dir = format!(concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data/lut/dynamic-ofa-xavier-nx/{}"), unit);
         match LutModel::from_ofa_dir(&dir) {
             Ok(model) => {
                 let mut v = Vec::new();

@@ -27,7 +27,7 @@ struct Args {
         value_name = "A0_CSV",
         default_value = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
+            "/../dynas-data/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
         )
     )]
     path: String,

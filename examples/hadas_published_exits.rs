@@ -92,7 +92,7 @@ fn published_models() -> BoxResult<Vec<Published>> {
 }
 
 /// HADAS's energy per inference (mJ, CIFAR-100, Jetson AGX Xavier): static, with exits,
-/// exits + DVFS (`shared/data/README.md`).
+/// exits + DVFS (`crates/dynas-data/data/README.md`).
 const PAPER: [(&str, [f64; 3]); 4] = [
     ("a0", [173.8, 119.8, 116.1]),
     ("a6", [335.5, 256.8, 218.3]),
@@ -477,7 +477,7 @@ fn run_backbone(
 #[derive(Parser)]
 struct Args {
     /// The shared data folder.
-    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))]
+    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data"))]
     data_dir: String,
     /// NSGA-II generations of the exits x clocks search.
     #[arg(default_value_t = 20)]

@@ -34,7 +34,7 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Args { seed, generations } = Args::parse();
-    let data_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+    let data_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data");
     let accuracy =
         TableAccuracy::from_csv(format!("{data_dir}/nb201/nb201_hw.csv"), "acc_cifar100")?;
     let exits = HadasExitData::from_csv(format!(

@@ -62,7 +62,7 @@ mod nb201_table;
 /// NSGA-II, evolution and random search on NAS-Bench-201: hypervolume ratio over seeds.
 #[derive(Parser)]
 struct Args {
-    /// NAS-Bench-201 table (absent or empty: `shared/data/nb201/nb201_hw.csv`).
+    /// NAS-Bench-201 table (absent or empty: `crates/dynas-data/data/nb201/nb201_hw.csv`).
     csv: Option<String>,
     /// Number of seeds (0, 1, ...) each search runs with.
     #[arg(default_value_t = 5)]

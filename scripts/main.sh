@@ -37,11 +37,8 @@ done
 
 out=runs/main
 mkdir -p "$out"
-data=../shared/data
-if [[ ! -d $data ]]; then
-  echo "main.sh: the shared data folder $data (next to the repository) is missing" >&2
-  exit 1
-fi
+# The published measurements ship in the repository (crates/dynas-data/data, with provenance).
+data=crates/dynas-data/data
 
 echo "=== 1/5 supernet on Fashion-MNIST"
 if [[ $full == 1 ]]; then

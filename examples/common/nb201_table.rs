@@ -1,16 +1,16 @@
 //! The NAS-Bench-201 table arguments shared by the table examples (included with `#[path]`, as
 //! each example belongs to its own crate).
 
-/// The NAS-Bench-201 table in `shared/data`, next to the repository.
+/// The NAS-Bench-201 table in `crates/dynas-data/data`.
 pub const NB201_CSV: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/nb201/nb201_hw.csv"
+    "/../dynas-data/data/nb201/nb201_hw.csv"
 );
 
 /// `[CSV] [SEED]`: the table and the seed of the run.
 #[derive(clap::Args, Debug)]
 pub struct TableAndSeed {
-    /// NAS-Bench-201 table (absent or empty: `shared/data/nb201/nb201_hw.csv`).
+    /// NAS-Bench-201 table (absent or empty: `crates/dynas-data/data/nb201/nb201_hw.csv`).
     csv: Option<String>,
     /// Random seed.
     #[arg(default_value_t = 0)]

@@ -27,8 +27,9 @@ pub struct HadasArgs {
     /// Fashion-MNIST in IDX format (Debian's `dataset-fashion-mnist`).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     data: PathBuf,
-    /// The shared measurements folder (lookup table, operating points, clock sweeps).
-    #[arg(long, default_value = "../shared/data")]
+    /// The measurements folder (lookup table, operating points, clock sweeps); by default the
+    /// copy shipped in the `dynas-data` crate.
+    #[arg(long, default_value = dynas_data::DIR)]
     shared_data: PathBuf,
     /// Output folder: deployment.json, front.json, front.csv, front.svg, report.json.
     #[arg(long)]

@@ -5,11 +5,11 @@ use std::process::Command;
 
 const NB201: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/nb201/nb201_hw.csv"
+    "/../dynas-data/data/nb201/nb201_hw.csv"
 );
 const JETSON: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/dvfs/jetson_operating_points.json"
+    "/../dynas-data/data/dvfs/jetson_operating_points.json"
 );
 
 fn scratch(name: &str) -> PathBuf {

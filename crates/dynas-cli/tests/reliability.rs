@@ -9,7 +9,7 @@ use serde_json::Value;
 
 const NB201: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/nb201/nb201_hw.csv"
+    "/../dynas-data/data/nb201/nb201_hw.csv"
 );
 
 fn dynas(args: &[&str]) -> Output {
@@ -266,7 +266,7 @@ fn dvfs_fit_refuses_a_repeated_operating_point_of_a_group() {
     let dir = tempfile::tempdir().unwrap();
     let sweep = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/dvfs/jetson_tx2_gpu_sweep.csv"
+        "/../dynas-data/data/dvfs/jetson_tx2_gpu_sweep.csv"
     );
     let text = std::fs::read_to_string(sweep).unwrap();
     let repeated = format!("{text}{}\n", text.lines().nth(2).unwrap());

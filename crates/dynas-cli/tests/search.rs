@@ -8,7 +8,7 @@ use serde_json::Value;
 
 const NB201: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/nb201/nb201_hw.csv"
+    "/../dynas-data/data/nb201/nb201_hw.csv"
 );
 
 fn scratch(name: &str) -> PathBuf {

@@ -1,5 +1,5 @@
 //! DVFS laws fitted to measured clock sweeps: how latency and rail power change with the
-//! clocks, and readers for the sweep files of `shared/data/dvfs/`.
+//! clocks, and readers for the sweep files of `dynas-data/data/dvfs/` (the `dynas-data` crate).
 //!
 //! * [`DvfsScalingLaw`]: latency against any number of clocks as a *soft roofline*
 //!   `t = c₀ + (floorᵖ + Σⱼ (cⱼ / fⱼ)ᵖ)^(1/p)`. With `p = 1` and no floor it is the additive

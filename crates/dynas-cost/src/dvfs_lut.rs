@@ -119,7 +119,7 @@ impl BoardDvfsLaws {
         })
     }
 
-    /// Fits the laws on the two Jetson TX2 sweep files of `shared/data/dvfs/`
+    /// Fits the laws on the two Jetson TX2 sweep files of `dynas-data/data/dvfs/` (the `dynas-data` crate)
     /// (`jetson_tx2_gpu_sweep.csv`, `jetson_tx2_vgg19_gpu_dvfs_power.csv`) with the default
     /// soft roofline ([`DvfsLawParams::default`]).
     pub fn fit_jetson_tx2_sweeps(
@@ -303,7 +303,7 @@ impl DvfsLutModel {
     }
 
     /// The OFA-MNIST space on the Jetson AGX Xavier from the shared data folder `data_dir`
-    /// (`../shared/data` from the repository root): table
+    /// (`dynas_data::DIR`, the `dynas-data` crate): table
     /// `lut/ofa-mnist/jetson_agx_xavier.json`, clocks `dvfs/jetson_operating_points.json`,
     /// laws fitted on the two TX2 sweeps in `dvfs/`.
     pub fn jetson_agx_xavier(data_dir: impl AsRef<Path>) -> Result<Self> {

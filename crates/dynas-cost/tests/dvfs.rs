@@ -10,7 +10,7 @@ use dynas_cost::{
 use dynas_space::{Activation, Layer, MbConvSpace, Network, SearchSpace};
 use rand::seq::SliceRandom;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data");
 
 fn data(rel: &str) -> String {
     format!("{DATA}/{rel}")

@@ -18,7 +18,7 @@ use proptest::prelude::*;
 
 macro_rules! data {
     ($rel:literal) => {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/", $rel)
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data/", $rel)
     };
 }
 

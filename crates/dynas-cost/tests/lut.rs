@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use dynas_space::{Activation, Layer, MbConvSpace, Network, SearchSpace, TensorShape, seeded_rng};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data");
 
 fn data(rel: &str) -> String {
     format!("{DATA}/{rel}")

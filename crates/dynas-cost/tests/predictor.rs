@@ -12,7 +12,7 @@ use dynas_cost::{ComputeUnit, CostModel, LayerLut, OperatingPoint};
 use dynas_space::Network;
 use rand::seq::SliceRandom;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data");
 
 fn split(n: usize, train: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut order: Vec<usize> = (0..n).collect();

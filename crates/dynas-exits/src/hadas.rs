@@ -231,7 +231,7 @@ mod tests {
 
     const DIR: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/exits/hadas-attentivenas-cifar100"
+        "/../dynas-data/data/exits/hadas-attentivenas-cifar100"
     );
 
     fn load(model: &str) -> HadasExitData {

@@ -21,7 +21,7 @@ use proptest::prelude::*;
 
 const A0_EXITS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
+    "/../dynas-data/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
 );
 
 fn objectives() -> Vec<Objective> {

@@ -10,7 +10,7 @@ use dynas_exits::{
 };
 use dynas_space::{Layer, MbConvSpace, Network, SearchSpace};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data");
 const MAX_DROP: f64 = 0.005;
 /// Held-out accuracy may miss the calibration half's guarantee by sampling noise (2,000
 /// held-out samples: a few samples).

@@ -16,7 +16,7 @@ use dynas_space::{Activation, Genotype, Nb201Space, Network, SearchSpace};
 
 const A0_EXITS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
+    "/../dynas-data/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
 );
 
 fn accuracy() -> &'static TableAccuracy {

@@ -297,11 +297,11 @@ mod tests {
 
     const LUT: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/fbnet/hwnasbench_fbnet_lut.json"
+        "/../dynas-data/data/fbnet/hwnasbench_fbnet_lut.json"
     );
     const ARCHS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/fbnet/fbnet_5000_archs_cifar100.csv"
+        "/../dynas-data/data/fbnet/fbnet_5000_archs_cifar100.csv"
     );
 
     type Lut = HashMap<String, HashMap<String, f64>>;

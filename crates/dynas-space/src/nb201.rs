@@ -283,7 +283,7 @@ mod tests {
 
     const NB201_CSV: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/nb201/nb201_hw.csv"
+        "/../dynas-data/data/nb201/nb201_hw.csv"
     );
 
     #[test]

@@ -105,7 +105,7 @@ fn applies_pins_and_restores_on_drop() {
 fn every_clock_of_the_published_xavier_table_can_be_applied() {
     let table = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/dvfs/jetson_operating_points.json"
+        "/../dynas-data/data/dvfs/jetson_operating_points.json"
     );
     let devices = DeviceProfile::from_jetson_table_file(table).expect("shared table");
     let xavier = devices

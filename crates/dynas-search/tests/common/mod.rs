@@ -9,7 +9,7 @@ use dynas_search::{Objective, TableProblem};
 /// The real NAS-Bench-201 table of the shared data.
 pub const NB201: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/nb201/nb201_hw.csv"
+    "/../dynas-data/data/nb201/nb201_hw.csv"
 );
 
 /// The table with objectives (raspi4 latency min, CIFAR-100 accuracy max), loaded once.
