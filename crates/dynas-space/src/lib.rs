@@ -29,6 +29,7 @@
 
 pub mod error;
 pub mod fbnet;
+pub mod files;
 pub mod genotype;
 pub mod mbconv;
 pub mod nb201;
