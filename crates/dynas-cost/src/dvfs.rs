@@ -465,7 +465,7 @@ pub struct ClockSweep {
 
 fn csv_columns(
     path: &Path,
-    reader: &mut csv::Reader<std::fs::File>,
+    reader: &mut csv::Reader<std::io::Cursor<String>>,
     names: &[&str],
 ) -> Result<Vec<usize>> {
     let headers = reader
@@ -483,11 +483,9 @@ fn csv_columns(
         .collect()
 }
 
-fn open_csv(path: &Path) -> Result<csv::Reader<std::fs::File>> {
-    csv::Reader::from_path(path).map_err(|e| match e.into_kind() {
-        csv::ErrorKind::Io(io) => CostError::io(path, io),
-        other => CostError::parse(path, format!("{other:?}")),
-    })
+fn open_csv(path: &Path) -> Result<csv::Reader<std::io::Cursor<String>>> {
+    let text = dynas_space::files::read_input_text(path).map_err(|e| CostError::io(path, e))?;
+    Ok(csv::Reader::from_reader(std::io::Cursor::new(text)))
 }
 
 fn number(path: &Path, line: usize, column: &str, value: &str) -> Result<f64> {

@@ -503,11 +503,11 @@ impl ArchPredictor {
 
 fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
     let text = serde_json::to_string(value).map_err(|e| CostError::parse(path, e.to_string()))?;
-    std::fs::write(path, text).map_err(|e| CostError::io(path, e))
+    dynas_space::files::write_output(path, text).map_err(|e| CostError::io(path, e))
 }
 
 fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| CostError::io(path, e))?;
+    let text = dynas_space::files::read_input_text(path).map_err(|e| CostError::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| CostError::parse(path, e.to_string()))
 }
 

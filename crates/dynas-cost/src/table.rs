@@ -148,8 +148,9 @@ fn text(field: Option<&[u8]>) -> std::result::Result<&str, std::str::Utf8Error> 
 
 /// One pass over the CSV with a reused byte record: no allocation per row.
 fn read_arch_columns(path: &Path, columns: &[&str]) -> Result<ArchColumns> {
-    let bytes = std::fs::read(path).map_err(|e| CostError::io(path, e))?;
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    let bytes = dynas_space::files::read_input(path).map_err(|e| CostError::io(path, e))?;
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader
         .headers()
         .map_err(|e| CostError::parse(path, format!("header: {e}")))?

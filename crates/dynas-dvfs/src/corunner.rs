@@ -79,11 +79,14 @@ impl CoRunnerParams {
         } else {
             self.threads
         };
+        let max_duration = Duration::try_from_secs_f64(self.max_duration_s).map_err(|e| {
+            DvfsError::invalid("max_duration_s", format!("{} s: {e}", self.max_duration_s))
+        })?;
         Ok(CoRunnerConfig {
             threads,
             period: Duration::from_secs_f64(self.period_ms / 1e3),
             time_scale: self.time_scale,
-            max_duration: Duration::from_secs_f64(self.max_duration_s),
+            max_duration,
         })
     }
 }
@@ -233,7 +236,22 @@ impl CoRunner {
         let plan = Arc::new(LoadPlan::new(trace, config.time_scale));
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let until = started + config.max_duration.min(Duration::from_secs_f64(plan.end_s));
+        let length = Duration::try_from_secs_f64(plan.end_s).map_err(|e| {
+            DvfsError::invalid(
+                "time_scale",
+                format!(
+                    "trace `{}` scaled by {} lasts {} s, not a duration ({e})",
+                    trace.name(),
+                    config.time_scale,
+                    plan.end_s
+                ),
+            )
+        })?;
+        let until = started
+            .checked_add(config.max_duration.min(length))
+            .ok_or_else(|| {
+                DvfsError::invalid("max_duration_s", "too long to be a point in time")
+            })?;
         let mut workers = Vec::with_capacity(config.threads);
         for i in 0..config.threads {
             let (plan, stop) = (Arc::clone(&plan), Arc::clone(&stop));

@@ -108,6 +108,7 @@ impl LoadTrace {
                 load[i],
                 i.checked_sub(1).map(|j| time_s[j]),
             )?;
+            Self::check_span(&origin, None, time_s[0], time_s[i])?;
         }
         Ok(Self { name, time_s, load })
     }
@@ -143,10 +144,29 @@ impl LoadTrace {
         Ok(())
     }
 
+    /// Refuses a window that starts too late after the first one for its time to be a
+    /// [`std::time::Duration`] (the trace is played in real time): twice the span, which bounds
+    /// the end of the last window, must be one.
+    fn check_span(origin: &Path, line: Option<usize>, t0: f64, t: f64) -> Result<()> {
+        let span = t - t0;
+        if std::time::Duration::try_from_secs_f64(2.0 * span).is_err() {
+            return Err(DvfsError::parse(
+                origin,
+                line,
+                format!(
+                    "field `time_s` ({t}) lies {span} s after the first window: too long a trace \
+                     to play (times are seconds)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads a trace file (format in the module documentation); the name is the file stem.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| DvfsError::io(path, "read", e))?;
+        let text = dynas_space::files::read_input_text(path)
+            .map_err(|e| DvfsError::io(path, "read", e))?;
         let name = path
             .file_stem()
             .map_or_else(|| "trace".to_string(), |s| s.to_string_lossy().into_owned());
@@ -216,6 +236,12 @@ impl LoadTrace {
                 row.time_s,
                 row.co_runner_load,
                 time_s.last().copied(),
+            )?;
+            Self::check_span(
+                origin,
+                line_no,
+                time_s.first().copied().unwrap_or(row.time_s),
+                row.time_s,
             )?;
             time_s.push(row.time_s);
             load.push(row.co_runner_load);

@@ -72,7 +72,7 @@ impl HadasExitData {
     /// Reads and validates a file; errors name the file, line and column.
     pub fn from_csv(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ExitError::io(path, e))?;
+        let text = dynas_space::files::read_input_text(path).map_err(|e| ExitError::io(path, e))?;
         Self::parse(&text, path)
     }
 

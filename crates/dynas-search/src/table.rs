@@ -120,11 +120,11 @@ impl TableProblem {
         if objectives.is_empty() {
             return Err(SearchError::invalid("objectives", "at least one is needed"));
         }
-        let bytes = std::fs::read(path).map_err(|e| SearchError::io(path, e))?;
+        let bytes = dynas_space::files::read_input(path).map_err(|e| SearchError::io(path, e))?;
         let fingerprint = content_fingerprint(&bytes);
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_reader(bytes.as_slice());
+            .from_reader(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes));
         let headers = reader.headers().map_err(|e| csv_err(path, e))?.clone();
         let column = |name: &str| -> Result<usize> {
             headers

@@ -82,7 +82,7 @@ impl FbNetLut {
     /// Loads `hwnasbench_fbnet_lut.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| CostError::io(path, e))?;
+        let text = dynas_space::files::read_input_text(path).map_err(|e| CostError::io(path, e))?;
         let raw: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
             serde_json::from_str(&text).map_err(|e| CostError::parse(path, e.to_string()))?;
         let mut metrics = BTreeMap::new();

@@ -98,7 +98,7 @@ impl LayerLut {
     /// Loads a Harmonic-NAS style table (`{key: {"lat": .., "enrg": ..}}`).
     pub fn from_harmonic_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| CostError::io(path, e))?;
+        let text = dynas_space::files::read_input_text(path).map_err(|e| CostError::io(path, e))?;
         Self::from_harmonic_str(&text, path)
     }
 
@@ -128,7 +128,7 @@ impl LayerLut {
     /// Loads a once-for-all / Dynamic-OFA table (`{key: {"count", "mean", "std"}}`).
     pub fn from_ofa_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| CostError::io(path, e))?;
+        let text = dynas_space::files::read_input_text(path).map_err(|e| CostError::io(path, e))?;
         Self::from_ofa_str(&text, path)
     }
 
@@ -182,6 +182,7 @@ impl LayerLut {
     /// Writes [`LayerLut::to_harmonic_json`] to `path`.
     pub fn save_harmonic(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_harmonic_json()).map_err(|e| CostError::io(path, e))
+        dynas_space::files::write_output(path, self.to_harmonic_json())
+            .map_err(|e| CostError::io(path, e))
     }
 }

@@ -128,7 +128,8 @@ impl GosLut {
     /// Reads a table written by [`GosLut::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| SearchError::io(path, e))?;
+        let text =
+            dynas_space::files::read_input_text(path).map_err(|e| SearchError::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| SearchError::parse(path, e.to_string()))
     }
 
@@ -137,7 +138,7 @@ impl GosLut {
         let path = path.as_ref();
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| SearchError::parse(path, e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| SearchError::io(path, e))
+        dynas_space::files::write_output(path, text).map_err(|e| SearchError::io(path, e))
     }
 }
 

@@ -573,7 +573,7 @@ impl MbConvSpace {
     pub fn from_json_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
         let source = path.display().to_string();
-        let json = std::fs::read_to_string(path).map_err(|e| SpaceError::Parse {
+        let json = crate::files::read_input_text(path).map_err(|e| SpaceError::Parse {
             input: source.clone(),
             reason: format!("cannot read the file: {e}"),
         })?;
