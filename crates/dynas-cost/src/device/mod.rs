@@ -339,19 +339,21 @@ impl Ord for OperatingPoint {
     }
 }
 
+/// The clocks the point sets, in domain order, in MHz: `cpu 1190.4 MHz / mem 1600 MHz`
+/// (`mem` is the memory domain); `default clocks` for a point that sets none.
 impl fmt::Display for OperatingPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mhz =
-            |v: Option<u64>| v.map_or("-".to_string(), |hz| format!("{:.1}", hz as f64 / 1e6));
-        write!(
-            f,
-            "cpu {} MHz / gpu {} MHz / mem {} MHz",
-            mhz(self.cpu_hz()),
-            mhz(self.gpu_hz()),
-            mhz(self.memory_hz())
-        )?;
-        for (d, hz) in self.clocks().filter(|(d, _)| !d.is_well_known()) {
-            write!(f, " / {d} {} MHz", mhz(Some(hz)))?;
+        if self.is_empty() {
+            return f.write_str("default clocks");
+        }
+        for (i, (d, hz)) in self.clocks().enumerate() {
+            let label = match d {
+                ClockDomain::Memory => "mem",
+                d => d.name(),
+            };
+            let sep = if i == 0 { "" } else { " / " };
+            // f64's shortest exact form: 1600, 1395.2, 114.75 (never "1600.0").
+            write!(f, "{sep}{label} {} MHz", hz as f64 / 1e6)?;
         }
         Ok(())
     }
@@ -431,7 +433,12 @@ pub struct DeviceProfile {
 const JETSON_TABLE: &str = include_str!("../../data/jetson_operating_points.json");
 
 impl DeviceProfile {
-    /// A validated profile: clock lists sorted ascending, without zeros or duplicates.
+    /// A validated profile: clock lists sorted ascending, without zeros or duplicates, and
+    /// clocks for the compute unit. For a unit clocked by a named domain (an NPU, a DLA),
+    /// whose clocks `new` cannot take, use [`DeviceProfile::builder`].
+    ///
+    /// Errors are [`CostError::InvalidParameter`] naming the field (`gpu_hz`,
+    /// `other_clocks.npu`, `compute_unit`).
     pub fn new(
         name: impl Into<String>,
         compute_unit: ComputeUnit,
@@ -439,16 +446,41 @@ impl DeviceProfile {
         gpu_hz: Vec<u64>,
         memory_hz: Vec<u64>,
     ) -> Result<Self> {
-        let profile = Self {
-            name: name.into(),
-            compute_unit,
-            cpu_hz,
-            gpu_hz,
-            memory_hz,
-            other_clocks: BTreeMap::new(),
-        };
-        profile.validate(Path::new("<in memory>"))?;
-        Ok(profile)
+        Self::builder(name, compute_unit)
+            .cpu_hz(cpu_hz)
+            .gpu_hz(gpu_hz)
+            .memory_hz(memory_hz)
+            .build()
+    }
+
+    /// A builder of a profile, for devices whose compute unit is clocked by a named domain:
+    ///
+    /// ```
+    /// use dynas_cost::device::{ComputeUnit, DeviceProfile, DomainName};
+    ///
+    /// let npu = DomainName::new("npu")?;
+    /// let board = DeviceProfile::builder("npu-board", ComputeUnit::Accelerator(npu.clone()))
+    ///     .cpu_hz(vec![600_000_000, 1_200_000_000])
+    ///     .memory_hz(vec![1_600_000_000])
+    ///     .domain(npu, vec![300_000_000, 800_000_000])
+    ///     .build()?;
+    /// assert_eq!(board.compute_hz_list(), [300_000_000, 800_000_000]);
+    /// # Ok::<(), dynas_cost::CostError>(())
+    /// ```
+    ///
+    /// Nothing is checked until [`DeviceProfileBuilder::build`], which checks it all.
+    pub fn builder(name: impl Into<String>, compute_unit: ComputeUnit) -> DeviceProfileBuilder {
+        DeviceProfileBuilder {
+            profile: Self {
+                name: name.into(),
+                compute_unit,
+                cpu_hz: Vec::new(),
+                gpu_hz: Vec::new(),
+                memory_hz: Vec::new(),
+                other_clocks: BTreeMap::new(),
+            },
+            duplicate: None,
+        }
     }
 
     /// This profile with a further clock domain `domain` (a DLA, an NPU) and its available
@@ -464,43 +496,73 @@ impl DeviceProfile {
                 reason: format!("device `{}` already has this domain", self.name),
             });
         }
-        self.validate(Path::new("<in memory>"))?;
+        self.validate()?;
         Ok(self)
     }
 
-    fn validate(&self, origin: &Path) -> Result<()> {
+    /// This profile with `compute_unit` running the network (validated: the unit needs
+    /// clocks on this device).
+    pub fn with_compute_unit(mut self, compute_unit: ComputeUnit) -> Result<Self> {
+        self.compute_unit = compute_unit;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// `Ok(())` when the profile is valid: every clock list strictly ascending without 0 Hz,
+    /// and clocks for the compute unit. For profiles built as a struct literal; the
+    /// constructors and file readers check this themselves. Errors are
+    /// [`CostError::InvalidParameter`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        match self.problem() {
+            None => Ok(()),
+            Some((field, reason)) => Err(CostError::InvalidParameter {
+                name: field,
+                reason: format!("device `{}`: {reason}", self.name),
+            }),
+        }
+    }
+
+    /// [`DeviceProfile::validate`] for a profile read from `origin`: a [`CostError::Parse`]
+    /// naming the file and the field.
+    fn validate_file(&self, origin: &Path) -> Result<()> {
+        match self.problem() {
+            None => Ok(()),
+            Some((field, reason)) => Err(CostError::parse(
+                origin,
+                format!("device `{}`: field `{field}` {reason}", self.name),
+            )),
+        }
+    }
+
+    /// The first thing wrong with the profile: the field and what is wrong with it.
+    fn problem(&self) -> Option<(String, String)> {
         for (domain, clocks) in self.domains() {
             let field = match &domain {
                 ClockDomain::Named(n) => format!("other_clocks.{n}"),
                 d => d.field(),
             };
             if clocks.contains(&0) {
-                return Err(CostError::parse(
-                    origin,
-                    format!("device `{}`: field `{field}` contains 0 Hz", self.name),
-                ));
+                return Some((field, "contains 0 Hz".to_string()));
             }
             if clocks.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(CostError::parse(
-                    origin,
-                    format!(
-                        "device `{}`: field `{field}` must be strictly ascending",
-                        self.name
-                    ),
-                ));
+                return Some((field, "must be strictly ascending".to_string()));
             }
         }
         if self.compute_hz_list().is_empty() {
-            return Err(CostError::parse(
-                origin,
-                format!(
-                    "device `{}`: the compute unit {} has no clocks",
-                    self.name,
-                    self.compute_unit.domain()
+            let domain = self.compute_unit.domain();
+            let hint = match &domain {
+                ClockDomain::Named(n) => format!(
+                    " (give them with `DeviceProfile::builder(..).domain({n}, clocks)` or \
+                     `other_clocks.{n}`)"
                 ),
+                d => format!(" (`{}` is empty)", d.field()),
+            };
+            return Some((
+                "compute_unit".to_string(),
+                format!("the compute unit {domain} has no clocks{hint}"),
             ));
         }
-        Ok(())
+        None
     }
 
     /// Every clock domain of the device with its available clocks: CPU, GPU and memory
@@ -598,7 +660,7 @@ impl DeviceProfile {
                     memory_hz: e.emc_hz,
                     other_clocks: BTreeMap::new(),
                 };
-                profile.validate(origin)?;
+                profile.validate_file(origin)?;
                 Ok(profile)
             })
             .collect()
@@ -615,7 +677,7 @@ impl DeviceProfile {
             }
             _ => serde_json::from_str(&text).map_err(|e| CostError::parse(path, e.to_string()))?,
         };
-        profile.validate(path)?;
+        profile.validate_file(path)?;
         Ok(profile)
     }
 
@@ -696,5 +758,64 @@ impl DeviceProfile {
         }
     }
 }
+
+/// A [`DeviceProfile`] under construction, from [`DeviceProfile::builder`]: set the clocks of
+/// each domain, then [`DeviceProfileBuilder::build`] checks the whole profile at once (so the
+/// compute unit's clocks may come from any setter, [`DeviceProfileBuilder::domain`] included).
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct DeviceProfileBuilder {
+    profile: DeviceProfile,
+    /// A named domain given twice, reported by `build`.
+    duplicate: Option<DomainName>,
+}
+
+impl DeviceProfileBuilder {
+    /// Available CPU clocks (Hz), ascending.
+    pub fn cpu_hz(mut self, clocks_hz: Vec<u64>) -> Self {
+        self.profile.cpu_hz = clocks_hz;
+        self
+    }
+
+    /// Available GPU clocks (Hz), ascending.
+    pub fn gpu_hz(mut self, clocks_hz: Vec<u64>) -> Self {
+        self.profile.gpu_hz = clocks_hz;
+        self
+    }
+
+    /// Available memory (EMC) clocks (Hz), ascending.
+    pub fn memory_hz(mut self, clocks_hz: Vec<u64>) -> Self {
+        self.profile.memory_hz = clocks_hz;
+        self
+    }
+
+    /// A further clock domain (a DLA, an NPU) and its available clocks (Hz), ascending.
+    /// Giving one domain twice is an error at [`DeviceProfileBuilder::build`].
+    pub fn domain(mut self, domain: DomainName, clocks_hz: Vec<u64>) -> Self {
+        if self
+            .profile
+            .other_clocks
+            .insert(domain.clone(), clocks_hz)
+            .is_some()
+        {
+            self.duplicate.get_or_insert(domain);
+        }
+        self
+    }
+
+    /// The profile, validated as [`DeviceProfile::validate`] does; errors are
+    /// [`CostError::InvalidParameter`] naming the field.
+    pub fn build(self) -> Result<DeviceProfile> {
+        if let Some(domain) = self.duplicate {
+            return Err(CostError::InvalidParameter {
+                name: format!("other_clocks.{domain}"),
+                reason: format!("device `{}`: the domain is given twice", self.profile.name),
+            });
+        }
+        self.profile.validate()?;
+        Ok(self.profile)
+    }
+}
+
 #[cfg(test)]
 mod tests;

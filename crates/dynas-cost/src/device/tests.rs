@@ -229,3 +229,107 @@ fn check_domains_names_the_unknown_domain() {
     let known = [ClockDomain::Gpu, ClockDomain::named("npu").unwrap()];
     assert!(p.check_domains("m", &known).is_ok());
 }
+
+#[test]
+fn a_device_with_an_accelerator_is_built_through_the_api() {
+    let npu = DomainName::new("npu").unwrap();
+    let unit = ComputeUnit::Accelerator(npu.clone());
+    let board = DeviceProfile::builder("npu-board", unit.clone())
+        .cpu_hz(vec![600_000_000, 1_200_000_000])
+        .memory_hz(vec![1_600_000_000])
+        .domain(npu.clone(), vec![300_000_000, 800_000_000])
+        .build()
+        .expect("the npu's clocks come from `domain`");
+    assert_eq!(board.compute_hz_list(), [300_000_000, 800_000_000]);
+    assert_eq!(board.operating_points().len(), 2 * 2);
+    // The same board from `new` on the CPU, then the NPU's clocks, then the NPU as the unit.
+    let same = DeviceProfile::new(
+        "npu-board",
+        ComputeUnit::Cpu,
+        vec![600_000_000, 1_200_000_000],
+        vec![],
+        vec![1_600_000_000],
+    )
+    .unwrap()
+    .with_domain(npu.clone(), vec![300_000_000, 800_000_000])
+    .unwrap()
+    .with_compute_unit(unit.clone())
+    .unwrap();
+    assert_eq!(same, board);
+    assert!(board.validate().is_ok());
+    // Without the NPU's clocks the builder refuses, naming the field and the way out.
+    let err = DeviceProfile::builder("npu-board", unit)
+        .cpu_hz(vec![600_000_000])
+        .build()
+        .expect_err("no npu clocks");
+    assert!(
+        matches!(&err, CostError::InvalidParameter { name, .. } if name == "compute_unit"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("domain(npu, clocks)"), "{err}");
+    // A domain given twice is refused at `build`.
+    let err = DeviceProfile::builder("b", ComputeUnit::Cpu)
+        .cpu_hz(vec![1])
+        .domain(npu.clone(), vec![1])
+        .domain(npu, vec![2])
+        .build()
+        .expect_err("npu twice");
+    assert!(err.to_string().contains("other_clocks.npu"), "{err}");
+}
+
+#[test]
+fn in_memory_errors_name_the_field_not_a_file() {
+    let err = DeviceProfile::new("b", ComputeUnit::Gpu, vec![], vec![5, 3], vec![])
+        .expect_err("descending");
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, CostError::InvalidParameter { name, .. } if name == "gpu_hz"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("malformed") && !msg.contains("in memory"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("device `b`") && msg.contains("ascending"),
+        "{msg}"
+    );
+    let err =
+        DeviceProfile::new("b", ComputeUnit::Cpu, vec![0, 1], vec![], vec![]).expect_err("0 Hz");
+    assert!(
+        matches!(&err, CostError::InvalidParameter { name, .. } if name == "cpu_hz"),
+        "{err}"
+    );
+    let err = board_with_dla()
+        .with_domain(DomainName::new("npu").unwrap(), vec![2, 1])
+        .expect_err("descending npu");
+    assert!(
+        matches!(&err, CostError::InvalidParameter { name, .. } if name == "other_clocks.npu"),
+        "{err}"
+    );
+    // A struct literal is checked with `validate`, with the same errors.
+    let literal = DeviceProfile {
+        compute_unit: ComputeUnit::Cpu,
+        ..board_with_dla()
+    };
+    let err = literal.validate().expect_err("no cpu clocks");
+    assert!(
+        matches!(&err, CostError::InvalidParameter { name, .. } if name == "compute_unit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn operating_points_print_only_the_clocks_they_set() {
+    let mem = OperatingPoint::new(None, None, Some(1_600_000_000)).unwrap();
+    assert_eq!(mem.to_string(), "mem 1600 MHz");
+    let p = OperatingPoint::new(Some(1_190_400_000), Some(114_750_000), Some(1_600_000_000))
+        .unwrap()
+        .with_clock(ClockDomain::named("dla0").unwrap(), 115_200_000)
+        .unwrap();
+    assert_eq!(
+        p.to_string(),
+        "cpu 1190.4 MHz / gpu 114.75 MHz / mem 1600 MHz / dla0 115.2 MHz"
+    );
+    assert_eq!(OperatingPoint::default().to_string(), "default clocks");
+}
