@@ -49,7 +49,9 @@ pub mod table;
 pub mod wrappers;
 
 pub use analytical::{AnalyticalModel, AnalyticalParams, DvfsScalingLaw, Measurement};
-pub use device::{ClockDomain, ComputeUnit, DeviceProfile, DomainName, OperatingPoint};
+pub use device::{
+    ClockDomain, ComputeUnit, DeviceProfile, DeviceProfileBuilder, DomainName, OperatingPoint,
+};
 pub use dvfs::{CheckedDvfsLawParams, DvfsLawParams, DvfsPowerLaw};
 pub use dvfs_lut::{
     BoardDvfsLaws, CostSource, DvfsLutModel, LayerRegression, jetson_agx_xavier_operating_points,
