@@ -21,12 +21,20 @@
 //! - `tch`: the supernet and early-exit training on libtorch (needs a libtorch install; see
 //!   the README).
 
+// Inlined, so that `cargo doc -p dynas` documents each crate as a module of this one (a plain
+// re-export would link to the crates' own pages, which `--no-deps` never generates).
+#[doc(inline)]
 pub use dynas_cost as cost;
+#[doc(inline)]
 pub use dynas_dvfs as dvfs;
+#[doc(inline)]
 pub use dynas_exits as exits;
+#[doc(inline)]
 pub use dynas_search as search;
+#[doc(inline)]
 pub use dynas_space as space;
 #[cfg(feature = "tch")]
+#[doc(inline)]
 pub use dynas_supernet as supernet;
 
 /// The most used types, for `use dynas::prelude::*`.
