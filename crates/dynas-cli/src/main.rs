@@ -1,7 +1,8 @@
 //! The `dynas` command-line tool.
 
 use clap::{Parser, Subcommand};
-// For `serve_flags`, which the Dynamic-OFA example includes too.
+// For `serve_flags` (a `tch` command's flags), which the Dynamic-OFA example includes too.
+#[cfg(feature = "tch")]
 use dynas::dvfs::MissGuard;
 
 mod cost;
