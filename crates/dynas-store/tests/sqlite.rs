@@ -1,0 +1,96 @@
+//! The SQLite back end: store semantics, errors, and NSGA-II over the NAS-Bench-201 table
+//! through the store with 1, 2 and 4 workers, a killed coordinator and killed workers.
+
+mod common;
+
+use dynas_store::{SCHEMA_VERSION, SqliteStore, Store, StoreError, open_store};
+
+#[test]
+fn sqlite_store_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&format!("sqlite://{}/s.db", dir.path().display())).unwrap();
+    common::semantics(store.as_ref());
+}
+
+#[test]
+fn sqlite_schema_of_another_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '0' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    match SqliteStore::open(&path) {
+        Err(StoreError::SchemaVersion {
+            found,
+            expected,
+            url,
+        }) => {
+            assert_eq!(found, "0");
+            assert_eq!(expected, SCHEMA_VERSION);
+            assert!(url.ends_with("old.db"), "{url}");
+        }
+        other => panic!("expected SchemaVersion, got {other:?}"),
+    }
+    // The same store reopened by this version is accepted.
+    let fresh = dir.path().join("new.db");
+    drop(SqliteStore::open(&fresh).unwrap());
+    SqliteStore::open(&fresh).unwrap();
+}
+
+#[test]
+fn malformed_urls_are_refused() {
+    for url in [
+        "mysql://x/y",
+        "sqlite://",
+        "nonsense",
+        "postgres://u:pw@host:notaport/db",
+    ] {
+        match open_store(url) {
+            Err(StoreError::MalformedUrl { url: shown, .. }) => {
+                assert!(!shown.contains("pw"), "password shown: {shown}")
+            }
+            Err(other) => panic!("{url}: expected MalformedUrl, got {other}"),
+            Ok(_) => panic!("{url}: accepted"),
+        }
+    }
+}
+
+#[test]
+fn sqlite_missing_study_names_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("m.db")).unwrap();
+    store.create_study(&common::study("a", "f")).unwrap();
+    let e = store.study("b").unwrap_err();
+    assert!(matches!(e, StoreError::MissingStudy { .. }));
+    let text = e.to_string();
+    assert!(
+        text.contains("`b`") && text.contains("studies: a"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sqlite_search_matches_in_process_with_1_2_4_workers_and_failures() {
+    let (budget, seed) = (200, 7);
+    let reference = common::in_process(budget, seed);
+    assert_eq!(reference.1.len(), budget);
+    let dir = tempfile::tempdir().unwrap();
+    for workers in [1, 2, 4] {
+        let path = dir.path().join(format!("w{workers}.db"));
+        let url = format!("sqlite://{}", path.display());
+        let open = || open_store(&url).unwrap();
+        let disruption = common::Disruption {
+            kill_coordinator_after: 70,
+            zombies: if workers == 1 { 1 } else { 2 },
+            at_done: None,
+        };
+        let got = common::through_store(&open, "nb201", workers, budget, seed, &disruption);
+        assert_eq!(got.0, reference.0, "front with {workers} workers");
+        assert_eq!(got.1, reference.1, "archive with {workers} workers");
+    }
+}
