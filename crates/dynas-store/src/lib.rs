@@ -10,6 +10,7 @@
 //! | [`StoreProblem`] | a [`dynas_search::Problem`] whose batches are evaluated by the workers: any strategy runs over the store |
 //! | [`Worker`] | the worker loop: claim, evaluate with a heartbeat renewing the lease, complete or fail |
 //! | [`ProblemSpec`] | the problem's description kept with the study, so a worker needs only the URL |
+//! | [`scratch`] | a throwaway PostgreSQL server for tests and benchmarks |
 //!
 //! Results are stored as JSON text (exact round trip of every `f64`) and handed back to the
 //! strategy in input order. Evaluations being deterministic, a generation-synchronous strategy
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 mod error;
 mod pg;
 mod problem;
+pub mod scratch;
 mod sqlite;
 mod worker;
 

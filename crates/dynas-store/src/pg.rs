@@ -154,7 +154,7 @@ impl PostgresStore {
         let err = |e: postgres::Error| classify(url, "create schema", &e);
         let mut tx = client.transaction().map_err(err)?;
         // One process creates the schema at a time.
-        tx.execute("SELECT pg_advisory_xact_lock(7_313_031)", &[])
+        tx.execute("SELECT pg_advisory_xact_lock(7313031)", &[])
             .map_err(err)?;
         let has_meta: bool = tx
             .query_one("SELECT to_regclass('meta') IS NOT NULL", &[])

@@ -311,7 +311,7 @@ pub fn through_store(
         {
             let store = open();
             store
-                .create_study(&spec.study(study_name, &table.content_fingerprint().to_string()))
+                .create_study(&spec.study(study_name, table.content_fingerprint()))
                 .unwrap();
         }
         for w in 0..workers {
