@@ -14,6 +14,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use dynas_core::DeployedExit;
+use dynas_space::LayerIndex;
 use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_dvfs::reference::{gpu_memory_points, sample_ofa_subnets};
 use dynas_dvfs::{
@@ -40,7 +42,14 @@ fn build_set() -> ConfigurationSet {
             variants.push(Variant {
                 genotype: genotype.clone(),
                 label: String::new(),
-                exit_thresholds: thr.into_iter().collect(),
+                exits: thr
+                    .map(|threshold| DeployedExit {
+                        after_layer: LayerIndex::from_count(half).expect("half >= 1"),
+                        threshold,
+                        exit_rate: frac,
+                    })
+                    .into_iter()
+                    .collect(),
                 network: net.clone(),
                 accuracy: acc - drop,
                 exit_profile: thr.map(|_| {

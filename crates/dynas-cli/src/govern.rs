@@ -10,7 +10,7 @@ use dynas::dvfs::{
     Policy, SimParams, SimReport, Simulator, build_policy, static_max_choice,
 };
 
-use crate::paths::{Flagged, check_outputs};
+use crate::paths::CommandFiles;
 
 /// `dynas govern` subcommands.
 #[derive(Debug, Subcommand)]
@@ -24,7 +24,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Configuration table (JSON: `{"configurations": [{"genotype", "label",
-    /// "exit_thresholds", "point", "accuracy", "latency_ms", "energy_mj"}, ...]}`), a
+    /// "exits", "point", "accuracy", "latency_ms", "energy_mj"}, ...]}`), a
     /// deployment written by a search or by Dynamic-OFA pre-sampling (JSON with `points`), or
     /// `builtin:dynamic-ofa-xavier` (Dynamic-OFA's published levels over the Jetson AGX Xavier
     /// clocks, scaled by the analytical cost model).
@@ -96,22 +96,30 @@ fn load_trace(spec: &str) -> anyhow::Result<LoadTrace> {
     })
 }
 
-fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
-    if let Some(out) = &args.out {
-        let trace = std::path::Path::new(&args.trace);
-        let mut inputs = vec![Flagged::new("--configs", &args.configs)];
-        if !args.trace.starts_with("builtin:") {
-            inputs.push(Flagged::new("--trace", trace));
-        }
-        check_outputs(&inputs, &[Flagged::new("--out", out)])?;
+/// Every file `govern simulate` reads and writes.
+fn files(args: &SimulateArgs) -> CommandFiles {
+    let mut files = CommandFiles::new();
+    if args.configs.as_os_str() != "builtin:dynamic-ofa-xavier" {
+        files.input("--configs", &args.configs);
     }
+    if !args.trace.starts_with("builtin:") {
+        files.input("--trace", &args.trace);
+    }
+    if let Some(out) = &args.out {
+        files.output("--out", out);
+    }
+    files
+}
+
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    files(args).check()?;
     let set = load_configs(&args.configs)
         .with_context(|| format!("loading --configs {}", args.configs.display()))?;
     let trace =
         load_trace(&args.trace).with_context(|| format!("loading --trace {}", args.trace))?;
     let target = match args.target_ms {
         Some(t) => t,
-        None => default_target(&set),
+        None => default_target(&set)?,
     };
     let constraints = Constraints::new(target, args.accuracy_floor, args.energy_budget_mj)
         .context("invalid constraints (--target-ms, --accuracy-floor, --energy-budget-mj)")?;
@@ -163,22 +171,39 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         } else {
             serde_json::to_string_pretty(&reports)?
         };
-        std::fs::write(out, json).with_context(|| format!("writing --out {}", out.display()))?;
+        crate::paths::write_output("--out", out, json)?;
         println!("report written to {}", out.display());
     }
     Ok(())
 }
 
-/// The latency of the most accurate configuration at the highest clocks.
-fn default_target(set: &ConfigurationSet) -> f64 {
+/// The longest latency per inference, ms, taken as a default target (a minute): a longer one
+/// in the table is a unit mistake (seconds or microseconds as ms) or a corrupt row.
+const MAX_DEFAULT_TARGET_MS: f64 = 60_000.0;
+
+/// The latency of the most accurate configuration at the highest clocks; refused when it is
+/// not a plausible latency (then the target must be given).
+fn default_target(set: &ConfigurationSet) -> anyhow::Result<f64> {
     let c = set.configurations();
     let sum =
         |p: &dynas::cost::OperatingPoint| p.clocks().map(|(_, hz)| u128::from(hz)).sum::<u128>();
     let top = c.iter().map(|x| sum(&x.point)).max().unwrap_or(0);
-    c.iter()
+    let chosen = c
+        .iter()
         .filter(|x| sum(&x.point) == top)
         .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
-        .map_or(c[0].latency_ms, |x| x.latency_ms)
+        .unwrap_or(&c[0]);
+    let target = chosen.latency_ms;
+    if !(target.is_finite() && target > 0.0 && target <= MAX_DEFAULT_TARGET_MS) {
+        bail!(
+            "the default latency target would be {target} ms (the latency of `{}`, the most \
+             accurate configuration at the highest clocks), not a plausible latency per \
+             inference (at most {MAX_DEFAULT_TARGET_MS} ms); check the table's `latency_ms` \
+             unit or give --target-ms",
+            chosen.name()
+        );
+    }
+    Ok(target)
 }
 
 fn governor_for(

@@ -50,7 +50,7 @@ fn write_configs(path: &Path) {
             configs.push(Configuration {
                 genotype: dynas::space::Genotype::new(vec![i]),
                 label: format!("level{i}"),
-                exit_thresholds: vec![],
+                exits: vec![],
                 point: OperatingPoint::new(None, Some(hz), Some(2_133_000_000))
                     .expect("positive clock"),
                 accuracy: acc,

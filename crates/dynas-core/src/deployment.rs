@@ -2,17 +2,23 @@
 //! chosen dynamic configurations (subnet genotype, early exits with calibrated thresholds,
 //! operating point) and what each is expected to achieve.
 //!
-//! HADAS ([`crate::hadas`]) and Dynamic-OFA pre-sampling both write it; the runtime manager in
-//! `dynas-dvfs` is built from it. Subnets are referred to by their [`Genotype`] in the named
-//! search space, never by a free-form string.
+//! HADAS, Dynamic-OFA pre-sampling and every other producer write it; the runtime manager in
+//! `dynas-dvfs` is built from it with nothing dropped (exit positions included). Subnets are
+//! referred to by their [`Genotype`] in the named search space, checked against that space
+//! when it is known ([`Deployment::new`] takes the space itself, and files naming a built-in
+//! space are checked against it on reading).
+//!
+//! Files are strict: an unknown or misspelt key (`energy_mJ`), a contradictory duplicate
+//! point, a genotype outside the space or an exit after a layer the subnet does not have is an
+//! error naming the file and field, never a silent default.
 
 use std::path::Path;
 
 use dynas_cost::{DeviceProfile, OperatingPoint};
-use dynas_space::Genotype;
+use dynas_space::{Genotype, LayerIndex, SearchSpace};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SearchError};
+use crate::error::{CoreError, Result};
 
 /// The newest deployment file format version: this crate reads versions 1 and 2.
 ///
@@ -37,7 +43,7 @@ fn needed_version(device: Option<&DeviceProfile>, points: &[DeploymentPoint]) ->
 
 /// Where a figure comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Provenance {
     /// Measured, e.g. `"Fashion-MNIST validation split, 5,000 images"` or
@@ -67,12 +73,15 @@ impl Provenance {
     }
 }
 
-/// One early exit of a deployed subnet.
+/// One early exit of a deployed subnet: where it sits, when an input leaves there, and how
+/// often inputs did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeployedExit {
-    /// The exit head reads the output of backbone layer (block) `after_layer` (0-based index
-    /// into the subnet's exit-candidate layers, as the exit heads were built).
-    pub after_layer: usize,
+    /// The exit head reads the output of this layer of the subnet's decoded network (a 0-based
+    /// index, see [`LayerIndex`]; a 1-based layer count must go through
+    /// [`LayerIndex::from_count`]).
+    pub after_layer: LayerIndex,
     /// Max-softmax confidence at or above which an input leaves here, in `[0, 1]`.
     pub threshold: f64,
     /// Fraction of the calibration inputs that left here.
@@ -81,6 +90,7 @@ pub struct DeployedExit {
 
 /// Expected accuracy and cost of one deployed configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeployedMetrics {
     /// Top-1 accuracy in percent (exit-rate weighted when the point has exits).
     pub top1: f64,
@@ -96,6 +106,7 @@ pub struct DeployedMetrics {
 
 /// One runnable configuration: a subnet, its exits and an operating point.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeploymentPoint {
     /// The subnet, in the deployment's search space.
     pub genotype: Genotype,
@@ -111,6 +122,7 @@ pub struct DeploymentPoint {
 
 /// A versioned set of deployable configurations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Deployment {
     /// File format version (1 or 2, see [`DEPLOYMENT_VERSION`]).
     pub version: u32,
@@ -126,30 +138,72 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// A validated deployment (see [`Deployment::validate`]).
+    /// A validated deployment of genotypes of `space` (see [`Deployment::validate_in`]): a
+    /// genotype the space does not accept, or an exit after a layer its network does not
+    /// have, is refused here rather than at run time.
     pub fn new(
         method: impl Into<String>,
-        space: impl Into<String>,
+        space: &dyn SearchSpace,
         device: Option<DeviceProfile>,
         points: Vec<DeploymentPoint>,
     ) -> Result<Self> {
         let d = Self {
             version: needed_version(device.as_ref(), &points),
             method: method.into(),
-            space: space.into(),
+            space: space.name().to_string(),
             device,
             points,
         };
-        d.validate(Path::new("<in memory>"))?;
+        d.validate_in(space, Path::new("<in memory>"))?;
         Ok(d)
     }
 
-    /// Checks every field; `origin` names the file in errors.
-    pub fn validate(&self, origin: &Path) -> Result<()> {
-        let bad = |column: String, reason: String| SearchError::Parse {
+    /// [`Deployment::validate`], then checks that the deployment names `space`, that every
+    /// genotype belongs to it and that every exit sits after a layer of the genotype's network.
+    pub fn validate_in(&self, space: &dyn SearchSpace, origin: &Path) -> Result<()> {
+        self.validate(origin)?;
+        let bad = |field: String, reason: String| CoreError::Parse {
             path: origin.to_path_buf(),
             line: None,
-            column: Some(column),
+            field: Some(field),
+            reason,
+        };
+        if self.space != space.name() {
+            return Err(bad(
+                "space".into(),
+                format!("`{}` is not the space `{}`", self.space, space.name()),
+            ));
+        }
+        for (i, p) in self.points.iter().enumerate() {
+            let network = space
+                .validate(&p.genotype)
+                .and_then(|()| space.decode(&p.genotype))
+                .map_err(|e| bad(format!("points[{i}].genotype"), e.to_string()))?;
+            let layers = network.layers.len();
+            if let Some((j, e)) = p
+                .exits
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.after_layer.index() + 1 >= layers)
+            {
+                return Err(bad(
+                    format!("points[{i}].exits[{j}].after_layer"),
+                    format!(
+                        "layer index {} is not before the last of the subnet's {layers} layers",
+                        e.after_layer
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every field that needs no search space; `origin` names the file in errors.
+    pub fn validate(&self, origin: &Path) -> Result<()> {
+        let bad = |field: String, reason: String| CoreError::Parse {
+            path: origin.to_path_buf(),
+            line: None,
+            field: Some(field),
             reason,
         };
         if !(1..=DEPLOYMENT_VERSION).contains(&self.version) {
@@ -249,28 +303,44 @@ impl Deployment {
                 }
             }
         }
+        // The same configuration twice is at best redundant and at worst contradictory (two
+        // different expectations for one runnable thing): the runtime could not tell them apart.
+        for (i, p) in self.points.iter().enumerate() {
+            if let Some(j) = self.points[..i]
+                .iter()
+                .position(|q| q.genotype == p.genotype && q.exits == p.exits && q.point == p.point)
+            {
+                return Err(bad(
+                    format!("points[{i}]"),
+                    format!("the same configuration as points[{j}] (genotype, exits and clocks)"),
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// Reads and validates a deployment file.
+    /// Reads and validates a deployment file; a file naming a built-in space
+    /// ([`dynas_space::builtin_space`]) is also checked against that space.
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| SearchError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::read_text(path)?;
         Self::from_json_str(&text, path)
     }
 
-    /// Parses and validates a deployment; `origin` names the source in errors.
+    /// Parses and validates a deployment (a leading UTF-8 byte-order mark is skipped);
+    /// `origin` names the source in errors.
     pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
-        let d: Self = serde_json::from_str(text).map_err(|e| SearchError::Parse {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let d: Self = serde_json::from_str(text).map_err(|e| CoreError::Parse {
             path: origin.to_path_buf(),
             line: Some(e.line() as u64),
-            column: None,
+            field: None,
             reason: e.to_string(),
         })?;
-        d.validate(origin)?;
+        match dynas_space::builtin_space(&d.space) {
+            Some(space) => d.validate_in(space.as_ref(), origin)?,
+            None => d.validate(origin)?,
+        }
         Ok(d)
     }
 
@@ -278,10 +348,10 @@ impl Deployment {
     /// interrupted write never leaves a truncated file in place.
     pub fn write_json(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let text = serde_json::to_string_pretty(self).map_err(|e| SearchError::Parse {
+        let text = serde_json::to_string_pretty(self).map_err(|e| CoreError::Parse {
             path: path.to_path_buf(),
             line: None,
-            column: None,
+            field: None,
             reason: e.to_string(),
         })?;
         crate::write_atomically(path, text.as_bytes())
@@ -310,12 +380,25 @@ impl Deployment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dynas_space::MbConvSpace;
+
+    fn space() -> MbConvSpace {
+        MbConvSpace::ofa_mnist()
+    }
+
+    /// A valid ofa-mnist genotype, distinct for each `k` (the depth gene and one kernel gene).
+    fn genotype(k: usize) -> Genotype {
+        let mut g = space().largest().into_genes();
+        g[1] = k % 3;
+        g[2] = (k / 3) % 3;
+        Genotype::new(g)
+    }
 
     fn point(top1: f64, latency_ms: f64, energy: f64) -> DeploymentPoint {
         DeploymentPoint {
-            genotype: Genotype::new(vec![0, 1, 2]),
+            genotype: genotype(latency_ms as usize * 10 + energy as usize),
             exits: vec![DeployedExit {
-                after_layer: 1,
+                after_layer: LayerIndex::new(1),
                 threshold: 0.9,
                 exit_rate: 0.4,
             }],
@@ -334,7 +417,7 @@ mod tests {
     fn round_trips_through_json_and_keeps_only_valid_files() {
         let d = Deployment::new(
             "hadas",
-            "ofa-mnist",
+            &space(),
             None,
             vec![point(90.0, 2.0, 5.0), point(91.0, 3.0, 6.0)],
         )
@@ -363,7 +446,7 @@ mod tests {
     fn pareto_points_drop_dominated_configurations() {
         let d = Deployment::new(
             "hadas",
-            "ofa-mnist",
+            &space(),
             None,
             vec![
                 point(90.0, 2.0, 5.0),
@@ -396,7 +479,7 @@ mod tests {
         let dla = ClockDomain::named("dla0").unwrap();
         let mut p = point(90.0, 2.0, 5.0);
         p.point = p.point.with_clock(dla.clone(), 640_000_000).unwrap();
-        let d = Deployment::new("hadas", "ofa-mnist", Some(device), vec![p]).unwrap();
+        let d = Deployment::new("hadas", &space(), Some(device), vec![p]).unwrap();
         assert_eq!(d.version, 2);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("deployment.json");
@@ -423,7 +506,7 @@ mod tests {
     fn version_1_files_are_read_and_written_unchanged() {
         // The format written before named domains: `null` for clocks not set, version 1.
         let text = r#"{"version": 1, "method": "hadas", "space": "ofa-mnist", "points": [
-            {"genotype": [0, 1, 2], "exits": [],
+            {"genotype": [1, 2, 2, 2, 2, 2, 2, 2, 2, 2], "exits": [],
              "point": {"cpu_hz": null, "gpu_hz": 1377000000, "memory_hz": null},
              "metrics": {"top1": 90.0, "latency_ms": 2.0, "energy_mj": 5.0,
                          "accuracy_source": {"kind": "measured", "on": "validation"},
@@ -434,12 +517,96 @@ mod tests {
             d.points[0].point,
             OperatingPoint::new(None, Some(1_377_000_000), None).unwrap()
         );
-        let again = Deployment::new("hadas", "ofa-mnist", None, d.points.clone()).unwrap();
+        let again = Deployment::new("hadas", &space(), None, d.points.clone()).unwrap();
         assert_eq!(again.version, 1);
         let written = serde_json::to_value(&again).unwrap();
         assert_eq!(
             written["points"][0]["point"]["cpu_hz"],
             serde_json::Value::Null
+        );
+    }
+}
+
+#[cfg(test)]
+mod strictness {
+    use super::*;
+    use dynas_space::MbConvSpace;
+
+    fn valid() -> (MbConvSpace, Deployment) {
+        let space = MbConvSpace::ofa_mnist();
+        let point = DeploymentPoint {
+            genotype: space.largest(),
+            exits: vec![DeployedExit {
+                after_layer: LayerIndex::new(3),
+                threshold: 0.9,
+                exit_rate: 0.3,
+            }],
+            point: OperatingPoint::default(),
+            metrics: DeployedMetrics {
+                top1: 91.0,
+                latency_ms: 2.0,
+                energy_mj: Some(3.0),
+                accuracy_source: Provenance::measured("validation"),
+                cost_source: Provenance::modelled("LUT"),
+            },
+        };
+        let d = Deployment::new("hadas", &space, None, vec![point]).unwrap();
+        (space, d)
+    }
+
+    fn refused(value: serde_json::Value, needle: &str) {
+        let err = Deployment::from_json_str(&value.to_string(), Path::new("dep.json"))
+            .expect_err(needle);
+        let text = err.to_string();
+        assert!(
+            text.contains("dep.json") && text.contains(needle),
+            "{needle}: {text}"
+        );
+    }
+
+    #[test]
+    fn a_genotype_outside_the_space_is_refused_in_code_and_in_files() {
+        let (space, d) = valid();
+        let mut long = d.points[0].clone();
+        long.genotype = Genotype::new(vec![0; space.dimensions().len() + 1]);
+        let err = Deployment::new("hadas", &space, None, vec![long]).unwrap_err();
+        assert!(err.to_string().contains("points[0].genotype"), "{err}");
+        let mut v = serde_json::to_value(&d).unwrap();
+        v["points"][0]["genotype"] = serde_json::json!([9, 9, 9, 9, 9, 9, 9, 9, 9, 9]);
+        refused(v, "points[0].genotype");
+    }
+
+    #[test]
+    fn an_exit_after_a_missing_layer_is_refused() {
+        let (_, d) = valid();
+        let mut v = serde_json::to_value(&d).unwrap();
+        v["points"][0]["exits"][0]["after_layer"] = serde_json::json!(500);
+        refused(v, "points[0].exits[0].after_layer");
+    }
+
+    #[test]
+    fn misspelt_keys_and_duplicate_points_are_refused() {
+        let (_, d) = valid();
+        let mut v = serde_json::to_value(&d).unwrap();
+        let metrics = v["points"][0]["metrics"].as_object_mut().unwrap();
+        let energy = metrics.remove("energy_mj").unwrap();
+        metrics.insert("energy_mJ".into(), energy);
+        refused(v, "energy_mJ");
+
+        let mut v = serde_json::to_value(&d).unwrap();
+        let mut twin = v["points"][0].clone();
+        twin["metrics"]["top1"] = serde_json::json!(50.0);
+        v["points"].as_array_mut().unwrap().push(twin);
+        refused(v, "points[1]");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let (_, d) = valid();
+        let text = format!("\u{feff}{}", serde_json::to_string(&d).unwrap());
+        assert_eq!(
+            Deployment::from_json_str(&text, Path::new("bom.json")).unwrap(),
+            d
         );
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::Path;
 
 use dynas_cost::{Cost, CostModel, DeviceProfile, ExitAware, ExitPoint, OperatingPoint};
-use dynas_search::deployment::Deployment;
+use dynas_core::{DeployedExit, Deployment};
 use dynas_space::{Genotype, Network};
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +30,10 @@ pub struct Configuration {
     /// A display label (e.g. a level name); empty: the genotype's compact form is shown.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
-    /// Confidence thresholds of the early exits, in `[0, 1]` (empty: no early exits).
+    /// The early exits in layer order, each with its position, calibrated threshold and
+    /// expected exit rate, as the deployment gave them (empty: no early exits).
     #[serde(default)]
-    pub exit_thresholds: Vec<f64>,
+    pub exits: Vec<DeployedExit>,
     /// The DVFS operating point.
     pub point: OperatingPoint,
     /// Expected accuracy (same unit across the set, e.g. top-1 %).
@@ -77,11 +78,11 @@ impl Configuration {
             return Err(err("energy_mj", "must be finite and non-negative"));
         }
         if self
-            .exit_thresholds
+            .exits
             .iter()
-            .any(|t| !t.is_finite() || !(0.0..=1.0).contains(t))
+            .any(|e| !e.threshold.is_finite() || !(0.0..=1.0).contains(&e.threshold))
         {
-            return Err(err("exit_thresholds", "must all lie in [0, 1]"));
+            return Err(err("exits", "thresholds must all lie in [0, 1]"));
         }
         Ok(())
     }
@@ -89,7 +90,7 @@ impl Configuration {
     /// Whether `other` runs the same subnet with the same exit thresholds (only the clocks
     /// may differ).
     pub fn same_variant(&self, other: &Configuration) -> bool {
-        self.genotype == other.genotype && self.exit_thresholds == other.exit_thresholds
+        self.genotype == other.genotype && self.exits == other.exits
     }
 }
 
@@ -98,11 +99,13 @@ impl Configuration {
 /// configuration respects.
 ///
 /// File format (JSON): `{"space": "ofa-mnist", "device": <optional DeviceProfile>,
-/// "configurations": [{"genotype": [0, 2, 1, ...], "label": "level0", "exit_thresholds": [0.8],
+/// "configurations": [{"genotype": [0, 2, 1, ...], "label": "level0",
+/// "exits": [{"after_layer": 3, "threshold": 0.8, "exit_rate": 0.4}],
 /// "point": {"cpu_hz": null, "gpu_hz": 1377000000, "memory_hz": 2133000000}, "accuracy": 79.0,
 /// "latency_ms": 61.7, "energy_mj": 950.0}, ...]}` (`space`, `device`, `label` and
-/// `exit_thresholds` optional). [`ConfigurationSet::from_file`] also reads a
-/// [`Deployment`] file.
+/// `exits` optional). [`ConfigurationSet::from_file`] also reads a [`Deployment`] file, exits
+/// included. Files of the format before exit positions were kept (`exit_thresholds`) are
+/// refused with an error saying so.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawSet")]
 pub struct ConfigurationSet {
@@ -144,8 +147,8 @@ pub struct Variant {
     pub genotype: Genotype,
     /// A display label (empty: the genotype's compact form).
     pub label: String,
-    /// Exit thresholds (empty: no early exits).
-    pub exit_thresholds: Vec<f64>,
+    /// The early exits with their positions and thresholds (empty: no early exits).
+    pub exits: Vec<DeployedExit>,
     /// The network description.
     pub network: Network,
     /// Accuracy of the subnet with these thresholds.
@@ -377,7 +380,7 @@ impl ConfigurationSet {
             .map(|p| Configuration {
                 genotype: p.genotype.clone(),
                 label: String::new(),
-                exit_thresholds: p.exits.iter().map(|e| e.threshold).collect(),
+                exits: p.exits.clone(),
                 point: p.point.clone(),
                 accuracy: p.metrics.top1,
                 latency_ms: p.metrics.latency_ms,
@@ -422,7 +425,7 @@ impl ConfigurationSet {
                 configurations.push(Configuration {
                     genotype: v.genotype.clone(),
                     label: v.label.clone(),
-                    exit_thresholds: v.exit_thresholds.clone(),
+                    exits: v.exits.clone(),
                     point: p.clone(),
                     accuracy: v.accuracy,
                     latency_ms,
@@ -467,7 +470,7 @@ impl ConfigurationSet {
                 configurations.push(Configuration {
                     genotype: m.variant.genotype.clone(),
                     label: m.variant.label.clone(),
-                    exit_thresholds: m.variant.exit_thresholds.clone(),
+                    exits: m.variant.exits.clone(),
                     point: p.clone(),
                     accuracy: m.variant.accuracy,
                     latency_ms: lat * lat_scale,
@@ -642,7 +645,11 @@ mod tests {
         let v = Variant {
             genotype: Genotype::new(vec![16, 4]),
             label: "x".into(),
-            exit_thresholds: vec![0.9],
+            exits: vec![DeployedExit {
+                after_layer: dynas_space::LayerIndex::new(1),
+                threshold: 0.9,
+                exit_rate: 0.25,
+            }],
             network: net,
             accuracy: 70.0,
             exit_profile: Some(ExitProfile::new(vec![(2, 0.25), (4, 0.75)]).expect("profile")),
@@ -668,7 +675,7 @@ mod tests {
             variant: Variant {
                 genotype: Genotype::new(vec![24, 5]),
                 label: "ofa-level-1".into(),
-                exit_thresholds: vec![],
+                exits: vec![],
                 network: cnn(24, 5),
                 accuracy: 74.2,
                 exit_profile: None,
@@ -741,14 +748,19 @@ mod tests {
     }
 
     fn deployment(energy: [Option<f64>; 2]) -> Deployment {
-        use dynas_search::deployment::{
-            DeployedExit, DeployedMetrics, DeploymentPoint, Provenance,
+        use dynas_core::{DeployedMetrics, DeploymentPoint, Provenance};
+        use dynas_space::SearchSpace as _;
+        let space = dynas_space::MbConvSpace::ofa_mnist();
+        let genes = |depth: usize| {
+            let mut g = space.largest().into_genes();
+            g[1] = depth;
+            g
         };
         let point = |genes: Vec<usize>, top1: f64, latency_ms: f64, energy_mj: Option<f64>| {
             DeploymentPoint {
                 genotype: Genotype::new(genes),
                 exits: vec![DeployedExit {
-                    after_layer: 1,
+                    after_layer: dynas_space::LayerIndex::new(2),
                     threshold: 0.9,
                     exit_rate: 0.3,
                 }],
@@ -764,11 +776,11 @@ mod tests {
         };
         Deployment::new(
             "dynamic-ofa",
-            "ofa-mnist",
+            &space,
             None,
             vec![
-                point(vec![0, 1, 2], 88.0, 1.5, energy[0]),
-                point(vec![2, 2, 2], 91.0, 4.0, energy[1]),
+                point(genes(0), 88.0, 1.5, energy[0]),
+                point(genes(2), 91.0, 4.0, energy[1]),
             ],
         )
         .expect("deployment")
@@ -781,9 +793,11 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s.space(), Some("ofa-mnist"));
         let c = &s.configurations()[1];
-        assert_eq!(c.genotype, Genotype::new(vec![2, 2, 2]));
-        assert_eq!(c.name(), "2-2-2");
-        assert_eq!(c.exit_thresholds, vec![0.9]);
+        assert_eq!(c.genotype, d.points[1].genotype);
+        assert_eq!(c.name(), d.points[1].genotype.to_string());
+        // Nothing of the exits is dropped: position, threshold and rate.
+        assert_eq!(c.exits, d.points[1].exits);
+        assert_eq!(c.exits[0].after_layer.index(), 2);
         assert_relative_eq!(c.accuracy, 91.0);
         assert_relative_eq!(c.latency_ms, 4.0);
         assert_relative_eq!(c.energy_mj, 7.0);

@@ -32,7 +32,7 @@
 //! let cfg = |subnet: &str, gpu: u64, acc: f64, lat: f64, e: f64| Configuration {
 //!     genotype: dynas_space::Genotype::new(vec![usize::from(subnet == "large")]),
 //!     label: subnet.into(),
-//!     exit_thresholds: vec![],
+//!     exits: vec![],
 //!     point: OperatingPoint::new(None, Some(gpu), None).expect("positive clock"),
 //!     accuracy: acc,
 //!     latency_ms: lat,

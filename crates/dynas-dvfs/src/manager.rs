@@ -268,7 +268,7 @@ fn better_accuracy(a: &Configuration, b: &Configuration) -> bool {
 }
 
 /// The configurations not dominated in (accuracy max, latency min, energy min), by
-/// [`dynas_search::pareto::non_dominated`] (the workspace's one Pareto filter); of exact
+/// [`dynas_core::pareto::non_dominated`] (the workspace's one Pareto filter); of exact
 /// duplicates only the first is kept.
 ///
 /// `O(n log n + n f)` for a front of size `f`.
@@ -279,7 +279,7 @@ pub fn pareto_front(set: &ConfigurationSet) -> Vec<ConfigId> {
         .map(|x| vec![x.latency_ms, x.energy_mj, -x.accuracy])
         .collect();
     let mut front: Vec<ConfigId> = Vec::new();
-    for i in dynas_search::pareto::non_dominated(&objectives) {
+    for i in dynas_core::pareto::non_dominated(&objectives) {
         if !front.iter().any(|f| objectives[f.0] == objectives[i]) {
             front.push(ConfigId(i));
         }

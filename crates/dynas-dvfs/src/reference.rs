@@ -90,7 +90,7 @@ pub fn dynamic_ofa_xavier(
                 variant: Variant {
                     genotype,
                     label: format!("dofa-l{i}"),
-                    exit_thresholds: vec![],
+                    exits: vec![],
                     network: net,
                     accuracy: acc,
                     exit_profile: None,

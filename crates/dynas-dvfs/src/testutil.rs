@@ -98,7 +98,7 @@ pub(crate) fn set() -> ConfigurationSet {
         .map(|&(w, d, acc)| Variant {
             genotype: dynas_space::Genotype::new(vec![w, d]),
             label: format!("w{w}d{d}"),
-            exit_thresholds: vec![],
+            exits: vec![],
             network: cnn(w, d),
             accuracy: acc,
             exit_profile: None,

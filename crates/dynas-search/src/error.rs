@@ -80,6 +80,9 @@ pub enum SearchError {
     /// An error from the search-space crate.
     #[error(transparent)]
     Space(#[from] dynas_space::SpaceError),
+    /// An error of the hand-off vocabulary (a deployment file, a crash-safe write).
+    #[error(transparent)]
+    Core(#[from] dynas_core::CoreError),
     /// An error from a cost model.
     #[error(transparent)]
     Cost(#[from] dynas_cost::CostError),

@@ -13,7 +13,7 @@ use dynas_exits::{
     ConfidenceMeasure, ExitCosts, ExitHead, ExitRule, ExitSelection, ExitTable,
     ThresholdCalibration,
 };
-use dynas_space::{Dimension, Genotype, Network, SearchSpace};
+use dynas_space::{Dimension, Genotype, LayerIndex, Network, SearchSpace};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -248,11 +248,11 @@ pub struct HadasState {
 }
 
 impl HadasState {
-    /// The dynamic front as a [`Deployment`] (points sorted by latency) of the space named
-    /// `space` on `device`; `accuracy_source` and `cost_source` say where the figures come from.
+    /// The dynamic front as a [`Deployment`] (points sorted by latency) of `space` on
+    /// `device`; `accuracy_source` and `cost_source` say where the figures come from.
     pub fn deployment(
         &self,
-        space: &str,
+        space: &dyn SearchSpace,
         device: Option<DeviceProfile>,
         accuracy_source: Provenance,
         cost_source: Provenance,
@@ -283,12 +283,23 @@ fn non_dominated_points(inner: &[(Genotype, Vec<DynamicPoint>)]) -> Vec<DynamicP
 
 fn deployment_of(
     mut front: Vec<DynamicPoint>,
-    space: &str,
+    space: &dyn SearchSpace,
     device: Option<DeviceProfile>,
     accuracy_source: Provenance,
     cost_source: Provenance,
 ) -> Result<Deployment> {
     front.sort_by(|a, b| a.metrics.latency_ms.total_cmp(&b.metrics.latency_ms));
+    // Inner searches of different backbones can reach the same configuration; a deployment
+    // holds each runnable configuration once.
+    let mut seen = Vec::with_capacity(front.len());
+    front.retain(|p| {
+        let key = (p.backbone.clone(), p.deployed_exits.clone(), p.point.clone());
+        let fresh = !seen.contains(&key);
+        if fresh {
+            seen.push(key);
+        }
+        fresh
+    });
     let points = front
         .into_iter()
         .map(|p| DeploymentPoint {
@@ -304,7 +315,7 @@ fn deployment_of(
             },
         })
         .collect();
-    Deployment::new("hadas", space, device, points)
+    Ok(Deployment::new("hadas", space, device, points)?)
 }
 
 /// The bi-level HADAS search, a [`Strategy`] over backbones: its problem's objectives must be
@@ -542,7 +553,7 @@ impl<'e, S: SearchSpace> DynamicBackbones<'e, S> {
         }
         deployment_of(
             non_dominated_points(&inner),
-            self.space.name(),
+            &self.space,
             device,
             accuracy_source,
             cost_source,
@@ -758,7 +769,7 @@ impl<S: SearchSpace, E: ExitSource, C: CostModel> ExitsEvaluator<S, E, C> {
             .enumerate()
             .filter(|&(j, _)| stats.active.get(j).copied().unwrap_or(false))
             .map(|(j, &e)| DeployedExit {
-                after_layer: positions[e].after_layer,
+                after_layer: LayerIndex::new(positions[e].after_layer),
                 threshold: thresholds[j].clamp(0.0, 1.0),
                 exit_rate: stats.rates[j],
             })

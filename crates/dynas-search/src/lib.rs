@@ -33,13 +33,28 @@
 //! ```
 
 pub mod aging;
-mod atomic;
-pub use atomic::{write_atomically, write_atomically_with};
-pub mod deployment;
+/// [`dynas_core::write_atomically_with`] with this crate's error type.
+pub fn write_atomically_with(
+    path: &std::path::Path,
+    write: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> Result<()> {
+    Ok(dynas_core::write_atomically_with(path, write)?)
+}
+
+/// [`dynas_core::write_atomically`] with this crate's error type: crash-safe writes of
+/// checkpoints, fronts and reports.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    Ok(dynas_core::write_atomically(path, bytes)?)
+}
+/// The deployment file format, from [`dynas_core`] (re-exported where it was).
+pub mod deployment {
+    pub use dynas_core::deployment::*;
+}
 pub mod error;
 pub mod executor;
-mod floats;
-pub use floats::within_tolerance;
+pub use dynas_core::within_tolerance;
+// Serde helpers for non-finite floats, used by the strategies' states.
+pub(crate) use dynas_core::floats;
 pub mod gos;
 pub mod hadas;
 pub mod nsga2;

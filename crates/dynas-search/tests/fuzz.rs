@@ -193,9 +193,15 @@ fn deployment_seed(named: bool) -> Vec<u8> {
                 point = point.with_clock(dla.clone(), 640_000_000).unwrap();
             }
             DeploymentPoint {
-                genotype: dynas_space::Genotype::new(vec![k, 1, 2, 0]),
+                genotype: {
+                    let mut g = dynas_space::MbConvSpace::ofa_mnist()
+                        .largest()
+                        .into_genes();
+                    g[1] = k % 3;
+                    dynas_space::Genotype::new(g)
+                },
                 exits: vec![DeployedExit {
-                    after_layer: 1,
+                    after_layer: dynas_space::LayerIndex::new(1),
                     threshold: 0.875,
                     exit_rate: 0.25,
                 }],
@@ -210,6 +216,12 @@ fn deployment_seed(named: bool) -> Vec<u8> {
             }
         })
         .collect();
-    let d = Deployment::new("hadas", "ofa-mnist", Some(device), points).unwrap();
+    let d = Deployment::new(
+        "hadas",
+        &dynas_space::MbConvSpace::ofa_mnist(),
+        Some(device),
+        points,
+    )
+    .unwrap();
     serde_json::to_vec_pretty(&d).unwrap()
 }

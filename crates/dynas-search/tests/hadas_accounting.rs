@@ -87,7 +87,7 @@ fn an_exit_that_pays_is_weighted_by_its_exit_rate() {
     assert!(with_exit.energy_mj < static_metrics.energy_mj);
     let deployed = eval.deployed_exits(&g, &[0], &point).unwrap();
     assert_eq!(deployed.len(), 1);
-    assert_eq!(deployed[0].after_layer, 2);
+    assert_eq!(deployed[0].after_layer.index(), 2);
     assert_relative_eq!(deployed[0].exit_rate, 0.6, epsilon = 1e-9);
     assert!(deployed[0].threshold > 0.2 && deployed[0].threshold <= 0.99);
 }
@@ -107,6 +107,6 @@ fn an_exit_that_does_not_pay_is_switched_off_and_costs_nothing() {
         // Both exits offered: only the one that pays is kept.
         let both = eval.deployed_exits(&g, &[0, 1], &point).unwrap();
         assert_eq!(both.len(), 1);
-        assert_eq!(both[0].after_layer, 2);
+        assert_eq!(both[0].after_layer.index(), 2);
     }
 }

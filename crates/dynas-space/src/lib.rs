@@ -27,10 +27,12 @@
 //! # Ok(()) }
 //! ```
 
+mod builtin;
 pub mod error;
 pub mod fbnet;
 pub mod files;
 pub mod genotype;
+mod layer_index;
 pub mod mbconv;
 pub mod nb201;
 pub mod network;
@@ -38,7 +40,9 @@ pub mod opexpr;
 pub mod reference;
 pub mod space;
 
+pub use builtin::builtin_space;
 pub use error::{Result, SpaceError};
+pub use layer_index::LayerIndex;
 pub use fbnet::FbNetSpace;
 pub use genotype::Genotype;
 pub use mbconv::{

@@ -468,7 +468,7 @@ impl State {
             let i = entry
                 .positions
                 .iter()
-                .position(|p| p.after_layer == d.after_layer)
+                .position(|p| p.after_layer == d.after_layer.index())
                 .ok_or_else(|| {
                     SupernetError::invalid(
                         "deployed exit",

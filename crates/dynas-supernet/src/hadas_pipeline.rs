@@ -291,7 +291,7 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
             let deployment = result
                 .state
                 .deployment(
-                    space.name(),
+                    space,
                     Some(device.clone()),
                     accuracy_source,
                     cost_source,

@@ -326,7 +326,8 @@ pub fn presample(
             },
         });
     }
-    let deployment = Deployment::new("dynamic-ofa", space.name(), None, points)?;
+    let deployment = Deployment::new("dynamic-ofa", space, None, points)
+        .map_err(dynas_search::SearchError::from)?;
     Ok(Presampled {
         samples,
         front_size: front.len(),

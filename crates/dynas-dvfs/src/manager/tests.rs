@@ -439,7 +439,7 @@ fn family(members: &[(f64, f64)]) -> ConfigurationSet {
             .map(|(i, &(latency_ms, accuracy))| Configuration {
                 genotype: dynas_space::Genotype::new(vec![i]),
                 label: String::new(),
-                exit_thresholds: vec![],
+                exits: vec![],
                 point: dynas_cost::OperatingPoint::default(),
                 accuracy,
                 latency_ms,
