@@ -59,6 +59,7 @@ pub mod gos;
 pub mod hadas;
 pub mod nsga2;
 pub mod observer;
+mod observer_fn;
 pub mod ofa;
 pub mod pareto;
 pub mod predictor;
@@ -89,6 +90,7 @@ pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 #[cfg(feature = "progress")]
 pub use observer::ProgressObserver;
 pub use observer::{Control, Event, JsonLinesObserver, Observer};
+pub use observer_fn::observer_fn;
 pub use ofa::{OfaEvolution, OfaEvolutionConfig, OfaState};
 pub use pareto::{FrontPoint, GeneChoice, ParetoFront};
 pub use predictor::{
