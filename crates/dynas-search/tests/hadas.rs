@@ -72,6 +72,22 @@ impl DynamicEvaluator for StandIn {
     ) -> Result<DynamicMetrics> {
         Ok(self.metrics(b, exits, point))
     }
+    fn deployed_exits(
+        &self,
+        _backbone: &Genotype,
+        exits: &[usize],
+        _point: &OperatingPoint,
+    ) -> Result<Vec<dynas_search::DeployedExit>> {
+        // Candidate exit `e` reads layer `2e + 1`; a fixed threshold and rate per position.
+        Ok(exits
+            .iter()
+            .map(|&e| dynas_search::DeployedExit {
+                after_layer: dynas_space::LayerIndex::new(2 * e + 1),
+                threshold: 0.5 + 0.1 * e as f64,
+                exit_rate: 0.2,
+            })
+            .collect())
+    }
 }
 
 /// The static backbones at the highest clocks.
@@ -306,6 +322,21 @@ fn any_outer_strategy_searches_dynamic_backbones() {
         )
         .unwrap();
     assert!(!deployment.points.is_empty());
+    // The hand-off: written, read by the runtime, nothing of any exit dropped.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deployment.json");
+    deployment.write_json(&file).unwrap();
+    let runtime = dynas_dvfs::ConfigurationSet::from_file(&file).unwrap();
+    assert_eq!(runtime.len(), deployment.points.len());
+    assert!(
+        deployment.points.iter().any(|p| !p.exits.is_empty()),
+        "the stand-in deploys exits"
+    );
+    for (c, p) in runtime.configurations().iter().zip(&deployment.points) {
+        assert_eq!(c.genotype, p.genotype);
+        assert_eq!(c.exits, p.exits, "positions, thresholds and rates");
+        assert_eq!(c.point, p.point);
+    }
     // Inner searches are seeded from the backbone: the same run gives the same deployment.
     let (again, again_result) = run();
     assert_eq!(again_result.front, result.front);
