@@ -1,15 +1,18 @@
-//! [`observer_fn`]: a closure as an [`Observer`], with its argument type inferred.
+//! [`observer_fn`]: a closure as an [`Observer`](crate::Observer), with its argument type
+//! inferred.
 
-use crate::observer::{Control, Event, Observer};
+use crate::observer::{Control, Event};
 
-/// The closure `f` as an [`Observer`], so that its argument needs no type annotation.
+/// The closure `f` as an [`Observer`](crate::Observer), so that its argument needs no type
+/// annotation.
 ///
-/// Any `FnMut(&Event<'_>) -> Control + Send` closure is an [`Observer`], but passed straight to
-/// [`Executor::observe`](crate::Executor::observe) an unannotated `|e| ...` does not compile:
-/// the compiler infers its argument's type from the call, not from the `Observer` impl, so it
-/// picks one lifetime where the impl needs any, and reports "type mismatch in closure
-/// arguments" (E0631, with a hint that does not help). Writing `|e: &Event<'_>| ...` fixes it,
-/// and so does passing the closure through this function, whose bound names the signature:
+/// Any `FnMut(&Event<'_>) -> Control + Send` closure is an [`Observer`](crate::Observer), but
+/// passed straight to [`Executor::observe`](crate::Executor::observe) an unannotated `|e| ...`
+/// does not compile: the compiler infers its argument's type from the call, not from the
+/// `Observer` impl, so it picks one lifetime where the impl needs any, and reports "type mismatch
+/// in closure arguments" (E0631, with a hint that does not help). Writing `|e: &Event<'_>| ...`
+/// fixes it, and so does passing the closure through this function, whose bound names the
+/// signature:
 ///
 /// ```
 /// use dynas_search::{
@@ -23,7 +26,8 @@ use crate::observer::{Control, Event, Observer};
 ///     vec![Objective::minimize("raspi4_latency"), Objective::maximize("acc_cifar100")],
 /// )?;
 /// let mut generations = 0;
-/// let result = Executor::new(&problem, Nsga2::new(Nsga2Config::default())?, Budget::evaluations(200)?)
+/// let nsga2 = Nsga2::new(Nsga2Config::default())?;
+/// let result = Executor::new(&problem, nsga2, Budget::evaluations(200)?)
 ///     .seed(1)
 ///     // No annotation on `e`: `observer_fn` gives the closure its signature.
 ///     .observe(observer_fn(move |e| {
@@ -63,7 +67,7 @@ mod tests {
             front_size: 3,
         };
         assert_eq!(
-            Observer::on_event(&mut observer, &event).expect("closure"),
+            crate::Observer::on_event(&mut observer, &event).expect("closure"),
             Control::Continue
         );
         drop(observer);
