@@ -160,8 +160,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
         .iter()
         .map(|&i| model.predict(&data.cells[i].ops()))
         .collect::<Result<Vec<f64>, _>>()?;
-    let mut out = csv::Writer::from_path(&args.predictions)
-        .with_context(|| format!("cannot write `{}`", args.predictions.display()))?;
+    let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(["arch_str", "actual", "predicted"])?;
     for (k, &i) in test.iter().enumerate() {
         out.write_record([
@@ -170,8 +169,16 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
             predicted[k].to_string(),
         ])?;
     }
-    out.flush()
-        .with_context(|| format!("cannot write `{}`", args.predictions.display()))?;
+    let m = RegressionMetrics::compute(&actual, &predicted)?;
+    if !m.rmse.is_finite() {
+        bail!(
+            "the fit failed: a prediction of `{}` is not a finite number (RMSE {}); nothing \
+             written to --predictions",
+            args.target,
+            m.rmse
+        );
+    }
+    crate::paths::write_output("--predictions", &args.predictions, out.into_inner()?)?;
     println!(
         "rows: {} used, {} skipped (missing or non-numeric `{}`); trained on {}, tested on {}",
         n,
@@ -183,7 +190,6 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
     if actual.contains(&0.0) {
         println!("note: some actual values are 0; relative shares count them as misses");
     }
-    let m = RegressionMetrics::compute(&actual, &predicted)?;
     println!("model: {}", args.model);
     println!("within +-10 %: {:.2} %", 100.0 * m.within_10);
     println!("within +-20 %: {:.2} %", 100.0 * m.within_20);
@@ -215,12 +221,20 @@ fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
         &[Flagged::new("--predictions", &args.predictions)],
     )?;
     let path = &args.csv;
-    let mut reader = csv::Reader::from_path(path)
+    let text = dynas::space::files::read_input_text(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader
         .headers()
         .with_context(|| format!("`{}`: cannot read the header", path.display()))?
         .clone();
+    if let Some((name, first, second)) = dynas::cost::table::duplicate_column(headers.iter()) {
+        bail!(
+            "`{}`: column `{name}` appears twice in the header (columns {first} and {second}): \
+             which one holds the data is ambiguous",
+            path.display()
+        );
+    }
     let col = |name: &str| -> anyhow::Result<usize> {
         headers
             .iter()
@@ -307,8 +321,7 @@ fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
             target,
         });
     }
-    let mut out = csv::Writer::from_path(&args.predictions)
-        .with_context(|| format!("cannot write `{}`", args.predictions.display()))?;
+    let mut out = csv::Writer::from_writer(Vec::new());
     let mut header = vec![args.group.clone()];
     header.extend(args.freq.iter().cloned());
     header.extend(["actual".to_string(), "predicted".to_string()]);
@@ -353,8 +366,6 @@ fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
         ape_sum += g_sum;
         ape_n += g_n;
     }
-    out.flush()
-        .with_context(|| format!("cannot write `{}`", args.predictions.display()))?;
     println!(
         "skipped rows: {skipped_target} (missing or non-numeric `{}`), {skipped_clock} (missing or non-positive clock)",
         args.target
@@ -372,6 +383,7 @@ fn dvfs_fit(args: &DvfsFitArgs) -> anyhow::Result<()> {
             args.train_points
         );
     }
+    crate::paths::write_output("--predictions", &args.predictions, out.into_inner()?)?;
     println!("MAPE: {:.3} %", 100.0 * ape_sum / ape_n as f64);
     Ok(())
 }

@@ -12,12 +12,12 @@ use dynas::cost::{MacsModel, OperatingPoint};
 use dynas::search::gos::{GosLatency, GosLut};
 use dynas::supernet::gos::{
     AdaptData, AdaptSettings, GosModel, LatencySource, TimingSettings, TrainSettings, adapt,
-    measure_interleaved,
+    description_path, measure_interleaved,
 };
 use dynas::supernet::tch::{self, Device};
 use dynas::supernet::{Dataset, Split, SplitRecord};
 
-use crate::paths::{Flagged, check_outputs};
+use crate::paths::{CommandFiles, write_output};
 
 /// Arguments of `dynas gos`.
 #[derive(Debug, Args)]
@@ -91,20 +91,55 @@ fn latency_source(text: &str) -> anyhow::Result<LatencySource> {
     bail!("--latency `{text}`: expected `host`, `lut:FILE` or `macs:MACS_PER_MS`")
 }
 
+/// Every file `dynas gos` reads and writes, side files included: the model's description and
+/// split record beside it (read), the data set, a given lookup table; the adapted model with
+/// its description and split record, the report and the saved lookup table (written).
+fn files(args: &GosArgs) -> CommandFiles {
+    let mut files = CommandFiles::new();
+    files
+        .input("--model", &args.model)
+        .input("--model (its description)", description_path(&args.model))
+        .input(
+            "--model (its split record)",
+            SplitRecord::path_beside(&args.model),
+        );
+    crate::fmnist::declare_inputs(&mut files, &args.data);
+    if let Some(lut) = args.latency.strip_prefix("lut:") {
+        files.input("--latency", lut);
+    }
+    files
+        .output("--out-model", &args.out_model)
+        .output(
+            "--out-model (its description)",
+            description_path(&args.out_model),
+        )
+        .output(
+            "--out-model (its split record)",
+            SplitRecord::path_beside(&args.out_model),
+        )
+        .output("--report", &args.report);
+    if let Some(p) = &args.save_lut {
+        files.output("--save-lut", p);
+    }
+    files
+}
+
 /// Runs `dynas gos`.
 pub fn run(args: GosArgs) -> anyhow::Result<()> {
-    check_outputs(
-        &[Flagged::new("--model", &args.model)],
-        &[
-            Flagged::new("--out-model", &args.out_model),
-            Flagged::new("--report", &args.report),
-        ],
-    )?;
-    if args.threads == 0 {
-        bail!("--threads must be at least 1");
+    files(&args).check()?;
+    let threads = match i32::try_from(args.threads) {
+        Ok(t) if t >= 1 => t,
+        _ => bail!(
+            "--threads must be in 1..={}, got {}",
+            i32::MAX,
+            args.threads
+        ),
+    };
+    if args.train_images == 0 {
+        bail!("--train-images must be at least 1: fine-tuning and calibration need images");
     }
     let latency = latency_source(&args.latency)?;
-    tch::set_num_threads(args.threads as i32);
+    tch::set_num_threads(threads);
     tch::manual_seed(args.seed as i64);
     let original = GosModel::load(&args.model, Device::Cpu)
         .with_context(|| format!("--model {}", args.model.display()))?;
@@ -112,6 +147,9 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--data {}", args.data.display()))?;
     let test = Dataset::mnist_dir(&args.data, Split::Test)
         .with_context(|| format!("--data {}", args.data.display()))?;
+    let input = &original.network().input;
+    crate::fmnist::check_images(&args.data, "training", &full, input)?;
+    crate::fmnist::check_images(&args.data, "test", &test, input)?;
     let split = SplitRecord {
         validation_images: args.validation,
         seed: 0,
@@ -125,7 +163,17 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
             .context("--validation")?;
     }
     let (train, validation) = split.split(&full).context("--validation")?;
-    let norm = train.channel_stats();
+    // Input normalisation from a fixed definition: every training image outside the
+    // validation split, whatever --train-images takes for fine-tuning (so the original's
+    // accuracy does not change with that flag).
+    let norm = SplitRecord {
+        train_images: usize::MAX,
+        ..split
+    }
+    .split(&full)
+    .context("--validation")?
+    .0
+    .channel_stats();
     let timing = TimingSettings {
         threads: args.threads,
         ..TimingSettings::default()
@@ -156,13 +204,15 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
         lut.save(path)
             .with_context(|| format!("--save-lut {}", path.display()))?;
     }
-    adapted
-        .save(&args.out_model)
-        .with_context(|| format!("--out-model {}", args.out_model.display()))?;
-    // Fine-tuned on this split's training images: record it for a later run on the output.
-    split
-        .save_beside(&args.out_model)
-        .with_context(|| format!("--out-model {}", args.out_model.display()))?;
+    if report.within_budget {
+        adapted
+            .save(&args.out_model)
+            .with_context(|| format!("--out-model {}", args.out_model.display()))?;
+        // Fine-tuned on this split's training images: record it for a later run on the output.
+        split
+            .save_beside(&args.out_model)
+            .with_context(|| format!("--out-model {}", args.out_model.display()))?;
+    }
     let batch1 = TimingSettings {
         batch: 1,
         threads: args.threads,
@@ -174,7 +224,9 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
     let chosen = &report.attempts[report.chosen];
     let summary = serde_json::json!({
         "model": args.model,
-        "adapted_model": args.out_model,
+        "adapted_model": report.within_budget.then_some(&args.out_model),
+        "normalization": {"mean": norm.mean, "std": norm.std,
+            "from": "every training image outside the validation split"},
         "accuracy_budget_points": args.accuracy_budget,
         "test_top1": {
             "original": report.original_test_top1,
@@ -194,8 +246,20 @@ pub fn run(args: GosArgs) -> anyhow::Result<()> {
         "search": report,
     });
     let text = serde_json::to_string_pretty(&summary)?;
-    std::fs::write(&args.report, text)
-        .with_context(|| format!("--report {}", args.report.display()))?;
+    write_output("--report", &args.report, text)?;
+    if !report.within_budget {
+        bail!(
+            "no plan kept validation top-1 within --accuracy-budget {} points of the original's \
+             {:.2} % (the closest: {:.2} % after fine-tuning); no model written to --out-model \
+             `{}`; the attempts are in --report `{}` (try a larger budget, more \
+             --fine-tune-epochs or --max-attempts)",
+            args.accuracy_budget,
+            report.original_validation_top1,
+            chosen.validation_top1_fine_tuned,
+            args.out_model.display(),
+            args.report.display()
+        );
+    }
     println!(
         "test top-1 {:.2} -> {:.2} % ({:.2} before fine-tuning); batch 1: {:.3} -> {:.3} ms \
          ({:.2}x); report {}",

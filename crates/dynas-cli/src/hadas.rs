@@ -16,7 +16,7 @@ use dynas::supernet::{
     SupernetEvalParams, SupernetWorker, run_hadas,
 };
 
-use crate::paths::{Flagged, check_outputs};
+use crate::paths::{CommandFiles, write_output};
 
 /// Arguments of `dynas hadas`.
 #[derive(Debug, Args)]
@@ -101,24 +101,62 @@ pub enum Outer {
     Nsga2,
 }
 
+/// What `dynas hadas` writes in `--out`, in the order written: the deployment last, so that a
+/// deployment on disk means every other output was written too.
+const OUTPUT_NAMES: [&str; 5] = [
+    "report.json",
+    "front.json",
+    "front.csv",
+    "front.svg",
+    "deployment.json",
+];
+
+/// The measurement files `--shared-data` provides ([`DvfsLutModel::jetson_agx_xavier`]).
+const SHARED_DATA_FILES: [&str; 4] = [
+    "dvfs/jetson_tx2_gpu_sweep.csv",
+    "dvfs/jetson_tx2_vgg19_gpu_dvfs_power.csv",
+    "dvfs/jetson_operating_points.json",
+    "lut/ofa-mnist/jetson_agx_xavier.json",
+];
+
+/// Every file `dynas hadas` reads (the supernet, the data set, the measurements) and writes
+/// (the outputs in `--out`, the checkpoint).
+fn files(args: &HadasArgs) -> CommandFiles {
+    let mut files = CommandFiles::new();
+    files.input("--supernet", &args.supernet);
+    crate::fmnist::declare_inputs(&mut files, &args.data);
+    for name in SHARED_DATA_FILES {
+        files.input("--shared-data", args.shared_data.join(name));
+    }
+    for name in OUTPUT_NAMES {
+        files.output(format!("--out ({name})"), args.out.join(name));
+    }
+    if let Some(c) = &args.checkpoint {
+        files.output("--checkpoint", c);
+    }
+    files
+}
+
+/// A parameter error with the flag that sets it.
+fn with_flag(e: dynas::supernet::SupernetError) -> anyhow::Error {
+    let flag = match &e {
+        dynas::supernet::SupernetError::InvalidParameter { name, .. } => match *name {
+            "max_accuracy_drop" => "--max-drop".to_string(),
+            "error_tolerance" => "--tolerance".to_string(),
+            "start_from_largest" => "--no-largest-first".to_string(),
+            other => format!("--{}", other.replace('_', "-")),
+        },
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(format!("{flag} is out of range"))
+}
+
 /// Runs `dynas hadas`.
 pub fn run(args: HadasArgs) -> anyhow::Result<()> {
-    let names = [
-        "deployment.json",
-        "front.json",
-        "front.csv",
-        "front.svg",
-        "report.json",
-    ];
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out `{}` cannot be created", args.out.display()))?;
-    let outputs: Vec<PathBuf> = names.iter().map(|n| args.out.join(n)).collect();
-    let mut out_flags: Vec<Flagged<'_>> =
-        outputs.iter().map(|p| Flagged::new("--out", p)).collect();
-    if let Some(c) = &args.checkpoint {
-        out_flags.push(Flagged::new("--checkpoint", c));
-    }
-    check_outputs(&[Flagged::new("--supernet", &args.supernet)], &out_flags)?;
+    let outputs: Vec<PathBuf> = OUTPUT_NAMES.iter().map(|n| args.out.join(n)).collect();
+    files(&args).check()?;
     if !args.supernet.is_file() {
         bail!("--supernet `{}` is not a file", args.supernet.display());
     }
@@ -144,7 +182,8 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
         seed: args.seed,
         start_from_largest: !args.no_largest_first,
     }
-    .check()?;
+    .check()
+    .map_err(with_flag)?;
     let eval = SupernetEvalParams {
         head_train_images: args.head_train_images,
         head_epochs: args.head_epochs,
@@ -161,9 +200,10 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     })?;
     let device = cost.device().clone();
 
-    let (train, validation, test) = crate::fmnist::splits(&args.data, args.validation)?;
-    let norm = train.channel_stats();
     let space = MbConvSpace::ofa_mnist();
+    let input = crate::fmnist::supernet_input(&space)?;
+    let (train, validation, test) = crate::fmnist::splits(&args.data, args.validation, &input)?;
+    let norm = train.channel_stats();
     let weights = args.supernet.clone();
     let for_worker = space.clone();
     let size = std::fs::metadata(&args.supernet)
@@ -217,17 +257,17 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     )?;
     let elapsed = started.elapsed().as_secs_f64();
 
-    outcome.deployment.write_json(&outputs[0])?;
-    outcome.outer_front.write_json(&outputs[1])?;
-    outcome.outer_front.write_csv(&outputs[2])?;
-    outcome.outer_front.write_svg(&outputs[3], None)?;
+    // Each output crash-safe; the deployment last (OUTPUT_NAMES).
     let report = serde_json::json!({
         "report": outcome.report,
         "elapsed_s": elapsed,
         "params": params.params(),
     });
-    std::fs::write(&outputs[4], serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing `{}`", outputs[4].display()))?;
+    write_output("--out", &outputs[0], serde_json::to_string_pretty(&report)?)?;
+    outcome.outer_front.write_json(&outputs[1])?;
+    outcome.outer_front.write_csv(&outputs[2])?;
+    outcome.outer_front.write_svg(&outputs[3], None)?;
+    outcome.deployment.write_json(&outputs[4])?;
 
     let r = &outcome.report;
     println!(

@@ -78,6 +78,67 @@ pub fn check_outputs(inputs: &[Flagged<'_>], outputs: &[Flagged<'_>]) -> anyhow:
     Ok(())
 }
 
+/// Every file a command reads and every file it writes, side files included (a model's
+/// description and split record, a family's store, trace files): each command declares them
+/// in one function, and [`CommandFiles::check`] refuses, before any work, an output that is an
+/// input or another output, or that cannot be written.
+#[derive(Clone, Debug, Default)]
+pub struct CommandFiles {
+    inputs: Vec<(String, PathBuf)>,
+    outputs: Vec<(String, PathBuf)>,
+}
+
+impl CommandFiles {
+    /// No files yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A file the command reads, named in messages by `what` (the flag, or the flag and which
+    /// side file).
+    pub fn input(&mut self, what: impl Into<String>, path: impl Into<PathBuf>) -> &mut Self {
+        self.inputs.push((what.into(), path.into()));
+        self
+    }
+
+    /// A file the command writes.
+    pub fn output(&mut self, what: impl Into<String>, path: impl Into<PathBuf>) -> &mut Self {
+        self.outputs.push((what.into(), path.into()));
+        self
+    }
+
+    /// The declared inputs, `(what, path)`.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the tests
+    pub fn inputs(&self) -> &[(String, PathBuf)] {
+        &self.inputs
+    }
+
+    /// The declared outputs, `(what, path)`.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the tests
+    pub fn outputs(&self) -> &[(String, PathBuf)] {
+        &self.outputs
+    }
+
+    /// [`check_outputs`] over every declared file.
+    pub fn check(&self) -> anyhow::Result<()> {
+        fn view(files: &[(String, PathBuf)]) -> Vec<Flagged<'_>> {
+            files
+                .iter()
+                .map(|(what, path)| Flagged::new(what, path))
+                .collect()
+        }
+        check_outputs(&view(&self.inputs), &view(&self.outputs))
+    }
+}
+
+/// Writes an output file crash-safely ([`dynas::space::files::write_output`]: a temporary file
+/// beside it, synced, renamed over it): a failure (a full disk) leaves the old file or none,
+/// never a partial or empty one, and two runs writing the same file leave one whole result.
+pub fn write_output(what: &str, path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    dynas::space::files::write_output(path, bytes)
+        .with_context(|| format!("{what} `{}` cannot be written", path.display()))
+}
+
 fn check_writable(out: Flagged<'_>) -> anyhow::Result<()> {
     let path = out.path;
     if path.is_dir() {
@@ -103,6 +164,33 @@ fn check_writable(out: Flagged<'_>) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_side_file_declared_as_an_input_cannot_be_an_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.safetensors");
+        let split = dir.path().join("m.safetensors.split.json");
+        std::fs::write(&model, "w").unwrap();
+        std::fs::write(&split, "{}").unwrap();
+        let mut files = CommandFiles::new();
+        files
+            .input("--model", &model)
+            .input("--model (its split record)", &split)
+            .output("--report", &split);
+        assert_eq!((files.inputs().len(), files.outputs().len()), (2, 1));
+        let err = files.check().unwrap_err().to_string();
+        assert!(
+            err.contains("--report") && err.contains("split record"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&split).unwrap(), "{}");
+        // Written crash-safely: a missing folder is an error naming the flag and the file.
+        let missing = dir.path().join("no").join("r.json");
+        let err = write_output("--report", &missing, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--report") && err.contains("r.json"), "{err}");
+    }
 
     #[test]
     fn an_output_equal_to_an_input_or_to_another_output_is_refused() {

@@ -244,8 +244,7 @@ fn search<S: Strategy>(
         "evaluated": evaluated,
     });
     let text = serde_json::to_string_pretty(&out)?;
-    std::fs::write(&args.out, text)
-        .with_context(|| format!("cannot write `{}`", args.out.display()))?;
+    crate::paths::write_output("--out", &args.out, text)?;
     if let Some(path) = &args.front_csv {
         front.write_csv(path)?;
     }

@@ -13,7 +13,7 @@ use dynas::supernet::{
     serve_and_simulate,
 };
 
-use crate::paths::{Flagged, check_outputs};
+use crate::paths::{CommandFiles, write_output};
 use crate::serve_flags::ServeFlags;
 
 /// Arguments of `dynas serve`.
@@ -43,19 +43,38 @@ pub struct ServeArgs {
     out: PathBuf,
 }
 
+/// Every file `dynas serve` reads (the supernet, the family's deployment and batch-norm store,
+/// the data set, trace files) and writes (the report).
+fn files(args: &ServeArgs) -> CommandFiles {
+    let mut files = CommandFiles::new();
+    files
+        .input("--supernet", &args.supernet)
+        .input("--family (its deployment)", deployment_path(args))
+        .input("--family (its batch-norm store)", bn_path(args));
+    crate::fmnist::declare_inputs(&mut files, &args.data);
+    for trace in &args.flags.traces {
+        if Path::new(trace).exists() {
+            files.input("--traces", trace);
+        }
+    }
+    files.output("--out", &args.out);
+    files
+}
+
+fn deployment_path(args: &ServeArgs) -> PathBuf {
+    args.family.join("deployment.json")
+}
+
+fn bn_path(args: &ServeArgs) -> PathBuf {
+    args.family.join("bn_store.safetensors")
+}
+
 /// Runs `dynas serve`.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let flags = &args.flags;
-    let deployment_path = args.family.join("deployment.json");
-    let bn_path = args.family.join("bn_store.safetensors");
-    check_outputs(
-        &[
-            Flagged::new("--supernet", &args.supernet),
-            Flagged::new("--family", &deployment_path),
-            Flagged::new("--family", &bn_path),
-        ],
-        &[Flagged::new("--out", &args.out)],
-    )?;
+    let deployment_path = deployment_path(&args);
+    let bn_path = bn_path(&args);
+    files(&args).check()?;
     let policies: Vec<ServePolicy> = if flags.policies == "all" {
         ServePolicy::ALL.to_vec()
     } else {
@@ -91,7 +110,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let bn = BnStore::load(&bn_path, &supernet)?;
     let family = Family::from_deployment(&supernet, &bn, &deployment)?;
 
-    let (train, _, test) = crate::fmnist::splits(&args.data, args.validation)?;
+    let input = crate::fmnist::supernet_input(supernet.space())?;
+    let (train, _, test) = crate::fmnist::splits(&args.data, args.validation, &input)?;
     let norm = train.channel_stats();
 
     let slowest = deployment
@@ -132,8 +152,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         reports.extend(rows);
     }
-    std::fs::write(&args.out, serde_json::to_string_pretty(&reports)?)
-        .with_context(|| format!("--out `{}`", args.out.display()))?;
+    write_output("--out", &args.out, serde_json::to_string_pretty(&reports)?)?;
     println!("\nwrote {}", args.out.display());
     Ok(())
 }

@@ -69,13 +69,15 @@ impl RegressionMetrics {
             .map(|(a, p)| ((p - a) / a).abs())
             .collect();
         let share = |t: f64| rel.iter().filter(|&&r| r <= t).count() as f64 / n as f64;
-        let rmse = (actual
-            .iter()
-            .zip(predicted)
-            .map(|(a, p)| (a - p).powi(2))
-            .sum::<f64>()
-            / n as f64)
-            .sqrt();
+        // Scaled by the largest error so that squaring large (finite) values cannot overflow
+        // to an infinite RMSE.
+        let errors: Vec<f64> = actual.iter().zip(predicted).map(|(a, p)| a - p).collect();
+        let scale = errors.iter().fold(0.0_f64, |m, e| m.max(e.abs()));
+        let rmse = if scale > 0.0 && scale.is_finite() {
+            scale * (errors.iter().map(|e| (e / scale).powi(2)).sum::<f64>() / n as f64).sqrt()
+        } else {
+            scale
+        };
         Ok(Self {
             n,
             within_1: share(0.01),

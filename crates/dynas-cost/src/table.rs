@@ -146,6 +146,20 @@ fn text(field: Option<&[u8]>) -> std::result::Result<&str, std::str::Utf8Error> 
     std::str::from_utf8(field.unwrap_or(b"")).map(str::trim)
 }
 
+/// The first column name (trimmed) that appears twice in a header, with both 1-based column
+/// numbers.
+pub fn duplicate_column<'a>(
+    header: impl IntoIterator<Item = &'a str>,
+) -> Option<(String, usize, usize)> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in header.into_iter().enumerate() {
+        if let Some(first) = seen.insert(name.trim(), i + 1) {
+            return Some((name.trim().to_string(), first, i + 1));
+        }
+    }
+    None
+}
+
 /// One pass over the CSV with a reused byte record: no allocation per row.
 fn read_arch_columns(path: &Path, columns: &[&str]) -> Result<ArchColumns> {
     let bytes = dynas_space::files::read_input(path).map_err(|e| CostError::io(path, e))?;
@@ -155,6 +169,15 @@ fn read_arch_columns(path: &Path, columns: &[&str]) -> Result<ArchColumns> {
         .headers()
         .map_err(|e| CostError::parse(path, format!("header: {e}")))?
         .clone();
+    if let Some((name, first, second)) = duplicate_column(headers.iter()) {
+        return Err(CostError::parse(
+            path,
+            format!(
+                "column `{name}` appears twice in the header (columns {first} and {second}): \
+                 which one holds the data is ambiguous"
+            ),
+        ));
+    }
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     let value_cols = columns
         .iter()
@@ -191,17 +214,8 @@ fn read_arch_columns(path: &Path, columns: &[&str]) -> Result<ArchColumns> {
         .map_err(|e| CostError::parse(path, format!("line {}: {e}", line + 1)))?
     {
         line += 1;
-        let cell = match (arch_col, &op_cols) {
-            (Some(c), _) => text(record.get(c))
-                .map_err(|e| CostError::InvalidParameter {
-                    name: "arch_str".to_string(),
-                    reason: e.to_string(),
-                })
-                .and_then(str::parse::<Nb201Cell>)
-                .map_err(|e| {
-                    CostError::parse(path, format!("line {line}, column `arch_str`: {e}"))
-                })?,
-            (None, Some(cols)) => {
+        let from_ops = match &op_cols {
+            Some(cols) => {
                 let mut ops = [0usize; 6];
                 for (k, (&c, op)) in cols.iter().zip(ops.iter_mut()).enumerate() {
                     *op = text(record.get(c))
@@ -214,9 +228,35 @@ fn read_arch_columns(path: &Path, columns: &[&str]) -> Result<ArchColumns> {
                             )
                         })?;
                 }
-                Nb201Cell::from_ops(&ops)
-                    .map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?
+                Some(
+                    Nb201Cell::from_ops(&ops)
+                        .map_err(|e| CostError::parse(path, format!("line {line}: {e}")))?,
+                )
             }
+            None => None,
+        };
+        let cell = match (arch_col, from_ops) {
+            (Some(c), from_ops) => text(record.get(c))
+                .map_err(|e| CostError::InvalidParameter {
+                    name: "arch_str".to_string(),
+                    reason: e.to_string(),
+                })
+                .and_then(str::parse::<Nb201Cell>)
+                .map_err(|e| {
+                    CostError::parse(path, format!("line {line}, column `arch_str`: {e}"))
+                })
+                .and_then(|cell| match from_ops {
+                    Some(ops) if ops != cell => Err(CostError::parse(
+                        path,
+                        format!(
+                            "line {line}: `arch_str` is {cell} but columns `op0`..`op5` say \
+                             {:?} ({ops}); the row contradicts itself",
+                            ops.ops()
+                        ),
+                    )),
+                    _ => Ok(cell),
+                })?,
+            (None, Some(cell)) => cell,
             (None, None) => return Err(CostError::parse(path, "no architecture column")),
         };
         out.cells.push(cell);

@@ -126,6 +126,17 @@ impl TableProblem {
             .trim(csv::Trim::All)
             .from_reader(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes));
         let headers = reader.headers().map_err(|e| csv_err(path, e))?.clone();
+        if let Some((name, first, second)) = dynas_cost::table::duplicate_column(headers.iter()) {
+            return Err(SearchError::Parse {
+                path: path.to_path_buf(),
+                line: Some(1),
+                column: Some(name),
+                reason: format!(
+                    "the column appears twice in the header (columns {first} and {second}): \
+                     which one holds the data is ambiguous"
+                ),
+            });
+        }
         let column = |name: &str| -> Result<usize> {
             headers
                 .iter()
@@ -213,6 +224,21 @@ impl TableProblem {
             let label = label_col
                 .map(|c| cell(c).to_string())
                 .filter(|s| !s.is_empty());
+            // Genes from op columns and an `arch_str` label that parses as a NAS-Bench-201
+            // string: they must name the same cell.
+            if let (Source::Ints(_), Some(c), Some(text)) = (&source, label_col, &label) {
+                if let Ok(ops) = parse_nb201_arch_str(text) {
+                    if ops.len() == gene_values.len() && ops != gene_values {
+                        return Err(field_err(
+                            c,
+                            format!(
+                                "`{text}` is the cell {ops:?} but the gene columns say \
+                                 {gene_values:?}; the row contradicts itself"
+                            ),
+                        ));
+                    }
+                }
+            }
             raw.push((
                 line,
                 gene_values,

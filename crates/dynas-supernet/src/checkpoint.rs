@@ -104,7 +104,8 @@ impl TensorFile {
     /// Reads and validates the header of `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let bytes = std::fs::read(&path).map_err(|e| SupernetError::io(&path, e))?;
+        let bytes =
+            dynas_space::files::read_input(&path).map_err(|e| SupernetError::io(&path, e))?;
         SafeTensors::deserialize(&bytes).map_err(|e| bad(&path, "header", e.to_string()))?;
         Ok(Self { path, bytes })
     }

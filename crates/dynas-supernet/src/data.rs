@@ -47,7 +47,7 @@ pub enum CifarLabels {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| SupernetError::io(path, e))?;
+    let raw = dynas_space::files::read_input(path).map_err(|e| SupernetError::io(path, e))?;
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(raw.as_slice())
@@ -519,7 +519,7 @@ impl SplitRecord {
     /// The record beside `model`, `None` when there is none.
     pub fn load_beside(model: &Path) -> Result<Option<Self>> {
         let path = Self::path_beside(model);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match dynas_space::files::read_input_text(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(SupernetError::io(path, e)),

@@ -99,18 +99,53 @@ impl CheckedHadasParams {
 }
 
 impl HadasParams {
+    /// The largest population, outer or inner (every member is held in memory).
+    pub const MAX_POPULATION: usize = 100_000;
+    /// The most generations, outer or inner, and the largest outer budget.
+    pub const MAX_GENERATIONS: usize = 1_000_000;
+
     /// Validates every field.
     pub fn check(self) -> Result<CheckedHadasParams> {
-        if self.outer_population < 2 || self.inner_population < 2 {
-            return Err(SupernetError::invalid(
-                "population",
-                "outer and inner populations must be at least 2",
-            ));
+        for (name, value) in [
+            ("outer_population", self.outer_population),
+            ("inner_population", self.inner_population),
+        ] {
+            if !(2..=Self::MAX_POPULATION).contains(&value) {
+                return Err(SupernetError::invalid(
+                    name,
+                    format!("must be in 2..={}, got {value}", Self::MAX_POPULATION),
+                ));
+            }
         }
-        if self.inner_generations == 0 {
+        if self.inner_generations == 0 || self.inner_generations > Self::MAX_GENERATIONS {
             return Err(SupernetError::invalid(
                 "inner_generations",
-                "must be at least 1",
+                format!(
+                    "must be in 1..={}, got {}",
+                    Self::MAX_GENERATIONS,
+                    self.inner_generations
+                ),
+            ));
+        }
+        // The initial population and then `outer_generations` more.
+        if self.outer_generations >= Self::MAX_GENERATIONS {
+            return Err(SupernetError::invalid(
+                "outer_generations",
+                format!(
+                    "must be in 0..={}, got {}",
+                    Self::MAX_GENERATIONS - 1,
+                    self.outer_generations
+                ),
+            ));
+        }
+        if self.outer_budget > Self::MAX_GENERATIONS {
+            return Err(SupernetError::invalid(
+                "outer_budget",
+                format!(
+                    "must be in 2..={}, got {}",
+                    Self::MAX_GENERATIONS,
+                    self.outer_budget
+                ),
             ));
         }
         if !(self.error_tolerance.is_finite() && self.error_tolerance >= 0.0) {

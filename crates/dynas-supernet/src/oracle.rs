@@ -141,7 +141,7 @@ pub fn write_samples_json(path: impl AsRef<Path>, samples: &[AccuracySample]) ->
         path: path.to_path_buf(),
         source: e,
     })?;
-    std::fs::write(path, text).map_err(|e| SupernetError::io(path, e))
+    dynas_space::files::write_output(path, text).map_err(|e| SupernetError::io(path, e))
 }
 
 /// Writes samples as CSV with a header `genotype,accuracy,macs,params,description`.
@@ -162,7 +162,7 @@ pub fn write_samples_csv(path: impl AsRef<Path>, samples: &[AccuracySample]) -> 
         )
         .map_err(io)?;
     }
-    std::fs::write(path, out).map_err(|e| SupernetError::io(path, e))
+    dynas_space::files::write_output(path, out).map_err(|e| SupernetError::io(path, e))
 }
 
 /// Evaluates subnets of a trained supernet on a validation split after recalibrating batch

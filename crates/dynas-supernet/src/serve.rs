@@ -62,6 +62,13 @@ impl Family {
         }
         let mut members = Vec::with_capacity(deployment.points.len());
         for (i, p) in deployment.points.iter().enumerate() {
+            supernet.space().validate(&p.genotype).map_err(|e| {
+                SupernetError::Incompatible(format!(
+                    "point {i} ({}) is out of the range of space `{}`: {e}",
+                    p.genotype,
+                    deployment.space
+                ))
+            })?;
             if !bn.activate(supernet, &p.genotype)? {
                 return Err(SupernetError::Incompatible(format!(
                     "point {i} ({}) has no stored batch-norm statistics: pre-sample again \
@@ -228,6 +235,9 @@ impl Default for ServeParams {
 }
 
 impl ServeParams {
+    /// The most inferences a decision window may hold (their latencies are kept in memory).
+    pub const MAX_WINDOW: usize = 1 << 20;
+
     /// The same parameters with the runtime managers' deadline-miss guard set (`None`: none),
     /// checked.
     pub fn with_miss_guard(mut self, guard: Option<dynas_dvfs::MissGuard>) -> Result<Self> {
@@ -242,6 +252,16 @@ impl ServeParams {
     pub fn check(&self, family: &Family) -> Result<Constraints> {
         if self.window == 0 {
             return Err(SupernetError::invalid("window", "must be at least 1"));
+        }
+        if self.window > Self::MAX_WINDOW {
+            return Err(SupernetError::invalid(
+                "window",
+                format!(
+                    "{} inferences is more than the {} a decision window may hold",
+                    self.window,
+                    Self::MAX_WINDOW
+                ),
+            ));
         }
         if self.threads < 1 {
             return Err(SupernetError::invalid("threads", "must be at least 1"));
@@ -360,6 +380,30 @@ pub fn serve(
     load: Option<(&LoadTrace, &CoRunnerParams)>,
 ) -> Result<ServeReport> {
     let constraints = params.check(family)?;
+    if stream.is_empty() {
+        return Err(SupernetError::invalid(
+            "stream",
+            "the image set to serve has no images",
+        ));
+    }
+    // A run shorter than one window at the target would serve nothing and report nothing.
+    let planned_s = load.map_or(params.duration_s, |(trace, p)| {
+        dynas_dvfs::LoadPlan::new(trace, p.time_scale)
+            .duration_s()
+            .min(params.duration_s)
+    });
+    let one_window_s = params.window as f64 * params.target_ms / 1e3;
+    if planned_s.is_nan() || planned_s < one_window_s {
+        return Err(SupernetError::invalid(
+            "time_scale",
+            format!(
+                "the run would last {planned_s:.3e} s (the trace's length times its time scale, \
+                 at most duration_s), shorter than one window of {} inferences at the {} ms \
+                 target ({one_window_s:.3e} s): nothing would be served",
+                params.window, params.target_ms
+            ),
+        ));
+    }
     let set = family.configuration_set();
     let mut governor = policy.governor(set, &constraints, params.manager)?;
     let device = family

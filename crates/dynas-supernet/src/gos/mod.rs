@@ -393,7 +393,7 @@ impl GosModel {
         meta.insert(DESCRIPTION_KEY.to_string(), json.clone());
         write_tensors(path, &tensors, meta)?;
         let side = description_path(path);
-        std::fs::write(&side, json).map_err(|e| SupernetError::io(side, e))
+        dynas_space::files::write_output(&side, json).map_err(|e| SupernetError::io(side, e))
     }
 
     /// Loads a model written by [`GosModel::save`] (the description comes from the file's
