@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
 use crate::executor::{Context, Record, Step, Strategy};
-use crate::pareto::{fast_non_dominated_sort, hypervolume, non_dominated};
-use gp::{Gp, hamming};
+use crate::pareto::{fast_non_dominated_sort, non_dominated};
+use gp::{Gp, LANES, hamming};
 
 /// Hyper-parameters of [`Surrogate`]; [`SurrogateParams::check`] turns them into a
 /// [`SurrogateConfig`].
@@ -238,6 +238,12 @@ fn normal_cdf(x: f64) -> f64 {
 struct Models {
     objectives: Vec<Gp>,
     violation: Option<Gp>,
+    /// Every training genotype; distances to them are computed once per candidate and shared
+    /// by the models.
+    train: Vec<Vec<usize>>,
+    /// Per model (objectives, then the violation): the positions in `train` of its training
+    /// points, `None` when it trains on all of them.
+    rows: Vec<Option<Vec<usize>>>,
     /// Per objective: (lowest value seen, range) in minimisation form.
     scale: Vec<(f64, f64)>,
     /// Evaluated feasible front, scaled.
@@ -246,18 +252,21 @@ struct Models {
 }
 
 /// One candidate's prediction, scaled: the optimistic point and the chance to be feasible.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Prediction {
     optimistic: Vec<f64>,
-    /// Per objective, scaled: predictive mean and sd (sd 0 unless `selectable`).
+    /// Per objective, scaled: predictive mean and sd (the prior's sd unless `exact`).
     mean: Vec<f64>,
     sd: Vec<f64>,
-    /// Per objective: `L^-1 k(x)` against the training points and the batch's fantasised
-    /// points (empty unless `selectable`).
+    /// Per objective: `L^-1 k(x)` against the training points and the first `absorbed`
+    /// fantasised points of the batch (empty unless `exact`).
     solved: Vec<Vec<f64>>,
+    /// Fantasised points reflected in `solved` and `sd`.
+    absorbed: usize,
     feasible: f64,
-    /// Whether the sd was computed (otherwise the optimistic point is only a bound).
-    selectable: bool,
+    /// Whether the sd was computed (otherwise the optimistic point is only a bound: the
+    /// prior's sd is the largest, so no exact prediction scores better).
+    exact: bool,
 }
 
 /// How spread a design is: its closest pair's distance, then `usize::MAX` minus the number of
@@ -267,7 +276,8 @@ type DesignScore = (usize, usize);
 /// Balanced initial designs drawn; the most spread one is evaluated.
 const DESIGN_DRAWS: usize = 64;
 
-/// Candidates outside the local set whose sd is computed at each step.
+/// Candidates outside the local set that may be picked at each step (those with the best
+/// bounds).
 const EXACT_GLOBAL: usize = 512;
 
 const REFERENCE: f64 = 1.1;
@@ -278,7 +288,16 @@ impl Models {
         let genes = records.first()?.genotype.len();
         let mut models = Vec::with_capacity(m);
         let mut scale = Vec::with_capacity(m);
+        let mut rows = Vec::with_capacity(m + 1);
+        let rows_of = |used: &[bool]| {
+            (!used.iter().all(|&u| u))
+                .then(|| (0..used.len()).filter(|&i| used[i]).collect::<Vec<usize>>())
+        };
         for (k, o) in objectives.iter().enumerate() {
+            let used: Vec<bool> = records
+                .iter()
+                .map(|r| r.evaluation.values.get(k).is_some_and(|v| v.is_finite()))
+                .collect();
             let data: Vec<(&[usize], f64)> = records
                 .iter()
                 .filter_map(|r| {
@@ -286,6 +305,7 @@ impl Models {
                     v.is_finite().then(|| (r.genotype.genes(), o.to_min(v)))
                 })
                 .collect();
+            rows.push(rows_of(&used));
             let lo = data.iter().map(|d| d.1).fold(f64::INFINITY, f64::min);
             let hi = data.iter().map(|d| d.1).fold(f64::NEG_INFINITY, f64::max);
             let range = if hi > lo { hi - lo } else { 1.0 };
@@ -302,6 +322,11 @@ impl Models {
         } else {
             None
         };
+        let used: Vec<bool> = records
+            .iter()
+            .map(|r| r.evaluation.violation.is_finite())
+            .collect();
+        rows.push(rows_of(&used));
         let feasible: Vec<Vec<f64>> = records
             .iter()
             .filter(|r| {
@@ -323,31 +348,50 @@ impl Models {
         Some(Self {
             objectives: models,
             violation,
+            train: records
+                .iter()
+                .map(|r| r.genotype.genes().to_vec())
+                .collect(),
+            rows,
             scale,
             front,
             exploration: 0.0,
         })
     }
 
-    /// Predictions for `candidates`. Sds (a solve against the Cholesky factor each) are
-    /// computed for the `local` candidates and the [`EXACT_GLOBAL`] others whose optimistic point
-    /// with the prior's sd (an upper bound) scores best; the rest cannot be picked. With
-    /// `local = None` every candidate is computed.
-    fn predict(&self, candidates: &[Genotype], local: Option<&[bool]>) -> Vec<Prediction> {
+    /// Distances from `genes` to the training points of model `model` (objectives, then the
+    /// violation), from the distances to every training genotype.
+    fn distances_of<'a>(&self, all: &'a [usize], model: usize) -> std::borrow::Cow<'a, [usize]> {
+        match &self.rows[model] {
+            None => std::borrow::Cow::Borrowed(all),
+            Some(rows) => std::borrow::Cow::Owned(rows.iter().map(|&i| all[i]).collect()),
+        }
+    }
+
+    fn all_distances(&self, genes: &[usize]) -> Vec<usize> {
+        self.train.iter().map(|t| hamming(genes, t)).collect()
+    }
+
+    /// Predictions for `candidates` with the prior's sd: optimistic bounds, none exact.
+    fn bounds(&self, candidates: &[Genotype]) -> Vec<Prediction> {
         let prior: Vec<f64> = self
             .objectives
             .iter()
             .zip(&self.scale)
             .map(|(gp, (_, range))| gp.prior_sd() / range)
             .collect();
-        let mut predictions: Vec<Prediction> = candidates
+        candidates
             .par_iter()
             .map(|g| {
+                let all = self.all_distances(g.genes());
                 let mean: Vec<f64> = self
                     .objectives
                     .iter()
                     .zip(&self.scale)
-                    .map(|(gp, (lo, range))| (gp.mean(g.genes()) - lo) / range)
+                    .enumerate()
+                    .map(|(k, (gp, (lo, range)))| {
+                        (gp.mean_at(&self.distances_of(&all, k)) - lo) / range
+                    })
                     .collect();
                 let optimistic = mean
                     .iter()
@@ -359,58 +403,113 @@ impl Models {
                     mean,
                     sd: prior.clone(),
                     solved: Vec::new(),
+                    absorbed: 0,
                     feasible: 1.0,
-                    selectable: false,
+                    exact: false,
                 }
             })
+            .collect()
+    }
+
+    /// Computes the sds (a solve against each Cholesky factor) and the chance to be feasible
+    /// of up to [`LANES`] predictions, `(position in candidates, prediction)`, solved together.
+    fn refine_lanes(&self, candidates: &[Genotype], items: &mut [(usize, Prediction)]) {
+        let all: Vec<Vec<usize>> = items
+            .iter()
+            .map(|(i, _)| self.all_distances(candidates[*i].genes()))
             .collect();
-        let exact: Vec<bool> = match local {
-            None => vec![true; candidates.len()],
-            Some(local) => {
-                let front_2d = sorted_2d(&self.front);
-                let bounds: Vec<f64> = predictions
-                    .par_iter()
-                    .map(|p| acquisition(&self.front, &front_2d, p))
-                    .collect();
-                let mut order: Vec<usize> = (0..candidates.len()).filter(|&i| !local[i]).collect();
-                order.sort_by(|&a, &b| bounds[b].total_cmp(&bounds[a]).then(a.cmp(&b)));
-                let mut exact = local.to_vec();
-                for &i in order.iter().take(EXACT_GLOBAL) {
-                    exact[i] = true;
+        let models = self.objectives.iter().chain(&self.violation);
+        for (model, gp) in models.enumerate() {
+            let own: Vec<std::borrow::Cow<'_, [usize]>> =
+                all.iter().map(|a| self.distances_of(a, model)).collect();
+            let refs: Vec<&[usize]> = own.iter().map(|d| d.as_ref()).collect();
+            let solved = gp.mean_sd_solved_lanes(&refs);
+            for ((_, p), (m, s, solved)) in items.iter_mut().zip(solved) {
+                if model == 0 {
+                    p.solved.clear();
+                    p.absorbed = 0;
                 }
-                exact
-            }
-        };
-        predictions
-            .par_iter_mut()
-            .zip(candidates.par_iter())
-            .zip(exact.par_iter())
-            .filter(|(_, e)| **e)
-            .for_each(|((p, g), _)| {
-                let genes = g.genes();
-                p.solved.clear();
-                for (k, (gp, (lo, range))) in self.objectives.iter().zip(&self.scale).enumerate() {
-                    let (m, s, solved) = gp.mean_sd_solved(genes);
-                    p.mean[k] = (m - lo) / range;
-                    p.sd[k] = s / range;
-                    p.optimistic[k] = p.mean[k] - self.exploration * p.sd[k];
-                    p.solved.push(solved);
-                }
-                p.feasible = self.violation.as_ref().map_or(1.0, |gp| {
-                    let (m, s) = gp.mean_sd(genes);
-                    if s > 0.0 {
-                        normal_cdf(-m / s)
-                    } else if m <= 0.0 {
-                        1.0
-                    } else {
-                        0.0
+                match self.scale.get(model) {
+                    Some((lo, range)) => {
+                        p.mean[model] = (m - lo) / range;
+                        p.sd[model] = s / range;
+                        p.optimistic[model] = p.mean[model] - self.exploration * p.sd[model];
+                        p.solved.push(solved);
                     }
-                });
-                p.selectable = true;
-            });
-        predictions
+                    None => {
+                        p.feasible = if s > 0.0 {
+                            normal_cdf(-m / s)
+                        } else if m <= 0.0 {
+                            1.0
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+        for (_, p) in items.iter_mut() {
+            p.exact = true;
+        }
+    }
+
+    /// [`Models::refine_lanes`] for any number of predictions, in parallel.
+    fn refine(&self, candidates: &[Genotype], items: &mut [(usize, Prediction)]) {
+        items
+            .par_chunks_mut(LANES)
+            .for_each(|lanes| self.refine_lanes(candidates, lanes));
+    }
+
+    /// Exact predictions for every candidate.
+    #[cfg(test)]
+    fn predict(&self, candidates: &[Genotype]) -> Vec<Prediction> {
+        let mut items: Vec<(usize, Prediction)> =
+            self.bounds(candidates).into_iter().enumerate().collect();
+        self.refine(candidates, &mut items);
+        items.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// The positions of the `k` candidates with the best exact acquisition against the front
+    /// (best first, ties by position), computing exact predictions only where a candidate's
+    /// bound could still beat the `k`-th best exact score.
+    fn best_exact(&self, candidates: &[Genotype], k: usize) -> Vec<usize> {
+        let front_2d = sorted_2d(&self.front);
+        let mut predictions = self.bounds(candidates);
+        let bounds: Vec<f64> = predictions
+            .par_iter()
+            .map(|p| acquisition(&self.front, &front_2d, p))
+            .collect();
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        order.sort_by(|&a, &b| bounds[b].total_cmp(&bounds[a]).then(a.cmp(&b)));
+        let mut scored: Vec<(f64, usize)> = Vec::new();
+        let mut done = 0;
+        while done < order.len() {
+            if scored.len() >= k {
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                scored.truncate(k);
+                if scored[k - 1].0 > bounds[order[done]] {
+                    break;
+                }
+            }
+            let chunk = &order[done..(done + REFINE_CHUNK).min(order.len())];
+            let mut refined: Vec<(usize, Prediction)> =
+                chunk.iter().map(|&i| (i, predictions[i].clone())).collect();
+            self.refine(candidates, &mut refined);
+            for (i, p) in refined {
+                scored.push((acquisition(&self.front, &front_2d, &p), i));
+                predictions[i] = p;
+            }
+            done += chunk.len();
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.truncate(k);
+        scored.into_iter().map(|(_, i)| i).collect()
     }
 }
+
+/// Candidates whose exact prediction is computed together (in parallel) by the lazy searches
+/// for the best candidates.
+const REFINE_CHUNK: usize = 4 * LANES;
 
 /// Acquisition of one prediction against `front` (scaled, non-dominated): its optimistic
 /// point's hypervolume improvement times the chance to be feasible when positive, else minus
@@ -428,12 +527,7 @@ fn acquisition(front: &[Vec<f64>], front_2d: &[[f64; 2]], p: &Prediction) -> f64
         if gap > 0.0 {
             return -gap;
         }
-        let reference = vec![REFERENCE; d];
-        let mut with: Vec<Vec<f64>> = front.to_vec();
-        with.push(p.optimistic.clone());
-        let after = hypervolume(&with, &reference).unwrap_or(0.0);
-        let before = hypervolume(front, &reference).unwrap_or(0.0);
-        after - before
+        hvi::improvement(front, &p.optimistic, REFERENCE)
     };
     if gain > 0.0 {
         gain * p.feasible
@@ -482,29 +576,31 @@ impl<'a> Fantasy<'a> {
         self.points.push((genes.to_vec(), per_objective));
     }
 
-    /// Updates `p` (a selectable prediction for `genes`) with the last fantasised point: one
-    /// more element of each `L^-1 k(x)`, and the sd and optimistic point that follow.
+    /// Brings `p` (an exact prediction for `genes`) up to date with every fantasised point:
+    /// for each one it has not absorbed, in order, one more element of each `L^-1 k(x)`, and
+    /// the sd and optimistic point that follow.
     fn update(&self, genes: &[usize], p: &mut Prediction, exploration: f64) {
-        let Some((fantasy, per_objective)) = self.points.last() else {
-            return;
-        };
-        let h = hamming(genes, fantasy);
-        for (k, ((gp, (solved_f, diag)), (_, range))) in self
-            .models
-            .objectives
-            .iter()
-            .zip(per_objective)
-            .zip(&self.models.scale)
-            .enumerate()
-        {
-            let solved = &mut p.solved[k];
-            let dot: f64 = solved.iter().zip(solved_f).map(|(a, b)| a * b).sum();
-            let u = (gp.table[h] - dot) / diag;
-            solved.push(u);
-            let explained: f64 = solved.iter().map(|v| v * v).sum();
-            let var = (gp.signal * (gp.table[0] - explained)).max(0.0);
-            p.sd[k] = gp.y_std * var.sqrt() / range;
-            p.optimistic[k] = p.mean[k] - exploration * p.sd[k];
+        while p.absorbed < self.points.len() {
+            let (fantasy, per_objective) = &self.points[p.absorbed];
+            let h = hamming(genes, fantasy);
+            for (k, ((gp, (solved_f, diag)), (_, range))) in self
+                .models
+                .objectives
+                .iter()
+                .zip(per_objective)
+                .zip(&self.models.scale)
+                .enumerate()
+            {
+                let solved = &mut p.solved[k];
+                let dot: f64 = solved.iter().zip(solved_f).map(|(a, b)| a * b).sum();
+                let u = (gp.table[h] - dot) / diag;
+                solved.push(u);
+                let explained: f64 = solved.iter().map(|v| v * v).sum();
+                let var = (gp.signal * (gp.table[0] - explained)).max(0.0);
+                p.sd[k] = gp.y_std * var.sqrt() / range;
+                p.optimistic[k] = p.mean[k] - exploration * p.sd[k];
+            }
+            p.absorbed += 1;
         }
     }
 }
@@ -512,7 +608,15 @@ impl<'a> Fantasy<'a> {
 /// Greedy batch: the best candidate, then the best against the front extended by the chosen
 /// ones' predicted means (so the batch spreads along the front) with the models conditioned on
 /// them ([`Fantasy`]), and so on. The first `n_local` picks come from `local` candidates while
-/// there are any.
+/// there are any; the others are picked among the local candidates and the [`EXACT_GLOBAL`]
+/// others whose bound (`predictions`, made with the prior's sd) is best.
+///
+/// Lazy: a pick can only lower every other candidate's score (the front grows, fantasies
+/// shrink sds, and a bound with the prior's sd is at least the exact score), so each candidate
+/// keeps the last score it was given as an upper bound, and only candidates whose bound could
+/// still win are brought up to date (exact prediction, fantasies absorbed, scored against the
+/// current front). The picks are those of scoring every candidate at every pick: the best
+/// score, ties to the first position.
 fn select_batch(
     models: &Models,
     candidates: &[Genotype],
@@ -528,28 +632,66 @@ fn select_batch(
         models,
         points: Vec::new(),
     };
+    let front_2d = sorted_2d(&front);
+    let mut bound: Vec<f64> = predictions
+        .par_iter()
+        .map(|p| acquisition(&front, &front_2d, p))
+        .collect();
+    // Local candidates and the [`EXACT_GLOBAL`] others with the best bounds.
+    let mut order: Vec<usize> = (0..candidates.len()).filter(|&i| !local[i]).collect();
+    order.sort_by(|&a, &b| bound[b].total_cmp(&bound[a]).then(a.cmp(&b)));
+    let mut eligible = local.to_vec();
+    for &i in order.iter().take(EXACT_GLOBAL) {
+        eligible[i] = true;
+    }
+    // The pick at which `bound` was computed exactly (`usize::MAX`: never).
+    let mut scored_at = vec![usize::MAX; predictions.len()];
     for pick in 0..batch.min(predictions.len()) {
         let front_2d = sorted_2d(&front);
-        let scores: Vec<f64> = predictions
-            .par_iter()
-            .map(|p| acquisition(&front, &front_2d, p))
-            .collect();
-        let mut best: Option<(usize, f64)> = None;
+        let mut best: Option<usize> = None;
         for any in [pick >= n_local, true] {
-            for (i, &s) in scores.iter().enumerate() {
-                if !taken[i]
-                    && predictions[i].selectable
-                    && (any || local[i])
-                    && best.is_none_or(|b| s > b.1)
+            // Best bound first, ties to the first position.
+            let mut heap: std::collections::BinaryHeap<Ranked> = (0..predictions.len())
+                .filter(|&i| eligible[i] && !taken[i] && (any || local[i]))
+                .map(|i| Ranked(bound[i], i))
+                .collect();
+            while let Some(top) = heap.pop() {
+                if scored_at[top.1] == pick {
+                    best = Some(top.1);
+                    break;
+                }
+                let mut stale = vec![top.1];
+                while stale.len() < REFINE_CHUNK
+                    && let Some(next) = heap.peek()
+                    && scored_at[next.1] != pick
                 {
-                    best = Some((i, s));
+                    stale.push(next.1);
+                    heap.pop();
+                }
+                let refreshed: Vec<(usize, Prediction)> = stale
+                    .iter()
+                    .map(|&i| (i, std::mem::take(&mut predictions[i])))
+                    .collect();
+                let (mut fresh, mut known): (Vec<_>, Vec<_>) =
+                    refreshed.into_iter().partition(|(_, p)| !p.exact);
+                models.refine(candidates, &mut fresh);
+                known.append(&mut fresh);
+                let mut refreshed = known;
+                refreshed.par_iter_mut().for_each(|(i, p)| {
+                    fantasy.update(candidates[*i].genes(), p, models.exploration);
+                });
+                for (i, p) in refreshed {
+                    bound[i] = acquisition(&front, &front_2d, &p);
+                    scored_at[i] = pick;
+                    predictions[i] = p;
+                    heap.push(Ranked(bound[i], i));
                 }
             }
             if best.is_some() {
                 break;
             }
         }
-        let Some((i, _)) = best else { break };
+        let Some(i) = best else { break };
         taken[i] = true;
         chosen.push(i);
         front.push(predictions[i].optimistic.clone());
@@ -557,14 +699,32 @@ fn select_batch(
         front = keep.into_iter().map(|k| front[k].clone()).collect();
         if pick + 1 < batch {
             fantasy.add(candidates[i].genes(), &predictions[i]);
-            predictions
-                .par_iter_mut()
-                .zip(candidates.par_iter())
-                .filter(|(p, _)| p.selectable)
-                .for_each(|(p, g)| fantasy.update(g.genes(), p, models.exploration));
         }
     }
     chosen
+}
+
+/// A candidate ranked by its score bound, ties to the first position (a max-heap entry).
+struct Ranked(f64, usize);
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,7 +844,6 @@ impl Surrogate {
             };
             round.push(g);
         }
-        let front_2d = sorted_2d(&models.front);
         for r in 0..p.evolve_rounds {
             let before = all.len();
             for g in round.drain(..) {
@@ -694,17 +853,10 @@ impl Surrogate {
                 break;
             }
             let fresh = &all[before..];
-            let scores: Vec<f64> = models
-                .predict(fresh, None)
-                .iter()
-                .map(|pr| acquisition(&models.front, &front_2d, pr))
-                .collect();
-            let mut order: Vec<usize> = (0..fresh.len()).collect();
-            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-            let elite: Vec<Genotype> = order
-                .iter()
-                .take((p.pool / 10).max(1))
-                .map(|&i| fresh[i].clone())
+            let elite: Vec<Genotype> = models
+                .best_exact(fresh, (p.pool / 10).max(1))
+                .into_iter()
+                .map(|i| fresh[i].clone())
                 .collect();
             if elite.is_empty() {
                 break;
@@ -827,7 +979,7 @@ impl Strategy for Surrogate {
                             .any(|f| hamming(f.genes(), g.genes()) <= radius)
                     })
                     .collect();
-                let predictions = models.predict(&candidates, Some(&local));
+                let predictions = models.bounds(&candidates);
                 let n_local = n.saturating_sub(self.config.0.global_per_batch);
                 select_batch(&models, &candidates, predictions, &local, n_local, n)
                     .into_iter()
@@ -849,6 +1001,7 @@ impl Strategy for Surrogate {
 }
 
 mod gp;
+mod hvi;
 
 #[cfg(test)]
 mod tests;

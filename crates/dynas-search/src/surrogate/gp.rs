@@ -67,6 +67,29 @@ pub(super) fn forward(l: &[f64], n: usize, b: &mut [f64]) {
     }
 }
 
+/// Right-hand sides solved together by [`forward_lanes`].
+pub(super) const LANES: usize = 8;
+
+/// [`forward`] for [`LANES`] right-hand sides at once, interleaved (`b[k * LANES + j]` is
+/// element `k` of right-hand side `j`): each one gets exactly [`forward`]'s operations in its
+/// order (so the same bits), but the lanes vectorise.
+pub(super) fn forward_lanes(l: &[f64], n: usize, b: &mut [f64]) {
+    for i in 0..n {
+        let mut s = [0.0; LANES];
+        s.copy_from_slice(&b[i * LANES..(i + 1) * LANES]);
+        for (k, &lik) in l[i * n..i * n + i].iter().enumerate() {
+            let bk = &b[k * LANES..(k + 1) * LANES];
+            for j in 0..LANES {
+                s[j] -= lik * bk[j];
+            }
+        }
+        let d = l[i * n + i];
+        for j in 0..LANES {
+            b[i * LANES + j] = s[j] / d;
+        }
+    }
+}
+
 /// Solves `L^T x = b` in place (back substitution).
 pub(super) fn backward(l: &[f64], n: usize, b: &mut [f64]) {
     for i in (0..n).rev() {
@@ -155,35 +178,74 @@ impl Gp {
         })
     }
 
-    pub(super) fn kernel_row(&self, genes: &[usize]) -> Vec<f64> {
-        self.train
-            .iter()
-            .map(|t| self.table[hamming(genes, t)])
-            .collect()
+    /// Hamming distances from `genes` to every training point.
+    #[cfg(test)]
+    pub(super) fn distances(&self, genes: &[usize]) -> Vec<usize> {
+        self.train.iter().map(|t| hamming(genes, t)).collect()
     }
 
     /// Predictive mean in the data's units.
+    #[cfg(test)]
     pub(super) fn mean(&self, genes: &[usize]) -> f64 {
-        let k = self.kernel_row(genes);
-        let m: f64 = k.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
+        self.mean_at(&self.distances(genes))
+    }
+
+    /// [`Gp::mean`] from the distances to the training points ([`Gp::distances`]).
+    pub(super) fn mean_at(&self, distances: &[usize]) -> f64 {
+        let m: f64 = distances
+            .iter()
+            .zip(&self.alpha)
+            .map(|(&h, b)| self.table[h] * b)
+            .sum();
         self.y_mean + self.y_std * m
     }
 
     /// Predictive mean and standard deviation (of the latent function) in the data's units.
+    #[cfg(test)]
     pub(super) fn mean_sd(&self, genes: &[usize]) -> (f64, f64) {
-        let (m, s, _) = self.mean_sd_solved(genes);
+        let (m, s, _) = self.mean_sd_solved_at(&self.distances(genes));
         (m, s)
     }
 
-    /// [`Gp::mean_sd`] and `L^-1 k(x)`, which [`Fantasy`] extends as fantasised points are
-    /// added.
-    pub(super) fn mean_sd_solved(&self, genes: &[usize]) -> (f64, f64, Vec<f64>) {
-        let mut k = self.kernel_row(genes);
+    /// [`Gp::mean_sd`] from the distances to the training points, and `L^-1 k(x)`, which
+    /// [`Fantasy`](super::Fantasy) extends as fantasised points are added.
+    #[cfg(test)]
+    pub(super) fn mean_sd_solved_at(&self, distances: &[usize]) -> (f64, f64, Vec<f64>) {
+        let mut k: Vec<f64> = distances.iter().map(|&h| self.table[h]).collect();
         let m: f64 = k.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
         forward(&self.chol, k.len(), &mut k);
         let explained: f64 = k.iter().map(|v| v * v).sum();
         let var = (self.signal * (self.table[0] - explained)).max(0.0);
         (self.y_mean + self.y_std * m, self.y_std * var.sqrt(), k)
+    }
+
+    /// [`Gp::mean_sd_solved_at`] for up to [`LANES`] candidates at once (the same bits).
+    pub(super) fn mean_sd_solved_lanes(&self, distances: &[&[usize]]) -> Vec<(f64, f64, Vec<f64>)> {
+        let n = self.train.len();
+        let mut k = vec![0.0; n * LANES];
+        let mut means = [0.0; LANES];
+        for (j, d) in distances.iter().enumerate() {
+            let mut m = 0.0;
+            for (i, (&h, a)) in d.iter().zip(&self.alpha).enumerate() {
+                let v = self.table[h];
+                k[i * LANES + j] = v;
+                m += v * a;
+            }
+            means[j] = m;
+        }
+        forward_lanes(&self.chol, n, &mut k);
+        (0..distances.len())
+            .map(|j| {
+                let solved: Vec<f64> = (0..n).map(|i| k[i * LANES + j]).collect();
+                let explained: f64 = solved.iter().map(|v| v * v).sum();
+                let var = (self.signal * (self.table[0] - explained)).max(0.0);
+                (
+                    self.y_mean + self.y_std * means[j],
+                    self.y_std * var.sqrt(),
+                    solved,
+                )
+            })
+            .collect()
     }
 
     /// The largest predictive standard deviation (the prior's), in the data's units.

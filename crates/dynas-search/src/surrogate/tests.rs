@@ -2,6 +2,7 @@
 
 use super::gp::*;
 use super::*;
+use crate::pareto::hypervolume;
 use approx::assert_relative_eq;
 
 #[test]
@@ -126,12 +127,14 @@ fn fantasised_points_shrink_the_sd_as_a_refit_with_them_would() {
     let models = Models {
         objectives: vec![gp],
         violation: None,
+        train: train.iter().map(|t| t.0.to_vec()).collect(),
+        rows: vec![None, None],
         scale: vec![(0.0, 1.0)],
         front: Vec::new(),
         exploration: 1.0,
     };
     let candidates: Vec<Genotype> = all.iter().map(|g| Genotype::new(g.clone())).collect();
-    let mut predictions = models.predict(&candidates, None);
+    let mut predictions = models.predict(&candidates);
     let mut fantasy = Fantasy {
         models: &models,
         points: Vec::new(),
@@ -169,4 +172,26 @@ fn fantasised_points_shrink_the_sd_as_a_refit_with_them_would() {
     }
     // A fantasised point's own sd fell well below the prior's.
     assert!(predictions[9].sd[0] < 0.5 * gp.prior_sd());
+}
+
+#[test]
+fn solving_in_lanes_gives_the_same_bits_as_one_at_a_time() {
+    let all: Vec<Vec<usize>> = (0..64).map(|i| vec![i / 16, (i / 4) % 4, i % 4]).collect();
+    let train: Vec<(&[usize], f64)> = all
+        .iter()
+        .step_by(3)
+        .map(|g| (g.as_slice(), (g[0] as f64 * 1.3 - g[2] as f64).sin()))
+        .collect();
+    let gp = Gp::fit(3, &train).expect("fits");
+    // A full block of lanes and a partial one.
+    for block in [&all[..LANES], &all[40..43]] {
+        let distances: Vec<Vec<usize>> = block.iter().map(|g| gp.distances(g)).collect();
+        let refs: Vec<&[usize]> = distances.iter().map(Vec::as_slice).collect();
+        for (d, lane) in distances.iter().zip(gp.mean_sd_solved_lanes(&refs)) {
+            let one = gp.mean_sd_solved_at(d);
+            assert_eq!(one.0.to_bits(), lane.0.to_bits());
+            assert_eq!(one.1.to_bits(), lane.1.to_bits());
+            assert_eq!(one.2, lane.2);
+        }
+    }
 }
