@@ -21,10 +21,18 @@
 //! [`Observation::co_runner_load`] (e.g. from `/proc/stat`, see [`corunner::HostLoadProbe`])
 //! and the latency trend, to switch before the misses.
 //!
+//! **Defaults to know:** [`ManagerParams::default`] minimises energy
+//! ([`ManagerObjective::MinEnergy`]) and [`Constraints`] without an accuracy floor let it pick
+//! any configuration. So the default manager sits on the cheapest configuration that meets the
+//! latency target, at every load where one does, however accurate the others are. To trade
+//! energy for accuracy, give an accuracy floor (the manager then minimises energy among the
+//! configurations that reach it), or choose [`ManagerObjective::MaxAccuracy`] (the most
+//! accurate configuration that meets the target, as Dynamic-OFA):
+//!
 //! ```
 //! use dynas_dvfs::{
-//!     Configuration, ConfigurationSet, Constraints, Governor, LoadTrace, ManagerParams,
-//!     RuntimeManager, SimParams, Simulator,
+//!     Configuration, ConfigurationSet, Constraints, Governor, LoadTrace, ManagerObjective,
+//!     ManagerParams, ManagerSettings, RuntimeManager, SimParams, Simulator,
 //! };
 //! use dynas_cost::OperatingPoint;
 //!
@@ -44,11 +52,35 @@
 //!     cfg("large", 600, 79.0, 55.0, 420.0),
 //!     cfg("large", 1200, 79.0, 29.0, 520.0),
 //! ])?;
-//! let constraints = Constraints::new(40.0, None, None)?;
+//!
+//! // The default: least energy, no accuracy floor. The small subnet at 600 MHz meets 40 ms,
+//! // so the manager runs it (and the small one at 1200 MHz under load): 74 %, never 79 %.
+//! let latency_only = Constraints::new(40.0, None, None)?;
+//! let default = RuntimeManager::new(set.clone(), ManagerParams::default(), &latency_only);
+//! assert_eq!(set.get(default.initial())?.accuracy, 74.0);
+//!
+//! // An accuracy floor: the least energy among the configurations with at least 79 %.
+//! let constraints = Constraints::new(40.0, Some(79.0), None)?;
 //! let mut manager = RuntimeManager::new(set.clone(), ManagerParams::default(), &constraints);
+//! assert_eq!(set.get(manager.initial())?.accuracy, 79.0);
+//!
+//! // Or the most accurate configuration that meets the target, without a floor.
+//! let max_accuracy = ManagerSettings {
+//!     objective: ManagerObjective::MaxAccuracy,
+//!     ..ManagerSettings::default()
+//! }
+//! .check()?;
+//! let accurate = RuntimeManager::new(set.clone(), max_accuracy, &latency_only);
+//! assert_eq!(set.get(accurate.initial())?.accuracy, 79.0);
+//!
+//! // Under load the floored manager keeps 79 % while the large subnet meets the target, and
+//! // drops the floor to meet the deadline when it cannot (`ManagerSettings::fallback`).
 //! let report = Simulator::new(set, SimParams::for_target(&constraints))
 //!     .run(&mut manager, &LoadTrace::shipped("step")?, &constraints)?;
-//! println!("{} misses, {:.0} mJ", report.deadline_misses, report.energy_mj);
+//! println!(
+//!     "{} misses, {:.1} % mean accuracy, {:.0} mJ",
+//!     report.deadline_misses, report.mean_accuracy, report.energy_mj
+//! );
 //! # Ok(()) }
 //! ```
 
