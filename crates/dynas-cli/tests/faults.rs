@@ -74,7 +74,14 @@ struct TinyDisk(PathBuf);
 impl TinyDisk {
     fn mount(dir: &Path, size: &str) -> Option<Self> {
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", s(dir)])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                s(dir),
+            ])
             .output()
             .is_ok_and(|o| o.status.success());
         ok.then(|| Self(dir.to_path_buf()))
@@ -439,4 +446,168 @@ fn an_overflowing_rmse_is_not_printed_as_inf() {
     } else {
         assert!(stderr(&o).contains("not a finite number"), "{}", stderr(&o));
     }
+}
+
+/// Fashion-MNIST-shaped IDX files in `dir`: `n` train and `n` test images of `side` x `side`
+/// pixels, every pixel `pixel(i)` for image `i`.
+#[cfg(feature = "tch")]
+fn idx_dir(dir: &Path, n: u32, side: u32, pixel: impl Fn(u32) -> u8) {
+    std::fs::create_dir_all(dir).unwrap();
+    for split in ["train", "t10k"] {
+        let mut images = vec![0u8, 0, 8, 3];
+        for d in [n, side, side] {
+            images.extend(d.to_be_bytes());
+        }
+        for i in 0..n {
+            images.extend(std::iter::repeat_n(pixel(i), (side * side) as usize));
+        }
+        let mut labels = vec![0u8, 0, 8, 1];
+        labels.extend(n.to_be_bytes());
+        labels.extend((0..n).map(|i| (i % 10) as u8));
+        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), labels).unwrap();
+    }
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn gos_refuses_outputs_over_the_model_and_its_side_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let split = dir.path().join("m.safetensors.split.json");
+    std::fs::write(&model, "weights").unwrap();
+    std::fs::write(&split, "{}").unwrap();
+    let out_model = dir.path().join("a.safetensors");
+    let report = dir.path().join("r.json");
+    let gos = |extra: &[&str]| {
+        let mut args = vec!["gos", "--model", s(&model)];
+        args.extend(extra);
+        dynas(&args)
+    };
+    // --report over the model's split record, --save-lut over the model.
+    for (flag, target, side) in [
+        ("--report", &split, "split record"),
+        ("--save-lut", &model, "--model"),
+    ] {
+        let mut extra = vec!["--out-model", s(&out_model)];
+        if flag == "--report" {
+            extra.extend(["--report", s(target)]);
+        } else {
+            extra.extend(["--report", s(&report), flag, s(target)]);
+        }
+        let o = gos(&extra);
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(
+            e.contains(flag) && e.contains(side) && e.contains("destroy"),
+            "{e}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&split).unwrap(), "{}");
+    assert_eq!(std::fs::read_to_string(&model).unwrap(), "weights");
+    // The report where --out-model's description goes.
+    let description = dir.path().join("a.safetensors.json");
+    let o = gos(&["--out-model", s(&out_model), "--report", s(&description)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("its description"), "{}", stderr(&o));
+    // Sizes: threads beyond i32, no training images.
+    for (extra, needle) in [
+        (vec!["--threads", "3000000000"], "--threads"),
+        (vec!["--train-images", "0"], "--train-images"),
+    ] {
+        let mut args = vec!["--out-model", s(&out_model), "--report", s(&report)];
+        args.extend(extra);
+        let o = gos(&args);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    assert!(!out_model.exists() && !report.exists());
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn hadas_names_the_flag_and_the_bound_of_an_out_of_range_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let supernet = dir.path().join("s.safetensors");
+    std::fs::write(&supernet, "w").unwrap();
+    let out = dir.path().join("out");
+    for (flag, value) in [
+        ("--outer-generations", "18446744073709551615"),
+        ("--outer-population", "1000000000000"),
+        ("--inner-population", "1000000000000"),
+        ("--inner-generations", "1000000000000"),
+    ] {
+        let o = dynas(&[
+            "hadas",
+            "--supernet",
+            s(&supernet),
+            "--out",
+            s(&out),
+            "--no-progress",
+            flag,
+            value,
+        ]);
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(e.contains(flag) && e.contains("..="), "{e}");
+        assert!(!e.contains("panicked") && !e.contains("at least 1"), "{e}");
+    }
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn hadas_refuses_images_of_another_size_and_warns_about_constant_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let supernet = dir.path().join("s.safetensors");
+    std::fs::write(&supernet, "w").unwrap();
+    let data = dir.path().join("tiny");
+    idx_dir(&data, 20, 1, |i| (i * 10) as u8);
+    let hadas = |data: &Path| {
+        dynas(&[
+            "hadas",
+            "--supernet",
+            s(&supernet),
+            "--data",
+            s(data),
+            "--validation",
+            "4",
+            "--out",
+            s(&dir.path().join("out")),
+            "--no-progress",
+        ])
+    };
+    let o = hadas(&data);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("1 x 1 x 1") && e.contains("1 x 28 x 28"), "{e}");
+    // Constant images of the right size: warned about (the dummy supernet then fails).
+    let flat = dir.path().join("flat");
+    idx_dir(&flat, 20, 28, |_| 7);
+    let o = hadas(&flat);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("same value in every pixel"),
+        "{}",
+        stderr(&o)
+    );
+    // An empty test split is refused, not a panic later.
+    let empty = dir.path().join("empty");
+    idx_dir(&empty, 20, 28, |i| i as u8);
+    idx_dir(&dir.path().join("none"), 0, 28, |_| 0);
+    for kind in ["images-idx3-ubyte", "labels-idx1-ubyte"] {
+        std::fs::copy(
+            dir.path().join("none").join(format!("t10k-{kind}")),
+            empty.join(format!("t10k-{kind}")),
+        )
+        .unwrap();
+    }
+    let o = hadas(&empty);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no images") || stderr(&o).contains("empty"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
