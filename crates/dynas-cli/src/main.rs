@@ -19,6 +19,8 @@ mod search;
 mod serve;
 #[cfg(feature = "tch")]
 mod serve_flags;
+mod study;
+mod worker;
 
 /// Hardware-aware dynamic neural architecture search.
 #[derive(Debug, Parser)]
@@ -39,6 +41,12 @@ enum Command {
     /// Search architectures.
     #[command(subcommand)]
     Search(search::Command),
+    /// Inspect a study store (`dynas search … --store URL --study NAME`).
+    #[command(subcommand)]
+    Study(study::Command),
+    /// Evaluate the jobs of a study store (any number of workers, on any machine with the
+    /// study's data).
+    Worker(worker::WorkerArgs),
     /// HADAS on a trained supernet: backbone, early exits and DVFS searched together; writes
     /// a deployment for the runtime manager (needs the `tch` feature).
     #[cfg(feature = "tch")]
@@ -61,6 +69,8 @@ fn main() -> anyhow::Result<()> {
         Command::Cost(cmd) => cost::run(cmd),
         Command::Govern(cmd) => govern::run(cmd),
         Command::Search(cmd) => search::run(cmd),
+        Command::Study(cmd) => study::run(cmd),
+        Command::Worker(args) => worker::run(args),
         #[cfg(feature = "tch")]
         Command::Hadas(args) => hadas::run(*args),
         #[cfg(feature = "tch")]

@@ -80,6 +80,14 @@ pub struct TableArgs {
     /// Show a progress bar on stderr.
     #[arg(long)]
     progress: bool,
+    /// Have the evaluations made by `dynas worker` processes through this study store
+    /// (`sqlite://PATH` or `postgres://…`) instead of in this process; needs --study. A
+    /// search restarted with the same seed finds its results there.
+    #[arg(long, requires = "study")]
+    store: Option<String>,
+    /// The study in --store (created if new, reopened if its table is the same).
+    #[arg(long, requires = "store")]
+    study: Option<String>,
 }
 
 /// Runs a `dynas search` subcommand.
@@ -176,7 +184,13 @@ fn search<S: Strategy>(
     budget: Budget,
     strategy: S,
 ) -> anyhow::Result<()> {
-    let mut executor = Executor::new(problem, strategy, budget);
+    let evaluator = crate::study::TableEvaluator::new(
+        args.store.as_deref(),
+        args.study.as_deref(),
+        &args.csv,
+        problem,
+    )?;
+    let mut executor = Executor::new(evaluator.problem(), strategy, budget);
     if let Some(seed) = args.seed {
         executor = executor.seed(seed);
     }

@@ -47,7 +47,7 @@ mod worker;
 
 pub use error::{Result, StoreError};
 pub use pg::PostgresStore;
-pub use problem::{ProblemSpec, StoreProblem, study_problem};
+pub use problem::{ProblemSpec, StoreProblem, study_front, study_problem};
 pub use sqlite::SqliteStore;
 pub use worker::{Worker, WorkerReport};
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dynas_search::{Evaluation, Objective, Problem, SearchError, TableProblem};
+use dynas_search::{Evaluation, Objective, ParetoFront, Problem, SearchError, TableProblem};
 use dynas_space::{Genotype, SearchSpace};
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +89,7 @@ pub fn study_problem(
                 [] => {
                     return Err(StoreError::MissingStudy {
                         url: store.url().to_string(),
-                        study: "(any)".into(),
+                        study: "(the only one)".into(),
                         known: "none".into(),
                     });
                 }
@@ -124,6 +124,43 @@ pub fn study_problem(
         });
     }
     Ok((study, problem))
+}
+
+/// The current front of a study: the non-dominated feasible results of its done jobs, in the
+/// objectives of its problem description.
+pub fn study_front(store: &dyn Store, study: &str) -> Result<ParetoFront> {
+    let info = store.study(study)?;
+    let spec: ProblemSpec =
+        serde_json::from_value(info.problem_spec.clone()).map_err(|e| StoreError::Problem {
+            study: study.to_string(),
+            field: "kind".into(),
+            reason: e.to_string(),
+        })?;
+    let ProblemSpec::Table { objectives, .. } = &spec;
+    let corrupt = |key: &str, field: &str, reason: String| StoreError::Corrupt {
+        url: store.url().to_string(),
+        study: study.to_string(),
+        key: key.to_string(),
+        field: field.to_string(),
+        reason,
+    };
+    let mut records: Vec<(Genotype, Evaluation)> = Vec::new();
+    for job in store.jobs(study)? {
+        let Some(result) = job.result.filter(|_| job.state == "done") else {
+            continue;
+        };
+        let genotype: Genotype = job
+            .key
+            .parse()
+            .map_err(|e: dynas_space::SpaceError| corrupt(&job.key, "key", e.to_string()))?;
+        let evaluation: Evaluation = serde_json::from_str(&result)
+            .map_err(|e| corrupt(&job.key, "result", e.to_string()))?;
+        records.push((genotype, evaluation));
+    }
+    Ok(ParetoFront::from_evaluations(
+        objectives,
+        records.iter().map(|(g, e)| (g, e)),
+    ))
 }
 
 /// A [`Problem`] whose evaluations are made by workers through a [`Store`]: everything is
