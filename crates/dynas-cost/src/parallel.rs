@@ -40,6 +40,18 @@ mod sequential {
         }
     }
 
+    /// `par_chunks_mut` on slices: plain mutable chunks.
+    pub trait ParallelSliceMut<T> {
+        /// Iterates over `size`-element chunks sequentially.
+        fn par_chunks_mut(&mut self, size: usize) -> std::slice::ChunksMut<'_, T>;
+    }
+
+    impl<T> ParallelSliceMut<T> for [T] {
+        fn par_chunks_mut(&mut self, size: usize) -> std::slice::ChunksMut<'_, T> {
+            self.chunks_mut(size)
+        }
+    }
+
     /// rayon's `map_init`: one state for the whole (sequential) run.
     pub trait MapInit: Iterator + Sized {
         /// Maps with a state made once by `init`.
