@@ -1,6 +1,31 @@
-//! Test support shared by the dynas crates (not published): fake cost models with a fully
-//! specified DVFS behaviour, the lock that tests using libtorch's process-wide state take, and
-//! [`check_cost_model`], a conformance check any [`CostModel`] implementation can run.
+//! Test support for dynas and for code built on it: [`check_cost_model`], a conformance check
+//! any [`CostModel`] implementation can run, fake cost models with a fully specified DVFS
+//! behaviour, and the lock that tests using libtorch's process-wide state take.
+//!
+//! Use it as a dev-dependency, next to `dynas` (or `dynas-cost`) of the same version:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! dynas-testkit = "0.1"
+//! ```
+//!
+//! and in a test of your own cost model:
+//!
+//! ```
+//! use dynas_cost::OperatingPoint;
+//! use dynas_space::{MbConvSpace, SearchSpace};
+//! use dynas_testkit::{ToyDvfsModel, check_cost_model};
+//!
+//! let space = MbConvSpace::ofa_mnist();
+//! let networks = vec![space.decode(&space.smallest())?, space.decode(&space.largest())?];
+//! let points = vec![
+//!     OperatingPoint::new(None, Some(500_000_000), None)?,
+//!     OperatingPoint::new(None, Some(1_000_000_000), None)?,
+//! ];
+//! // Your model here (ToyDvfsModel stands in for it); panics on the first violation.
+//! check_cost_model(&ToyDvfsModel::default(), &networks, &points);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
