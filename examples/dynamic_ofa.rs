@@ -33,11 +33,11 @@ use std::path::{Path, PathBuf};
 use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
 use dynas_dvfs::{CoRunnerParams, LoadTrace, MissGuard};
 use dynas_search::deployment::Deployment;
-use dynas_space::{MbConvSpace, SearchSpace, seeded_rng};
+use dynas_space::{MbConvSpace, SearchSpace};
 use dynas_supernet::{
     BnStore, Dataset, Family, PolicyComparison, PresampleParams, ServeParams, ServePolicy, Split,
-    Supernet, SupernetConfig, SupernetError, lift_genotype, presample, price_deployment,
-    serve_and_simulate,
+    SplitRecord, Supernet, SupernetConfig, SupernetError, lift_genotype, presample,
+    price_deployment, serve_and_simulate,
 };
 
 /// Dynamic-OFA on this host: pre-sample a family from a trained supernet, then serve it.
@@ -117,17 +117,25 @@ struct ServeArgs {
     out: Option<PathBuf>,
 }
 
-/// The training run's train / validation split (same seed and sizes as
-/// `examples/supernet_fashion_mnist.rs`), and the test split.
+/// The training run's train / validation split, as recorded beside the supernet (or, for a
+/// supernet without a record, as `examples/supernet_fashion_mnist.rs` draws it from the same
+/// flags), and the test split. Flags that would hold out other images are refused.
 fn data(a: &Common) -> Result<(Dataset, Dataset, Dataset), SupernetError> {
-    let mut full = Dataset::mnist_dir(&a.data, Split::Train)?;
-    if let Some(n) = a.train_limit {
-        let n = n.min(full.len());
-        full = full.subset(&(0..n).collect::<Vec<_>>());
-    }
-    let mut rng = seeded_rng(a.seed);
-    let val_size = a.val.min(full.len() / 5).max(1);
-    let (train, val) = full.split_validation(val_size, &mut rng)?;
+    let full = Dataset::mnist_dir(&a.data, Split::Train)?;
+    let flags = SplitRecord {
+        validation_images: a.val.min(full.len() / 5).max(1),
+        seed: a.seed,
+        train_images: a.train_limit.unwrap_or(full.len()),
+    };
+    let model = a.supernet.join("supernet.safetensors");
+    let split = match SplitRecord::load_beside(&model)? {
+        Some(trained) => {
+            flags.check_held_out_from(&trained, &SplitRecord::path_beside(&model))?;
+            trained
+        }
+        None => flags,
+    };
+    let (train, val) = split.split(&full)?;
     let test = Dataset::mnist_dir(&a.data, Split::Test)?;
     Ok((train, val, test))
 }
@@ -183,7 +191,10 @@ fn run_presample(c: &Common, a: &PresampleArgs) -> Result<(), Box<dyn std::error
         p.family.len()
     );
     // The same family priced by the measured Jetson AGX Xavier per-layer table of this space.
-    let lut_path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data/lut/ofa-mnist/jetson_agx_xavier.json"));
+    let lut_path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../dynas-data/data/lut/ofa-mnist/jetson_agx_xavier.json"
+    ));
     let priced = match LayerLut::from_harmonic_file(lut_path) {
         Ok(lut) => Some(price_deployment(
             &p.deployment,
@@ -200,7 +211,13 @@ fn run_presample(c: &Common, a: &PresampleArgs) -> Result<(), Box<dyn std::error
     let ofa = MbConvSpace::ofa_mobilenet_v3_width(1.2)?;
     let mut nx: Vec<(String, Vec<f64>)> = Vec::new();
     for unit in ["cpu", "gpu"] {
-        let dir = format!(concat!(env!("CARGO_MANIFEST_DIR"), "/../dynas-data/data/lut/dynamic-ofa-xavier-nx/{}"), unit);
+        let dir = format!(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../dynas-data/data/lut/dynamic-ofa-xavier-nx/{}"
+            ),
+            unit
+        );
         match LutModel::from_ofa_dir(&dir) {
             Ok(model) => {
                 let mut v = Vec::new();

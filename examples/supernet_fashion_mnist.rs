@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use dynas_space::{MbConvSpace, SearchSpace, seeded_rng};
 use dynas_supernet::{
-    AccuracyEstimator, Augmentation, BnStore, Dataset, Schedule, Split, Supernet, SupernetConfig,
-    SupernetError, TrainParams, Trainer, write_samples_csv, write_samples_json,
+    AccuracyEstimator, Augmentation, BnStore, Dataset, Schedule, Split, SplitRecord, Supernet,
+    SupernetConfig, SupernetError, TrainParams, Trainer, write_samples_csv, write_samples_json,
 };
 
 /// Trains the OFA-MNIST supernet on Fashion-MNIST and reports accuracy versus MACs.
@@ -112,15 +112,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = tch::Device::cuda_if_available();
     std::fs::create_dir_all(&args.out).map_err(|e| SupernetError::io(&args.out, e))?;
 
-    let mut full = Dataset::mnist_dir(&args.data, Split::Train)?;
-    if let Some(n) = args.train_limit {
-        let n = n.min(full.len());
-        full = full.subset(&(0..n).collect::<Vec<_>>());
-    }
+    let full = Dataset::mnist_dir(&args.data, Split::Train)?;
     let test = Dataset::mnist_dir(&args.data, Split::Test)?;
-    let mut rng = seeded_rng(args.seed);
-    let val_size = args.val.min(full.len() / 5).max(1);
-    let (train, val) = full.split_validation(val_size, &mut rng)?;
+    // Validation images are held out of the whole training split first, then training takes a
+    // prefix of the rest; the record is saved beside the supernet, so every later run (HADAS,
+    // pre-sampling, serving) can prove its validation images were never trained on.
+    let split = SplitRecord {
+        validation_images: args.val.min(full.len() / 5).max(1),
+        seed: args.seed,
+        train_images: args.train_limit.unwrap_or(full.len()),
+    };
+    let (train, val) = split.split(&full)?;
     let norm = train.channel_stats();
     println!(
         "data: {} train / {} validation / {} test images, device {device:?}, {} torch threads",
@@ -208,6 +210,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     supernet.save(args.out.join("supernet.safetensors"))?;
+    split.save_beside(&args.out.join("supernet.safetensors"))?;
 
     // Test accuracies (BN recalibrated on training batches), stored per subnet.
     let est = AccuracyEstimator::new(

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use dynas::space::{TensorShape, seeded_rng};
-use dynas::supernet::{Dataset, Split};
+use dynas::supernet::{Dataset, Split, SplitRecord};
 
 use crate::paths::CommandFiles;
 
@@ -48,7 +48,10 @@ pub fn check_images(
         );
     }
     if set.is_empty() {
-        bail!("--data `{}`: the {split} split has no images", data.display());
+        bail!(
+            "--data `{}`: the {split} split has no images",
+            data.display()
+        );
     }
     let norm = set.channel_stats();
     if let Some(channel) = norm.std.iter().position(|&s| s < 1e-3) {
@@ -63,9 +66,33 @@ pub fn check_images(
     Ok(())
 }
 
+/// Refuses a validation split that may hold images `model` was trained on: the split record
+/// written beside it ([`SplitRecord`]) must hold out the same `validation` images (seed 0).
+/// A model without a record (trained before records were written) is accepted with a warning.
+pub fn check_split(model: &Path, validation: usize) -> anyhow::Result<()> {
+    let ours = SplitRecord {
+        validation_images: validation,
+        seed: 0,
+        train_images: usize::MAX,
+    };
+    match SplitRecord::load_beside(model)? {
+        Some(trained) => ours
+            .check_held_out_from(&trained, &SplitRecord::path_beside(model))
+            .with_context(|| format!("--validation {validation} against `{}`", model.display())),
+        None => {
+            eprintln!(
+                "warning: `{}` has no split record beside it: nothing shows that its training \
+                 images are not among the {validation} validation images",
+                SplitRecord::path_beside(model).display()
+            );
+            Ok(())
+        }
+    }
+}
+
 /// `(train, validation, test)`: `validation` images held out of the training split with seed 0
-/// (as `examples/supernet_fashion_mnist.rs` does), and the test split; each checked against
-/// the network's `input` ([`check_images`]).
+/// (as `examples/supernet_fashion_mnist.rs` records beside the supernet), and the test split;
+/// each checked against the network's `input` ([`check_images`]).
 pub fn splits(
     data: &Path,
     validation: usize,

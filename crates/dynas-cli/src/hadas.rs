@@ -131,6 +131,10 @@ fn files(args: &HadasArgs) -> CommandFiles {
     for name in OUTPUT_NAMES {
         files.output(format!("--out ({name})"), args.out.join(name));
     }
+    files.output(
+        "--out (bn_store.safetensors)",
+        dynas::supernet::bundle::bn_store_path(&args.out),
+    );
     if let Some(c) = &args.checkpoint {
         files.output("--checkpoint", c);
     }
@@ -203,6 +207,7 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     let space = MbConvSpace::ofa_mnist();
     let input = crate::fmnist::supernet_input(&space)?;
     let (train, validation, test) = crate::fmnist::splits(&args.data, args.validation, &input)?;
+    crate::fmnist::check_split(&args.supernet, args.validation)?;
     let norm = train.channel_stats();
     let weights = args.supernet.clone();
     let for_worker = space.clone();
@@ -267,6 +272,11 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     outcome.outer_front.write_json(&outputs[1])?;
     outcome.outer_front.write_csv(&outputs[2])?;
     outcome.outer_front.write_svg(&outputs[3], None)?;
+    // What the runtime needs to execute the deployment (batch-norm statistics, exit heads),
+    // before the deployment itself: `dynas serve --deployment` reads the whole bundle.
+    worker
+        .export_bundle(&outcome.deployment, &args.out)
+        .context("writing the runtime bundle (bn_store.safetensors, exit_heads/)")?;
     outcome.deployment.write_json(&outputs[4])?;
 
     let r = &outcome.report;

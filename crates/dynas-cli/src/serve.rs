@@ -1,16 +1,17 @@
-//! `dynas serve`: classify the Fashion-MNIST test stream with a pre-sampled family (Dynamic-OFA)
-//! under co-runner load traces, one run per policy, each beside the simulator's prediction.
+//! `dynas serve`: execute any deployment (a HADAS deployment with early exits, a Dynamic-OFA
+//! family, a single static network) on the Fashion-MNIST test split: first every point alone,
+//! predicted against measured (top-1, exit rates, host latency), then the stream under
+//! co-runner load traces, one run per policy, each beside the simulator's prediction.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
 use dynas::dvfs::{CoRunnerParams, LoadTrace};
-use dynas::search::deployment::Deployment;
 use dynas::space::MbConvSpace;
 use dynas::supernet::{
-    BnStore, Family, PolicyComparison, ServeParams, ServePolicy, Supernet, SupernetConfig,
-    serve_and_simulate,
+    Family, PointCheck, PolicyComparison, ServeParams, ServePolicy, Supernet, SupernetConfig,
+    bundle, check_points, serve_and_simulate,
 };
 
 use crate::paths::{CommandFiles, write_output};
@@ -22,9 +23,18 @@ pub struct ServeArgs {
     /// The trained supernet (safetensors written by the `supernet_fashion_mnist` example).
     #[arg(long)]
     supernet: PathBuf,
-    /// Folder the Dynamic-OFA pre-sampling wrote (`deployment.json`, `bn_store.safetensors`).
+    /// The deployment to serve (`deployment.json` of a bundle: `bn_store.safetensors` and, for
+    /// points with exits, `exit_heads/` beside it), as `dynas hadas` or Dynamic-OFA
+    /// pre-sampling write it.
+    #[arg(long, required_unless_present = "family", conflicts_with = "family")]
+    deployment: Option<PathBuf>,
+    /// Deprecated: the bundle folder (same as `--deployment DIR/deployment.json`).
     #[arg(long)]
-    family: PathBuf,
+    family: Option<PathBuf>,
+    /// Test images each point classifies alone before the policy runs (predicted against
+    /// measured); 0 skips the check. At most the test split.
+    #[arg(long, default_value_t = 10_000)]
+    check_images: usize,
     /// Fashion-MNIST in IDX format (Debian's `dataset-fashion-mnist`).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     data: PathBuf,
@@ -43,14 +53,21 @@ pub struct ServeArgs {
     out: PathBuf,
 }
 
-/// Every file `dynas serve` reads (the supernet, the family's deployment and batch-norm store,
-/// the data set, trace files) and writes (the report).
-fn files(args: &ServeArgs) -> CommandFiles {
+/// Every file `dynas serve` reads (the supernet, the deployment bundle's deployment and
+/// batch-norm store, the data set, trace files) and writes (the report).
+fn files(args: &ServeArgs) -> anyhow::Result<CommandFiles> {
+    let (flag, dir) = bundle_of(args)?;
     let mut files = CommandFiles::new();
     files
         .input("--supernet", &args.supernet)
-        .input("--family (its deployment)", deployment_path(args))
-        .input("--family (its batch-norm store)", bn_path(args));
+        .input(
+            format!("{flag} (its deployment)"),
+            bundle::deployment_path(&dir),
+        )
+        .input(
+            format!("{flag} (its batch-norm store)"),
+            bundle::bn_store_path(&dir),
+        );
     crate::fmnist::declare_inputs(&mut files, &args.data);
     for trace in &args.flags.traces {
         if Path::new(trace).exists() {
@@ -58,23 +75,49 @@ fn files(args: &ServeArgs) -> CommandFiles {
         }
     }
     files.output("--out", &args.out);
-    files
+    Ok(files)
 }
 
-fn deployment_path(args: &ServeArgs) -> PathBuf {
-    args.family.join("deployment.json")
+/// The flag that named the bundle and its folder.
+fn bundle_of(args: &ServeArgs) -> anyhow::Result<(&'static str, PathBuf)> {
+    match (&args.deployment, &args.family) {
+        (Some(file), _) => Ok(("--deployment", bundle::bundle_dir(file))),
+        (None, Some(dir)) => Ok(("--family", dir.clone())),
+        (None, None) => anyhow::bail!("--deployment is required"),
+    }
 }
 
-fn bn_path(args: &ServeArgs) -> PathBuf {
-    args.family.join("bn_store.safetensors")
+/// Columns of the per-point check.
+const POINT_HEADER: &str = "| point | top-1 predicted | top-1 measured | exit rates predicted | \
+                            exit rates measured | latency predicted (ms) | host median (ms) |\n\
+                            |---|---|---|---|---|---|---|";
+
+fn rates(r: &[f64]) -> String {
+    r.iter()
+        .map(|v| format!("{:.1}", 100.0 * v))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+fn point_row(c: &PointCheck) -> String {
+    format!(
+        "| {} | {:.2} | {:.2} | {} | {} | {:.3} | {:.3} |",
+        c.point,
+        c.predicted_top1,
+        c.measured_top1,
+        rates(&c.predicted_exit_rates),
+        rates(&c.measured_exit_rates),
+        c.predicted_latency_ms,
+        c.host_median_ms
+    )
 }
 
 /// Runs `dynas serve`.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let flags = &args.flags;
-    let deployment_path = deployment_path(&args);
-    let bn_path = bn_path(&args);
-    files(&args).check()?;
+    files(&args)?.check()?;
+    let (flag, bundle) = bundle_of(&args)?;
+    let deployment_path = bundle::deployment_path(&bundle);
     let policies: Vec<ServePolicy> = if flags.policies == "all" {
         ServePolicy::ALL.to_vec()
     } else {
@@ -98,7 +141,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let deployment = Deployment::from_json_file(&deployment_path)?;
     let mut supernet = Supernet::new(
         MbConvSpace::ofa_mnist(),
         SupernetConfig::default(),
@@ -107,17 +149,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     supernet
         .load(&args.supernet)
         .with_context(|| format!("--supernet `{}`", args.supernet.display()))?;
-    let bn = BnStore::load(&bn_path, &supernet)?;
-    let family = Family::from_deployment(&supernet, &bn, &deployment)?;
+    let (family, deployment) = Family::from_bundle(&supernet, &bundle)
+        .with_context(|| format!("{flag} `{}`", deployment_path.display()))?;
 
     let input = crate::fmnist::supernet_input(supernet.space())?;
     let (train, _, test) = crate::fmnist::splits(&args.data, args.validation, &input)?;
+    crate::fmnist::check_split(&args.supernet, args.validation)?;
     let norm = train.channel_stats();
 
-    let slowest = deployment
-        .points
+    // Every point alone on the test split, as it serves: predicted against measured. The
+    // runtime manager then plans with the host latencies measured here (a HADAS deployment
+    // carries a board's modelled latencies; energies stay as deployed, modelled).
+    let mut checks = Vec::new();
+    let family = if args.check_images > 0 {
+        checks = check_points(&family, &test, &norm, Some(args.check_images))?;
+        println!("{}", POINT_HEADER);
+        for c in &checks {
+            println!("{}", point_row(c));
+        }
+        let medians: Vec<f64> = checks.iter().map(|c| c.host_median_ms).collect();
+        family.with_idle_latencies(&deployment, &medians)?
+    } else {
+        family
+    };
+    let slowest = family
+        .members()
         .iter()
-        .map(|p| p.metrics.latency_ms)
+        .map(|m| m.idle_latency_ms)
         .fold(0.0, f64::max);
     let params = ServeParams {
         target_ms: flags.target_ms.unwrap_or(1.2 * slowest),
@@ -152,7 +210,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         reports.extend(rows);
     }
-    write_output("--out", &args.out, serde_json::to_string_pretty(&reports)?)?;
+    let report = serde_json::json!({ "points": checks, "runs": reports });
+    write_output("--out", &args.out, serde_json::to_string_pretty(&report)?)?;
     println!("\nwrote {}", args.out.display());
     Ok(())
 }

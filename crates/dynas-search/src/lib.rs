@@ -41,6 +41,12 @@ pub fn write_atomically_with(
     Ok(dynas_core::write_atomically_with(path, write)?)
 }
 
+/// [`dynas_core::read_text`] (regular files only, bounded, BOM dropped) with this crate's
+/// error type.
+pub fn read_text(path: &std::path::Path) -> Result<String> {
+    Ok(dynas_core::read_text(path)?)
+}
+
 /// [`dynas_core::write_atomically`] with this crate's error type: crash-safe writes of
 /// checkpoints, fronts and reports.
 pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {

@@ -162,6 +162,11 @@ enum Request {
     Accuracy(Genotype, Sender<Result<f64>>),
     Exits(Genotype, Sender<Result<ExitTable>>),
     Test(Genotype, Vec<DeployedExit>, Sender<Result<TestOutcome>>),
+    Export(
+        Vec<(Genotype, bool)>,
+        std::path::PathBuf,
+        Sender<Result<()>>,
+    ),
 }
 
 /// The thread that owns a supernet and serves accuracy, exit-table and test requests.
@@ -256,6 +261,24 @@ impl SupernetWorker {
         self.ask(|tx| Request::Test(genotype.clone(), exits.to_vec(), tx))
     }
 
+    /// Writes what the runtime needs to execute `deployment` into the bundle folder `dir`
+    /// (see [`crate::bundle`]): the batch-norm statistics of every deployed backbone and the
+    /// exit heads of every backbone deployed with exits (the heads the search calibrated).
+    pub fn export_bundle(
+        &self,
+        deployment: &dynas_search::Deployment,
+        dir: &std::path::Path,
+    ) -> Result<()> {
+        let mut backbones: Vec<(Genotype, bool)> = Vec::new();
+        for p in &deployment.points {
+            match backbones.iter_mut().find(|(g, _)| *g == p.genotype) {
+                Some(entry) => entry.1 |= !p.exits.is_empty(),
+                None => backbones.push((p.genotype.clone(), !p.exits.is_empty())),
+            }
+        }
+        self.ask(|tx| Request::Export(backbones, dir.to_path_buf(), tx))
+    }
+
     /// The fingerprint given at [`SupernetWorker::spawn`].
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
@@ -343,6 +366,9 @@ impl State {
                 }
                 Request::Test(g, exits, tx) => {
                     let _ = tx.send(self.test(&g, &exits));
+                }
+                Request::Export(backbones, dir, tx) => {
+                    let _ = tx.send(self.export(&backbones, &dir));
                 }
             }
         }
@@ -446,6 +472,31 @@ impl State {
         self.exits
             .get(genotype)
             .ok_or_else(|| SupernetError::invalid("exit cache", "entry vanished"))
+    }
+
+    fn export(&mut self, backbones: &[(Genotype, bool)], dir: &std::path::Path) -> Result<()> {
+        let heads_dir = crate::bundle::exit_heads_dir(dir);
+        if backbones.iter().any(|(_, exits)| *exits) {
+            std::fs::create_dir_all(&heads_dir).map_err(|e| SupernetError::io(&heads_dir, e))?;
+        }
+        let mut store = BnStore::new();
+        for (genotype, with_exits) in backbones {
+            self.activate(genotype)?;
+            store.capture(&self.supernet, genotype)?;
+            if *with_exits {
+                let entry = self.with_exits(genotype)?;
+                let path = crate::bundle::exit_heads_path(dir, genotype);
+                dynas_search::write_atomically_with(&path, |tmp| {
+                    entry.heads.save(tmp, None).map_err(std::io::Error::other)
+                })?;
+                let layout = crate::bundle::HeadLayout {
+                    head: *entry.heads.spec(),
+                    blocks: entry.heads.blocks().to_vec(),
+                };
+                layout.write(dir, genotype)?;
+            }
+        }
+        store.save(crate::bundle::bn_store_path(dir))
     }
 
     fn test(&mut self, genotype: &Genotype, deployed: &[DeployedExit]) -> Result<TestOutcome> {

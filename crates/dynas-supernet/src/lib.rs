@@ -15,6 +15,7 @@
 //! # let _ = (logits, standalone); Ok(()) }
 //! ```
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod data;
 pub mod elastic;
@@ -26,6 +27,7 @@ pub mod latency;
 pub mod oracle;
 pub mod presample;
 pub mod serve;
+mod serve_check;
 mod serve_compare;
 pub mod supernet;
 pub mod train;
@@ -52,7 +54,10 @@ pub use presample::{
     CheckedPresampleParams, PresampleParams, Presampled, PresampledSubnet, lift_genotype,
     presample, price_deployment,
 };
-pub use serve::{Family, Member, ServeParams, ServePolicy, ServeReport, ServeWindow, serve};
+pub use serve::{
+    Family, Member, MemberExits, ServeParams, ServePolicy, ServeReport, ServeWindow, serve,
+};
+pub use serve_check::{PointCheck, check_points};
 pub use serve_compare::{PolicyComparison, SimulatedRun, serve_and_simulate};
 pub use supernet::{BnStats, DeployedSubnet, Subnet, Supernet, SupernetConfig};
 pub use train::{

@@ -12,7 +12,8 @@ use dynas_dvfs::{
     DelayProfile, Governor, HostLoadProbe, LoadTrace, ManagerMode, ManagerParams, ManagerSettings,
     Observation, RuntimeManager, StaticGovernor,
 };
-use dynas_search::deployment::Deployment;
+use dynas_exits::{Backbone as _, DynamicNet, ExitHeads, ExitPolicy, ExitRule};
+use dynas_search::deployment::{DeployedExit, Deployment};
 use dynas_space::{Genotype, SearchSpace, seeded_rng};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -35,6 +36,99 @@ pub struct Member {
     pub top1: f64,
     /// Its deployment latency on an idle host, ms.
     pub idle_latency_ms: f64,
+    /// Its early exits as deployed (empty: the subnet runs to its classifier).
+    pub deployed_exits: Vec<DeployedExit>,
+    /// The exit heads that run them, where the point has exits.
+    pub exits: Option<MemberExits>,
+}
+
+/// The early exits of a resident member: the heads the search trained, and a max-softmax
+/// policy with the deployed thresholds (heads the point does not deploy get `+inf`: they never
+/// fire and are not run).
+#[derive(Debug)]
+pub struct MemberExits {
+    heads: ExitHeads,
+    policy: ExitPolicy,
+    /// For each head, the index of its deployed exit (`None`: not deployed).
+    slots: Vec<Option<usize>>,
+}
+
+impl MemberExits {
+    /// Heads read from the bundle in `dir` for `genotype`, run by `deployed` exits of `subnet`.
+    fn load(
+        dir: &std::path::Path,
+        genotype: &Genotype,
+        subnet: &DeployedSubnet,
+        deployed: &[DeployedExit],
+    ) -> Result<Self> {
+        let layout = crate::bundle::HeadLayout::read(dir, genotype)?;
+        let path = crate::bundle::exit_heads_path(dir, genotype);
+        let exits_err = |e: dynas_exits::ExitError| {
+            SupernetError::invalid("exit heads", format!("`{}`: {e}", path.display()))
+        };
+        let mut heads = ExitHeads::new(subnet, layout.blocks.clone(), layout.head, subnet.device())
+            .map_err(exits_err)?;
+        heads.load(&path, None).map_err(exits_err)?;
+        let mut thresholds = vec![f64::INFINITY; layout.blocks.len()];
+        let mut slots = vec![None; layout.blocks.len()];
+        for (k, d) in deployed.iter().enumerate() {
+            let h = layout
+                .blocks
+                .iter()
+                .position(|&b| b == d.after_layer.index())
+                .ok_or_else(|| {
+                    SupernetError::invalid(
+                        "deployed exit",
+                        format!(
+                            "{genotype} has no exit head after layer {} in `{}`",
+                            d.after_layer,
+                            path.display()
+                        ),
+                    )
+                })?;
+            thresholds[h] = d.threshold;
+            slots[h] = Some(k);
+        }
+        let policy = ExitPolicy::new(ExitRule::MaxSoftmax(thresholds), layout.blocks.len())
+            .map_err(exits_err)?;
+        Ok(Self {
+            heads,
+            policy,
+            slots,
+        })
+    }
+}
+
+impl Member {
+    /// Classifies one batch of one image: the predicted class and where it left, as the index
+    /// of its deployed exit (`deployed_exits.len()`: the final classifier).
+    pub fn classify(&self, x: &Tensor) -> Result<(i64, usize)> {
+        let last = self.deployed_exits.len();
+        match &self.exits {
+            None => Ok((
+                self.deployed
+                    .predict(x)?
+                    .argmax(-1, false)
+                    .int64_value(&[0]),
+                last,
+            )),
+            Some(e) => {
+                let net = DynamicNet::new(&self.deployed, &e.heads, e.policy.clone())
+                    .map_err(|err| SupernetError::invalid("exits", err.to_string()))?;
+                let out = net
+                    .infer(x)
+                    .map_err(|err| SupernetError::invalid("exits", err.to_string()))?;
+                let head = out.exits[0];
+                let slot = e.slots.get(head).copied().flatten().unwrap_or(last);
+                Ok((out.predictions[0], slot))
+            }
+        }
+    }
+
+    /// Backbone blocks this member can stop after (for reports).
+    pub fn num_blocks(&self) -> usize {
+        self.deployed.num_blocks()
+    }
 }
 
 /// Every member of a deployment, extracted, deployed and resident.
@@ -47,11 +141,20 @@ pub struct Family {
 impl Family {
     /// Extracts every point of `deployment` from `supernet` with the batch-norm statistics
     /// stored for it in `bn`. A member without stored statistics is an error: the runtime never
-    /// recalibrates.
+    /// recalibrates. A point with early exits needs its heads: use [`Family::from_bundle`].
     pub fn from_deployment(
         supernet: &Supernet,
         bn: &BnStore,
         deployment: &Deployment,
+    ) -> Result<Self> {
+        Self::build(supernet, bn, deployment, None)
+    }
+
+    fn build(
+        supernet: &Supernet,
+        bn: &BnStore,
+        deployment: &Deployment,
+        heads: Option<&std::path::Path>,
     ) -> Result<Self> {
         if deployment.space != supernet.space().name() {
             return Err(SupernetError::Incompatible(format!(
@@ -65,8 +168,7 @@ impl Family {
             supernet.space().validate(&p.genotype).map_err(|e| {
                 SupernetError::Incompatible(format!(
                     "point {i} ({}) is out of the range of space `{}`: {e}",
-                    p.genotype,
-                    deployment.space
+                    p.genotype, deployment.space
                 ))
             })?;
             if !bn.activate(supernet, &p.genotype)? {
@@ -76,16 +178,85 @@ impl Family {
                     p.genotype
                 )));
             }
+            let deployed = supernet.extract_genotype(&p.genotype)?.deployed()?;
+            let exits = match (heads, p.exits.is_empty()) {
+                (_, true) => None,
+                (Some(dir), false) => {
+                    Some(MemberExits::load(dir, &p.genotype, &deployed, &p.exits)?)
+                }
+                (None, false) => {
+                    return Err(SupernetError::Incompatible(format!(
+                        "point {i} ({}) has early exits: read the deployment with its exit \
+                         heads (Family::from_bundle)",
+                        p.genotype
+                    )));
+                }
+            };
             members.push(Member {
                 genotype: p.genotype.clone(),
-                deployed: supernet.extract_genotype(&p.genotype)?.deployed()?,
+                deployed,
                 top1: p.metrics.top1,
                 idle_latency_ms: p.metrics.latency_ms,
+                deployed_exits: p.exits.clone(),
+                exits,
             });
         }
         let set = ConfigurationSet::from_deployment(deployment)
             .map_err(|e| SupernetError::invalid("deployment", e.to_string()))?;
         Ok(Self { members, set })
+    }
+
+    /// Every point of the deployment in the bundle folder `dir` ([`crate::bundle`]): its
+    /// subnet with the stored batch-norm statistics and, for a point with exits, the exit heads
+    /// the search trained, so that each input leaves at the first deployed exit whose threshold
+    /// accepts it. Serves a HADAS deployment, a Dynamic-OFA family or a single static network
+    /// alike.
+    pub fn from_bundle(supernet: &Supernet, dir: &std::path::Path) -> Result<(Self, Deployment)> {
+        let deployment = Deployment::from_json_file(crate::bundle::deployment_path(dir))
+            .map_err(dynas_search::SearchError::from)?;
+        let bn = BnStore::load(crate::bundle::bn_store_path(dir), supernet)?;
+        let family = Self::build(supernet, &bn, &deployment, Some(dir))?;
+        Ok((family, deployment))
+    }
+
+    /// The same family with every member's idle latency replaced by `latencies_ms` (e.g. the
+    /// host medians of [`crate::check_points`]), for serving on this host a deployment whose
+    /// latencies were modelled for another device (HADAS prices a Jetson board). Energies stay
+    /// as deployed (modelled); the runtime manager then plans with host latencies.
+    pub fn with_idle_latencies(
+        mut self,
+        deployment: &Deployment,
+        latencies_ms: &[f64],
+    ) -> Result<Self> {
+        if latencies_ms.len() != self.members.len() {
+            return Err(SupernetError::invalid(
+                "latencies",
+                format!(
+                    "{} latencies for {} members",
+                    latencies_ms.len(),
+                    self.members.len()
+                ),
+            ));
+        }
+        let mut priced = deployment.clone();
+        for ((m, p), &ms) in self
+            .members
+            .iter_mut()
+            .zip(&mut priced.points)
+            .zip(latencies_ms)
+        {
+            if !(ms.is_finite() && ms > 0.0) {
+                return Err(SupernetError::invalid(
+                    "latencies",
+                    format!("{ms} ms for {} is not finite and positive", m.genotype),
+                ));
+            }
+            m.idle_latency_ms = ms;
+            p.metrics.latency_ms = ms;
+        }
+        self.set = ConfigurationSet::from_deployment(&priced)
+            .map_err(|e| SupernetError::invalid("deployment", e.to_string()))?;
+        Ok(self)
     }
 
     /// The members, in deployment order (member `i` is configuration `#i`).
@@ -425,7 +596,7 @@ pub fn serve(
     tch::set_num_threads(params.threads);
     // Warm every member once so the first window does not pay first-call costs.
     for m in &family.members {
-        let _ = m.deployed.predict(&images[0].0)?;
+        let _ = m.classify(&images[0].0)?;
     }
     let runner = match load {
         Some((trace, p)) => Some(CoRunner::start(trace, p).map_err(dvfs)?),
@@ -477,11 +648,7 @@ pub fn serve(
             let (x, label) = &images[next_image];
             next_image = (next_image + 1) % images.len();
             let t = Instant::now();
-            let predicted = member
-                .deployed
-                .predict(x)?
-                .argmax(-1, false)
-                .int64_value(&[0]);
+            let (predicted, _exit) = member.classify(x)?;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             latencies.push(ms);
             if let Some(load) = planned {

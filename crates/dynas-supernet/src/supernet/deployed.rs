@@ -298,3 +298,66 @@ impl DeployedSubnet {
         }))
     }
 }
+
+/// A deployed subnet as an early-exit backbone, block `i` being layer `i` as for
+/// [`Subnet`]'s backbone (so exit heads trained on the extracted subnet read the same features):
+/// the runtime serves dynamic networks in the deployed form.
+impl dynas_exits::Backbone for DeployedSubnet {
+    fn num_blocks(&self) -> usize {
+        self.feature_layers()
+    }
+
+    fn block_channels(&self, block: usize) -> i64 {
+        self.network
+            .layers
+            .get(block)
+            .map_or(0, |l| l.out_channels as i64)
+    }
+
+    fn forward_block(&self, block: usize, x: &Tensor) -> dynas_exits::Result<Tensor> {
+        let blocks = self.feature_layers();
+        let op = self
+            .ops
+            .get(block)
+            .filter(|_| block < blocks)
+            .ok_or_else(|| {
+                dynas_exits::ExitError::invalid(
+                    "block",
+                    format!("{block} is not one of the subnet's {blocks} feature layers"),
+                )
+            })?;
+        let input = if block == 0 {
+            let x = super::modules::Body::prepare_input(&self.network, x)
+                .map_err(|e| dynas_exits::ExitError::Backbone(Box::new(e)))?;
+            channels_last(&x)
+        } else {
+            x.shallow_clone()
+        };
+        Ok(tch::no_grad(|| keep_channels_last(op.forward(&input))))
+    }
+
+    fn classify(&self, features: &Tensor) -> dynas_exits::Result<Tensor> {
+        Ok(tch::no_grad(|| {
+            let mut x = features.shallow_clone();
+            for op in &self.ops[self.feature_layers()..] {
+                x = keep_channels_last(op.forward(&x));
+            }
+            x
+        }))
+    }
+
+    fn network(&self) -> Network {
+        self.network.clone()
+    }
+}
+
+impl DeployedSubnet {
+    /// Layers before the global pooling (the blocks an exit can follow).
+    fn feature_layers(&self) -> usize {
+        self.network
+            .layers
+            .iter()
+            .position(|l| l.kind == dynas_space::OpKind::GlobalAvgPool)
+            .unwrap_or(self.network.layers.len())
+    }
+}
