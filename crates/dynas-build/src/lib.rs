@@ -1,9 +1,17 @@
-//! Build-script helper shared by the dynas crates that link libtorch (`dynas-supernet`, and
-//! `dynas-exits` with its `tch` feature).
+//! Build-script helper shared by the dynas crates that link libtorch: `dynas-supernet`, and
+//! every crate that links it through a feature (`dynas-exits`, `dynas-search`, `dynas`,
+//! `dynas-cli`, `dynas-store`).
 //!
-//! A crate's `build.rs` calls [`embed_libtorch_rpath`]; its tests, examples and benches then find
-//! libtorch at run time without `LD_LIBRARY_PATH` when `LIBTORCH` points at the install. It is a
-//! crate rather than a shared file so that each user still packages (`cargo package`) on its own.
+//! A crate's `build.rs` calls [`embed_libtorch_rpath`]; its binaries, tests, examples and
+//! benches then find libtorch at run time without `LD_LIBRARY_PATH` when `LIBTORCH` points at
+//! the install. A link argument reaches only the targets of the package whose build script
+//! prints it, so a crate that links libtorch only through a dependency's feature (turned on
+//! by feature unification, which its build script cannot see) calls it unconditionally: the
+//! rpath is inert in an artifact that does not link libtorch. `scripts/check-rpath.sh` lists
+//! the executables a build links to libtorch without one.
+//!
+//! It is a crate rather than a shared file so that each user still packages (`cargo package`)
+//! on its own.
 
 use std::path::{Path, PathBuf};
 
