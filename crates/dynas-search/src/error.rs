@@ -39,6 +39,15 @@ pub enum SearchError {
         /// What differs.
         reason: String,
     },
+    /// Another run holds the checkpoint (two runs must not share one checkpoint file).
+    #[error(
+        "checkpoint `{path}` held by another run (it is in use until that run ends; wait for \
+         it or choose another checkpoint)"
+    )]
+    CheckpointLocked {
+        /// The checkpoint file.
+        path: PathBuf,
+    },
     /// A hyper-parameter or configuration value is outside its valid range.
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter {

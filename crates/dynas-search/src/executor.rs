@@ -25,7 +25,9 @@ use crate::pareto::ParetoFront;
 use crate::problem::{Objective, Problem};
 
 mod context;
+mod journal;
 pub use context::{Archive, Budget, Context, Record};
+use journal::Journal;
 
 /// Whether a strategy wants another step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +145,10 @@ struct CheckpointFile<T> {
     /// Generations in a row without a new evaluation (see [`StopReason::Stalled`]).
     #[serde(default)]
     stalled: usize,
+    /// The id of the journal that continues this snapshot (see `executor/journal.rs`); absent
+    /// in checkpoints of earlier versions.
+    #[serde(default)]
+    journal: Option<String>,
     archive: Vec<Record>,
     state: T,
 }
@@ -294,7 +300,7 @@ impl<'p, S: Strategy> Executor<'p, S> {
     fn load(&self, path: &Path) -> Result<Resumed<S::State>> {
         let text = std::fs::read_to_string(path).map_err(|e| SearchError::io(path, e))?;
         // The state is read last, once the header says whose it is.
-        let file: CheckpointFile<serde_json::Value> =
+        let mut file: CheckpointFile<serde_json::Value> =
             serde_json::from_str(&text).map_err(|e| SearchError::Parse {
                 path: path.to_path_buf(),
                 line: Some(e.line() as u64),
@@ -354,6 +360,32 @@ impl<'p, S: Strategy> Executor<'p, S> {
                     file.problem
                 ),
             ));
+        }
+        // The generations checkpointed since the snapshot.
+        let journal_path = journal::journal_path(path);
+        for entry in journal::read(&journal_path, file.journal.as_deref())? {
+            if entry.generation <= file.generation {
+                continue;
+            }
+            if entry.start != file.archive.len() {
+                return Err(mismatch(
+                    "journal",
+                    format!(
+                        "`{}`: generation {} continues an archive of {} records, the checkpoint \
+                         has {}",
+                        journal_path.display(),
+                        entry.generation,
+                        entry.start,
+                        file.archive.len()
+                    ),
+                ));
+            }
+            file.archive.extend(entry.records);
+            file.generation = entry.generation;
+            file.stalled = entry.stalled;
+            file.elapsed_s = entry.elapsed_s;
+            file.rng = entry.rng;
+            file.state = entry.state;
         }
         let n_objectives = self.problem.objectives().len();
         let mut seen: HashSet<&Genotype> = HashSet::with_capacity(file.archive.len());
@@ -437,6 +469,12 @@ impl<'p, S: Strategy> Executor<'p, S> {
                 .validate(genotype)
                 .map_err(|e| SearchError::invalid("warm_start", format!("{genotype}: {e}")))?;
         }
+        // Held until the run ends: no other run may use this checkpoint meanwhile.
+        let mut journal = match &self.checkpoint {
+            Some((path, _)) => Some(Journal::lock(path)?),
+            None => None,
+        };
+        let mut saved = Saved::default();
         if self.resume.is_none()
             && self.existing == Existing::Resume
             && let Some((path, _)) = &self.checkpoint
@@ -572,7 +610,9 @@ impl<'p, S: Strategy> Executor<'p, S> {
                     stalled,
                     elapsed,
                 };
-                self.write_checkpoint(path, &rng, at, &archive, s)?;
+                if let Some(journal) = journal.as_mut() {
+                    self.save(path, journal, &mut saved, &rng, at, &archive, s, false)?;
+                }
             }
             if let Some(why) = stop {
                 return Err(SearchError::Interrupted(why));
@@ -604,7 +644,13 @@ impl<'p, S: Strategy> Executor<'p, S> {
                 stalled,
                 elapsed,
             };
-            self.write_checkpoint(path, &rng, at, &archive, &state)?;
+            if let Some(journal) = journal.as_mut() {
+                self.save(path, journal, &mut saved, &rng, at, &archive, &state, true)?;
+            }
+        }
+        // Everything is in the snapshot: the journal goes, and the lock with it.
+        if let Some(journal) = journal.take() {
+            journal.finish();
         }
         let mut front = archive.front(self.problem.objectives());
         label_front(self.problem, &mut front);
@@ -650,6 +696,41 @@ impl<'p, S: Strategy> Executor<'p, S> {
         }
     }
 
+    /// Checkpoints one generation: a line appended to the journal, or a full snapshot (the
+    /// first of this run, when `full`, or when the journal outgrew the snapshot).
+    #[allow(clippy::too_many_arguments)]
+    fn save(
+        &self,
+        path: &Path,
+        journal: &mut Journal,
+        saved: &mut Saved,
+        rng: &DynasRng,
+        at: Progress,
+        archive: &Archive,
+        state: &S::State,
+        full: bool,
+    ) -> Result<()> {
+        if full || !saved.snapshot || journal.bytes > saved.snapshot_bytes.max(MIN_COMPACTION) {
+            let id = journal::new_id();
+            saved.snapshot_bytes = self.write_checkpoint(path, rng, at, archive, state, &id)?;
+            journal.reset(&id)?;
+            saved.snapshot = true;
+        } else {
+            journal.append(&journal::EntryRef {
+                generation: at.generation,
+                stalled: at.stalled,
+                elapsed_s: at.elapsed.as_secs_f64(),
+                rng,
+                start: saved.archived,
+                records: &archive.records[saved.archived..],
+                state,
+            })?;
+        }
+        saved.archived = archive.len();
+        Ok(())
+    }
+
+    /// Writes a full snapshot whose journal is `journal_id`; returns its size in bytes.
     fn write_checkpoint(
         &self,
         path: &Path,
@@ -657,7 +738,8 @@ impl<'p, S: Strategy> Executor<'p, S> {
         at: Progress,
         archive: &Archive,
         state: &S::State,
-    ) -> Result<()> {
+        journal_id: &str,
+    ) -> Result<u64> {
         let file = CheckpointFile {
             format: FORMAT.to_string(),
             version: VERSION,
@@ -672,14 +754,30 @@ impl<'p, S: Strategy> Executor<'p, S> {
             generation: at.generation,
             elapsed_s: at.elapsed.as_secs_f64(),
             stalled: at.stalled,
+            journal: Some(journal_id.to_string()),
             archive: archive.records.clone(),
             state: state.clone(),
         };
         let text =
             serde_json::to_string(&file).map_err(|e| SearchError::parse(path, e.to_string()))?;
-        crate::write_atomically(path, text.as_bytes())
+        crate::write_atomically(path, text.as_bytes())?;
+        Ok(text.len() as u64)
     }
 }
+
+/// What this run has checkpointed so far.
+#[derive(Default)]
+struct Saved {
+    /// Whether this run wrote a snapshot (its first checkpoint always is one).
+    snapshot: bool,
+    /// The last snapshot's size.
+    snapshot_bytes: u64,
+    /// Archive records in the snapshot and the journal.
+    archived: usize,
+}
+
+/// The journal is compacted into a snapshot once it is larger than the snapshot and than this.
+const MIN_COMPACTION: u64 = 4 << 20;
 
 /// Where a search stands, as saved in a checkpoint.
 #[derive(Clone, Copy)]

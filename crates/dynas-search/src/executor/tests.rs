@@ -5,6 +5,8 @@ use crate::problem::Evaluation;
 use crate::random::RandomSearch;
 use crate::table::TableSpace;
 use dynas_space::{Dimension, SearchSpace};
+use std::fs::OpenOptions;
+use std::io::Write as _;
 
 /// Sum of genes (minimised); genotypes with first gene 3 fail to evaluate.
 struct Toy {
@@ -162,4 +164,76 @@ fn nsga2_starts_its_population_with_the_warm_start() {
     .unwrap();
     assert_eq!(result.archive.len(), 4);
     assert_eq!(result.archive.records()[0].genotype, given);
+}
+
+/// A search of `Toy` (values 0..=2, nothing fails) by random search, 2 per generation.
+fn toy_search(problem: &Toy, evaluations: usize) -> Executor<'_, RandomSearch> {
+    Executor::new(
+        problem,
+        RandomSearch::new(2).unwrap(),
+        Budget::evaluations(evaluations).unwrap(),
+    )
+    .seed(3)
+}
+
+#[test]
+fn a_checkpoint_is_a_snapshot_plus_a_journal_and_resumes_exactly_from_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search.json");
+    let problem = Toy::with_values(&[0, 1, 2]);
+    let full = toy_search(&problem, 20).run().unwrap();
+    // Stopped after generation 4: the snapshot holds generation 1, the journal the others.
+    let stop = |e: &Event<'_>| match e {
+        Event::Generation { generation: 4, .. } => Control::Stop("simulated kill".into()),
+        _ => Control::Continue,
+    };
+    let stopped = toy_search(&problem, 20)
+        .checkpoint(&path, 1)
+        .unwrap()
+        .observe(stop)
+        .run();
+    assert!(matches!(stopped, Err(SearchError::Interrupted(_))));
+    let journal = journal::journal_path(&path);
+    let lines = std::fs::read_to_string(&journal).unwrap().lines().count();
+    assert_eq!(lines, 1 + 3, "a header and generations 2 to 4");
+    // A torn last line (a kill during an append) is ignored.
+    let mut file = OpenOptions::new().append(true).open(&journal).unwrap();
+    file.write_all(br#"{"generation":5,"stal"#).unwrap();
+    drop(file);
+    let resumed = toy_search(&problem, 20)
+        .checkpoint(&path, 1)
+        .unwrap()
+        .run()
+        .unwrap();
+    assert!(resumed.resumed);
+    assert_eq!(resumed.archive, full.archive);
+    assert_eq!(resumed.rng, full.rng);
+    // A finished run leaves the snapshot alone.
+    assert!(!journal.exists());
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1);
+}
+
+#[test]
+fn a_checkpoint_in_use_is_refused_and_stale_temporaries_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search.json");
+    // A temporary left by a killed run, and an unrelated file that must stay.
+    let stale = dir.path().join(".search.json.4242.tmp.json");
+    let other = dir.path().join(".other.json.4242.tmp.json");
+    std::fs::write(&stale, "half").unwrap();
+    std::fs::write(&other, "keep").unwrap();
+    let problem = Toy::with_values(&[0, 1, 2]);
+    let held = journal::Journal::lock(&path).unwrap();
+    assert!(!stale.exists() && other.exists());
+    let second = toy_search(&problem, 10).checkpoint(&path, 1).unwrap().run();
+    match second {
+        Err(e @ SearchError::CheckpointLocked { .. }) => {
+            assert!(e.to_string().contains("held by another run"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(held);
+    let result = toy_search(&problem, 10).checkpoint(&path, 1).unwrap().run();
+    assert!(result.is_ok());
 }
