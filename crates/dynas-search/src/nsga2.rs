@@ -92,6 +92,10 @@ impl Nsga2Config {
     }
 }
 
+/// The most random draws for the initial population (a huge population in a small space would
+/// otherwise draw for hours).
+const MAX_INITIAL_DRAWS: usize = 1_000_000;
+
 /// One member of the population with its survival attributes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Member {
@@ -245,7 +249,10 @@ impl Nsga2 {
             .collect();
         let mut seen: HashSet<Genotype> = out.iter().cloned().collect();
         let mut attempts = 0usize;
-        while out.len() < n && attempts < n * 100 {
+        // At most 100 draws per member, and never more than `MAX_INITIAL_DRAWS` in all:
+        // what could be drawn is the initial population.
+        let max_attempts = n.saturating_mul(100).min(MAX_INITIAL_DRAWS);
+        while out.len() < n && attempts < max_attempts {
             attempts += 1;
             let g = space.sample(ctx.rng());
             let fresh = match self.config.duplicates {
@@ -344,6 +351,20 @@ impl Strategy for Nsga2 {
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<Nsga2State> {
+        // Distinct members cannot outnumber the space: refuse instead of drawing forever.
+        let cardinality = ctx.problem().space().cardinality();
+        if self.config.duplicates != Duplicates::Keep
+            && self.config.population as u128 > cardinality
+        {
+            return Err(SearchError::invalid(
+                "population",
+                format!(
+                    "{} distinct members were asked for, the space has only {cardinality} \
+                     architectures (lower the population, or keep duplicates)",
+                    self.config.population
+                ),
+            ));
+        }
         let genotypes = self.initial(ctx);
         let evaluations = ctx.evaluate(&genotypes)?;
         let objectives = ctx.problem().objectives().to_vec();

@@ -237,3 +237,26 @@ fn a_checkpoint_in_use_is_refused_and_stale_temporaries_are_removed() {
     let result = toy_search(&problem, 10).checkpoint(&path, 1).unwrap().run();
     assert!(result.is_ok());
 }
+
+#[test]
+fn a_population_larger_than_the_space_is_refused_at_once() {
+    let problem = Toy::with_values(&[0, 1, 2]);
+    let config = crate::Nsga2Config {
+        population: 1_000_000_000,
+        ..crate::Nsga2Config::default()
+    };
+    // Refused before drawing: 10^11 draws would never end.
+    let result = Executor::new(
+        &problem,
+        crate::Nsga2::new(config).unwrap(),
+        Budget::evaluations(10).unwrap(),
+    )
+    .run();
+    match result {
+        Err(SearchError::InvalidParameter { name, reason }) => {
+            assert_eq!(name, "population");
+            assert!(reason.contains("only 27 architectures"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
