@@ -449,9 +449,21 @@ fn an_overflowing_rmse_is_not_printed_as_inf() {
 }
 
 /// Fashion-MNIST-shaped IDX files in `dir`: `n` train and `n` test images of `side` x `side`
-/// pixels, every pixel `pixel(i)` for image `i`.
+/// pixels, every pixel `pixel(i)` for image `i`, labels `i % 10`.
 #[cfg(feature = "tch")]
 fn idx_dir(dir: &Path, n: u32, side: u32, pixel: impl Fn(u32) -> u8) {
+    idx_dir_labelled(dir, n, side, pixel, |i| (i % 10) as u8);
+}
+
+/// [`idx_dir`] with labels `label(i)`.
+#[cfg(feature = "tch")]
+fn idx_dir_labelled(
+    dir: &Path,
+    n: u32,
+    side: u32,
+    pixel: impl Fn(u32) -> u8,
+    label: impl Fn(u32) -> u8,
+) {
     std::fs::create_dir_all(dir).unwrap();
     for split in ["train", "t10k"] {
         let mut images = vec![0u8, 0, 8, 3];
@@ -463,7 +475,7 @@ fn idx_dir(dir: &Path, n: u32, side: u32, pixel: impl Fn(u32) -> u8) {
         }
         let mut labels = vec![0u8, 0, 8, 1];
         labels.extend(n.to_be_bytes());
-        labels.extend((0..n).map(|i| (i % 10) as u8));
+        labels.extend((0..n).map(&label));
         std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), images).unwrap();
         std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), labels).unwrap();
     }
@@ -610,4 +622,106 @@ fn hadas_refuses_images_of_another_size_and_warns_about_constant_ones() {
         stderr(&o)
     );
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+/// A small GOS model of 8 x 8 one-channel images, trained on `data` (normalised over all of
+/// it), saved in `dir`.
+#[cfg(feature = "tch")]
+fn small_gos_model(dir: &Path, data: &dynas::supernet::Dataset) -> PathBuf {
+    use dynas::search::gos::GosPlan;
+    use dynas::space::{Activation, Layer, Network, PoolKind, TensorShape};
+    use dynas::supernet::gos::{GosModel, TrainSettings, train};
+    let input = TensorShape::new(1, 8, 8);
+    let c1 = Layer::conv("c1", input, 4, 3, 1, Activation::Relu);
+    let c2 = Layer::conv("c2", c1.output(), 6, 3, 1, Activation::Relu);
+    let p = Layer::pool("p", PoolKind::Max, c2.output(), 2, 2);
+    let g = Layer::global_avg_pool("gap", p.output());
+    let fc = Layer::linear("fc", 6, 10);
+    let net = Network::new(input, vec![c1, c2, p, g, fc]);
+    dynas::supernet::tch::manual_seed(3);
+    let mut model =
+        GosModel::new(net, GosPlan::default(), dynas::supernet::tch::Device::Cpu).unwrap();
+    let settings = TrainSettings {
+        epochs: 30,
+        batch: 16,
+        learning_rate: 0.05,
+        ..TrainSettings::default()
+    };
+    train(
+        &mut model,
+        None,
+        data,
+        &data.channel_stats(),
+        &settings.check().unwrap(),
+    )
+    .unwrap();
+    let path = dir.join("m.safetensors");
+    model.save(&path).unwrap();
+    path
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn gos_normalises_from_a_fixed_split_and_writes_no_model_that_missed_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // The class is the brightness, in blocks by index: a prefix of the training images (all
+    // of the darkest class) has other statistics than the whole split.
+    let data = dir.path().join("data");
+    let label = |i: u32| (i / 12) as u8;
+    idx_dir_labelled(&data, 120, 8, |i| 25 * label(i) + 5, label);
+    let train = dynas::supernet::Dataset::mnist_dir(&data, dynas::supernet::Split::Train).unwrap();
+    let model = small_gos_model(dir.path(), &train);
+    let run = |train_images: &str, tag: &str| {
+        let out_model = dir.path().join(format!("a{tag}.safetensors"));
+        let report = dir.path().join(format!("r{tag}.json"));
+        let o = dynas(&[
+            "gos",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--latency",
+            "macs:1000000",
+            "--accuracy-budget",
+            "0",
+            "--train-images",
+            train_images,
+            "--validation",
+            "30",
+            "--fine-tune-epochs",
+            "1",
+            "--max-attempts",
+            "1",
+            "--evaluations",
+            "20",
+            "--threads",
+            "1",
+            "--out-model",
+            s(&out_model),
+            "--report",
+            s(&report),
+        ]);
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(&report)
+                .unwrap_or_else(|e| panic!("no report ({e}): {}", stderr(&o))),
+        )
+        .unwrap();
+        // A model is written only within the budget, and a miss fails the run.
+        let within = v["within_budget"].as_bool().unwrap();
+        assert_eq!(o.status.success(), within, "{}", stderr(&o));
+        assert_eq!(out_model.exists(), within);
+        if !within {
+            assert!(
+                stderr(&o).contains("--accuracy-budget") && stderr(&o).contains("no model"),
+                "{}",
+                stderr(&o)
+            );
+            assert!(v["adapted_model"].is_null());
+        }
+        v
+    };
+    let few = run("10", "few");
+    let all = run("80", "all");
+    assert_eq!(few["normalization"], all["normalization"]);
+    assert_eq!(few["test_top1"]["original"], all["test_top1"]["original"]);
 }
