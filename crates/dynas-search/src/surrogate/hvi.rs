@@ -11,7 +11,7 @@ use crate::pareto::hypervolume;
 /// bounded by the reference point whose every coordinate is `reference`. 0 when `p` does not
 /// strictly dominate the reference or a front point weakly dominates `p`.
 pub(super) fn improvement(front: &[Vec<f64>], p: &[f64], reference: f64) -> f64 {
-    if p.iter().any(|&x| !(x < reference)) {
+    if !p.iter().all(|&x| x < reference) {
         return 0.0;
     }
     let box_volume: f64 = p.iter().map(|x| reference - x).product();
