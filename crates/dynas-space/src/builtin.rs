@@ -4,13 +4,14 @@
 use crate::{FbNetSpace, MbConvSpace, Nb201Space, SearchSpace};
 
 /// The built-in space named `name` (`attentive-nas`, `ofa-mobilenet-v3`, `ofa-mnist`,
-/// `nas-bench-201`, `fbnet-cifar100`, `fbnet-cifar10`, `fbnet-imagenet`), or `None` for any
-/// other name (a space of your own).
+/// `fmnist-elastic-width`, `nas-bench-201`, `fbnet-cifar100`, `fbnet-cifar10`,
+/// `fbnet-imagenet`), or `None` for any other name (a space of your own).
 pub fn builtin_space(name: &str) -> Option<Box<dyn SearchSpace>> {
     let space: Box<dyn SearchSpace> = match name {
         "attentive-nas" => Box::new(MbConvSpace::attentive_nas()),
         "ofa-mobilenet-v3" => Box::new(MbConvSpace::ofa_mobilenet_v3()),
         "ofa-mnist" => Box::new(MbConvSpace::ofa_mnist()),
+        "fmnist-elastic-width" => Box::new(MbConvSpace::fmnist_elastic_width()),
         "nas-bench-201" => Box::new(Nb201Space::new()),
         "fbnet-cifar100" => Box::new(FbNetSpace::cifar100()),
         "fbnet-cifar10" => Box::new(FbNetSpace::cifar10()),
@@ -30,6 +31,7 @@ mod tests {
             "attentive-nas",
             "ofa-mobilenet-v3",
             "ofa-mnist",
+            "fmnist-elastic-width",
             "nas-bench-201",
             "fbnet-cifar100",
             "fbnet-cifar10",

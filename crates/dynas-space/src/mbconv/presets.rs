@@ -171,4 +171,52 @@ impl MbConvSpace {
         };
         Self::new("ofa-mnist", head, stages).expect("the OFA MNIST preset is valid")
     }
+
+    /// GoldenNAS's width-elastic space for 1-channel 28x28 (or 20x20) images: the head of
+    /// [`MbConvSpace::ofa_mnist`] (first conv 1->16 k3 s2, first block 16->16 e1 k3) with
+    /// several output widths per stage, so that channel scaling is trained. Stage 1: widths
+    /// 16/24/32, depth 2/3/4, kernel 3/5/7 and expand 3/4/6 per block, stride 2, ReLU;
+    /// stage 2: widths 24/40/56, depth 2/3, kernel 3/5 and expand 3/4/6 per block, stride 2,
+    /// hard swish; final expand 1x1 conv to 64 or 96 channels, global pool, feature-mix 1x1
+    /// conv to 128, linear to 10 (20 genes; the largest subnet has about 30x the MACs of the
+    /// smallest).
+    pub fn fmnist_elastic_width() -> Self {
+        let stage =
+            |name: &str, widths: &[usize], depths: &[usize], kernels: &[usize], activation| {
+                StageSpec {
+                    name: name.to_string(),
+                    widths: widths.to_vec(),
+                    depths: depths.to_vec(),
+                    kernels: kernels.to_vec(),
+                    expand_ratios: vec![3, 4, 6],
+                    stride: 2,
+                    se: false,
+                    activation,
+                    scope: ChoiceScope::PerBlock,
+                }
+            };
+        let stages = vec![
+            stage(
+                "stage1",
+                &[16, 24, 32],
+                &[2, 3, 4],
+                &[3, 5, 7],
+                Activation::Relu,
+            ),
+            stage(
+                "stage2",
+                &[24, 40, 56],
+                &[2, 3],
+                &[3, 5],
+                Activation::HardSwish,
+            ),
+        ];
+        let head = HeadSpec {
+            final_expand: FinalExpand::Widths(vec![64, 96]),
+            feature_mix_widths: Some(vec![128]),
+            ..Self::ofa_mnist().head().clone()
+        };
+        Self::new("fmnist-elastic-width", head, stages)
+            .expect("the width-elastic Fashion-MNIST preset is valid")
+    }
 }
