@@ -6,7 +6,7 @@ every architecture is looked up through a cache, and the search stops once `--bu
 architectures have been seen (re-visits are free; new ones past the budget are not counted).
 The score is the hypervolume (reference point (1, 1)) of the non-dominated set of everything
 evaluated, as a percentage of the table's true front, exactly like
-`examples/search_surrogate_nb201.rs`. Run through `benches/pymoo_compare.sh`.
+`examples/experiments/search_surrogate_nb201.rs`. Run through `benches/pymoo_compare.sh`.
 """
 
 import argparse

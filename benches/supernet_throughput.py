@@ -1,6 +1,6 @@
 """PyTorch reference for the dynas-supernet training-throughput figure.
 
-Re-implements the same loop as `examples/supernet_throughput.rs` in eager PyTorch, the way
+Re-implements the same loop as `examples/experiments/supernet_throughput.rs` in eager PyTorch, the way
 once-for-all's dynamic layers do it: the `ofa_mnist` supernet (first conv 1->16 k3 s2,
 MBConv e1 k3 16->16, one elastic stage of width 24 with up to 4 blocks, kernels 3/5/7 via
 kernel-transform matrices, expand 3/4/6, final expand 24->40, feature mix 40->80, linear

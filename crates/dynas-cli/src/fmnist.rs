@@ -91,7 +91,7 @@ pub fn check_split(model: &Path, validation: usize) -> anyhow::Result<()> {
 }
 
 /// `(train, validation, test)`: `validation` images held out of the training split with seed 0
-/// (as `examples/supernet_fashion_mnist.rs` records beside the supernet), and the test split;
+/// (as `examples/experiments/supernet_fashion_mnist.rs` records beside the supernet), and the test split;
 /// each checked against the network's `input` ([`check_images`]).
 pub fn splits(
     data: &Path,

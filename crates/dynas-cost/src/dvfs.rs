@@ -17,7 +17,7 @@
 //! On the measured Jetson TX2 GPU sweep the soft roofline predicts held-out clocks from 5
 //! fitted ones with a mean absolute percentage error of 1.8 % (`p` picked per fit, the
 //! default; 1.4 % with `p = 4` fixed), against 5.6 % for `c₀ + c₁/f` (see
-//! `docs/benchmarks.md`, `examples/cost_ofa_mnist_dvfs.rs`).
+//! `docs/benchmarks.md`, `examples/experiments/cost_ofa_mnist_dvfs.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -10,7 +10,7 @@
 //!
 //! The project prefers maintained crates, so the maintained Rust GBMs were tried as this
 //! learner on the benchmark of `docs/benchmarks.md` (NAS-Bench-201, 1,000 seeded training
-//! cells, the other 14,625 tested, path features; `examples/cost_nb201_cv.rs` gives 5-fold
+//! cells, the other 14,625 tested, path features; `examples/experiments/cost_nb201_cv.rs` gives 5-fold
 //! cross-validation within the training cells). None was as accurate or usable:
 //!
 //! | learner | raspi4 ±10 % / Spearman | pixel3 ±10 % / Spearman |

@@ -2,7 +2,7 @@
 //! wrappers, batch evaluation) can use it.
 //!
 //! ```text
-//! cargo run -p dynas-cost --example custom_cost_model
+//! cargo run -p dynas-cost --example cost_macs_per_cycle
 //! ```
 //! The model below is a "MACs per cycle" latency model with a per-layer breakdown, so it also
 //! works with early exits ([`ExitAware`]); it is then cached and calibrated to two

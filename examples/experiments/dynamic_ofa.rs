@@ -5,7 +5,7 @@
 //! family and traces.
 //!
 //! ```text
-//! # after examples/supernet_fashion_mnist.rs wrote runs/fmnist/supernet.safetensors
+//! # after examples/experiments/supernet_fashion_mnist.rs wrote runs/fmnist/supernet.safetensors
 //! cargo run --release -p dynas-supernet --example dynamic_ofa -- presample \
 //!     --supernet runs/fmnist --out runs/dofa --samples 40 --family 6
 //! cargo run --release -p dynas-supernet --example dynamic_ofa -- serve \
@@ -26,7 +26,7 @@
 
 use clap::{Parser, Subcommand};
 
-#[path = "../crates/dynas-cli/src/serve_flags.rs"]
+#[path = "../../crates/dynas-cli/src/serve_flags.rs"]
 mod serve_flags;
 use std::path::{Path, PathBuf};
 
@@ -118,7 +118,7 @@ struct ServeArgs {
 }
 
 /// The training run's train / validation split, as recorded beside the supernet (or, for a
-/// supernet without a record, as `examples/supernet_fashion_mnist.rs` draws it from the same
+/// supernet without a record, as `examples/experiments/supernet_fashion_mnist.rs` draws it from the same
 /// flags), and the test split. Flags that would hold out other images are refused.
 fn data(a: &Common) -> Result<(Dataset, Dataset, Dataset), SupernetError> {
     let full = Dataset::mnist_dir(&a.data, Split::Train)?;

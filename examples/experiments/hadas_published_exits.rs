@@ -87,7 +87,7 @@ fn published_models() -> BoxResult<Vec<Published>> {
         model: Vec<Published>,
     }
     let models: Models = toml::from_str(MODELS_TOML)
-        .map_err(|e| format!("examples/data/attentive_nas_models.toml: {e}"))?;
+        .map_err(|e| format!("examples/experiments/data/attentive_nas_models.toml: {e}"))?;
     Ok(models.model)
 }
 
