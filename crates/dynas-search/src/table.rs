@@ -226,18 +226,18 @@ impl TableProblem {
                 .filter(|s| !s.is_empty());
             // Genes from op columns and an `arch_str` label that parses as a NAS-Bench-201
             // string: they must name the same cell.
-            if let (Source::Ints(_), Some(c), Some(text)) = (&source, label_col, &label) {
-                if let Ok(ops) = parse_nb201_arch_str(text) {
-                    if ops.len() == gene_values.len() && ops != gene_values {
-                        return Err(field_err(
-                            c,
-                            format!(
-                                "`{text}` is the cell {ops:?} but the gene columns say \
-                                 {gene_values:?}; the row contradicts itself"
-                            ),
-                        ));
-                    }
-                }
+            if let (Source::Ints(_), Some(c), Some(text)) = (&source, label_col, &label)
+                && let Ok(ops) = parse_nb201_arch_str(text)
+                && ops.len() == gene_values.len()
+                && ops != gene_values
+            {
+                return Err(field_err(
+                    c,
+                    format!(
+                        "`{text}` is the cell {ops:?} but the gene columns say {gene_values:?}; \
+                         the row contradicts itself"
+                    ),
+                ));
             }
             raw.push((
                 line,
