@@ -86,6 +86,9 @@ fn load_configs(path: &std::path::Path) -> anyhow::Result<ConfigurationSet> {
         )?;
         return Ok(dynas::dvfs::reference::dynamic_ofa_xavier(&model, &device)?);
     }
+    // A device file (/dev/zero) would be read forever by the table's reader.
+    dynas::space::files::check_input_kind(path)
+        .with_context(|| format!("`{}` cannot be read", path.display()))?;
     Ok(ConfigurationSet::from_file(path)?)
 }
 

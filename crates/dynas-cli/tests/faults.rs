@@ -214,6 +214,22 @@ fn a_device_file_given_as_an_input_is_refused_at_once() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("/dev/zero"), "{}", stderr(&o));
+    let o = dynas(&[
+        "govern",
+        "simulate",
+        "--configs",
+        "/dev/zero",
+        "--trace",
+        "builtin:step",
+        "--policy",
+        "joint",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("/dev/zero") && stderr(&o).contains("not a regular file"),
+        "{}",
+        stderr(&o)
+    );
     assert!(started.elapsed().as_secs() < 60, "read forever");
 }
 

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 pub const MAX_INPUT_BYTES: u64 = 4 << 30;
 
 /// Refuses what cannot be read to its end: anything but a regular file or a pipe (a FIFO is
-/// bounded by [`MAX_INPUT_BYTES`] when read).
-fn check_readable_kind(path: &Path) -> std::io::Result<()> {
+/// bounded by [`MAX_INPUT_BYTES`] when read). [`read_input`] checks this itself; call it to
+/// check a path that a reader outside this module opens.
+pub fn check_input_kind(path: &Path) -> std::io::Result<()> {
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
         return Ok(());
@@ -71,7 +72,7 @@ pub fn read_input(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
 
 /// [`read_input`] with another size bound.
 pub fn read_input_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    check_readable_kind(path)?;
+    check_input_kind(path)?;
     let file = std::fs::File::open(path)?;
     let hint = file.metadata().map_or(0, |m| m.len()).min(limit);
     let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
