@@ -92,6 +92,58 @@ impl TchExitHead {
     }
 }
 
+/// An exit head in its inference form: the batch norm folded into the 3x3 convolution (one
+/// operator fewer per head and call), the linear classifier as plain tensors. The same function
+/// as [`TchExitHead::forward_t`] in evaluation mode.
+#[derive(Debug)]
+pub struct FoldedExitHead {
+    weight: Tensor,
+    bias: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Option<Tensor>,
+    activation: Activation,
+}
+
+impl FoldedExitHead {
+    /// Logits of the head for `features` (any memory layout).
+    pub fn forward(&self, features: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let x = features.conv2d(&self.weight, Some(&self.bias), [1, 1], [1, 1], [1, 1], 1);
+            let x = activate(x, self.activation)
+                .adaptive_avg_pool2d([1, 1])
+                .flatten(1, -1);
+            x.linear(&self.linear_weight, self.linear_bias.as_ref())
+        })
+    }
+}
+
+impl TchExitHead {
+    /// This head with its batch norm's running statistics folded into the convolution.
+    pub fn folded(&self) -> FoldedExitHead {
+        tch::no_grad(|| {
+            let bn = &self.bn;
+            // The heads are built with the default batch-norm configuration (see `new`).
+            let eps = nn::BatchNormConfig::default().eps;
+            let var = bn.running_var.shallow_clone().to_kind(Kind::Float);
+            let scale = match &bn.ws {
+                Some(w) => w / (var + eps).sqrt(),
+                None => (var + eps).sqrt().reciprocal(),
+            };
+            let shift = match &bn.bs {
+                Some(b) => b - &bn.running_mean * &scale,
+                None => -(&bn.running_mean * &scale),
+            };
+            FoldedExitHead {
+                weight: (&self.conv.ws * scale.view([-1, 1, 1, 1])).detach(),
+                bias: shift.detach(),
+                linear_weight: self.linear.ws.detach().copy(),
+                linear_bias: self.linear.bs.as_ref().map(|b| b.detach().copy()),
+                activation: self.activation,
+            }
+        })
+    }
+}
+
 /// Validated hyper-parameters of head training.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HeadTraining {
@@ -252,6 +304,11 @@ impl ExitHeads {
     /// The heads' variables.
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
+    }
+
+    /// Every head in inference form ([`TchExitHead::folded`]), in head order.
+    pub fn folded(&self) -> Vec<FoldedExitHead> {
+        self.heads.iter().map(TchExitHead::folded).collect()
     }
 
     /// Head logits of one head on its block's features.

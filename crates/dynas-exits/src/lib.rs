@@ -46,7 +46,8 @@ pub use error::{ExitError, Result};
 pub use hadas::{HadasExitData, HadasExitRow};
 #[cfg(feature = "tch")]
 pub use heads::{
-    Backbone, DynamicNet, DynamicOutput, ExitHeads, HeadTraining, TchExitHead, TrainingReport,
+    Backbone, DynamicNet, DynamicOutput, ExitHeads, FoldedExitHead, HeadTraining, TchExitHead,
+    TrainingReport,
 };
 pub use policy::{ExitDecision, ExitPolicy, ExitRule, PolicyState};
 pub use synthetic::{SyntheticConfidence, normal_quantile};

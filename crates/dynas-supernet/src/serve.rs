@@ -12,7 +12,7 @@ use dynas_dvfs::{
     DelayProfile, Governor, HostLoadProbe, LoadTrace, ManagerMode, ManagerParams, ManagerSettings,
     Observation, RuntimeManager, StaticGovernor,
 };
-use dynas_exits::{Backbone as _, DynamicNet, ExitHeads, ExitPolicy, ExitRule};
+use dynas_exits::{Backbone as _, DynamicNet, ExitHeads, ExitPolicy, ExitRule, FoldedExitHead};
 use dynas_search::deployment::{DeployedExit, Deployment};
 use dynas_space::{Genotype, SearchSpace, seeded_rng};
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,9 @@ pub struct MemberExits {
     policy: ExitPolicy,
     /// For each head, the index of its deployed exit (`None`: not deployed).
     slots: Vec<Option<usize>>,
+    /// For each backbone block, the deployed exit after it: its folded head, threshold and
+    /// slot (the batch-1 serving path runs only these).
+    after_block: Vec<Option<(FoldedExitHead, f64, usize)>>,
 }
 
 impl MemberExits {
@@ -89,20 +92,67 @@ impl MemberExits {
             thresholds[h] = d.threshold;
             slots[h] = Some(k);
         }
+        let mut after_block: Vec<Option<(FoldedExitHead, f64, usize)>> =
+            (0..subnet.num_blocks()).map(|_| None).collect();
+        for ((folded, &block), (slot, threshold)) in heads
+            .folded()
+            .into_iter()
+            .zip(&layout.blocks)
+            .zip(slots.iter().zip(&thresholds))
+        {
+            if let Some(slot) = *slot {
+                after_block[block] = Some((folded, *threshold, slot));
+            }
+        }
         let policy = ExitPolicy::new(ExitRule::MaxSoftmax(thresholds), layout.blocks.len())
             .map_err(exits_err)?;
         Ok(Self {
             heads,
             policy,
             slots,
+            after_block,
         })
     }
 }
 
 impl Member {
     /// Classifies one batch of one image: the predicted class and where it left, as the index
-    /// of its deployed exit (`deployed_exits.len()`: the final classifier).
+    /// of its deployed exit (`deployed_exits.len()`: the final classifier). The backbone runs
+    /// block by block in deployed form, and after a block with a deployed exit its folded head
+    /// decides: the input leaves when its max-softmax confidence reaches the threshold (the
+    /// rule [`DynamicNet`] applies, see [`Member::classify_reference`]).
     pub fn classify(&self, x: &Tensor) -> Result<(i64, usize)> {
+        let last = self.deployed_exits.len();
+        let Some(e) = &self.exits else {
+            return Ok((
+                self.deployed
+                    .predict(x)?
+                    .argmax(-1, false)
+                    .int64_value(&[0]),
+                last,
+            ));
+        };
+        let backbone = |r: dynas_exits::Result<Tensor>| {
+            r.map_err(|err| SupernetError::invalid("exits", err.to_string()))
+        };
+        let mut h = x.shallow_clone();
+        for (block, exit) in e.after_block.iter().enumerate() {
+            h = backbone(self.deployed.forward_block(block, &h))?;
+            if let Some((head, threshold, slot)) = exit {
+                let probabilities = head.forward(&h).softmax(-1, tch::Kind::Float);
+                let (confidence, class) = probabilities.max_dim(-1, false);
+                if confidence.double_value(&[0]) >= *threshold {
+                    return Ok((class.int64_value(&[0]), *slot));
+                }
+            }
+        }
+        let logits = backbone(self.deployed.classify(&h))?;
+        Ok((logits.argmax(-1, false).int64_value(&[0]), last))
+    }
+
+    /// [`Member::classify`] through [`DynamicNet`] (heads unfolded, any batch size): the
+    /// reference the serving path is checked against.
+    pub fn classify_reference(&self, x: &Tensor) -> Result<(i64, usize)> {
         let last = self.deployed_exits.len();
         match &self.exits {
             None => Ok((

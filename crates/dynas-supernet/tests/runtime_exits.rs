@@ -158,6 +158,22 @@ fn a_served_network_takes_its_exits_as_the_thresholds_say() {
         assert_eq!(m.deployed_exits, p.exits, "every exit intact");
         assert_eq!(m.exits.is_some(), !p.exits.is_empty());
     }
+    // The serving path (folded heads, batch 1) decides as the reference (DynamicNet) does.
+    for i in 0..data.len() {
+        let b = data.batch(
+            &[i],
+            &norm,
+            &dynas_supernet::Augmentation::NONE,
+            &mut dynas_space::seeded_rng(0),
+            Device::Cpu,
+        );
+        for m in family.members() {
+            assert_eq!(
+                m.classify(&b.images).unwrap(),
+                m.classify_reference(&b.images).unwrap()
+            );
+        }
+    }
     let checks = check_points(&family, &data, &norm, None).unwrap();
     assert_eq!(checks[0].measured_exit_rates, vec![1.0, 0.0]);
     approx::assert_relative_eq!(checks[1].measured_exit_rates[0], expected_rate);
