@@ -741,3 +741,88 @@ fn gos_normalises_from_a_fixed_split_and_writes_no_model_that_missed_its_budget(
     assert_eq!(few["normalization"], all["normalization"]);
     assert_eq!(few["test_top1"]["original"], all["test_top1"]["original"]);
 }
+
+#[cfg(feature = "tch")]
+#[test]
+fn serve_refuses_an_output_over_a_trace_or_the_bundle_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let supernet = dir.path().join("s.safetensors");
+    std::fs::write(&supernet, "w").unwrap();
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    let deployment = bundle.join("deployment.json");
+    let bn = bundle.join("bn_store.safetensors");
+    std::fs::write(&deployment, "{}").unwrap();
+    std::fs::write(&bn, "bn").unwrap();
+    let trace = dir.path().join("load.csv");
+    std::fs::copy(format!("{TRACES}/step.csv"), &trace).unwrap();
+    let before = std::fs::read(&trace).unwrap();
+    for (out, needle) in [(&trace, "--traces"), (&bn, "batch-norm store")] {
+        let o = dynas(&[
+            "serve",
+            "--supernet",
+            s(&supernet),
+            "--deployment",
+            s(&deployment),
+            "--traces",
+            s(&trace),
+            "--out",
+            s(out),
+        ]);
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(e.contains("destroy the input") && e.contains(needle), "{e}");
+    }
+    assert_eq!(std::fs::read(&trace).unwrap(), before);
+    assert_eq!(std::fs::read(&bn).unwrap(), b"bn");
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn hadas_refuses_outputs_over_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // The supernet where the report goes.
+    let supernet = out.join("report.json");
+    std::fs::write(&supernet, "w").unwrap();
+    let o = dynas(&[
+        "hadas",
+        "--supernet",
+        s(&supernet),
+        "--out",
+        s(&out),
+        "--no-progress",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("destroy the input") && stderr(&o).contains("report.json"),
+        "{}",
+        stderr(&o)
+    );
+    // The checkpoint over a data file.
+    let data = dir.path().join("data");
+    idx_dir(&data, 4, 28, |i| i as u8);
+    let other = dir.path().join("s.safetensors");
+    std::fs::write(&other, "w").unwrap();
+    let images = data.join("train-images-idx3-ubyte");
+    let o = dynas(&[
+        "hadas",
+        "--supernet",
+        s(&other),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--checkpoint",
+        s(&images),
+        "--no-progress",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--checkpoint") && stderr(&o).contains("--data"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&supernet).unwrap(), "w");
+}
