@@ -26,7 +26,9 @@ use dynas_exits::{
     ExitPosition, ExitTable, HeadTraining, ThresholdCalibration,
 };
 use dynas_space::{Activation, Genotype, MbConvSpace, SearchSpace, seeded_rng};
-use dynas_supernet::{Augmentation, Dataset, Split, Supernet, SupernetConfig, SupernetError};
+use dynas_supernet::{
+    Augmentation, Dataset, ExitPlan, Split, Supernet, SupernetConfig, SupernetError,
+};
 use tch::Device;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -217,6 +219,52 @@ fn main() -> AnyResult<()> {
         tch::get_num_threads(),
         full_ms / dyn_ms
     );
+    // The deployed form a runtime serves: batch norms folded, channels-last, the backbone block
+    // by block and only the heads with a threshold that can fire, folded too (ExitPlan).
+    let deployed = subnet.deployed()?;
+    let thresholds = chosen
+        .selection
+        .rule()
+        .thresholds()
+        .ok_or("the calibration gave no thresholds")?;
+    let plan = ExitPlan::new(&heads, &thresholds, deployed.num_blocks())?;
+    let (mut static_s, mut dynamic_s, mut static_ok, mut dynamic_ok) = (0.0, 0.0, 0usize, 0usize);
+    let labels = Vec::<i64>::try_from(&y_test)?;
+    for i in 0..samples {
+        let x = x_test.narrow(0, i, 1);
+        let run_static = || -> AnyResult<(f64, i64)> {
+            let t0 = Instant::now();
+            let class = deployed.predict(&x)?.argmax(-1, false).int64_value(&[0]);
+            Ok((t0.elapsed().as_secs_f64(), class))
+        };
+        let run_dynamic = || -> AnyResult<(f64, i64)> {
+            let t0 = Instant::now();
+            let (class, _) = plan.classify(&deployed, &x)?;
+            Ok((t0.elapsed().as_secs_f64(), class))
+        };
+        let ((ts, cs), (td, cd)) = if i % 2 == 0 {
+            let a = run_static()?;
+            (a, run_dynamic()?)
+        } else {
+            let b = run_dynamic()?;
+            (run_static()?, b)
+        };
+        static_s += ts;
+        dynamic_s += td;
+        static_ok += usize::from(cs == labels[i as usize]);
+        dynamic_ok += usize::from(cd == labels[i as usize]);
+    }
+    let (deployed_static_ms, deployed_dynamic_ms) = (
+        static_s * 1e3 / samples as f64,
+        dynamic_s * 1e3 / samples as f64,
+    );
+    println!(
+        "batch 1 deployed (interleaved, {samples} test images): static {deployed_static_ms:.4} ms \
+         ({:.2} %), dynamic {deployed_dynamic_ms:.4} ms ({:.2} %) per image ({:.2}x)",
+        100.0 * static_ok as f64 / samples as f64,
+        100.0 * dynamic_ok as f64 / samples as f64,
+        deployed_static_ms / deployed_dynamic_ms
+    );
     let mut batched = Vec::new();
     for batch in [64i64, 500] {
         let (full, dynm) = interleaved(batch, n_test)?;
@@ -232,6 +280,10 @@ fn main() -> AnyResult<()> {
         "test_dynamic": st.accuracy, "exit_blocks": head_blocks, "exit_rates": st.rates,
         "val_final": table.final_accuracy(), "head_train_s": train_s,
         "batch1_full_ms": full_ms, "batch1_dynamic_ms": dyn_ms, "batched": batched,
+        "batch1_deployed_static_ms": deployed_static_ms,
+        "batch1_deployed_dynamic_ms": deployed_dynamic_ms,
+        "batch1_deployed_static_top1": static_ok as f64 / samples as f64,
+        "batch1_deployed_dynamic_top1": dynamic_ok as f64 / samples as f64,
         "threads": tch::get_num_threads(),
     });
     let path = args.out.join("summary.json");

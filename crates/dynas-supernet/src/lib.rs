@@ -18,6 +18,7 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod data;
+mod dynamic;
 pub mod elastic;
 pub mod error;
 pub mod gos;
@@ -36,6 +37,7 @@ pub mod train;
 pub use tch;
 
 pub use data::{Augmentation, Batch, CifarLabels, Dataset, Normalization, Split, SplitRecord};
+pub use dynamic::ExitPlan;
 pub use elastic::BnMode;
 pub use error::{Result, SupernetError};
 pub use hadas::{

@@ -12,13 +12,14 @@ use dynas_dvfs::{
     DelayProfile, Governor, HostLoadProbe, LoadTrace, ManagerMode, ManagerParams, ManagerSettings,
     Observation, RuntimeManager, StaticGovernor,
 };
-use dynas_exits::{Backbone as _, DynamicNet, ExitHeads, ExitPolicy, ExitRule, FoldedExitHead};
+use dynas_exits::{Backbone as _, DynamicNet, ExitHeads, ExitPolicy, ExitRule};
 use dynas_search::deployment::{DeployedExit, Deployment};
 use dynas_space::{Genotype, SearchSpace, seeded_rng};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::data::{Augmentation, Dataset, Normalization};
+use crate::dynamic::ExitPlan;
 use crate::error::{Result, SupernetError};
 use crate::oracle::BnStore;
 use crate::supernet::{DeployedSubnet, Supernet};
@@ -51,9 +52,8 @@ pub struct MemberExits {
     policy: ExitPolicy,
     /// For each head, the index of its deployed exit (`None`: not deployed).
     slots: Vec<Option<usize>>,
-    /// For each backbone block, the deployed exit after it: its folded head, threshold and
-    /// slot (the batch-1 serving path runs only these).
-    after_block: Vec<Option<(FoldedExitHead, f64, usize)>>,
+    /// The batch-1 serving path: only the deployed heads, folded.
+    plan: ExitPlan,
 }
 
 impl MemberExits {
@@ -92,25 +92,14 @@ impl MemberExits {
             thresholds[h] = d.threshold;
             slots[h] = Some(k);
         }
-        let mut after_block: Vec<Option<(FoldedExitHead, f64, usize)>> =
-            (0..subnet.num_blocks()).map(|_| None).collect();
-        for ((folded, &block), (slot, threshold)) in heads
-            .folded()
-            .into_iter()
-            .zip(&layout.blocks)
-            .zip(slots.iter().zip(&thresholds))
-        {
-            if let Some(slot) = *slot {
-                after_block[block] = Some((folded, *threshold, slot));
-            }
-        }
+        let plan = ExitPlan::new(&heads, &thresholds, subnet.num_blocks())?;
         let policy = ExitPolicy::new(ExitRule::MaxSoftmax(thresholds), layout.blocks.len())
             .map_err(exits_err)?;
         Ok(Self {
             heads,
             policy,
             slots,
-            after_block,
+            plan,
         })
     }
 }
@@ -132,22 +121,9 @@ impl Member {
                 last,
             ));
         };
-        let backbone = |r: dynas_exits::Result<Tensor>| {
-            r.map_err(|err| SupernetError::invalid("exits", err.to_string()))
-        };
-        let mut h = x.shallow_clone();
-        for (block, exit) in e.after_block.iter().enumerate() {
-            h = backbone(self.deployed.forward_block(block, &h))?;
-            if let Some((head, threshold, slot)) = exit {
-                let probabilities = head.forward(&h).softmax(-1, tch::Kind::Float);
-                let (confidence, class) = probabilities.max_dim(-1, false);
-                if confidence.double_value(&[0]) >= *threshold {
-                    return Ok((class.int64_value(&[0]), *slot));
-                }
-            }
-        }
-        let logits = backbone(self.deployed.classify(&h))?;
-        Ok((logits.argmax(-1, false).int64_value(&[0]), last))
+        let (class, head) = e.plan.classify(&self.deployed, x)?;
+        let slot = head.and_then(|h| e.slots.get(h).copied().flatten());
+        Ok((class, slot.unwrap_or(last)))
     }
 
     /// [`Member::classify`] through [`DynamicNet`] (heads unfolded, any batch size): the
