@@ -3,8 +3,8 @@
 //! - [`read_input`] / [`read_input_text`]: every reader of a user-given file (tables, JSON,
 //!   traces, lookup tables, data sets) goes through them. A file that is not a regular file
 //!   (a character or block device such as `/dev/zero`, a directory, a socket) is refused with
-//!   [`std::io::ErrorKind::InvalidInput`] instead of being read forever, and no input may grow
-//!   beyond [`MAX_INPUT_BYTES`] (a pipe that never ends). The text form drops a leading UTF-8
+//!   [`std::io::ErrorKind::InvalidInput`] instead of being read forever, and a pipe may not
+//!   carry more than [`MAX_INPUT_BYTES`] (one that never ends). The text form drops a leading UTF-8
 //!   byte-order mark, which editors on Windows write and which JSON and CSV parsers reject.
 //! - [`write_output_with`] / [`write_output`]: every output file (results, reports, plots,
 //!   predictions, tables, models) is written to a temporary file in the same folder, synced,
@@ -17,9 +17,10 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-/// The largest input any reader accepts, bytes (4 GiB): far above any table, trace or data set
-/// the workspace reads, and a bound on an input that never ends.
-pub const MAX_INPUT_BYTES: u64 = 4 << 30;
+/// The most bytes read from a pipe (1 GiB): far above any table, trace or data set the
+/// workspace reads, and a bound on memory for a pipe that never ends. A regular file is read
+/// to its end, whatever its size.
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
 
 /// Refuses what cannot be read to its end: anything but a regular file or a pipe (a FIFO is
 /// bounded by [`MAX_INPUT_BYTES`] when read). [`read_input`] checks this itself; call it to
@@ -65,9 +66,11 @@ fn not_a_file(what: &str) -> std::io::Error {
 }
 
 /// The bytes of the input file `path`: refused when it is not a regular file or a pipe, or
-/// when it holds more than [`MAX_INPUT_BYTES`].
+/// when a pipe carries more than [`MAX_INPUT_BYTES`].
 pub fn read_input(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
-    read_input_limited(path.as_ref(), MAX_INPUT_BYTES)
+    let path = path.as_ref();
+    let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    read_input_limited(path, if regular { u64::MAX } else { MAX_INPUT_BYTES })
 }
 
 /// [`read_input`] with another size bound.
@@ -167,6 +170,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = read_input(dir.path()).unwrap_err();
         assert!(err.to_string().contains("directory"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_is_read_to_its_end_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: no mkfifo");
+            return;
+        }
+        let feed = |bytes: usize| {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                use std::io::Write as _;
+                // The reader may stop early: a broken pipe is expected then.
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&fifo)
+                    .and_then(|mut f| f.write_all(&vec![b'x'; bytes]));
+            })
+        };
+        let writer = feed(100);
+        assert_eq!(read_input(&fifo).unwrap().len(), 100);
+        writer.join().unwrap();
+        let writer = feed(1 << 16);
+        let err = read_input_limited(&fifo, 1000).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        writer.join().unwrap();
     }
 
     #[test]
