@@ -472,6 +472,12 @@ fn csv_columns(
         .headers()
         .map_err(|e| CostError::parse(path, format!("header: {e}")))?
         .clone();
+    if let Some((name, first, second)) = crate::table::duplicate_column(headers.iter()) {
+        return Err(CostError::parse(
+            path,
+            format!("column `{name}` appears twice in the header (columns {first} and {second})"),
+        ));
+    }
     names
         .iter()
         .map(|n| {

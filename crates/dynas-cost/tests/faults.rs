@@ -81,3 +81,20 @@ fn a_device_file_is_refused_at_once() {
         .to_string();
     assert!(err.contains("/dev/urandom"), "{err}");
 }
+
+#[test]
+fn a_clock_sweep_with_a_duplicated_column_is_refused() {
+    let (_d, path) = write(
+        "sweep.csv",
+        b"model,gpu_freq_hz,latency_ms,latency_ms\nvgg,1000,2.0,3.0\n",
+    );
+    let err = dynas_cost::dvfs::read_gpu_sweep(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("latency_ms") && err.contains("twice"), "{err}");
+    let (_d, path) = write(
+        "sweep.csv",
+        b"\xef\xbb\xbfmodel,gpu_freq_hz,latency_ms\nvgg,1000,2.0\nvgg,2000,1.0\n",
+    );
+    assert_eq!(dynas_cost::dvfs::read_gpu_sweep(&path).unwrap().len(), 1);
+}

@@ -90,6 +90,14 @@ impl HadasExitData {
         if columns.is_empty() {
             return Err(ExitError::parse(origin, 1, "header", "empty file"));
         }
+        if let Some((name, first, second)) = dynas_cost::table::duplicate_column(columns.iter()) {
+            return Err(ExitError::parse(
+                origin,
+                1,
+                name,
+                format!("the column appears twice in the header (columns {first} and {second})"),
+            ));
+        }
         for name in RawRow::COLUMNS {
             if !columns.iter().any(|c| c == name) {
                 return Err(ExitError::parse(
