@@ -26,7 +26,7 @@ use crate::problem::{Objective, Problem};
 
 mod context;
 mod journal;
-pub use context::{Archive, Budget, Context, Record};
+pub use context::{Archive, Budget, Context, Record, Unseen};
 use journal::Journal;
 
 /// Whether a strategy wants another step.

@@ -81,7 +81,7 @@ pub use deployment::{
 };
 pub use error::{Result, SearchError};
 pub use executor::{
-    Archive, Budget, Context, Executor, Record, SearchResult, Step, StopReason, Strategy,
+    Archive, Budget, Context, Executor, Record, SearchResult, Step, StopReason, Strategy, Unseen,
 };
 pub use gos::{
     CandidateConfig, CandidateParams, ChannelSplit, Factorisation, GosLatency, GosLut, GosPlan,

@@ -3,15 +3,13 @@
 //! tie-breaking, infeasible solutions ranked after feasible ones by constraint violation, and
 //! pymoo's binary tournament (`compare` by violation, then dominance, then crowding).
 
-use std::collections::HashSet;
-
 use dynas_space::{Crossover, Genotype, Mutation, MutationKind};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
-use crate::executor::{Archive, Context, Step, Strategy, check_population};
+use crate::executor::{Archive, Context, Step, Strategy, Unseen, check_population};
 use crate::pareto::{crowding_distance, dominance, fast_non_dominated_sort};
 use crate::problem::Problem;
 use crate::problem::{Evaluation, Objective};
@@ -239,7 +237,6 @@ impl Nsga2 {
     /// then distinct-as-configured random genotypes, `population` in all.
     fn initial(&self, ctx: &mut Context<'_>) -> Vec<Genotype> {
         let n = self.config.population;
-        let space = ctx.problem().space();
         let mut out: Vec<Genotype> = ctx
             .archive()
             .records()
@@ -247,34 +244,30 @@ impl Nsga2 {
             .take(n)
             .map(|r| r.genotype.clone())
             .collect();
-        let mut seen: HashSet<Genotype> = out.iter().cloned().collect();
-        let mut attempts = 0usize;
         // At most 100 draws per member, and never more than `MAX_INITIAL_DRAWS` in all:
         // what could be drawn is the initial population.
-        let max_attempts = n.saturating_mul(100).min(MAX_INITIAL_DRAWS);
-        while out.len() < n && attempts < max_attempts {
-            attempts += 1;
-            let g = space.sample(ctx.rng());
-            let fresh = match self.config.duplicates {
-                Duplicates::Keep => true,
-                Duplicates::Population => !seen.contains(&g),
-                Duplicates::History => !seen.contains(&g) && !ctx.archive().contains(&g),
-            };
-            if fresh {
-                seen.insert(g.clone());
-                out.push(g);
-            }
-        }
+        let max_draws = n.saturating_mul(100).min(MAX_INITIAL_DRAWS);
+        let mut unseen = self.unseen().with_seen(&out);
+        let drawn = ctx.draw_unseen(n - out.len(), max_draws, &mut unseen);
+        out.extend(drawn);
         out
+    }
+
+    /// Which genotypes are new under [`Nsga2Config::duplicates`].
+    fn unseen(&self) -> Unseen {
+        match self.config.duplicates {
+            Duplicates::Keep => Unseen::any(),
+            Duplicates::Population => Unseen::distinct(),
+            Duplicates::History => Unseen::new(),
+        }
     }
 
     fn mating(&self, population: &[Member], ctx: &mut Context<'_>) -> Result<Vec<Genotype>> {
         let cfg = &self.config;
         let wanted = cfg.offspring;
-        let mut taken: HashSet<Genotype> = match cfg.duplicates {
-            Duplicates::Keep => HashSet::new(),
-            _ => population.iter().map(|m| m.genotype.clone()).collect(),
-        };
+        let mut unseen = self
+            .unseen()
+            .with_seen(population.iter().map(|m| &m.genotype));
         let mut offspring: Vec<Genotype> = Vec::with_capacity(wanted);
         let n = population.len();
         if n == 0 {
@@ -315,15 +308,7 @@ impl Nsga2 {
             // Duplicate elimination (within the batch, against population / history).
             let mut fresh: Vec<Genotype> = Vec::with_capacity(batch.len());
             for g in batch {
-                let ok = match cfg.duplicates {
-                    Duplicates::Keep => true,
-                    Duplicates::Population => !taken.contains(&g),
-                    Duplicates::History => !taken.contains(&g) && !ctx.archive().contains(&g),
-                };
-                if ok {
-                    if cfg.duplicates != Duplicates::Keep {
-                        taken.insert(g.clone());
-                    }
+                if unseen.admit(&g, ctx.archive()) {
                     fresh.push(g);
                 }
             }

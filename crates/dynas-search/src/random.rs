@@ -1,12 +1,10 @@
 //! Random search: distinct architectures drawn uniformly, in batches.
 
-use std::collections::HashSet;
-
 use dynas_space::Genotype;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
-use crate::executor::{Archive, Context, Step, Strategy};
+use crate::executor::{Archive, Context, Step, Strategy, Unseen};
 use crate::problem::Problem;
 
 /// Uniform random search over distinct architectures.
@@ -36,21 +34,14 @@ impl RandomSearch {
     }
 
     fn draw(&self, ctx: &mut Context<'_>) -> Vec<Genotype> {
-        let space = ctx.problem().space();
-        let total = space.cardinality();
-        let mut seen: HashSet<Genotype> = HashSet::new();
-        let mut out = Vec::with_capacity(self.batch);
+        let total = ctx.problem().space().cardinality();
         let known = ctx.archive().len() as u128;
         let wanted = (self.batch as u128).min(total.saturating_sub(known)) as usize;
-        let mut draws = 0;
-        while out.len() < wanted && draws < wanted * self.max_draws_per_candidate {
-            draws += 1;
-            let g = space.sample(ctx.rng());
-            if !ctx.archive().contains(&g) && seen.insert(g.clone()) {
-                out.push(g);
-            }
-        }
-        out
+        ctx.draw_unseen(
+            wanted,
+            wanted.saturating_mul(self.max_draws_per_candidate),
+            &mut Unseen::new(),
+        )
     }
 }
 

@@ -26,8 +26,6 @@
 //! Models are refitted from the archive at each step, so the strategy's state is only a
 //! counter and checkpoint/resume is exact.
 
-use std::collections::HashSet;
-
 use dynas_cost::parallel::*;
 use dynas_space::{Genotype, SearchSpace};
 use rand::Rng;
@@ -35,7 +33,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
-use crate::executor::{Context, Record, Step, Strategy};
+use crate::executor::{Context, Record, Step, Strategy, Unseen};
 use crate::pareto::{fast_non_dominated_sort, non_dominated};
 use gp::{Gp, LANES, hamming};
 
@@ -770,17 +768,15 @@ impl Surrogate {
             }
         }
         let columns = best.map(|b| b.1).unwrap_or_default();
-        let mut seen: HashSet<Genotype> = HashSet::new();
+        let mut unseen = Unseen::new();
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
-            let mut g = Genotype::new(columns.iter().map(|c| c[i]).collect());
-            let mut attempts = 0;
-            while (seen.contains(&g) || ctx.archive().contains(&g)) && attempts < 1000 {
-                g = space.sample(ctx.rng());
-                attempts += 1;
-            }
-            if seen.insert(g.clone()) && !ctx.archive().contains(&g) {
+            let g = Genotype::new(columns.iter().map(|c| c[i]).collect());
+            if unseen.admit(&g, ctx.archive()) {
                 out.push(g);
+            } else {
+                // A duplicate: one new genotype at random instead.
+                out.extend(ctx.draw_unseen(1, 1000, &mut unseen));
             }
         }
         out
@@ -816,10 +812,10 @@ impl Surrogate {
     ) -> Vec<Genotype> {
         let p = &self.config.0;
         let space = ctx.problem().space();
-        let mut seen: HashSet<Genotype> = HashSet::new();
+        let mut unseen = Unseen::new();
         let mut all: Vec<Genotype> = Vec::new();
         let mut push = |g: Genotype, ctx: &Context<'_>, all: &mut Vec<Genotype>| {
-            if !ctx.archive().contains(&g) && seen.insert(g.clone()) {
+            if unseen.admit(&g, ctx.archive()) {
                 all.push(g);
             }
         };
@@ -920,18 +916,7 @@ impl Surrogate {
     }
 
     fn random_batch(&self, ctx: &mut Context<'_>, n: usize) -> Vec<Genotype> {
-        let space = ctx.problem().space();
-        let mut seen = HashSet::new();
-        let mut out = Vec::with_capacity(n);
-        let mut draws = 0;
-        while out.len() < n && draws < n * 1000 {
-            draws += 1;
-            let g = space.sample(ctx.rng());
-            if !ctx.archive().contains(&g) && seen.insert(g.clone()) {
-                out.push(g);
-            }
-        }
-        out
+        ctx.draw_unseen(n, n.saturating_mul(1000), &mut Unseen::new())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Budgets, the archive of evaluated architectures, and the context a strategy works in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use dynas_space::{DynasRng, Genotype};
@@ -160,6 +160,62 @@ impl Archive {
     }
 }
 
+/// Which genotypes count as new when a strategy proposes candidates: by default those neither
+/// proposed before (through this value) nor in the archive. Used by [`Context::draw_unseen`]
+/// and to filter offspring.
+#[derive(Clone, Debug, Default)]
+pub struct Unseen {
+    /// Genotypes admitted (or marked) so far; `None` admits everything.
+    seen: Option<HashSet<Genotype>>,
+    /// Whether archived genotypes are refused.
+    archive: bool,
+}
+
+impl Unseen {
+    /// New genotypes: not admitted before, not in the archive.
+    pub fn new() -> Self {
+        Self {
+            seen: Some(HashSet::new()),
+            archive: true,
+        }
+    }
+
+    /// Distinct genotypes, archived ones included.
+    pub fn distinct() -> Self {
+        Self {
+            seen: Some(HashSet::new()),
+            archive: false,
+        }
+    }
+
+    /// Every genotype (duplicates kept).
+    pub fn any() -> Self {
+        Self {
+            seen: None,
+            archive: false,
+        }
+    }
+
+    /// Also refuses `genotypes` (e.g. the current population).
+    pub fn with_seen<'g>(mut self, genotypes: impl IntoIterator<Item = &'g Genotype>) -> Self {
+        if let Some(seen) = &mut self.seen {
+            seen.extend(genotypes.into_iter().cloned());
+        }
+        self
+    }
+
+    /// Whether `genotype` is new against this and `archive`; a new one is remembered.
+    pub fn admit(&mut self, genotype: &Genotype, archive: &Archive) -> bool {
+        if self.archive && archive.contains(genotype) {
+            return false;
+        }
+        match &mut self.seen {
+            Some(seen) => seen.insert(genotype.clone()),
+            None => true,
+        }
+    }
+}
+
 /// What a strategy sees during a step: the problem, the RNG and budget-aware evaluation.
 pub struct Context<'a> {
     pub(super) problem: &'a dyn Problem,
@@ -201,6 +257,28 @@ impl<'a> Context<'a> {
     /// Whether the evaluation budget is spent.
     pub fn exhausted(&self) -> bool {
         self.remaining_evaluations() == 0
+    }
+
+    /// Draws up to `n` genotypes uniformly from the space that `unseen` admits (see
+    /// [`Unseen`]), with at most `max_draws` draws in all: fewer come back when the space (or
+    /// what is left of it) is too small.
+    pub fn draw_unseen(
+        &mut self,
+        n: usize,
+        max_draws: usize,
+        unseen: &mut Unseen,
+    ) -> Vec<Genotype> {
+        let space = self.problem.space();
+        let mut out = Vec::with_capacity(n.min(max_draws));
+        let mut draws = 0;
+        while out.len() < n && draws < max_draws {
+            draws += 1;
+            let g = space.sample(self.rng);
+            if unseen.admit(&g, self.archive) {
+                out.push(g);
+            }
+        }
+        out
     }
 
     /// Evaluates `genotypes` (new ones in parallel via [`Problem::evaluate_batch`]; known ones
