@@ -196,6 +196,7 @@ pub struct Executor<'p, S: Strategy> {
     stall_limit: usize,
     resume: Option<Resumed<S::State>>,
     warm_start: Vec<Genotype>,
+    mismatch_hint: Option<String>,
 }
 
 /// Default of [`Executor::stall_limit`].
@@ -215,7 +216,16 @@ impl<'p, S: Strategy> Executor<'p, S> {
             stall_limit: DEFAULT_STALL_LIMIT,
             resume: None,
             warm_start: Vec::new(),
+            mismatch_hint: None,
         }
+    }
+
+    /// How the user starts a new search over a checkpoint that does not match, as
+    /// [`SearchError::CheckpointMismatch`] says it (e.g. `pass --overwrite-checkpoint` in a
+    /// command-line tool; default: "use `Executor::overwrite_checkpoint`").
+    pub fn mismatch_hint(mut self, hint: impl Into<String>) -> Self {
+        self.mismatch_hint = Some(hint.into());
+        self
     }
 
     /// Architectures evaluated first, before the strategy's initial design (a user's known-good
@@ -355,10 +365,17 @@ impl<'p, S: Strategy> Executor<'p, S> {
         {
             return Err(mismatch(
                 "problem_fingerprint",
-                format!(
-                    "saved for data {saved}, this problem's data is {ours} (same name `{}`, other content)",
-                    file.problem
-                ),
+                match fingerprint_difference(saved, &ours) {
+                    Some(parts) => format!(
+                        "{parts} differ (same problem `{}`; saved: {saved}; this run: {ours})",
+                        file.problem
+                    ),
+                    None => format!(
+                        "saved for data {saved}, this problem's data is {ours} (same name `{}`, \
+                         other content)",
+                        file.problem
+                    ),
+                },
             ));
         }
         // The generations checkpointed since the snapshot.
@@ -489,8 +506,10 @@ impl<'p, S: Strategy> Executor<'p, S> {
                     path,
                     field,
                     reason: format!(
-                        "{reason} (the file is kept; remove it or use \
-                         `Executor::overwrite_checkpoint` to start a new search)"
+                        "{reason} (the file is kept; remove it or {} to start a new search)",
+                        self.mismatch_hint
+                            .as_deref()
+                            .unwrap_or("use `Executor::overwrite_checkpoint`")
                     ),
                 },
                 other => other,
@@ -786,6 +805,55 @@ struct Progress {
     generation: usize,
     stalled: usize,
     elapsed: Duration,
+}
+
+/// The strategy name and configuration the checkpoint at `path` was started with (`None` when
+/// there is no such file), for a caller whose configuration follows its budget (e.g. an initial
+/// design sized from it): a search extended to a larger budget continues with the saved
+/// configuration, since the budget is not part of a search's identity.
+pub fn checkpoint_strategy(path: &Path) -> Result<Option<(String, serde_json::Value)>> {
+    #[derive(Deserialize)]
+    struct Head {
+        strategy: String,
+        strategy_config: serde_json::Value,
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SearchError::io(path, e)),
+    };
+    let head: Head = serde_json::from_str(&text).map_err(|e| SearchError::Parse {
+        path: path.to_path_buf(),
+        line: Some(e.line() as u64),
+        column: None,
+        reason: e.to_string(),
+    })?;
+    Ok(Some((head.strategy, head.strategy_config)))
+}
+
+/// The parts that differ between two fingerprints made of `key=value` parts separated by `; `
+/// (e.g. `supernet=...; data=...`), named by key; `None` when they are not of that form or have
+/// other keys.
+fn fingerprint_difference(saved: &str, ours: &str) -> Option<String> {
+    let parts = |f: &str| -> Option<Vec<(String, String)>> {
+        f.split("; ")
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+            })
+            .collect()
+    };
+    let (a, b) = (parts(saved)?, parts(ours)?);
+    if a.len() != b.len() || a.iter().zip(&b).any(|(x, y)| x.0 != y.0) {
+        return None;
+    }
+    let differing: Vec<String> = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x.1 != y.1)
+        .map(|(x, _)| format!("`{}`", x.0))
+        .collect();
+    (!differing.is_empty()).then(|| differing.join(", "))
 }
 
 /// Sets every unlabelled point's label (and its named genes) from the problem.

@@ -260,3 +260,49 @@ fn a_population_larger_than_the_space_is_refused_at_once() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn fingerprints_of_named_parts_say_which_part_differs() {
+    assert_eq!(
+        fingerprint_difference(
+            "supernet=1a; data=2b; validation=100",
+            "supernet=1a; data=3c; validation=200"
+        )
+        .as_deref(),
+        Some("`data`, `validation`")
+    );
+    assert_eq!(fingerprint_difference("abc", "abd"), None);
+    assert_eq!(fingerprint_difference("a=1", "b=1"), None);
+}
+
+#[test]
+fn the_saved_strategy_is_read_back_and_the_hint_is_the_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search.json");
+    assert!(checkpoint_strategy(&path).unwrap().is_none());
+    let problem = Toy::with_values(&[0, 1, 2]);
+    toy_search(&problem, 6)
+        .checkpoint(&path, 1)
+        .unwrap()
+        .run()
+        .unwrap();
+    let (name, config) = checkpoint_strategy(&path).unwrap().unwrap();
+    assert_eq!(name, "random");
+    assert_eq!(config, RandomSearch::new(2).unwrap().config());
+    // Another strategy configuration: refused, with the caller's way to start over.
+    let err = Executor::new(
+        &problem,
+        RandomSearch::new(3).unwrap(),
+        Budget::evaluations(6).unwrap(),
+    )
+    .checkpoint(&path, 1)
+    .unwrap()
+    .mismatch_hint("pass --overwrite-checkpoint")
+    .run()
+    .unwrap_err();
+    assert!(
+        matches!(err, SearchError::CheckpointMismatch { .. })
+            && err.to_string().contains("pass --overwrite-checkpoint"),
+        "{err}"
+    );
+}
