@@ -86,8 +86,23 @@ impl SqliteStore {
         })?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(db_err(&url, "set busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err(&url, "enable WAL"))?;
+        // Switching to WAL takes an exclusive lock without waiting on the busy handler: retry
+        // while another process is creating the same store.
+        let start = std::time::Instant::now();
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && start.elapsed() < Duration::from_secs(30) =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(db_err(&url, "enable WAL")(e)),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_err(&url, "set synchronous"))?;
         let tx = conn
