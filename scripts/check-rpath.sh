@@ -5,7 +5,7 @@
 #   scripts/check-rpath.sh test --workspace --all-features --no-run
 #   scripts/check-rpath.sh build --release --workspace --all-features --examples --bins
 #
-# Runs `cargo <args> --message-format=json` (a no-op when the build is fresh), lists the
+# Runs `cargo <args>`, then `cargo <args> --message-format=json` (a no-op by then), lists the
 # executables it reports that need libtorch but carry no rpath to it (a crate that links libtorch
 # through a dependency's feature needs a build.rs calling dynas_build::embed_libtorch_rpath), and
 # exits 1 if there is any.
@@ -13,10 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v readelf >/dev/null || { echo "check-rpath: readelf (binutils) not found" >&2; exit 2; }
 [[ $# -gt 0 ]] || { echo "usage: scripts/check-rpath.sh <cargo subcommand and flags>" >&2; exit 2; }
-# The build's messages first, so that a failed build fails this script.
+# The build with its usual output first (a failed build fails this script), then the same
+# command again, now a no-op, for the list of executables.
+cargo "$@"
 messages=$(mktemp)
 trap 'rm -f "$messages"' EXIT
-cargo "$@" --message-format=json >"$messages"
+cargo "$@" --message-format=json --quiet >"$messages"
 checked=0 missing=0
 while IFS= read -r exe; do
   [[ -n $exe ]] || continue

@@ -25,7 +25,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --fashion-mnist
-source scripts/env.sh
 
 full=0
 for arg in "$@"; do
@@ -37,6 +36,18 @@ done
 
 out=runs/main
 mkdir -p "$out"
+
+# One build, one feature set, for every program the stages run (a cargo invocation per stage
+# resolved features per package and rebuilt the workspace four times). The build checks that
+# every executable linking libtorch carries its rpath, so nothing needs LD_LIBRARY_PATH.
+echo "=== 0/5 build (release, all features)"
+scripts/check-rpath.sh build --release --all-features \
+  -p dynas-supernet -p dynas-cli -p dynas-search -p dynas-dvfs --bin dynas \
+  --example supernet_fashion_mnist --example exits_supernet_fashion_mnist \
+  --example dynamic_ofa --example search_nb201 --example search_surrogate_nb201 \
+  --example dvfs_compare
+bin=${CARGO_TARGET_DIR:-target}/release
+ex=$bin/examples
 # The published measurements ship in the repository (crates/dynas-data/data, with provenance).
 data=crates/dynas-data/data
 
@@ -48,11 +59,11 @@ else
   supernet_args=(--epochs 1 --train-limit 20000 --samples 8 --sample-eval 1000)
   exits_args=(--head-epochs 1 --latency-samples 500)
 fi
-cargo run --release -p dynas-supernet --example supernet_fashion_mnist -- --no-progress \
+"$ex/supernet_fashion_mnist" --no-progress \
   "${supernet_args[@]}" --out "$out/supernet"
 
 echo "=== 2/5 early exits on the supernet's largest subnet"
-cargo run --release -p dynas-supernet --example exits_supernet_fashion_mnist -- \
+"$ex/exits_supernet_fashion_mnist" \
   --supernet "$out/supernet/supernet.safetensors" --max-drop 0.003 "${exits_args[@]}" --out "$out/exits"
 
 echo "=== 3/5 HADAS on the supernet (backbone x exits x DVFS) -> deployment -> runtime manager"
@@ -61,12 +72,12 @@ if [[ $full == 1 ]]; then
 else
   hadas_args=(--outer-budget 8 --inner-population 8 --inner-generations 3 --head-train-images 3000)
 fi
-cargo run --release -p dynas-cli --features tch -- hadas --no-progress \
+"$bin/dynas" hadas --no-progress \
   --supernet "$out/supernet/supernet.safetensors" --shared-data "$data" "${hadas_args[@]}" \
   --out "$out/hadas"
 # A latency target every deployed configuration can meet on an idle device: 1.5x the fastest.
 target_ms=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(round(1.5*min(p["metrics"]["latency_ms"] for p in d["points"]), 4))' "$out/hadas/deployment.json")
-cargo run --release -p dynas-cli -- govern simulate --configs "$out/hadas/deployment.json" \
+"$bin/dynas" govern simulate --configs "$out/hadas/deployment.json" \
   --trace builtin:step --policy all --target-ms "$target_ms" --out "$out/hadas/runtime.json"
 
 echo "=== 4/5 Dynamic-OFA: pre-sampled family served under a real co-runner load"
@@ -79,19 +90,19 @@ else
 fi
 # presample refuses a folder that already holds a family: this job's previous one goes.
 rm -rf "$out/dofa"
-cargo run --release -p dynas-supernet --example dynamic_ofa -- presample \
+"$ex/dynamic_ofa" presample \
   --supernet "$out/supernet" "${dofa_split[@]}" "${dofa_args[@]}" --out "$out/dofa"
-cargo run --release -p dynas-supernet --example dynamic_ofa -- serve \
+"$ex/dynamic_ofa" serve \
   --supernet "$out/supernet" "${dofa_split[@]}" --family "$out/dofa" --traces step,periodic \
   --time-scale 0.5
 
 echo "=== 5/5 search strategies on NAS-Bench-201 and the runtime manager on load traces"
-cargo run --release -p dynas-search --example search_nb201 -- "$data/nb201/nb201_hw.csv" 5
-cargo run --release -p dynas-search --example search_surrogate_nb201 -- --seeds 2 --budget 200
-cargo run --release -p dynas-cli -- search table --csv "$data/nb201/nb201_hw.csv" \
+"$ex/search_nb201" "$data/nb201/nb201_hw.csv" 5
+"$ex/search_surrogate_nb201" --seeds 2 --budget 200
+"$bin/dynas" search table --csv "$data/nb201/nb201_hw.csv" \
   --minimize raspi4_latency --maximize acc_cifar100 --budget 500 --seed 0 \
   --out "$out/nb201_front.json" --svg "$out/nb201_front.svg"
 
-cargo run --release -p dynas-dvfs --example dvfs_compare
+"$ex/dvfs_compare"
 
 echo "=== done: outputs in $out/"
