@@ -158,7 +158,7 @@ impl HadasParams {
                 ),
             ));
         }
-        if !(self.max_latency_ratio > 0.0) {
+        if self.max_latency_ratio.is_nan() || self.max_latency_ratio <= 0.0 {
             return Err(SupernetError::invalid(
                 "max_latency_ratio",
                 format!(
@@ -314,8 +314,14 @@ pub struct HadasOutcome {
 /// Where the search keeps its checkpoint, and observers to attach.
 #[derive(Default)]
 pub struct RunOptions {
-    /// Checkpoint file (resumed when it exists and matches).
+    /// Checkpoint file (resumed when it exists and matches; a run with a larger budget extends
+    /// the saved search).
     pub checkpoint: Option<PathBuf>,
+    /// Start a new search over an existing checkpoint instead of resuming it.
+    pub overwrite_checkpoint: bool,
+    /// How the user starts over when the checkpoint does not match (e.g. a command-line flag),
+    /// named in the error; see [`Executor::mismatch_hint`].
+    pub mismatch_hint: Option<String>,
     /// Observers of the outer search (progress, logs).
     pub observers: Vec<Box<dyn Observer>>,
 }
@@ -380,8 +386,13 @@ pub fn run_hadas<C: CostModel + Clone + 'static>(
                 DynamicBackbones::new(space.clone(), &evaluator, params.config.clone(), seed)
                     .map_err(search)?;
             let budget = Budget::evaluations(params.params.outer_budget).map_err(search)?;
-            let strategy = Surrogate::new(params.surrogate.clone());
-            let result = run_executor(&problem, strategy, budget, seed, warm_start, options)?;
+            let surrogate = resumed_surrogate(&params.surrogate, &options)?;
+            let strategy = Surrogate::new(surrogate);
+            let fingerprinted = Fingerprinted {
+                inner: &problem,
+                fingerprint: worker.fingerprint().to_string(),
+            };
+            let result = run_executor(&fingerprinted, strategy, budget, seed, warm_start, options)?;
             let front: Vec<Genotype> = result
                 .front
                 .points
@@ -519,8 +530,90 @@ fn run_executor<S: Strategy>(
     }
     if let Some(path) = &options.checkpoint {
         executor = executor.checkpoint(path, 1).map_err(search)?;
+        if options.overwrite_checkpoint {
+            executor = executor.overwrite_checkpoint();
+        }
+        if let Some(hint) = options.mismatch_hint {
+            executor = executor.mismatch_hint(hint);
+        }
     }
     executor.run().map_err(search)
+}
+
+/// The surrogate configuration to run: `planned`, or, when the checkpoint holds a surrogate
+/// search whose configuration differs only in what follows the budget (the initial design and
+/// the batch), the saved one, so that a search resumed with a larger budget extends the saved
+/// search instead of being refused (the budget is not part of a search's identity).
+fn resumed_surrogate(planned: &SurrogateConfig, options: &RunOptions) -> Result<SurrogateConfig> {
+    let Some(path) = options
+        .checkpoint
+        .as_ref()
+        .filter(|_| !options.overwrite_checkpoint)
+    else {
+        return Ok(planned.clone());
+    };
+    let saved = dynas_search::executor::checkpoint_strategy(path)
+        .map_err(|e| SupernetError::invalid("hadas checkpoint", e.to_string()))?;
+    let Some((name, config)) = saved else {
+        return Ok(planned.clone());
+    };
+    let Ok(saved) = serde_json::from_value::<SurrogateParams>(config) else {
+        return Ok(planned.clone());
+    };
+    let ours = planned.params();
+    let same_but_budget = SurrogateParams {
+        initial: ours.initial,
+        batch: ours.batch,
+        ..saved.clone()
+    } == *ours;
+    if name == "surrogate" && same_but_budget {
+        saved
+            .check()
+            .map_err(|e| SupernetError::invalid("hadas checkpoint", e.to_string()))
+    } else {
+        Ok(planned.clone())
+    }
+}
+
+/// A problem with a fingerprint (the supernet's and the data's) that the wrapped one lacks, so
+/// that its checkpoints are refused on another supernet or other data.
+struct Fingerprinted<'a> {
+    inner: &'a dyn dynas_search::Problem,
+    fingerprint: String,
+}
+
+impl dynas_search::Problem for Fingerprinted<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn space(&self) -> &dyn SearchSpace {
+        self.inner.space()
+    }
+    fn objectives(&self) -> &[dynas_search::Objective] {
+        self.inner.objectives()
+    }
+    fn evaluate(&self, genotype: &Genotype) -> dynas_search::Result<dynas_search::Evaluation> {
+        self.inner.evaluate(genotype)
+    }
+    fn precheck(&self, genotype: &Genotype) -> dynas_search::Result<bool> {
+        self.inner.precheck(genotype)
+    }
+    fn evaluate_batch(
+        &self,
+        genotypes: &[Genotype],
+    ) -> Vec<dynas_search::Result<dynas_search::Evaluation>> {
+        self.inner.evaluate_batch(genotypes)
+    }
+    fn fingerprint(&self) -> Option<String> {
+        let inner = self.inner.fingerprint();
+        Some(match inner {
+            Some(f) if f != self.fingerprint => format!("{}; problem={f}", self.fingerprint),
+            _ => self.fingerprint.clone(),
+        })
+    }
+    fn label(&self, genotype: &Genotype) -> Option<String> {
+        self.inner.label(genotype)
+    }
 }
 
 /// Forwards to a boxed observer (the executor takes observers by value).
