@@ -168,9 +168,9 @@ fn serving_refuses_what_would_panic_or_serve_nothing() {
     let mut outside = out.deployment.clone();
     let n = outside.points[0].genotype.len();
     outside.points[0].genotype = Genotype::new(vec![99; n]);
-    let err = Family::from_deployment(&supernet, &out.bn, &outside)
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(err) = Family::from_deployment(&supernet, &out.bn, &outside) else {
+        panic!("a genotype outside the space was accepted");
+    };
+    let err = err.to_string();
     assert!(err.contains("out of the range of space"), "{err}");
 }
