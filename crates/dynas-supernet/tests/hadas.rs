@@ -73,6 +73,11 @@ fn libtorch_turn() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn worker(space: &MbConvSpace) -> SupernetWorker {
+    worker_with(space, "tiny-random")
+}
+
+/// A worker whose checkpoints carry `fingerprint`.
+fn worker_with(space: &MbConvSpace, fingerprint: &str) -> SupernetWorker {
     let for_factory = space.clone();
     let data = SupernetData {
         train: tiny_dataset(64, 1),
@@ -97,7 +102,7 @@ fn worker(space: &MbConvSpace) -> SupernetWorker {
         }),
         data,
         params,
-        "tiny-random",
+        fingerprint,
     )
     .unwrap()
 }
@@ -250,4 +255,57 @@ fn run_tiny(space: &MbConvSpace, worker: &SupernetWorker, outer: OuterStrategy) 
         assert_eq!(a.backbone_exits_dvfs, r.points[best]);
         assert!(a.backbone.exits.is_empty());
     }
+}
+
+#[test]
+fn a_hadas_checkpoint_is_refused_on_other_data_and_extends_to_a_larger_budget() {
+    let _turn = libtorch_turn();
+    let space = tiny_space();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("hadas.ckpt.json");
+    let params = |budget: usize| {
+        HadasParams {
+            outer: OuterStrategy::Surrogate,
+            outer_budget: budget,
+            outer_population: 4,
+            outer_generations: 1,
+            top_fraction: 0.5,
+            inner_population: 4,
+            inner_generations: 1,
+            ..HadasParams::default()
+        }
+        .check()
+        .unwrap()
+    };
+    let options = |overwrite: bool| RunOptions {
+        checkpoint: Some(ckpt.clone()),
+        overwrite_checkpoint: overwrite,
+        mismatch_hint: Some("pass --overwrite-checkpoint".into()),
+        ..RunOptions::default()
+    };
+    let run = |worker: &SupernetWorker, budget: usize, overwrite: bool| {
+        run_hadas(
+            worker,
+            &space,
+            ToyDvfsModel::default(),
+            device(),
+            Provenance::modelled("toy DVFS law"),
+            &params(budget),
+            options(overwrite),
+        )
+    };
+    let first = worker_with(&space, "supernet=aa; data=bb");
+    assert_eq!(run(&first, 4, false).unwrap().report.outer_evaluations, 4);
+    // Other data under the same names: refused, naming the part that differs and the flag.
+    let other = worker_with(&space, "supernet=aa; data=cc");
+    let err = run(&other, 4, false).err().expect("refused").to_string();
+    assert!(
+        err.contains("`data`") && err.contains("--overwrite-checkpoint"),
+        "{err}"
+    );
+    // A larger budget (whose initial design would be larger) extends the saved search.
+    let extended = run(&first, 9, false).unwrap();
+    assert!(extended.report.outer_evaluations > 4);
+    // Starting over on the other data, on request.
+    assert!(run(&other, 4, true).is_ok());
 }
