@@ -154,6 +154,9 @@ fn with_flag(e: dynas::supernet::SupernetError) -> anyhow::Error {
             "max_accuracy_drop" => "--max-drop".to_string(),
             "error_tolerance" => "--tolerance".to_string(),
             "start_from_largest" => "--no-largest-first".to_string(),
+            // Derived from other flags.
+            "nsga2" => "--outer-population / --inner-population".to_string(),
+            "surrogate" => "--outer-budget".to_string(),
             other => format!("--{}", other.replace('_', "-")),
         },
         _ => return e.into(),
