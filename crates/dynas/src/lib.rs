@@ -7,6 +7,7 @@
 //! | module | crate | what |
 //! |---|---|---|
 //! | [`space`] | `dynas-space` | search spaces, genotypes, network descriptions |
+//! | [`core`] | `dynas-core` | the hand-off: objectives, evaluations, Pareto math, the versioned `Deployment` file |
 //! | [`cost`] | `dynas-cost` | latency / energy / memory cost models |
 //! | [`dvfs`] | `dynas-dvfs` | frequency control, power sensing, governors, runtime manager |
 //! | [`exits`] | `dynas-exits` | early-exit policies, calibration and accounting |
@@ -23,6 +24,8 @@
 
 // Inlined, so that `cargo doc -p dynas` documents each crate as a module of this one (a plain
 // re-export would link to the crates' own pages, which `--no-deps` never generates).
+#[doc(inline)]
+pub use dynas_core as core;
 #[doc(inline)]
 pub use dynas_cost as cost;
 #[doc(inline)]
