@@ -85,9 +85,13 @@ pub struct HadasArgs {
     #[arg(long, default_value_t = 1.0)]
     max_latency_ratio: f64,
     /// Checkpoint the outer search here after every generation (resumed when it exists and
-    /// matches).
+    /// matches: the same supernet, data, measurements and settings, by content; a larger
+    /// budget extends the saved search).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Start a new search over an existing `--checkpoint` instead of resuming it.
+    #[arg(long, requires = "checkpoint")]
+    overwrite_checkpoint: bool,
     /// libtorch threads.
     #[arg(long)]
     threads: Option<i32>,
@@ -124,6 +128,43 @@ const SHARED_DATA_FILES: [&str; 4] = [
     "dvfs/jetson_operating_points.json",
     "lut/ofa-mnist/jetson_agx_xavier.json",
 ];
+
+/// What a checkpoint of `dynas hadas` belongs to, by content: a digest of the supernet file,
+/// of the data files and of the measurement files, and every setting that changes what the
+/// search sees (the validation split, exit-head training, the seed); `key=value` parts, so a
+/// mismatched resume names the part that differs.
+fn checkpoint_fingerprint(args: &HadasArgs) -> anyhow::Result<String> {
+    let inputs = files(args);
+    let digest = |flag: &str| -> anyhow::Result<String> {
+        let mut digests = Vec::new();
+        for (what, path) in inputs.inputs().iter().filter(|(w, _)| w == flag) {
+            if path.is_file() {
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("{what} `{}`", path.display()))?;
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                digests.push(format!(
+                    "{}:{}",
+                    name.unwrap_or_default(),
+                    dynas::search::content_fingerprint(&bytes)
+                ));
+            }
+        }
+        Ok(dynas::search::content_fingerprint(
+            digests.join(",").as_bytes(),
+        ))
+    };
+    Ok(format!(
+        "supernet={}; data={}; shared-data={}; validation={}; head-train-images={}; \
+         head-epochs={}; seed={}",
+        digest("--supernet")?,
+        digest("--data")?,
+        digest("--shared-data")?,
+        args.validation,
+        args.head_train_images,
+        args.head_epochs,
+        args.seed
+    ))
+}
 
 /// Every file `dynas hadas` reads (the supernet, the data set, the measurements) and writes
 /// (the outputs in `--out`, the checkpoint).
@@ -252,9 +293,6 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     let norm = train.channel_stats();
     let weights = args.supernet.clone();
     let for_worker = space.clone();
-    let size = std::fs::metadata(&args.supernet)
-        .with_context(|| format!("--supernet `{}`", args.supernet.display()))?
-        .len();
     let worker = SupernetWorker::spawn(
         Box::new(move || {
             let mut s = Supernet::new(
@@ -272,11 +310,13 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
             norm,
         },
         eval,
-        format!("{} ({size} bytes)", args.supernet.display()),
+        checkpoint_fingerprint(&args)?,
     )?;
 
     let mut options = RunOptions {
         checkpoint: args.checkpoint.clone(),
+        overwrite_checkpoint: args.overwrite_checkpoint,
+        mismatch_hint: Some("pass --overwrite-checkpoint".into()),
         ..RunOptions::default()
     };
     if !args.no_progress {
@@ -368,4 +408,71 @@ pub fn run(args: HadasArgs) -> anyhow::Result<()> {
     }
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: HadasArgs,
+    }
+
+    fn args(extra: &[&str]) -> HadasArgs {
+        Cli::parse_from(["hadas"].iter().chain(extra)).args
+    }
+
+    /// The `key=value` parts of a fingerprint.
+    fn parts(f: &str) -> Vec<(String, String)> {
+        f.split("; ")
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    }
+
+    fn differing(a: &str, b: &str) -> Vec<String> {
+        parts(a)
+            .into_iter()
+            .zip(parts(b))
+            .filter(|(x, y)| x.1 != y.1)
+            .map(|(x, _)| x.0)
+            .collect()
+    }
+
+    #[test]
+    fn the_checkpoint_fingerprint_follows_content_not_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let supernet = dir.path().join("s.safetensors");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let images = data.join("train-images-idx3-ubyte");
+        std::fs::write(&supernet, b"weights").unwrap();
+        std::fs::write(&images, b"images").unwrap();
+        let base = [
+            "--supernet",
+            supernet.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            "out",
+        ];
+        let first = checkpoint_fingerprint(&args(&base)).unwrap();
+        assert_eq!(first, checkpoint_fingerprint(&args(&base)).unwrap());
+        // The same sizes and names, other bytes.
+        std::fs::write(&images, b"imagez").unwrap();
+        let other_data = checkpoint_fingerprint(&args(&base)).unwrap();
+        assert_eq!(differing(&first, &other_data), ["data"]);
+        std::fs::write(&supernet, b"weightz").unwrap();
+        let other_supernet = checkpoint_fingerprint(&args(&base)).unwrap();
+        assert_eq!(differing(&other_data, &other_supernet), ["supernet"]);
+        let mut other_split = base.to_vec();
+        other_split.extend(["--validation", "100"]);
+        let other_split = checkpoint_fingerprint(&args(&other_split)).unwrap();
+        assert_eq!(differing(&other_supernet, &other_split), ["validation"]);
+    }
 }
