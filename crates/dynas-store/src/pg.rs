@@ -1,10 +1,12 @@
 //! The PostgreSQL back end: many machines, claims with `FOR UPDATE SKIP LOCKED`, leases on the
 //! server's clock, reconnection with a bounded backoff.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, Config, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, Config, NoTls, Row, Statement};
 
 use crate::{
     ClaimedJob, Completion, FailOutcome, JobOutcome, JobRow, NewJob, Result, SCHEMA_VERSION, Store,
@@ -65,8 +67,55 @@ CREATE TABLE IF NOT EXISTS workers (
 pub struct PostgresStore {
     url: String,
     config: Config,
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<Conn>>,
     reconnect_limit: Duration,
+}
+
+/// A connection with its prepared statements (each statement is prepared once per
+/// connection: one round trip per operation instead of two).
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+type PgResult<T> = std::result::Result<T, postgres::Error>;
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            statements: HashMap::new(),
+        }
+    }
+
+    fn prepare(&mut self, sql: &str) -> PgResult<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<Vec<Row>> {
+        let s = self.prepare(sql)?;
+        self.client.query(&s, params)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<Option<Row>> {
+        let s = self.prepare(sql)?;
+        self.client.query_opt(&s, params)
+    }
+
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<Row> {
+        let s = self.prepare(sql)?;
+        self.client.query_one(&s, params)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> PgResult<u64> {
+        let s = self.prepare(sql)?;
+        self.client.execute(&s, params)
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -138,7 +187,7 @@ impl PostgresStore {
         Ok(Self {
             url: shown,
             config,
-            client: Mutex::new(Some(client)),
+            client: Mutex::new(Some(Conn::new(client))),
             reconnect_limit: Duration::from_secs(60),
         })
     }
@@ -191,23 +240,19 @@ impl PostgresStore {
 
     /// Runs `f` on a live connection, reconnecting and retrying while the connection is lost
     /// (up to the reconnect limit).
-    fn run<T>(
-        &self,
-        operation: &str,
-        mut f: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
-    ) -> Result<T> {
+    fn run<T>(&self, operation: &str, mut f: impl FnMut(&mut Conn) -> PgResult<T>) -> Result<T> {
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let deadline = Instant::now() + self.reconnect_limit;
         let mut delay = Duration::from_millis(50);
         loop {
-            let error = match guard.as_mut().filter(|c| !c.is_closed()) {
+            let error = match guard.as_mut().filter(|c| !c.client.is_closed()) {
                 Some(client) => match f(client) {
                     Ok(v) => return Ok(v),
                     Err(e) => e,
                 },
                 None => match self.config.connect(NoTls) {
                     Ok(client) => {
-                        *guard = Some(client);
+                        *guard = Some(Conn::new(client));
                         continue;
                     }
                     Err(e) => e,
@@ -222,7 +267,7 @@ impl PostgresStore {
         }
     }
 
-    fn study_names(client: &mut Client) -> std::result::Result<Vec<String>, postgres::Error> {
+    fn study_names(client: &mut Conn) -> PgResult<Vec<String>> {
         Ok(client
             .query("SELECT name FROM studies ORDER BY name", &[])?
             .iter()
@@ -340,48 +385,32 @@ impl Store for PostgresStore {
             return Ok(None);
         }
         let lease_ms = millis(lease);
-        self.run("claim", |c| {
-            let mut tx = c.transaction()?;
-            tx.execute(
-                &format!(
-                    "UPDATE jobs SET state = 'failed', lease_owner = NULL, \
-                     error = 'lease expired on its last attempt (' || attempts || ' of ' || \
-                     max_attempts || ')' WHERE (study, key) IN (SELECT study, key FROM jobs \
-                     WHERE study = $1 AND state = 'running' AND lease_expires_at < {NOW_MS} \
-                     AND attempts >= max_attempts FOR UPDATE SKIP LOCKED)"
-                ),
-                &[&study],
-            )?;
-            let row = tx.query_opt(
-                &format!(
-                    "SELECT key FROM jobs WHERE study = $1 AND kind = ANY($2) AND \
-                     (state = 'pending' OR (state = 'running' AND lease_expires_at < {NOW_MS} \
-                     AND attempts < max_attempts)) ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
-                ),
-                &[&study, &capabilities],
-            )?;
-            let Some(row) = row else {
-                tx.commit()?;
-                return Ok(None);
-            };
-            let key: String = row.get(0);
-            let row = tx.query_one(
-                &format!(
-                    "UPDATE jobs SET state = 'running', lease_owner = $3, \
-                     lease_expires_at = {NOW_MS} + $4, heartbeat_at = {NOW_MS}, \
-                     attempts = attempts + 1 WHERE study = $1 AND key = $2 \
-                     RETURNING genotype, kind, attempts"
-                ),
-                &[&study, &key, &owner, &lease_ms],
-            )?;
-            tx.commit()?;
-            Ok(Some(ClaimedJob {
-                key,
-                genotype: row.get(0),
-                capability: row.get(1),
-                attempts: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
-            }))
-        })
+        let sql = format!(
+            "WITH expired AS (UPDATE jobs SET state = 'failed', lease_owner = NULL, \
+             error = 'lease expired on its last attempt (' || attempts || ' of ' || \
+             max_attempts || ')' WHERE (study, key) IN (SELECT study, key FROM jobs \
+             WHERE study = $1 AND state = 'running' AND lease_expires_at < {NOW_MS} \
+             AND attempts >= max_attempts FOR UPDATE SKIP LOCKED)), \
+             pick AS (SELECT key FROM jobs WHERE study = $1 AND kind = ANY($2) AND \
+             (state = 'pending' OR (state = 'running' AND lease_expires_at < {NOW_MS} \
+             AND attempts < max_attempts)) ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs j SET state = 'running', lease_owner = $3, \
+             lease_expires_at = {NOW_MS} + $4, heartbeat_at = {NOW_MS}, \
+             attempts = j.attempts + 1 FROM pick WHERE j.study = $1 AND j.key = pick.key \
+             RETURNING j.key, j.genotype, j.kind, j.attempts"
+        );
+        // One statement (one round trip): expired leases on their last attempt are failed,
+        // the oldest claimable job is locked (skipping those other workers are locking) and
+        // leased.
+        let row = self.run("claim", |c| {
+            c.query_opt(&sql, &[&study, &capabilities, &owner, &lease_ms])
+        })?;
+        Ok(row.map(|row| ClaimedJob {
+            key: row.get(0),
+            genotype: row.get(1),
+            capability: row.get(2),
+            attempts: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+        }))
     }
 
     fn heartbeat(&self, study: &str, key: &str, owner: &str, lease: Duration) -> Result<bool> {
@@ -399,22 +428,17 @@ impl Store for PostgresStore {
     }
 
     fn complete(&self, study: &str, key: &str, owner: &str, result: &str) -> Result<Completion> {
-        let n = self.run("complete", |c| {
-            let mut tx = c.transaction()?;
-            let n = tx.execute(
-                "UPDATE jobs SET state = 'done', result = $4, error = NULL, \
+        let n: i64 = self.run("complete", |c| {
+            Ok(c.query_one(
+                "WITH done AS (UPDATE jobs SET state = 'done', result = $4, error = NULL, \
                  lease_expires_at = NULL, completions = completions + 1 \
-                 WHERE study = $1 AND key = $2 AND lease_owner = $3 AND state = 'running'",
+                 WHERE study = $1 AND key = $2 AND lease_owner = $3 AND state = 'running' \
+                 RETURNING 1), counted AS (UPDATE workers SET jobs_done = jobs_done + 1 \
+                 WHERE id = $3 AND study = $1 AND EXISTS (SELECT 1 FROM done) RETURNING 1) \
+                 SELECT COUNT(*) FROM done",
                 &[&study, &key, &owner, &result],
-            )?;
-            if n == 1 {
-                tx.execute(
-                    "UPDATE workers SET jobs_done = jobs_done + 1 WHERE id = $1 AND study = $2",
-                    &[&owner, &study],
-                )?;
-            }
-            tx.commit()?;
-            Ok(n)
+            )?
+            .get(0))
         })?;
         Ok(if n == 1 {
             Completion::Recorded
