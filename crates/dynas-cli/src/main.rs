@@ -9,6 +9,8 @@ mod cost;
 #[cfg(feature = "tch")]
 mod fmnist;
 #[cfg(feature = "tch")]
+mod goldennas;
+#[cfg(feature = "tch")]
 mod gos;
 mod govern;
 #[cfg(feature = "tch")]
@@ -56,6 +58,11 @@ enum Command {
     /// `tch` feature).
     #[cfg(feature = "tch")]
     Gos(Box<gos::GosArgs>),
+    /// GoldenNAS on Fashion-MNIST: width-elastic supernet, shrinking toward each target
+    /// during training, evolved GoldenNets, a depth-adaptive GoldenNet; writes a report and
+    /// a deployment (needs the `tch` feature).
+    #[cfg(feature = "tch")]
+    Goldennas(Box<goldennas::GoldenNasArgs>),
     /// Dynamic-OFA serving: classify the test stream with a pre-sampled family under load
     /// traces (static, reactive and predictive policies), beside the simulator's prediction
     /// (needs the `tch` feature).
@@ -75,6 +82,8 @@ fn main() -> anyhow::Result<()> {
         Command::Hadas(args) => hadas::run(*args),
         #[cfg(feature = "tch")]
         Command::Gos(args) => gos::run(*args),
+        #[cfg(feature = "tch")]
+        Command::Goldennas(args) => goldennas::run(*args),
         #[cfg(feature = "tch")]
         Command::Serve(args) => serve::run(*args),
     }

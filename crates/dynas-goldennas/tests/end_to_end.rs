@@ -1,5 +1,6 @@
-//! A tiny GoldenNAS run on synthetic images: both targets, the full-space control, the
-//! depth-adaptive GoldenNet, a valid deployment.
+//! A tiny GoldenNAS run on synthetic images: one target (the Jetson table, so that no time
+//! goes into timing networks), the full-space control, the depth-adaptive GoldenNet, a valid
+//! deployment. The host target's measurements are exercised by `host_target_measures`.
 
 mod common;
 
@@ -14,15 +15,9 @@ fn a_tiny_run_writes_a_valid_deployment() {
     let dir = tempfile::tempdir().unwrap();
     let config = GoldenNasConfig {
         out: dir.path().to_path_buf(),
-        targets: vec![
-            Target::JetsonXavierLut {
-                data_dir: dynas_data::DIR.into(),
-            },
-            Target::Host {
-                warmup: 0,
-                repeats: 1,
-            },
-        ],
+        targets: vec![Target::JetsonXavierLut {
+            data_dir: dynas_data::DIR.into(),
+        }],
         warmup_images: 64,
         shrink: ShrinkConfig {
             stages: 2,
@@ -63,7 +58,7 @@ fn a_tiny_run_writes_a_valid_deployment() {
         .unwrap()
         .run_on(&train, &val, &test, |l| lines.push(l.to_string()))
         .unwrap();
-    assert_eq!(report.targets.len(), 2);
+    assert_eq!(report.targets.len(), 1);
     for t in &report.targets {
         assert!(!t.goldennets.front.is_empty());
         assert!(t.control_front.is_some() && t.hypervolume.is_some());
@@ -83,4 +78,24 @@ fn a_tiny_run_writes_a_valid_deployment() {
     assert!(dir.path().join("report.json").exists());
     assert!(dir.path().join("depth_bn_store.safetensors").exists());
     assert!(lines.iter().any(|l| l.contains("hypervolume")));
+}
+
+#[test]
+fn host_target_measures_and_fits() {
+    let _turn = dynas_testkit::libtorch_turn();
+    let space = dynas_goldennas::fashion_mnist_space();
+    let target = Target::Host {
+        warmup: 1,
+        repeats: 3,
+    };
+    let config = PerfModelConfig {
+        fit_networks: 8,
+        held_out_networks: 2,
+        seed: 1,
+    };
+    let model = dynas_goldennas::PerfModel::fit(&target, &space, &config).unwrap();
+    let fit = model.report();
+    assert_eq!((fit.fit_networks, fit.held_out_networks), (8, 2));
+    assert!(fit.held_out.iter().all(|(m, p)| *m > 0.0 && p.is_finite()));
+    assert!(fit.measured_on.contains("host CPU"));
 }
