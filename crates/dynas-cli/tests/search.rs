@@ -271,3 +271,81 @@ fn checkpoint_and_resume_from_the_command_line() {
     );
     assert_eq!(resumed["evaluated"].as_array().unwrap().len(), 120);
 }
+
+/// A search killed (SIGKILL) while it checkpoints every generation, at several moments, resumes
+/// to exactly the uninterrupted result; no temporary or journal is left once it finishes, and a
+/// second run on a checkpoint in use is refused.
+#[test]
+fn a_search_killed_mid_run_resumes_to_the_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = search(NB201, "nsga2", 4000, 5, &dir.path().join("full.json"));
+    for delay_ms in [0u64, 20, 80] {
+        let ckpt = dir.path().join(format!("killed-{delay_ms}.ckpt.json"));
+        let out = dir.path().join(format!("killed-{delay_ms}.json"));
+        let args = |resume: bool| {
+            let mut a: Vec<String> = [
+                "search",
+                "table",
+                "--csv",
+                NB201,
+                "--minimize",
+                "raspi4_latency",
+                "--maximize",
+                "acc_cifar100",
+                "--budget",
+                "4000",
+                "--strategy",
+                "nsga2",
+                "--checkpoint",
+                ckpt.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if resume {
+                a.push("--resume".into());
+            } else {
+                a.extend(["--seed".into(), "5".into()]);
+            }
+            a
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dynas"))
+            .args(args(false))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill once the first checkpoint exists (or the run ended), after `delay_ms`.
+        let started = std::time::Instant::now();
+        while !ckpt.exists() && started.elapsed() < std::time::Duration::from_secs(60) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = Command::new(env!("CARGO_BIN_EXE_dynas"))
+            .args(args(true))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let resumed: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(
+            resumed["evaluated"], full["evaluated"],
+            "killed after {delay_ms} ms"
+        );
+        assert_eq!(
+            resumed["front"], full["front"],
+            "killed after {delay_ms} ms"
+        );
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(&format!("killed-{delay_ms}.ckpt")))
+            .collect();
+        assert_eq!(left, [format!("killed-{delay_ms}.ckpt.json")], "{left:?}");
+    }
+}
