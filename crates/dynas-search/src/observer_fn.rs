@@ -55,22 +55,23 @@ mod tests {
     #[test]
     fn an_unannotated_closure_is_an_observer() {
         let mut seen = 0;
-        let mut observer = observer_fn(|e| {
-            if let Event::Generation { generation, .. } = e {
-                seen = *generation;
-            }
-            Control::Continue
-        });
         let event = Event::Generation {
             generation: 4,
             evaluations: 40,
             front_size: 3,
         };
-        assert_eq!(
-            crate::Observer::on_event(&mut observer, &event).expect("closure"),
-            Control::Continue
-        );
-        drop(observer);
+        {
+            let mut observer = observer_fn(|e| {
+                if let Event::Generation { generation, .. } = e {
+                    seen = *generation;
+                }
+                Control::Continue
+            });
+            assert_eq!(
+                crate::Observer::on_event(&mut observer, &event).expect("closure"),
+                Control::Continue
+            );
+        }
         assert_eq!(seen, 4);
     }
 }
