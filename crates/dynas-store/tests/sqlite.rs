@@ -94,3 +94,55 @@ fn sqlite_search_matches_in_process_with_1_2_4_workers_and_failures() {
         assert_eq!(got.1, reference.1, "archive with {workers} workers");
     }
 }
+
+/// Any strategy runs over the store: the surrogate-assisted search (GP batches) too.
+#[test]
+fn sqlite_surrogate_search_matches_in_process() {
+    use dynas_search::{Budget, Executor, Surrogate, SurrogateParams};
+    use dynas_store::{ProblemSpec, StoreProblem, Worker};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let small = || {
+        Surrogate::new(
+            SurrogateParams {
+                initial: 12,
+                batch: 6,
+                ..SurrogateParams::default()
+            }
+            .check()
+            .unwrap(),
+        )
+    };
+    let table = common::nb201();
+    let budget = Budget::evaluations(36).unwrap();
+    let local = Executor::new(&table, small(), budget)
+        .seed(5)
+        .run()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/surrogate.db", dir.path().display());
+    let spec = ProblemSpec::table(common::nb201_path(), common::objectives());
+    let problem = StoreProblem::create(&table, open_store(&url).unwrap(), "s", &spec).unwrap();
+    let stop = AtomicBool::new(false);
+    let remote = std::thread::scope(|scope| {
+        for w in 0..2 {
+            let (stop, table, url) = (&stop, &table, &url);
+            scope.spawn(move || {
+                let store = open_store(url).unwrap();
+                Worker::new(store.as_ref(), "s", vec![], format!("w{w}"))
+                    .poll_interval(std::time::Duration::from_millis(5))
+                    .run(table, || stop.load(Ordering::Relaxed))
+                    .unwrap()
+            });
+        }
+        let result = Executor::new(&problem, small(), budget)
+            .seed(5)
+            .run()
+            .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        result
+    });
+    assert_eq!(
+        common::summary(&remote.front, remote.archive.records()),
+        common::summary(&local.front, local.archive.records())
+    );
+}
