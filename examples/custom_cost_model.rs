@@ -10,7 +10,10 @@
 //! ```
 
 use dynas::cost::Result;
+use dynas::cost::{CachedModel, CostBreakdown};
 use dynas::prelude::*;
+use dynas::search::{HardwareProblem, Metric, Nsga2Config, TableAccuracy};
+use dynas::space::{Layer, Nb201Space};
 
 /// Latency = MACs / (MACs per cycle x GPU clock); power = idle + dynamic x (f / f_max)^2.
 struct MacsPerCycle {

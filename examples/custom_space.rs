@@ -11,8 +11,11 @@
 //! cargo run -p dynas --example custom_space
 //! ```
 
+use dynas::cost::{AnalyticalModel, AnalyticalParams};
 use dynas::prelude::*;
+use dynas::search::{AccuracyFn, HardwareProblem, Metric, Nsga2Config};
 use dynas::space::{Activation, TensorShape};
+use dynas::space::{Dimension, Layer};
 
 const WIDTHS: [usize; 3] = [16, 32, 64];
 const KERNELS: [usize; 2] = [3, 5];

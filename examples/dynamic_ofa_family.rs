@@ -15,7 +15,7 @@
 //! ```
 
 use dynas::dvfs::{CoRunnerParams, LoadTrace};
-use dynas::prelude::*;
+use dynas::space::MbConvSpace;
 use dynas::supernet::tch::Device;
 use dynas::supernet::{
     Dataset, Family, PresampleParams, ServeParams, ServePolicy, Supernet, SupernetConfig,

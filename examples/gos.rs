@@ -15,9 +15,11 @@
 
 use dynas::cost::MacsModel;
 use dynas::prelude::*;
+use dynas::search::Nsga2Config;
 use dynas::search::gos::{
     CandidateParams, Factorisation, GosLatency, GosProblem, GosSpace, Replacement, UnitErrors,
 };
+use dynas::space::Layer;
 use dynas::space::{Activation, OpExpr, TensorShape};
 
 fn vgg() -> Network {

@@ -11,10 +11,15 @@
 //! cargo run -p dynas --example hadas
 //! ```
 
+use dynas::cost::{AnalyticalModel, AnalyticalParams};
+use dynas::exits::ExitTable;
 use dynas::exits::{ExitHead, ExitPosition, HadasExitData, SyntheticConfidence};
 use dynas::prelude::*;
+use dynas::search::AccuracySource as _;
 use dynas::search::{Deployment, ExitsEvaluator, Provenance};
+use dynas::search::{Hadas, HadasConfig, HardwareProblem, Metric, Nsga2Config, TableAccuracy};
 use dynas::space::Activation;
+use dynas::space::Nb201Space;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let accuracy =

@@ -12,6 +12,7 @@
 
 use dynas::cost::analytical::{AnalyticalModel, AnalyticalParams};
 use dynas::prelude::*;
+use dynas::space::MbConvSpace;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A space is a list of dimensions (one gene each); a genotype picks one choice per gene.

@@ -13,6 +13,7 @@
 
 use dynas::prelude::*;
 use dynas::search::{Control, Event, observer_fn};
+use dynas::search::{Nsga2Config, TableProblem};
 
 const BUDGET: usize = 400;
 

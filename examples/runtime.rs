@@ -12,9 +12,13 @@
 //! cargo run -p dynas --example runtime
 //! ```
 
+use dynas::cost::{AnalyticalModel, AnalyticalParams};
+use dynas::dvfs::Governor as _;
+use dynas::dvfs::Simulator;
 use dynas::dvfs::{Constraints, LoadTrace, ManagerParams, Policy, SimParams, build_policy};
 use dynas::prelude::*;
 use dynas::search::{DeployedMetrics, Deployment, DeploymentPoint, Provenance};
+use dynas::space::MbConvSpace;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let space = MbConvSpace::attentive_nas();

@@ -40,27 +40,16 @@ pub use dynas_space as space;
 #[doc(inline)]
 pub use dynas_supernet as supernet;
 
-/// The most used types, for `use dynas::prelude::*`.
+/// The core loop, for `use dynas::prelude::*`: a space and its genotypes, a cost model at an
+/// operating point, a problem searched by a strategy under a budget, the front it finds, the
+/// deployment it hands off and the runtime that serves it. Everything else has one path, in
+/// its module.
 pub mod prelude {
-    pub use dynas_cost::{
-        AnalyticalModel, AnalyticalParams, CachedModel, Cost, CostBreakdown, CostError, CostModel,
-        DeviceProfile, LutModel, OperatingPoint, TableModel,
-    };
-    pub use dynas_dvfs::{
-        ConfigurationSet, FrequencyControl, Governor, PowerSensor, RuntimeManager, Simulator,
-    };
-    pub use dynas_exits::{ExitCosts, ExitPolicy, ExitTable};
-    #[cfg(feature = "progress")]
-    pub use dynas_search::ProgressObserver;
+    pub use dynas_core::{Deployment, Evaluation, Objective};
+    pub use dynas_cost::{Cost, CostModel, DeviceProfile, OperatingPoint};
+    pub use dynas_dvfs::{ConfigurationSet, RuntimeManager};
     pub use dynas_search::{
-        AccuracyFn, AccuracySource, AgingConfig, AgingEvolution, Budget, CachedProblem, Constraint,
-        Evaluation, Executor, Hadas, HadasConfig, HardwareProblem, JointHardwareProblem,
-        JsonLinesObserver, Metric, Nsga2, Nsga2Config, Objective, Observer, ParetoFront, Problem,
-        RandomSearch, SearchError, StopReason, Strategy, Surrogate, SurrogateParams, TableAccuracy,
-        TableProblem,
+        Budget, Executor, Nsga2, ParetoFront, Problem, SearchError, Strategy, Surrogate,
     };
-    pub use dynas_space::{
-        Crossover, Dimension, FbNetSpace, Genotype, Layer, MbConvSpace, Mutation, MutationKind,
-        Nb201Space, Network, SearchSpace, seeded_rng,
-    };
+    pub use dynas_space::{Genotype, Network, SearchSpace, seeded_rng};
 }
