@@ -3,8 +3,14 @@
 //!
 //! A strategy ([`Strategy`]) only says *how* to propose candidates; it keeps all of its
 //! memory in a serialisable state. The executor checkpoints that state, the RNG and the
-//! archive after every step (atomically: temporary file, fsync, rename), so a search killed at
-//! any point and resumed from its checkpoint gives exactly the result of an uninterrupted run.
+//! archive after every step, so a search killed at any point and resumed from its checkpoint
+//! gives exactly the result of an uninterrupted run. A checkpoint is a snapshot (written
+//! atomically: temporary file, fsync, rename) plus, between snapshots, an append-only journal
+//! beside it (`<checkpoint>.journal`) of what each generation added, so checkpointing every
+//! generation costs about what the new records cost, not the whole archive each time; the
+//! journal is folded into the snapshot when it outgrows it and at the end of the run. While a
+//! run uses a checkpoint it holds an exclusive lock on it: a second run is refused with
+//! [`SearchError::CheckpointLocked`].
 //!
 //! [`Executor::checkpoint`] resumes by itself: when the checkpoint file already exists and
 //! belongs to this search (same strategy configuration, problem, data fingerprint and seed), the
@@ -271,8 +277,11 @@ impl<'p, S: Strategy> Executor<'p, S> {
         self
     }
 
-    /// Writes a checkpoint to `path` after every `every` generations and at the end
-    /// (atomically: a temporary file next to it is written, synced and renamed over it).
+    /// Writes a checkpoint to `path` after every `every` generations and at the end: crash-safe
+    /// (a snapshot written atomically, and between snapshots a journal `<path>.journal` of the
+    /// generations since; see the [module documentation](self)). The run holds a lock on the
+    /// checkpoint ([`SearchError::CheckpointLocked`] for a second run) and removes temporary
+    /// files that killed runs left next to it.
     ///
     /// If `path` already exists when [`Executor::run`] starts, the search continues from it
     /// exactly as [`Executor::resume_from`] would, so rerunning a killed program resumes it.
