@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dynas_store::scratch::ScratchPostgres;
 use dynas_store::open_store;
+use dynas_store::scratch::ScratchPostgres;
 
 const NB201: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

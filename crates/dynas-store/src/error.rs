@@ -76,7 +76,7 @@ pub enum StoreError {
         /// The study.
         study: String,
         /// What differs (`fingerprint`, `problem_spec`).
-        field: String,
+        field: &'static str,
         /// The value stored with the study.
         stored: String,
         /// The value given now.
@@ -88,7 +88,7 @@ pub enum StoreError {
         /// The study.
         study: String,
         /// The field at fault (`kind`, `csv`, ...).
-        field: String,
+        field: &'static str,
         /// What is wrong.
         reason: String,
     },
@@ -102,7 +102,7 @@ pub enum StoreError {
         /// The job key (genotype).
         key: String,
         /// The column.
-        field: String,
+        field: &'static str,
         /// The decoding error.
         reason: String,
     },
@@ -112,7 +112,7 @@ pub enum StoreError {
         /// The URL (password hidden).
         url: String,
         /// What was being done.
-        operation: String,
+        operation: &'static str,
         /// The database's message.
         reason: String,
     },

@@ -302,7 +302,7 @@ pub(crate) fn check_same_study(url: &str, stored: &StudyInfo, given: &StudyInfo)
         return Err(StoreError::StudyMismatch {
             url: url.to_string(),
             study: given.name.clone(),
-            field: "fingerprint".into(),
+            field: "fingerprint",
             stored: stored.fingerprint.clone(),
             given: given.fingerprint.clone(),
         });
@@ -311,7 +311,7 @@ pub(crate) fn check_same_study(url: &str, stored: &StudyInfo, given: &StudyInfo)
         return Err(StoreError::StudyMismatch {
             url: url.to_string(),
             study: given.name.clone(),
-            field: "problem_spec".into(),
+            field: "problem_spec",
             stored: stored.problem_spec.to_string(),
             given: given.problem_spec.to_string(),
         });

@@ -150,7 +150,7 @@ fn describe(e: &postgres::Error) -> String {
     }
 }
 
-fn classify(url: &str, operation: &str, e: &postgres::Error) -> StoreError {
+fn classify(url: &str, operation: &'static str, e: &postgres::Error) -> StoreError {
     let reason = describe(e);
     let url = url.to_string();
     match e.code().map(|c| c.code()) {
@@ -159,7 +159,7 @@ fn classify(url: &str, operation: &str, e: &postgres::Error) -> StoreError {
         _ if is_connection_error(e) => StoreError::Unreachable { url, reason },
         _ => StoreError::Database {
             url,
-            operation: operation.to_string(),
+            operation,
             reason,
         },
     }
@@ -240,7 +240,11 @@ impl PostgresStore {
 
     /// Runs `f` on a live connection, reconnecting and retrying while the connection is lost
     /// (up to the reconnect limit).
-    fn run<T>(&self, operation: &str, mut f: impl FnMut(&mut Conn) -> PgResult<T>) -> Result<T> {
+    fn run<T>(
+        &self,
+        operation: &'static str,
+        mut f: impl FnMut(&mut Conn) -> PgResult<T>,
+    ) -> Result<T> {
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let deadline = Instant::now() + self.reconnect_limit;
         let mut delay = Duration::from_millis(50);
@@ -301,7 +305,7 @@ impl PostgresStore {
                 url: self.url.clone(),
                 study: name.to_string(),
                 key: String::new(),
-                field: "problem_spec".into(),
+                field: "problem_spec",
                 reason: e.to_string(),
             })?;
             Ok(StudyInfo {

@@ -51,7 +51,7 @@ impl ProblemSpec {
                 let table = TableProblem::from_csv(csv, objectives.clone()).map_err(|e| {
                     StoreError::Problem {
                         study: study.to_string(),
-                        field: "csv".into(),
+                        field: "csv",
                         reason: e.to_string(),
                     }
                 })?;
@@ -106,7 +106,7 @@ pub fn study_problem(
     let spec: ProblemSpec =
         serde_json::from_value(study.problem_spec.clone()).map_err(|e| StoreError::Problem {
             study: name.clone(),
-            field: "kind".into(),
+            field: "kind",
             reason: format!(
                 "`{}` is not a problem this build of dynas can evaluate: {e}",
                 study.problem_kind
@@ -118,7 +118,7 @@ pub fn study_problem(
         return Err(StoreError::StudyMismatch {
             url: store.url().to_string(),
             study: name,
-            field: "fingerprint (the data on this machine)".into(),
+            field: "fingerprint (the data on this machine)",
             stored: study.fingerprint.clone(),
             given: here,
         });
@@ -133,15 +133,15 @@ pub fn study_front(store: &dyn Store, study: &str) -> Result<ParetoFront> {
     let spec: ProblemSpec =
         serde_json::from_value(info.problem_spec.clone()).map_err(|e| StoreError::Problem {
             study: study.to_string(),
-            field: "kind".into(),
+            field: "kind",
             reason: e.to_string(),
         })?;
     let ProblemSpec::Table { objectives, .. } = &spec;
-    let corrupt = |key: &str, field: &str, reason: String| StoreError::Corrupt {
+    let corrupt = |key: &str, field: &'static str, reason: String| StoreError::Corrupt {
         url: store.url().to_string(),
         study: study.to_string(),
         key: key.to_string(),
-        field: field.to_string(),
+        field,
         reason,
     };
     let mut records: Vec<(Genotype, Evaluation)> = Vec::new();
@@ -288,7 +288,7 @@ impl<P: Problem> StoreProblem<P> {
                                 url: self.store.url().to_string(),
                                 study: self.study.clone(),
                                 key: keys[i].clone(),
-                                field: "result".into(),
+                                field: "result",
                                 reason: e.to_string(),
                             })
                         })?;

@@ -60,10 +60,10 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
-fn db_err(url: &str, operation: &str) -> impl Fn(rusqlite::Error) -> StoreError {
+fn db_err(url: &str, operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Database {
         url: url.to_string(),
-        operation: operation.to_string(),
+        operation,
         reason: e.to_string(),
     }
 }
@@ -159,11 +159,10 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn err(&self, operation: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        let operation = operation.to_string();
+    fn err(&self, operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |e| StoreError::Database {
             url: self.url.clone(),
-            operation: operation.clone(),
+            operation,
             reason: e.to_string(),
         }
     }
@@ -202,7 +201,7 @@ impl SqliteStore {
                 url: url.to_string(),
                 study: name.clone(),
                 key: String::new(),
-                field: "problem_spec".into(),
+                field: "problem_spec",
                 reason: e.to_string(),
             })?;
             Ok(StudyInfo {

@@ -167,7 +167,7 @@ impl<'a> Worker<'a> {
                             url: self.store.url().to_string(),
                             study: self.study.clone(),
                             key: job.key.clone(),
-                            field: "result".into(),
+                            field: "result",
                             reason: e.to_string(),
                         })?;
                     match self
