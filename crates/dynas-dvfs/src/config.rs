@@ -3,8 +3,8 @@
 use std::fmt;
 use std::path::Path;
 
-use dynas_cost::{Cost, CostModel, DeviceProfile, ExitAware, ExitPoint, OperatingPoint};
 use dynas_core::{DeployedExit, Deployment};
+use dynas_cost::{Cost, CostModel, DeviceProfile, ExitAware, ExitPoint, OperatingPoint};
 use dynas_space::{Genotype, Network};
 use serde::{Deserialize, Serialize};
 
@@ -400,7 +400,8 @@ impl ConfigurationSet {
     /// top-level `points` field).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| DvfsError::io(path, "read", e))?;
+        let text = dynas_space::files::read_input_text(path)
+            .map_err(|e| DvfsError::io(path, "read", e))?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| DvfsError::parse(path, Some(e.line()), format!("{e}")))?;
         if value.get("points").is_some() {
@@ -484,7 +485,8 @@ impl ConfigurationSet {
     /// Loads a set from a JSON file (format in the type's documentation).
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| DvfsError::io(path, "read", e))?;
+        let text = dynas_space::files::read_input_text(path)
+            .map_err(|e| DvfsError::io(path, "read", e))?;
         Self::from_json_str(&text, path)
     }
 
@@ -500,7 +502,7 @@ impl ConfigurationSet {
         let path = path.as_ref();
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| DvfsError::parse(path, None, e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| DvfsError::io(path, "write", e))
+        dynas_space::files::write_output(path, text).map_err(|e| DvfsError::io(path, "write", e))
     }
 
     /// The device, if known.

@@ -628,7 +628,7 @@ impl DeviceProfile {
     /// (`{device: {cpu_hz: [...], gpu_hz: [...], emc_hz: [...]}}`).
     pub fn from_jetson_table_file(path: impl AsRef<Path>) -> Result<Vec<Self>> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| CostError::io(path, e))?;
+        let text = dynas_space::files::read_input_text(path).map_err(|e| CostError::io(path, e))?;
         Self::from_jetson_table_str(&text, path)
     }
 
@@ -670,7 +670,7 @@ impl DeviceProfile {
     /// [`DeviceProfile`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| CostError::io(path, e))?;
+        let text = dynas_space::files::read_input_text(path).map_err(|e| CostError::io(path, e))?;
         let profile: Self = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
                 toml::from_str(&text).map_err(|e| CostError::parse(path, e.to_string()))?
