@@ -295,3 +295,41 @@ fn worker_refuses_other_data_and_errors_are_clear() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn checkpoint_resume_through_the_store_matches() {
+    let dir = scratch("checkpoint");
+    let mut expected = reference(&dir);
+    let url = format!("sqlite://{}/c.db", dir.display());
+    let _worker = Reaper(vec![worker(&url, "w0", 5, &dir.join("w0.log"))]);
+    let out = dir.join("resumed.json");
+    let checkpoint = dir.join("c.json");
+    let mut args = search_args(&out);
+    args.extend(["--store", &url, "--study", "nb", "--checkpoint"].map(String::from));
+    args.push(checkpoint.display().to_string());
+    let mut first = Reaper(vec![
+        dynas().args(&args).stderr(Stdio::null()).spawn().unwrap(),
+    ]);
+    // Killed once a checkpoint is written and the next generation is under way.
+    wait_until("a checkpoint", Duration::from_secs(60), || {
+        checkpoint.exists()
+    });
+    let at = done_jobs(&url);
+    wait_until("more results", Duration::from_secs(60), || {
+        done_jobs(&url) > at
+    });
+    first.0[0].kill().unwrap();
+    first.0[0].wait().unwrap();
+    args.push("--resume".into());
+    let status = dynas().args(&args).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    let mut got: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(got["resumed"], serde_json::json!(true));
+    got["resumed"] = serde_json::json!(false);
+    expected["resumed"] = serde_json::json!(false);
+    assert_eq!(got, expected);
+    let jobs = open_store(&url).unwrap().jobs("nb").unwrap();
+    assert!(jobs.iter().all(|j| j.completions == 1) && jobs.len() == 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
