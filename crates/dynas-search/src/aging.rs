@@ -11,7 +11,7 @@ use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
-use crate::executor::{Archive, Context, Step, Strategy, check_population};
+use crate::executor::{Archive, Context, Step, Strategy, Unseen, check_population};
 use crate::pareto::non_dominated;
 use crate::problem::Problem;
 
@@ -151,17 +151,8 @@ impl Strategy for AgingEvolution {
     }
 
     fn init(&self, ctx: &mut Context<'_>) -> Result<AgingState> {
-        let space = ctx.problem().space();
-        let mut queue = VecDeque::with_capacity(self.config.population);
-        let mut attempts = 0;
-        while queue.len() < self.config.population && attempts < self.config.population * 100 {
-            attempts += 1;
-            let g = space.sample(ctx.rng());
-            if !queue.contains(&g) {
-                queue.push_back(g);
-            }
-        }
-        let genotypes: Vec<Genotype> = queue.iter().cloned().collect();
+        let n = self.config.population;
+        let genotypes = ctx.draw_unseen(n, n.saturating_mul(100), &mut Unseen::distinct());
         let evaluated = ctx.evaluate(&genotypes)?;
         let queue = genotypes
             .into_iter()
