@@ -154,7 +154,18 @@ impl Deployment {
             device,
             points,
         };
-        d.validate_in(space, Path::new("<in memory>"))?;
+        // Built in code, not read from a file: the error names the field, not a path.
+        d.validate_in(space, Path::new("")).map_err(|e| match e {
+            CoreError::Parse {
+                field: Some(field),
+                reason,
+                ..
+            } => CoreError::Invalid {
+                name: field,
+                reason,
+            },
+            other => other,
+        })?;
         Ok(d)
     }
 
