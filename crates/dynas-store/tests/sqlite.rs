@@ -134,6 +134,7 @@ fn sqlite_surrogate_search_matches_in_process() {
                     .unwrap()
             });
         }
+        let _stop_workers = common::StopOnDrop(&stop);
         let result = Executor::new(&problem, small(), budget)
             .seed(5)
             .run()
@@ -145,4 +146,60 @@ fn sqlite_surrogate_search_matches_in_process() {
         common::summary(&remote.front, remote.archive.records()),
         common::summary(&local.front, local.archive.records())
     );
+}
+
+/// A worker's heartbeat keeps its lease through an evaluation three times longer than the
+/// lease: no other worker takes the job, the result is recorded on the first attempt.
+#[test]
+fn sqlite_heartbeat_keeps_a_long_evaluation() {
+    use dynas_store::{ProblemSpec, Worker};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/hb.db", dir.path().display());
+    let table = common::nb201();
+    let spec = ProblemSpec::table(common::nb201_path(), common::objectives());
+    let store = open_store(&url).unwrap();
+    store
+        .create_study(&spec.study("hb", table.content_fingerprint()))
+        .unwrap();
+    store
+        .enqueue("hb", &[common::job("0-1-2-3-4-0", "eval", 1)])
+        .unwrap();
+    let report = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| {
+            let store = open_store(&url).unwrap();
+            Worker::new(store.as_ref(), "hb", vec![], "slow")
+                .lease(Duration::from_millis(300))
+                .simulated_cost(Duration::from_millis(1000))
+                .max_jobs(1)
+                .idle_exit(Duration::from_secs(5))
+                .run(&table, || false)
+                .unwrap()
+        });
+        // Once the slow worker holds the job, a second one keeps trying to claim it.
+        let other = open_store(&url).unwrap();
+        let held = std::time::Instant::now();
+        while other.jobs("hb").unwrap()[0].lease_owner.as_deref() != Some("slow") {
+            assert!(
+                held.elapsed() < Duration::from_secs(10),
+                "the slow worker never claimed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(900) {
+            let claimed = other
+                .claim("hb", "thief", &["eval".into()], Duration::from_secs(5))
+                .unwrap();
+            assert!(
+                claimed.is_none(),
+                "lease lost during a heartbeat-kept evaluation"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        slow.join().unwrap()
+    });
+    assert_eq!((report.recorded, report.ignored), (1, 0));
+    let jobs = store.jobs("hb").unwrap();
+    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("done", 1));
 }

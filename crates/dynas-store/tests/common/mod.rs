@@ -277,6 +277,16 @@ pub fn summary(
     )
 }
 
+/// Sets the flag when dropped, also while a failing test unwinds, so that worker threads
+/// stop and the test fails instead of hanging.
+pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// What disturbs an end-to-end run.
 pub struct Disruption<'a> {
     /// Evaluations after which the first coordinator is killed (0: never).
@@ -376,6 +386,7 @@ pub fn through_store(
             });
         }
 
+        let _stop_workers = StopOnDrop(&stop);
         // The coordinator, killed once (an observer stops it mid-search) and restarted.
         if disruption.kill_coordinator_after > 0 {
             let problem = StoreProblem::create(&table, open(), study_name, &spec).unwrap();
