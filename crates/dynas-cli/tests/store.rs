@@ -157,9 +157,14 @@ fn through_store(
 
     // Restarted with the same seed: it replays and finds the results in the store.
     coordinator.0.push(spawn_coordinator("coordinator2"));
+    // The restart comes once the new coordinator is connected (it says so on stderr) and
+    // 120 results are in; the new coordinator and the workers must then reconnect.
     wait_until("120 results", Duration::from_secs(60), || {
         done_jobs(url) >= 120
+            && std::fs::read_to_string(log("coordinator2"))
+                .is_ok_and(|t| t.contains("evaluating through study"))
     });
+    eprintln!("restart after {} results", done_jobs(url));
     restart();
     let start = Instant::now();
     let status = loop {

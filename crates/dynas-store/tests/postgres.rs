@@ -102,7 +102,19 @@ fn postgres_search_matches_in_process_through_failures_and_a_server_restart() {
     };
     for workers in [1, 2, 4] {
         let url = pg.fresh_database(&format!("search{workers}")).unwrap();
-        let open = || -> Box<dyn Store> { open_store(&url).unwrap() };
+        // A connection opened while the server restarts waits for it (opening itself makes
+        // one attempt: an unreachable server is reported at once).
+        let open = || -> Box<dyn Store> {
+            let start = std::time::Instant::now();
+            loop {
+                match open_store(&url) {
+                    Err(StoreError::Unreachable { .. }) if start.elapsed().as_secs() < 30 => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    other => break other.unwrap(),
+                }
+            }
+        };
         let disruption = common::Disruption {
             kill_coordinator_after: 70,
             zombies: if workers == 1 { 1 } else { 2 },
