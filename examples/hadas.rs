@@ -14,10 +14,12 @@
 use dynas::cost::{AnalyticalModel, AnalyticalParams};
 use dynas::exits::ExitTable;
 use dynas::exits::{ExitHead, ExitPosition, HadasExitData, SyntheticConfidence};
+use dynas::hadas::ExitsEvaluator;
+use dynas::hadas::{Hadas, HadasConfig};
 use dynas::prelude::*;
 use dynas::search::AccuracySource as _;
-use dynas::search::{Deployment, ExitsEvaluator, Provenance};
-use dynas::search::{Hadas, HadasConfig, HardwareProblem, Metric, Nsga2Config, TableAccuracy};
+use dynas::search::{Deployment, Provenance};
+use dynas::search::{HardwareProblem, Metric, Nsga2Config, TableAccuracy};
 use dynas::space::Activation;
 use dynas::space::Nb201Space;
 

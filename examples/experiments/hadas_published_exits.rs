@@ -44,10 +44,8 @@ use dynas_exits::{
     ConfidenceMeasure, ExitCosts, ExitPosition, ExitRule, ExitSelection, ExitTable, ExpectedCost,
     HadasExitData, PositionCost, SyntheticConfidence, ThresholdCalibration,
 };
-use dynas_search::{
-    Budget, DynamicEvaluator, DynamicMetrics, Executor, InnerProblem, Nsga2, Nsga2Config,
-    SearchError,
-};
+use dynas_hadas::{DynamicEvaluator, DynamicMetrics, InnerProblem};
+use dynas_search::{Budget, Executor, Nsga2, Nsga2Config, SearchError};
 use dynas_space::{
     BlockChoice, Genotype, Layer, MbConvSpace, MbConvSubnet, Network, SearchSpace, StageChoice,
     TensorShape,
@@ -244,7 +242,7 @@ struct Assessment {
 
 /// HADAS's inner evaluator for one backbone with HADAS's exit head: thresholds calibrated per
 /// exit subset and operating point on the even samples, metrics on the odd ones (as
-/// `dynas_search::ExitsEvaluator` does, whose head type has a conv HADAS's head lacks).
+/// `dynas_hadas::ExitsEvaluator` does, whose head type has a conv HADAS's head lacks).
 struct PublishedExits<'a> {
     backbone: &'a Backbone,
     model: &'a DvfsLutModel,

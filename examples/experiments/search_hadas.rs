@@ -15,10 +15,8 @@ use clap::Parser;
 use dynas_cost::DeviceProfile;
 use dynas_cost::analytical::{AnalyticalModel, AnalyticalParams};
 use dynas_exits::{ExitHead, ExitPosition, ExitTable, HadasExitData, SyntheticConfidence};
-use dynas_search::{
-    AccuracySource, Budget, DynamicEvaluator, Executor, ExitsEvaluator, Hadas, HadasConfig,
-    HardwareProblem, Metric, TableAccuracy,
-};
+use dynas_hadas::{DynamicEvaluator, ExitsEvaluator, Hadas, HadasConfig};
+use dynas_search::{AccuracySource, Budget, Executor, HardwareProblem, Metric, TableAccuracy};
 use dynas_space::{Activation, Genotype, Nb201Space, Network};
 
 /// HADAS bi-level search on NAS-Bench-201 backbones with exits and DVFS on a Jetson TX2.

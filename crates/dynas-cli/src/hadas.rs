@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use dynas::cost::DvfsLutModel;
+use dynas::hadas::{
+    HadasParams, OuterStrategy, RunOptions, SupernetData, SupernetEvalParams, SupernetWorker,
+    run_hadas,
+};
 use dynas::search::{FrontPoint, Objective, ParetoFront, ProgressObserver, Provenance};
 use dynas::space::MbConvSpace;
-use dynas::supernet::{
-    HadasParams, OuterStrategy, RunOptions, Supernet, SupernetConfig, SupernetData,
-    SupernetEvalParams, SupernetWorker, run_hadas,
-};
+use dynas::supernet::{Supernet, SupernetConfig};
 
 use crate::paths::{CommandFiles, write_output};
 
@@ -207,12 +208,12 @@ fn with_flag(e: dynas::supernet::SupernetError) -> anyhow::Error {
 
 /// The deployed points on the test split as a front (test top-1 up, energy down), and the
 /// baseline and the static largest network as the reference drawn beside them.
-fn comparison_fronts(r: &dynas::supernet::HadasReport) -> (ParetoFront, ParetoFront) {
+fn comparison_fronts(r: &dynas::hadas::HadasReport) -> (ParetoFront, ParetoFront) {
     let objectives = vec![
         Objective::minimize("energy_mj"),
         Objective::maximize("test_top1"),
     ];
-    let point = |t: &dynas::supernet::TestedConfiguration| FrontPoint {
+    let point = |t: &dynas::hadas::TestedConfiguration| FrontPoint {
         genotype: t.genotype.clone(),
         label: Some(format!(
             "{} ({} exits, {})",

@@ -11,7 +11,6 @@
 //! | [`nsga2`] | NSGA-II with pymoo's ranking, tournament and duplicate elimination |
 //! | [`aging`], [`random`], [`ofa`] | regularized evolution, random search, once-for-all constrained evolution |
 //! | [`predictor`] | one-hot MLP and random-forest accuracy predictors (ndarray) |
-//! | [`hadas`] | HADAS bi-level search over backbones, exits and DVFS operating points |
 //! | [`shrink`] | GoldenNAS progressive space shrinking around any strategy |
 //! | [`gos`] | GOS operator replacement: candidates from the operators' index form, per-unit search |
 //! | [`surrogate`] | surrogate-assisted search (Gaussian processes, hypervolume-improvement batches): the default for expensive problems |
@@ -62,7 +61,6 @@ pub use dynas_core::within_tolerance;
 // Serde helpers for non-finite floats, used by the strategies' states.
 pub(crate) use dynas_core::floats;
 pub mod gos;
-pub mod hadas;
 pub mod nsga2;
 pub mod observer;
 mod observer_fn;
@@ -86,11 +84,6 @@ pub use executor::{
 pub use gos::{
     CandidateConfig, CandidateParams, ChannelSplit, Factorisation, GosLatency, GosLut, GosPlan,
     GosProblem, GosSpace, Replacement, Unit, UnitErrors,
-};
-pub use hadas::{
-    DynamicBackbones, DynamicEvaluator, DynamicMetrics, DynamicPoint, ExitSource, ExitsEvaluator,
-    Hadas, HadasConfig, HadasState, InnerProblem, backbone_seed, best_within_tolerance,
-    inner_search,
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 #[cfg(feature = "progress")]

@@ -22,8 +22,6 @@ mod dynamic;
 pub mod elastic;
 pub mod error;
 pub mod gos;
-pub mod hadas;
-pub mod hadas_pipeline;
 pub mod latency;
 pub mod oracle;
 pub mod presample;
@@ -40,14 +38,6 @@ pub use data::{Augmentation, Batch, CifarLabels, Dataset, Normalization, Split, 
 pub use dynamic::ExitPlan;
 pub use elastic::BnMode;
 pub use error::{Result, SupernetError};
-pub use hadas::{
-    CheckedEvalParams, SupernetAccuracy, SupernetData, SupernetEvalParams, SupernetExits,
-    SupernetFactory, SupernetWorker, TestOutcome,
-};
-pub use hadas_pipeline::{
-    Ablation, CheckedHadasParams, HadasOutcome, HadasParams, HadasReport, OuterStrategy,
-    RunOptions, TestedConfiguration, run_hadas,
-};
 pub use latency::HostLatencyModel;
 pub use oracle::{
     AccuracyEstimator, AccuracySample, BnStore, write_samples_csv, write_samples_json,

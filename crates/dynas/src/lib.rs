@@ -11,7 +11,8 @@
 //! | [`cost`] | `dynas-cost` | latency / energy / memory cost models |
 //! | [`dvfs`] | `dynas-dvfs` | frequency control, power sensing, governors, runtime manager |
 //! | [`exits`] | `dynas-exits` | early-exit policies, calibration and accounting |
-//! | [`search`] | `dynas-search` | executor, NSGA-II, evolution, HADAS, progressive shrinking |
+//! | [`search`] | `dynas-search` | problems, executor, NSGA-II, surrogate, evolution, progressive shrinking |
+//! | [`hadas`] | `dynas-hadas` | HADAS: bi-level backbone x exits x DVFS search; the pipeline on a supernet with `tch` |
 //! | `supernet` (feature `tch`) | `dynas-supernet` | weight-sharing supernet on libtorch |
 //!
 //! # Features
@@ -32,6 +33,8 @@ pub use dynas_cost as cost;
 pub use dynas_dvfs as dvfs;
 #[doc(inline)]
 pub use dynas_exits as exits;
+#[doc(inline)]
+pub use dynas_hadas as hadas;
 #[doc(inline)]
 pub use dynas_search as search;
 #[doc(inline)]

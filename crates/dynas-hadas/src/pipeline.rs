@@ -10,15 +10,16 @@ use std::path::PathBuf;
 use dynas_cost::{CostModel, DeviceProfile, OperatingPoint};
 use dynas_exits::{ConfidenceMeasure, ExitCosts, ThresholdCalibration};
 use dynas_search::{
-    Budget, DeployedExit, Deployment, DynamicBackbones, DynamicEvaluator, Executor, ExitsEvaluator,
-    Hadas, HadasConfig, HardwareProblem, Metric, Nsga2Config, Observer, ParetoFront, Provenance,
-    Strategy, Surrogate, SurrogateConfig, SurrogateParams,
+    Budget, DeployedExit, Deployment, Executor, HardwareProblem, Metric, Nsga2Config, Observer,
+    ParetoFront, Provenance, Strategy, Surrogate, SurrogateConfig, SurrogateParams,
 };
 use dynas_space::{Genotype, MbConvSpace, SearchSpace};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SupernetError};
-use crate::hadas::{SupernetAccuracy, SupernetExits, SupernetWorker};
+use dynas_supernet::{Result, SupernetError};
+
+use crate::search::{DynamicBackbones, DynamicEvaluator, ExitsEvaluator, Hadas, HadasConfig};
+use crate::worker::{SupernetAccuracy, SupernetExits, SupernetWorker};
 
 /// The outer search over backbones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,12 +27,12 @@ use crate::hadas::{SupernetAccuracy, SupernetExits, SupernetWorker};
 #[non_exhaustive]
 pub enum OuterStrategy {
     /// Surrogate-assisted search ([`dynas_search::Surrogate`]) over backbones scored by their
-    /// best dynamic configuration ([`dynas_search::DynamicBackbones`]): every evaluated
+    /// best dynamic configuration ([`crate::DynamicBackbones`]): every evaluated
     /// backbone gets its inner search, and few backbones are evaluated (the default: each
     /// evaluation trains exit heads).
     Surrogate,
     /// HADAS's original scheme: NSGA-II over static backbones, the inner search run for the top
-    /// fraction of each generation and written back ([`dynas_search::Hadas`]).
+    /// fraction of each generation and written back ([`crate::Hadas`]).
     Nsga2,
 }
 

@@ -25,16 +25,18 @@ use dynas_exits::{
     ExitHead, ExitHeads, ExitPosition, ExitRule, ExitSelection, ExitStatistics, ExitTable,
     HeadTraining,
 };
-use dynas_search::{AccuracySource, DeployedExit, ExitSource, SearchError};
+use dynas_search::{AccuracySource, DeployedExit, SearchError};
 use dynas_space::{Activation, Genotype, Network, seeded_rng};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::data::{Augmentation, Dataset, Normalization};
-use crate::error::{Result, SupernetError};
-use crate::oracle::BnStore;
-use crate::supernet::{Subnet, Supernet};
-use crate::train::evaluate;
+use dynas_supernet::data::{Augmentation, Dataset, Normalization};
+use dynas_supernet::oracle::BnStore;
+use dynas_supernet::supernet::{Subnet, Supernet};
+use dynas_supernet::train::evaluate;
+use dynas_supernet::{Result, SupernetError};
+
+use crate::search::ExitSource;
 
 /// Hyper-parameters of the supernet-backed evaluation (see [`SupernetEvalParams::check`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -262,7 +264,7 @@ impl SupernetWorker {
     }
 
     /// Writes what the runtime needs to execute `deployment` into the bundle folder `dir`
-    /// (see [`crate::bundle`]): the batch-norm statistics of every deployed backbone and the
+    /// (see [`dynas_supernet::bundle`]): the batch-norm statistics of every deployed backbone and the
     /// exit heads of every backbone deployed with exits (the heads the search calibrated).
     pub fn export_bundle(
         &self,
@@ -437,7 +439,7 @@ impl State {
             // backbone, so a backbone's heads do not depend on which requests came before
             // (other threads drawing at the same time, e.g. a second worker, still interleave).
             // libtorch takes a signed seed: keep it non-negative.
-            let seed = dynas_search::backbone_seed(self.params.training.seed(), genotype);
+            let seed = crate::search::backbone_seed(self.params.training.seed(), genotype);
             tch::manual_seed((seed >> 1) as i64);
             let mut heads =
                 ExitHeads::new(&subnet, head_blocks.clone(), self.params.head, Device::Cpu)
@@ -475,7 +477,7 @@ impl State {
     }
 
     fn export(&mut self, backbones: &[(Genotype, bool)], dir: &std::path::Path) -> Result<()> {
-        let heads_dir = crate::bundle::exit_heads_dir(dir);
+        let heads_dir = dynas_supernet::bundle::exit_heads_dir(dir);
         if backbones.iter().any(|(_, exits)| *exits) {
             std::fs::create_dir_all(&heads_dir).map_err(|e| SupernetError::io(&heads_dir, e))?;
         }
@@ -485,18 +487,18 @@ impl State {
             store.capture(&self.supernet, genotype)?;
             if *with_exits {
                 let entry = self.with_exits(genotype)?;
-                let path = crate::bundle::exit_heads_path(dir, genotype);
+                let path = dynas_supernet::bundle::exit_heads_path(dir, genotype);
                 dynas_search::write_atomically_with(&path, |tmp| {
                     entry.heads.save(tmp, None).map_err(std::io::Error::other)
                 })?;
-                let layout = crate::bundle::HeadLayout {
+                let layout = dynas_supernet::bundle::HeadLayout {
                     head: *entry.heads.spec(),
                     blocks: entry.heads.blocks().to_vec(),
                 };
                 layout.write(dir, genotype)?;
             }
         }
-        store.save(crate::bundle::bn_store_path(dir))
+        store.save(dynas_supernet::bundle::bn_store_path(dir))
     }
 
     fn test(&mut self, genotype: &Genotype, deployed: &[DeployedExit]) -> Result<TestOutcome> {

@@ -1,9 +1,10 @@
 //! HADAS bi-level search with a simple, fully specified stand-in for exits and DVFS.
 
 use dynas_cost::{ComputeUnit, DeviceProfile, OperatingPoint};
+use dynas_hadas::{DynamicEvaluator, DynamicMetrics, Hadas, HadasConfig};
 use dynas_search::{
-    Budget, Control, DynamicEvaluator, DynamicMetrics, Evaluation, Event, Executor, Hadas,
-    HadasConfig, Nsga2Config, Objective, Problem, Result, SearchError, TableSpace,
+    Budget, Control, Evaluation, Event, Executor, Nsga2Config, Objective, Problem, Result,
+    SearchError, TableSpace,
 };
 use dynas_space::{Dimension, Genotype, SearchSpace};
 
@@ -264,9 +265,8 @@ fn hadas_resumes_exactly_and_checks_its_objectives() {
 
 #[test]
 fn any_outer_strategy_searches_dynamic_backbones() {
-    use dynas_search::{
-        DynamicBackbones, Provenance, Surrogate, SurrogateParams, best_within_tolerance,
-    };
+    use dynas_hadas::{DynamicBackbones, best_within_tolerance};
+    use dynas_search::{Provenance, Surrogate, SurrogateParams};
     let stand_in = StandIn::new();
     let space = Backbones::new(&stand_in).space.clone();
     let run = || {
@@ -381,7 +381,7 @@ impl DynamicEvaluator for Seeded<'_> {
 
 #[test]
 fn inner_genotypes_encode_and_decode_exits_and_clocks() {
-    use dynas_search::InnerProblem;
+    use dynas_hadas::InnerProblem;
     let stand_in = StandIn::new();
     let inner = InnerProblem::new(Genotype::new(vec![1, 1, 1, 1]), &stand_in).unwrap();
     let point = OperatingPoint::new(None, Some(1_000_000_000), Some(2_000_000_000)).unwrap();
@@ -399,7 +399,7 @@ fn inner_genotypes_encode_and_decode_exits_and_clocks() {
 
 #[test]
 fn inner_search_starts_from_the_evaluators_seed_points() {
-    use dynas_search::inner_search;
+    use dynas_hadas::inner_search;
     let stand_in = StandIn::new();
     let backbone = Genotype::new(vec![2, 2, 2, 2]);
     // The static backbone's lowest-energy point (GPU 1.0 GHz, memory 1 GHz; see StandIn).
@@ -488,7 +488,7 @@ impl DynamicEvaluator for WithDla {
 #[test]
 fn the_inner_search_has_one_gene_per_clock_domain_of_the_board() {
     use dynas_cost::ClockDomain;
-    use dynas_search::{InnerProblem, inner_search};
+    use dynas_hadas::{InnerProblem, inner_search};
     let board = WithDla::new();
     let inner = InnerProblem::new(Genotype::new(vec![1, 1, 1, 1]), &board).unwrap();
     let names: Vec<&str> = inner

@@ -5,14 +5,16 @@ mod common;
 
 use common::tiny_dataset;
 use dynas_cost::{ComputeUnit, DeviceProfile};
-use dynas_search::{Deployment, ExitSource, Provenance};
+use dynas_hadas::ExitSource;
+use dynas_hadas::{
+    HadasParams, OuterStrategy, RunOptions, SupernetData, SupernetEvalParams, SupernetExits,
+    SupernetWorker, run_hadas,
+};
+use dynas_search::{Deployment, Provenance};
 use dynas_space::{
     Activation, ChoiceScope, FinalExpand, Genotype, HeadSpec, MbConvSpace, SearchSpace, StageSpec,
 };
-use dynas_supernet::{
-    HadasParams, OuterStrategy, RunOptions, Supernet, SupernetConfig, SupernetData,
-    SupernetEvalParams, SupernetExits, SupernetWorker, run_hadas,
-};
+use dynas_supernet::{Supernet, SupernetConfig};
 use dynas_testkit::ToyDvfsModel;
 use tch::Device;
 

@@ -4,7 +4,8 @@
 use approx::assert_relative_eq;
 use dynas_cost::{ComputeUnit, DeviceProfile};
 use dynas_exits::{ExitCosts, ExitHead, ExitPosition, ExitTable};
-use dynas_search::{DynamicEvaluator, ExitsEvaluator, Result};
+use dynas_hadas::{DynamicEvaluator, ExitsEvaluator};
+use dynas_search::Result;
 use dynas_space::{Activation, Genotype, MbConvSpace, Network, SearchSpace};
 use dynas_testkit::ToyDvfsModel;
 

@@ -17,13 +17,14 @@ use dynas_space::{Dimension, Genotype, LayerIndex, Network, SearchSpace};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::deployment::{DeployedExit, DeployedMetrics, Deployment, DeploymentPoint, Provenance};
-use crate::error::{Result, SearchError};
-use crate::executor::{Budget, Context, Executor, Step, Strategy};
-use crate::nsga2::{Nsga2, Nsga2Config, Nsga2State, rank_and_crowding_survival};
-use crate::pareto::non_dominated;
-use crate::problem::{Direction, Evaluation, Objective, Problem};
-use crate::table::TableSpace;
+use dynas_core::pareto::non_dominated;
+use dynas_core::{DeployedExit, DeployedMetrics, Deployment, DeploymentPoint, Provenance};
+use dynas_core::{Direction, Evaluation, Objective};
+use dynas_search::Problem;
+use dynas_search::nsga2::{Nsga2, Nsga2Config, Nsga2State, rank_and_crowding_survival};
+use dynas_search::table::TableSpace;
+use dynas_search::{Budget, Context, Executor, Step, Strategy};
+use dynas_search::{Result, SearchError};
 
 /// Error, latency and energy of a dynamic (early-exit, DVFS) configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -293,7 +294,11 @@ fn deployment_of(
     // holds each runnable configuration once.
     let mut seen = Vec::with_capacity(front.len());
     front.retain(|p| {
-        let key = (p.backbone.clone(), p.deployed_exits.clone(), p.point.clone());
+        let key = (
+            p.backbone.clone(),
+            p.deployed_exits.clone(),
+            p.point.clone(),
+        );
         let fresh = !seen.contains(&key);
         if fresh {
             seen.push(key);
@@ -470,12 +475,12 @@ pub fn best_within_tolerance<'f>(
         .error;
     Ok(front
         .iter()
-        .filter(|p| crate::within_tolerance(p.metrics.error - static_error, tolerance))
+        .filter(|p| dynas_core::within_tolerance(p.metrics.error - static_error, tolerance))
         .min_by(|a, b| a.metrics.energy_mj.total_cmp(&b.metrics.energy_mj)))
 }
 
 /// HADAS's bi-level problem for **any** outer strategy (e.g. the sample-efficient
-/// [`crate::Surrogate`]): evaluating a backbone runs its inner search (seeded from the
+/// [`dynas_search::Surrogate`]): evaluating a backbone runs its inner search (seeded from the
 /// backbone, so reruns agree) and returns the error, latency and energy of its lowest-energy
 /// dynamic configuration within the error tolerance (the static backbone at the highest
 /// clocks when none is). Inner fronts are kept for [`DynamicBackbones::deployment`].
