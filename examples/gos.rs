@@ -14,11 +14,11 @@
 //! ```
 
 use dynas::cost::MacsModel;
-use dynas::prelude::*;
-use dynas::search::Nsga2Config;
-use dynas::search::gos::{
+use dynas::gos::search::{
     CandidateParams, Factorisation, GosLatency, GosProblem, GosSpace, Replacement, UnitErrors,
 };
+use dynas::prelude::*;
+use dynas::search::Nsga2Config;
 use dynas::space::Layer;
 use dynas::space::{Activation, OpExpr, TensorShape};
 

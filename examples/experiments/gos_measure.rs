@@ -9,12 +9,12 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use dynas_search::GosSpace;
-use dynas_search::gos::{GosPlan, Replacement};
-use dynas_supernet::gos::{
+use dynas_gos::GosSpace;
+use dynas_gos::model::{
     AdaptReport, AdaptSettings, GosModel, LutCheck, ModelForm, TimingSettings, measure_interleaved,
     measure_lut_with_checks,
 };
+use dynas_gos::search::{GosPlan, Replacement};
 use tch::{Device, Kind, Tensor};
 
 /// Interleaved host timing of saved GOS models.

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use dynas::cost::{MacsModel, OperatingPoint};
-use dynas::search::gos::{GosLatency, GosLut};
-use dynas::supernet::gos::{
+use dynas::gos::model::{
     AdaptData, AdaptSettings, GosModel, LatencySource, TimingSettings, TrainSettings, adapt,
     description_path, measure_interleaved,
 };
+use dynas::gos::search::{GosLatency, GosLut};
 use dynas::supernet::tch::{self, Device};
 use dynas::supernet::{Dataset, Split, SplitRecord};
 

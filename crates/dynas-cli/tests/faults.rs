@@ -644,9 +644,9 @@ fn hadas_refuses_images_of_another_size_and_warns_about_constant_ones() {
 /// it), saved in `dir`.
 #[cfg(feature = "tch")]
 fn small_gos_model(dir: &Path, data: &dynas::supernet::Dataset) -> PathBuf {
-    use dynas::search::gos::GosPlan;
+    use dynas::gos::model::{GosModel, TrainSettings, train};
+    use dynas::gos::search::GosPlan;
     use dynas::space::{Activation, Layer, Network, PoolKind, TensorShape};
-    use dynas::supernet::gos::{GosModel, TrainSettings, train};
     let input = TensorShape::new(1, 8, 8);
     let c1 = Layer::conv("c1", input, 4, 3, 1, Activation::Relu);
     let c2 = Layer::conv("c2", c1.output(), 6, 3, 1, Activation::Relu);

@@ -12,7 +12,6 @@
 //! | [`aging`], [`random`], [`ofa`] | regularized evolution, random search, once-for-all constrained evolution |
 //! | [`predictor`] | one-hot MLP and random-forest accuracy predictors (ndarray) |
 //! | [`shrink`] | GoldenNAS progressive space shrinking around any strategy |
-//! | [`gos`] | GOS operator replacement: candidates from the operators' index form, per-unit search |
 //! | [`surrogate`] | surrogate-assisted search (Gaussian processes, hypervolume-improvement batches): the default for expensive problems |
 //!
 //! ```no_run
@@ -60,7 +59,6 @@ pub mod executor;
 pub use dynas_core::within_tolerance;
 // Serde helpers for non-finite floats, used by the strategies' states.
 pub(crate) use dynas_core::floats;
-pub mod gos;
 pub mod nsga2;
 pub mod observer;
 mod observer_fn;
@@ -80,10 +78,6 @@ pub use deployment::{
 pub use error::{Result, SearchError};
 pub use executor::{
     Archive, Budget, Context, Executor, Record, SearchResult, Step, StopReason, Strategy, Unseen,
-};
-pub use gos::{
-    CandidateConfig, CandidateParams, ChannelSplit, Factorisation, GosLatency, GosLut, GosPlan,
-    GosProblem, GosSpace, Replacement, Unit, UnitErrors,
 };
 pub use nsga2::{Duplicates, Member, Nsga2, Nsga2Config, Nsga2State};
 #[cfg(feature = "progress")]

@@ -191,7 +191,7 @@ pub(crate) fn load_into(vs: &nn::VarStore, path: &Path, prefix: &str) -> Result<
 
 /// Copies the tensors `prefix + name` of `file` into every variable of `vs`: all are read and
 /// checked first, so a bad file leaves `vs` as it was.
-pub(crate) fn copy_vars(file: &TensorFile, vs: &nn::VarStore, prefix: &str) -> Result<()> {
+pub fn copy_vars(file: &TensorFile, vs: &nn::VarStore, prefix: &str) -> Result<()> {
     let staged = read_vars(file, vs, prefix)?;
     assign(staged);
     Ok(())

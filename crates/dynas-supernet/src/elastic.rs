@@ -51,7 +51,7 @@ pub fn activate(x: &Tensor, activation: Activation) -> Tensor {
 
 /// A batch norm in evaluation mode as a per-channel map `y * scale + shift`: `(scale, shift)`
 /// from its running statistics, optional affine weight and bias, and epsilon.
-pub(crate) fn fold_batch_norm(
+pub fn fold_batch_norm(
     mean: &Tensor,
     var: &Tensor,
     weight: Option<&Tensor>,
@@ -73,7 +73,7 @@ pub(crate) fn fold_batch_norm(
 
 /// `t` (`[N, C, H, W]`) with channels-last strides: same sizes and values, the layout oneDNN
 /// runs fastest on CPU.
-pub(crate) fn channels_last(t: &Tensor) -> Tensor {
+pub fn channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
@@ -81,7 +81,7 @@ pub(crate) fn channels_last(t: &Tensor) -> Tensor {
 /// convolution over one input channel in NCHW (a 1-channel input is both layouts); the next
 /// layer would then run its slower NCHW path, which the lookup table, timing each operator
 /// on channels-last input, never sees.
-pub(crate) fn keep_channels_last(x: Tensor) -> Tensor {
+pub fn keep_channels_last(x: Tensor) -> Tensor {
     if x.dim() == 4 && x.size()[1] > 1 && x.stride()[1] != 1 {
         channels_last(&x)
     } else {

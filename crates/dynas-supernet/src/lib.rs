@@ -21,7 +21,6 @@ pub mod data;
 mod dynamic;
 pub mod elastic;
 pub mod error;
-pub mod gos;
 pub mod latency;
 pub mod oracle;
 pub mod presample;

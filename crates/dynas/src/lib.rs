@@ -12,6 +12,7 @@
 //! | [`dvfs`] | `dynas-dvfs` | frequency control, power sensing, governors, runtime manager |
 //! | [`exits`] | `dynas-exits` | early-exit policies, calibration and accounting |
 //! | [`search`] | `dynas-search` | problems, executor, NSGA-II, surrogate, evolution, progressive shrinking |
+//! | [`gos`] | `dynas-gos` | GOS: operator replacement derived from each operator's index form; models, timing and fine-tuning with `tch` |
 //! | [`hadas`] | `dynas-hadas` | HADAS: bi-level backbone x exits x DVFS search; the pipeline on a supernet with `tch` |
 //! | `supernet` (feature `tch`) | `dynas-supernet` | weight-sharing supernet on libtorch |
 //!
@@ -33,6 +34,8 @@ pub use dynas_cost as cost;
 pub use dynas_dvfs as dvfs;
 #[doc(inline)]
 pub use dynas_exits as exits;
+#[doc(inline)]
+pub use dynas_gos as gos;
 #[doc(inline)]
 pub use dynas_hadas as hadas;
 #[doc(inline)]

@@ -4,11 +4,11 @@
 use clap::Parser;
 use std::path::PathBuf;
 
-use dynas_space::Network;
-use dynas_supernet::gos::{
+use dynas_gos::model::{
     AdaptData, AdaptSettings, GosModel, LatencySource, ModelForm, TimingSettings, TrainSettings,
     accuracy, adapt, measure_interleaved, measure_lut_with_checks, train,
 };
+use dynas_space::Network;
 use dynas_supernet::{Dataset, Split, SplitRecord};
 use tch::Device;
 
@@ -147,7 +147,7 @@ pub fn run(name: &str, network: Network) -> Result<(), Box<dyn std::error::Error
     let original_lut_error = 100.0 * (report.original_predicted_ms - ms1[0]) / ms1[0];
     // The table measured again with both models timed in its rounds: its prediction against a
     // measurement under the same host conditions (the search's table is minutes older).
-    let space = dynas_search::GosSpace::new(
+    let space = dynas_gos::GosSpace::new(
         original.network().clone(),
         &settings.settings().candidates.clone().check()?,
     )?;

@@ -4,8 +4,8 @@ use dynas_cost::OperatingPoint;
 use dynas_space::{LayerExpr, SearchSpace};
 
 use super::*;
-use crate::{Budget, Executor, Nsga2, Nsga2Config};
 use dynas_cost::MacsModel;
+use dynas_search::{Budget, Executor, Nsga2, Nsga2Config};
 use dynas_space::{Activation, PoolKind, TensorShape};
 
 fn vgg() -> Network {

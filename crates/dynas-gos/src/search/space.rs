@@ -8,7 +8,7 @@ use dynas_space::{
 use serde::{Deserialize, Serialize};
 
 use super::{CandidateConfig, Replacement, Unit, candidates};
-use crate::error::{Result, SearchError};
+use dynas_search::{Result, SearchError};
 
 /// The layers whose terms GOS replaces: plain convs, residual blocks and linear layers.
 fn has_units(layer: &Layer) -> bool {

@@ -11,8 +11,8 @@ use dynas_space::TensorShape;
 use tch::{Kind, Tensor};
 
 use super::{BN_EPS, GosModel, LayerModule, Stage, TermModule, check_input, forward_layer};
-use crate::elastic::{channels_last, fold_batch_norm, keep_channels_last};
-use crate::error::Result;
+use dynas_supernet::Result;
+use dynas_supernet::elastic::{channels_last, fold_batch_norm, keep_channels_last};
 
 impl Stage {
     /// A copy with its own (detached) tensors.

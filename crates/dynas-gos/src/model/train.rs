@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use dynas_search::gos::{GosSpace, UnitErrors};
+use crate::search::{GosSpace, UnitErrors};
 use dynas_space::DynasRng;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Tensor};
 
 use super::{GosModel, TermModule, copy_bn, init_weights};
-use crate::data::{Augmentation, Dataset, Normalization};
-use crate::error::{Result, SupernetError};
+use dynas_supernet::data::{Augmentation, Dataset, Normalization};
+use dynas_supernet::{Result, SupernetError};
 
 /// Top-1 accuracy (in `[0, 1]`) of `model` on `data`.
 pub fn accuracy(model: &GosModel, data: &Dataset, norm: &Normalization, batch: usize) -> f64 {

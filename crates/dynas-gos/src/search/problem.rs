@@ -9,8 +9,8 @@ use dynas_space::{Genotype, OpExpr, SearchSpace};
 use serde::{Deserialize, Serialize};
 
 use super::{GosPlan, GosSpace};
-use crate::error::{Result, SearchError};
-use crate::problem::{Evaluation, Objective, Problem};
+use dynas_search::{Evaluation, Objective, Problem};
+use dynas_search::{Result, SearchError};
 
 /// A host-measured lookup table of operator latencies: one entry per unit and candidate (by
 /// [`lut_key`](super::lut_key)), the measured rest of the network (everything that is not a

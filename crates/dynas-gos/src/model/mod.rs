@@ -1,5 +1,5 @@
 //! GOS on libtorch: runnable models built from a network description and a replacement plan
-//! ([`dynas_search::gos`]), weight initialisation of replacements from the original operator,
+//! ([`crate::search`]), weight initialisation of replacements from the original operator,
 //! the host-measured lookup table of every candidate operator, per-unit accuracy proxies,
 //! training, fine-tuning with distillation from the original, interleaved latency measurement,
 //! and safetensors files that carry their network description.
@@ -11,14 +11,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use dynas_search::gos::{ChannelSplit, Factorisation, GosPlan, Replacement};
+use crate::search::{ChannelSplit, Factorisation, GosPlan, Replacement};
 use dynas_space::{Activation, Layer, LayerExpr, Network, OpExpr, OpKind, PoolKind, TensorShape};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpoint::{TensorFile, write_tensors};
-use crate::elastic::activate;
-use crate::error::{Result, SupernetError};
+use dynas_supernet::checkpoint::{TensorFile, write_tensors};
+use dynas_supernet::elastic::activate;
+use dynas_supernet::{Result, SupernetError};
 
 mod adapt;
 mod fold;
@@ -333,7 +333,7 @@ impl GosModel {
 
     /// The model with `plan` applied to this (unreplaced) model, every replacement's weights
     /// initialised from the original operator (see
-    /// [`dynas_search::gos::Replacement::initialisation`]); biases and batch norms are copied.
+    /// [`crate::search::Replacement::initialisation`]); biases and batch norms are copied.
     pub fn adapted(&self, plan: GosPlan) -> Result<Self> {
         if !self.plan.replacements.is_empty() {
             return Err(SupernetError::Incompatible(
@@ -403,7 +403,7 @@ impl GosModel {
         let file = TensorFile::open(path)?;
         let description: ModelDescription = file.meta_json(DESCRIPTION_KEY)?;
         let model = Self::new(description.network, description.plan, device)?;
-        crate::checkpoint::copy_vars(&file, &model.vs, "")?;
+        dynas_supernet::checkpoint::copy_vars(&file, &model.vs, "")?;
         Ok(model)
     }
 }

@@ -36,7 +36,7 @@ use dynas_space::opexpr::Branch;
 use dynas_space::{CustomCounts, Layer, Network, OpExpr};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SearchError};
+use dynas_search::{Result, SearchError};
 
 mod problem;
 mod space;

@@ -5,12 +5,12 @@ mod common;
 
 use approx::assert_relative_eq;
 use common::randomise;
-use dynas_search::gos::{CandidateParams, Factorisation, GosPlan, GosSpace, Replacement, lut_key};
-use dynas_space::{Activation, Layer, Network, PoolKind, TensorShape};
-use dynas_supernet::gos::{
+use dynas_gos::model::{
     AdaptData, AdaptSettings, GosModel, LatencySource, ModelForm, TimingSettings, TrainSettings,
     adapt, description_path, measure_lut, measure_lut_with_checks, train, unit_errors,
 };
+use dynas_gos::search::{CandidateParams, Factorisation, GosPlan, GosSpace, Replacement, lut_key};
+use dynas_space::{Activation, Layer, Network, PoolKind, TensorShape};
 use dynas_supernet::{Dataset, SupernetError};
 use tch::{Device, Kind, Tensor};
 
@@ -321,7 +321,7 @@ fn proxies_lookup_table_and_distillation_run_on_tiny_inputs() {
 #[test]
 fn adapt_bisects_the_front_and_reports_every_probe() {
     use dynas_cost::{MacsModel, OperatingPoint};
-    use dynas_search::gos::GosLatency;
+    use dynas_gos::search::GosLatency;
     let _turn = libtorch_turn();
     tch::manual_seed(5);
     let pixels: Vec<u8> = (0..96 * 64).map(|i| (i * 37 % 251) as u8).collect();

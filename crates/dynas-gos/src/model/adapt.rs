@@ -1,12 +1,12 @@
 //! GOS end to end: lookup table, proxy, search, then fine-tuned bisection of the front.
 
-use dynas_search::gos::{GosLut, GosPlan, GosSpace};
+use crate::search::{GosLut, GosPlan, GosSpace};
 
 use super::GosModel;
 use super::timing::{TimingSettings, measure_lut};
 use super::train::{CheckedTrainSettings, TrainSettings, accuracy, train, unit_errors};
-use crate::data::{Augmentation, Dataset, Normalization};
-use crate::error::{Result, SupernetError};
+use dynas_supernet::data::{Augmentation, Dataset, Normalization};
+use dynas_supernet::{Result, SupernetError};
 
 /// Where [`adapt`] takes latencies from.
 #[derive(Debug)]
@@ -14,14 +14,14 @@ pub enum LatencySource {
     /// Measure a [`GosLut`] on this host first (batch and threads of the adapt timing).
     Host,
     /// A table measured before, or any cost model.
-    Given(dynas_search::gos::GosLatency),
+    Given(crate::search::GosLatency),
 }
 
 /// Settings of [`adapt`] (validate with [`AdaptSettings::check`]).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdaptSettings {
     /// Bounds of the candidate enumeration.
-    pub candidates: dynas_search::gos::CandidateParams,
+    pub candidates: crate::search::CandidateParams,
     /// Distinct plans NSGA-II evaluates.
     pub search_evaluations: usize,
     /// Seed of the search.
@@ -44,7 +44,7 @@ pub struct AdaptSettings {
 impl Default for AdaptSettings {
     fn default() -> Self {
         Self {
-            candidates: dynas_search::gos::CandidateParams::default(),
+            candidates: crate::search::CandidateParams::default(),
             search_evaluations: 3000,
             seed: 0,
             accuracy_budget: 1.0,
@@ -64,7 +64,7 @@ impl Default for AdaptSettings {
 #[derive(Clone, Debug)]
 pub struct CheckedAdaptSettings {
     settings: AdaptSettings,
-    candidates: dynas_search::gos::CandidateConfig,
+    candidates: crate::search::CandidateConfig,
     fine_tune: CheckedTrainSettings,
 }
 
@@ -182,7 +182,7 @@ pub fn adapt(
     latency: LatencySource,
     settings: &CheckedAdaptSettings,
 ) -> Result<(GosModel, AdaptReport)> {
-    use dynas_search::gos::GosLatency;
+    use crate::search::GosLatency;
     use dynas_search::{Budget, Executor, Nsga2, Nsga2Config};
     let s = &settings.settings;
     let space = GosSpace::new(original.network.clone(), &settings.candidates)?;
@@ -226,7 +226,7 @@ pub fn adapt(
             )
         })
         .collect();
-    let problem = dynas_search::GosProblem::new(space.clone(), latency, errors)?;
+    let problem = crate::search::GosProblem::new(space.clone(), latency, errors)?;
     let original_predicted_ms = problem.latency_ms(&space.original())?;
     let result = Executor::new(
         &problem,

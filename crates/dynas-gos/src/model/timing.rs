@@ -2,14 +2,14 @@
 
 use std::time::Instant;
 
-use dynas_search::gos::{GosLut, GosPlan, GosSpace, Replacement, lut_key};
+use crate::search::{GosLut, GosPlan, GosSpace, Replacement, lut_key};
 use dynas_space::SearchSpace;
 use tch::nn;
 use tch::{Kind, Tensor};
 
 use super::{FoldedModel, GosModel, TermModule};
-use crate::elastic::channels_last;
-use crate::error::Result;
+use dynas_supernet::Result;
+use dynas_supernet::elastic::channels_last;
 
 /// A model in the form the timing settings ask for.
 enum Timed<'a> {
@@ -295,7 +295,7 @@ pub fn measure_lut_with_checks(
         .zip(fitted_ms.iter().copied())
         .collect();
     let incompatible =
-        |e: dynas_search::SearchError| crate::error::SupernetError::Incompatible(e.to_string());
+        |e: dynas_search::SearchError| dynas_supernet::SupernetError::Incompatible(e.to_string());
     lut.fit_chain(space, &fitted).map_err(incompatible)?;
     let checked = checks
         .iter()
