@@ -3,6 +3,8 @@
 #
 #   scripts/setup.sh                 # libtorch (CPU use) into .deps/pytorch, rustfmt/clippy
 #   scripts/setup.sh --fashion-mnist # ... and Debian's dataset-fashion-mnist
+#   scripts/setup.sh --postgres      # ... and Debian's PostgreSQL server binaries (the study
+#                                    #     store's tests start a throwaway cluster with them)
 #
 # libtorch comes from PyPI's torch==2.13.0 wheel (the version tch 0.26 expects), installed
 # without its Python dependencies into the git-ignored .deps/pytorch; .cargo/config.toml points
@@ -14,9 +16,11 @@ cd "$(dirname "$0")/.."
 TORCH_VERSION=2.13.0
 TORCH_DIR=.deps/pytorch
 want_fashion_mnist=0
+want_postgres=0
 for arg in "$@"; do
   case "$arg" in
     --fashion-mnist) want_fashion_mnist=1 ;;
+    --postgres) want_postgres=1 ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -54,5 +58,14 @@ if [[ $want_fashion_mnist == 1 && ! -f /usr/share/datasets/fashion-mnist/train-i
   if [[ $(id -u) != 0 ]]; then sudo_cmd="sudo"; fi
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq dataset-fashion-mnist
+fi
+# PostgreSQL's server binaries (initdb, pg_ctl) for the study store's tests; nothing is started
+# here, the tests run a throwaway cluster of their own.
+if [[ $want_postgres == 1 ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  log "installing Debian's postgresql"
+  sudo_cmd=""
+  if [[ $(id -u) != 0 ]]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql
 fi
 log "done"
