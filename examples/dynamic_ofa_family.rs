@@ -15,12 +15,10 @@
 //! ```
 
 use dynas::dvfs::{CoRunnerParams, LoadTrace};
+use dynas::serve::{Family, PresampleParams, ServeParams, ServePolicy, presample, serve};
 use dynas::space::MbConvSpace;
 use dynas::supernet::tch::Device;
-use dynas::supernet::{
-    Dataset, Family, PresampleParams, ServeParams, ServePolicy, Supernet, SupernetConfig,
-    presample, serve,
-};
+use dynas::supernet::{Dataset, Supernet, SupernetConfig};
 
 /// `n` synthetic 28x28 grey images of 10 classes: brightness by class, plus hashed noise.
 fn images(n: usize, seed: u64) -> Result<Dataset, Box<dyn std::error::Error>> {

@@ -33,11 +33,13 @@ use std::path::{Path, PathBuf};
 use dynas_cost::{CostModel, KeyScheme, LayerLut, LutModel, OperatingPoint};
 use dynas_dvfs::{CoRunnerParams, LoadTrace, MissGuard};
 use dynas_search::deployment::Deployment;
+use dynas_serve::{
+    Family, PolicyComparison, PresampleParams, ServeParams, ServePolicy, lift_genotype, presample,
+    price_deployment, serve_and_simulate,
+};
 use dynas_space::{MbConvSpace, SearchSpace};
 use dynas_supernet::{
-    BnStore, Dataset, Family, PolicyComparison, PresampleParams, ServeParams, ServePolicy, Split,
-    SplitRecord, Supernet, SupernetConfig, SupernetError, lift_genotype, presample,
-    price_deployment, serve_and_simulate,
+    BnStore, Dataset, Split, SplitRecord, Supernet, SupernetConfig, SupernetError,
 };
 
 /// Dynamic-OFA on this host: pre-sample a family from a trained supernet, then serve it.

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 use dynas::dvfs::{CoRunnerParams, LoadTrace};
-use dynas::space::MbConvSpace;
-use dynas::supernet::{
-    Family, PointCheck, PolicyComparison, ServeParams, ServePolicy, Supernet, SupernetConfig,
-    bundle, check_points, serve_and_simulate,
+use dynas::serve::{
+    Family, PointCheck, PolicyComparison, ServeParams, ServePolicy, check_points,
+    serve_and_simulate,
 };
+use dynas::space::MbConvSpace;
+use dynas::supernet::{Supernet, SupernetConfig, bundle};
 
 use crate::paths::{CommandFiles, write_output};
 use crate::serve_flags::ServeFlags;

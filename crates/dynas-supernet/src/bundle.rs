@@ -7,7 +7,7 @@
 //! <dir>/exit_heads/<genotype>.safetensors   the trained exit heads of a subnet deployed with exits
 //! ```
 //!
-//! HADAS and Dynamic-OFA pre-sampling write it; [`crate::Family::from_bundle`] reads it, for
+//! HADAS and Dynamic-OFA pre-sampling write it; `dynas_serve::Family::from_bundle` reads it, for
 //! any method: a point without exits runs its subnet to the end, a point with exits stops at
 //! the first deployed exit whose calibrated threshold accepts the input.
 

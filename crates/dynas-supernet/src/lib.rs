@@ -23,10 +23,6 @@ pub mod elastic;
 pub mod error;
 pub mod latency;
 pub mod oracle;
-pub mod presample;
-pub mod serve;
-mod serve_check;
-mod serve_compare;
 pub mod supernet;
 pub mod train;
 
@@ -41,15 +37,6 @@ pub use latency::HostLatencyModel;
 pub use oracle::{
     AccuracyEstimator, AccuracySample, BnStore, write_samples_csv, write_samples_json,
 };
-pub use presample::{
-    CheckedPresampleParams, PresampleParams, Presampled, PresampledSubnet, lift_genotype,
-    presample, price_deployment,
-};
-pub use serve::{
-    Family, Member, MemberExits, ServeParams, ServePolicy, ServeReport, ServeWindow, serve,
-};
-pub use serve_check::{PointCheck, check_points};
-pub use serve_compare::{PolicyComparison, SimulatedRun, serve_and_simulate};
 pub use supernet::{BnStats, DeployedSubnet, Subnet, Supernet, SupernetConfig};
 pub use train::{
     ElasticDim, EpochStats, Phase, Schedule, Sgd, SubnetSampler, TrainConfig, TrainParams, Trainer,

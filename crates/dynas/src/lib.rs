@@ -14,7 +14,8 @@
 //! | [`search`] | `dynas-search` | problems, executor, NSGA-II, surrogate, evolution, progressive shrinking |
 //! | [`gos`] | `dynas-gos` | GOS: operator replacement derived from each operator's index form; models, timing and fine-tuning with `tch` |
 //! | [`hadas`] | `dynas-hadas` | HADAS: bi-level backbone x exits x DVFS search; the pipeline on a supernet with `tch` |
-//! | `supernet` (feature `tch`) | `dynas-supernet` | weight-sharing supernet on libtorch |
+//! | `supernet` (feature `tch`) | `dynas-supernet` | the libtorch engine: weight-sharing supernet, training, data readers, deployment bundles |
+//! | `serve` (feature `tch`) | `dynas-serve` | the runtime executing any deployment on a host; Dynamic-OFA pre-sampling |
 //!
 //! # Features
 //! - `parallel` (default): batch cost estimates, batch evaluation and surrogate scoring on all
@@ -40,6 +41,9 @@ pub use dynas_gos as gos;
 pub use dynas_hadas as hadas;
 #[doc(inline)]
 pub use dynas_search as search;
+#[cfg(feature = "tch")]
+#[doc(inline)]
+pub use dynas_serve as serve;
 #[doc(inline)]
 pub use dynas_space as space;
 #[cfg(feature = "tch")]

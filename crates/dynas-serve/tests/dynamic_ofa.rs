@@ -6,14 +6,14 @@ mod common;
 use common::tiny_dataset;
 use dynas_dvfs::{CoRunnerParams, LoadTrace};
 use dynas_search::deployment::Deployment;
+use dynas_serve::{
+    Family, PresampleParams, ServeParams, ServePolicy, presample, serve, serve_and_simulate,
+};
 use dynas_space::{
     Activation, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, MbConvSpace, SearchSpace,
     StageSpec, seeded_rng,
 };
-use dynas_supernet::{
-    BnMode, BnStore, Family, PresampleParams, ServeParams, ServePolicy, Supernet, SupernetConfig,
-    presample, serve, serve_and_simulate,
-};
+use dynas_supernet::{BnMode, BnStore, Supernet, SupernetConfig};
 use dynas_testkit::libtorch_turn;
 use tch::Device;
 

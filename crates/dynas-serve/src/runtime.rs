@@ -18,11 +18,11 @@ use dynas_space::{Genotype, SearchSpace, seeded_rng};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use crate::data::{Augmentation, Dataset, Normalization};
-use crate::dynamic::ExitPlan;
-use crate::error::{Result, SupernetError};
-use crate::oracle::BnStore;
-use crate::supernet::{DeployedSubnet, Supernet};
+use dynas_supernet::ExitPlan;
+use dynas_supernet::data::{Augmentation, Dataset, Normalization};
+use dynas_supernet::oracle::BnStore;
+use dynas_supernet::supernet::{DeployedSubnet, Supernet};
+use dynas_supernet::{Result, SupernetError};
 
 /// One resident member of the family.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub struct Member {
     /// The subnet's genotype.
     pub genotype: Genotype,
     /// The extracted network with its stored batch-norm statistics, in the deployed form
-    /// that serves ([`Subnet::deployed`](crate::Subnet::deployed)); only this form stays
+    /// that serves ([`Subnet::deployed`](dynas_supernet::Subnet::deployed)); only this form stays
     /// resident.
     pub deployed: DeployedSubnet,
     /// Its deployment top-1 (validation), %.
@@ -64,8 +64,8 @@ impl MemberExits {
         subnet: &DeployedSubnet,
         deployed: &[DeployedExit],
     ) -> Result<Self> {
-        let layout = crate::bundle::HeadLayout::read(dir, genotype)?;
-        let path = crate::bundle::exit_heads_path(dir, genotype);
+        let layout = dynas_supernet::bundle::HeadLayout::read(dir, genotype)?;
+        let path = dynas_supernet::bundle::exit_heads_path(dir, genotype);
         let exits_err = |e: dynas_exits::ExitError| {
             SupernetError::invalid("exit heads", format!("`{}`: {e}", path.display()))
         };
@@ -232,15 +232,15 @@ impl Family {
         Ok(Self { members, set })
     }
 
-    /// Every point of the deployment in the bundle folder `dir` ([`crate::bundle`]): its
+    /// Every point of the deployment in the bundle folder `dir` ([`dynas_supernet::bundle`]): its
     /// subnet with the stored batch-norm statistics and, for a point with exits, the exit heads
     /// the search trained, so that each input leaves at the first deployed exit whose threshold
     /// accepts it. Serves a HADAS deployment, a Dynamic-OFA family or a single static network
     /// alike.
     pub fn from_bundle(supernet: &Supernet, dir: &std::path::Path) -> Result<(Self, Deployment)> {
-        let deployment = Deployment::from_json_file(crate::bundle::deployment_path(dir))
+        let deployment = Deployment::from_json_file(dynas_supernet::bundle::deployment_path(dir))
             .map_err(dynas_search::SearchError::from)?;
-        let bn = BnStore::load(crate::bundle::bn_store_path(dir), supernet)?;
+        let bn = BnStore::load(dynas_supernet::bundle::bn_store_path(dir), supernet)?;
         let family = Self::build(supernet, &bn, &deployment, Some(dir))?;
         Ok((family, deployment))
     }

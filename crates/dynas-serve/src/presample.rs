@@ -5,7 +5,7 @@
 //! [`Deployment`] with method `"dynamic-ofa"`.
 //!
 //! The per-subnet batch-norm statistics of the family are returned in a [`BnStore`], so the
-//! runtime ([`mod@crate::serve`]) switches members without recalibrating.
+//! runtime ([`mod@crate::runtime`]) switches members without recalibrating.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -16,10 +16,10 @@ use dynas_space::{Genotype, MbConvGene, MbConvSpace, SearchSpace, seeded_rng};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::data::{Dataset, Normalization};
-use crate::error::{Result, SupernetError};
-use crate::oracle::{AccuracyEstimator, BnStore};
-use crate::supernet::{DeployedSubnet, Supernet};
+use dynas_supernet::data::{Dataset, Normalization};
+use dynas_supernet::oracle::{AccuracyEstimator, BnStore};
+use dynas_supernet::supernet::{DeployedSubnet, Supernet};
+use dynas_supernet::{Result, SupernetError};
 
 /// Hyper-parameters of [`presample`] (unchecked; see [`PresampleParams::check`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,7 +169,7 @@ impl Presampled {
 }
 
 /// Median batch-1 latency (ms) of a subnet in the deployed form the runtime keeps resident
-/// ([`crate::Subnet::deployed`]), at the current libtorch thread count.
+/// ([`dynas_supernet::Subnet::deployed`]), at the current libtorch thread count.
 pub fn time_subnet(subnet: &DeployedSubnet, warmup: usize, repeats: usize) -> Result<f64> {
     let i = subnet.network().input;
     let x = Tensor::randn(

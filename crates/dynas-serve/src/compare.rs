@@ -7,9 +7,9 @@ use dynas_dvfs::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, Normalization};
-use crate::error::{Result, SupernetError};
-use crate::serve::{Family, ServeParams, ServePolicy, ServeReport, serve};
+use crate::runtime::{Family, ServeParams, ServePolicy, ServeReport, serve};
+use dynas_supernet::data::{Dataset, Normalization};
+use dynas_supernet::{Result, SupernetError};
 
 /// What the simulator predicted for one policy on one trace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,14 +6,12 @@ mod common;
 
 use common::tiny_dataset;
 use dynas_dvfs::{CoRunnerParams, LoadTrace};
+use dynas_serve::{Family, PresampleParams, ServeParams, ServePolicy, presample, serve};
 use dynas_space::{
     Activation, ChoiceScope, FinalExpand, FirstBlockSpec, Genotype, HeadSpec, MbConvSpace,
     StageSpec,
 };
-use dynas_supernet::{
-    Dataset, Family, PresampleParams, ServeParams, ServePolicy, Supernet, SupernetConfig,
-    presample, serve,
-};
+use dynas_supernet::{Dataset, Supernet, SupernetConfig};
 use dynas_testkit::libtorch_turn;
 use tch::Device;
 

@@ -7,9 +7,9 @@ use std::time::Instant;
 use dynas_space::seeded_rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Augmentation, Dataset, Normalization};
-use crate::error::{Result, SupernetError};
-use crate::serve::Family;
+use crate::runtime::Family;
+use dynas_supernet::data::{Augmentation, Dataset, Normalization};
+use dynas_supernet::{Result, SupernetError};
 
 /// One deployed point, predicted and measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,12 +7,13 @@ mod common;
 use common::{randomise, tiny_dataset};
 use dynas_exits::{Backbone, ExitHead, ExitHeads};
 use dynas_search::{DeployedExit, DeployedMetrics, Deployment, DeploymentPoint, Provenance};
+use dynas_serve::{Family, check_points};
 use dynas_space::{
     Activation, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, LayerIndex, MbConvSpace,
     SearchSpace, StageSpec,
 };
 use dynas_supernet::bundle::{self, HeadLayout};
-use dynas_supernet::{BnStore, Family, Supernet, SupernetConfig, check_points};
+use dynas_supernet::{BnStore, Supernet, SupernetConfig};
 use dynas_testkit::libtorch_turn;
 use tch::{Device, Kind};
 
