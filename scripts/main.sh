@@ -48,7 +48,7 @@ mkdir -p "$out"
 # every executable linking libtorch carries its rpath, so nothing needs LD_LIBRARY_PATH.
 echo "=== 0/6 build (release, all features)"
 scripts/check-rpath.sh build --release --all-features \
-  -p dynas-supernet -p dynas-cli -p dynas-search -p dynas-dvfs --bin dynas \
+  -p dynas-supernet -p dynas-serve -p dynas-cli -p dynas-search -p dynas-dvfs --bin dynas \
   --example supernet_fashion_mnist --example exits_supernet_fashion_mnist \
   --example dynamic_ofa --example search_nb201 --example search_surrogate_nb201 \
   --example dvfs_compare
@@ -79,12 +79,18 @@ else
   hadas_args=(--outer-budget 8 --inner-population 8 --inner-generations 3 --head-train-images 3000)
 fi
 "$bin/dynas" hadas --no-progress \
-  --supernet "$out/supernet/supernet.safetensors" --shared-data "$data" "${hadas_args[@]}" \
+  --supernet "$out/supernet/supernet.safetensors" "${hadas_args[@]}" \
   --out "$out/hadas"
 # A latency target every deployed configuration can meet on an idle device: 1.5x the fastest.
 target_ms=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(round(1.5*min(p["metrics"]["latency_ms"] for p in d["points"]), 4))' "$out/hadas/deployment.json")
 "$bin/dynas" govern simulate --configs "$out/hadas/deployment.json" \
   --trace builtin:step --policy all --target-ms "$target_ms" --out "$out/hadas/runtime.json"
+# The deployment executed on this host: every point alone on the test split (measured top-1,
+# exit rates and latency beside the deployment's prediction), then served under load.
+if [[ $full == 1 ]]; then check_images=10000; else check_images=2000; fi
+"$bin/dynas" serve --supernet "$out/supernet/supernet.safetensors" \
+  --deployment "$out/hadas/deployment.json" --check-images "$check_images" \
+  --traces step --time-scale 0.5 --out "$out/hadas/serve.json"
 
 echo "=== 4/6 Dynamic-OFA: pre-sampled family served under a real co-runner load"
 if [[ $full == 1 ]]; then
