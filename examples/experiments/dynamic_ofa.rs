@@ -6,9 +6,9 @@
 //!
 //! ```text
 //! # after examples/experiments/supernet_fashion_mnist.rs wrote runs/fmnist/supernet.safetensors
-//! cargo run --release -p dynas-supernet --example dynamic_ofa -- presample \
+//! cargo run --release -p dynas-serve --example dynamic_ofa -- presample \
 //!     --supernet runs/fmnist --out runs/dofa --samples 40 --family 6
-//! cargo run --release -p dynas-supernet --example dynamic_ofa -- serve \
+//! cargo run --release -p dynas-serve --example dynamic_ofa -- serve \
 //!     --supernet runs/fmnist --family runs/dofa --traces step,periodic,bursty,steady \
 //!     --time-scale 0.5
 //! ```

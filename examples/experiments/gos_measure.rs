@@ -2,7 +2,7 @@
 //! in the deployed form (batch norms folded) and as trained, and checks that folding keeps
 //! the logits.
 //!
-//! `cargo run --release -p dynas-supernet --example gos_measure -- MODEL.safetensors
+//! `cargo run --release -p dynas-gos --features tch --example gos_measure -- MODEL.safetensors
 //! [MODEL.safetensors ...] [--rounds R] [--threads T] [--lut] [--single-units]
 //! [--attempts REPORT.json]` (the first model is the reference of the speed-ups).
 

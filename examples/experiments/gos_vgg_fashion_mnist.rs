@@ -2,7 +2,7 @@
 //! adapt it by operator replacement, and measure original and adapted with libtorch on this
 //! host (batch 1 and 64, 2 threads, interleaved).
 //!
-//! `cargo run --release -p dynas-supernet --example gos_vgg_fashion_mnist -- [--train-images N]
+//! `cargo run --release -p dynas-gos --features tch --example gos_vgg_fashion_mnist -- [--train-images N]
 //! [--epochs E] [--fine-tune-epochs F] [--data DIR] [--out DIR] [--retrain]`
 
 #[path = "gos_common/mod.rs"]

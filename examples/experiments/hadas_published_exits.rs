@@ -34,7 +34,7 @@
 //! the final classifier, `ExitTable::hadas_mean`) is printed too.
 //!
 //! ```text
-//! cargo run --release -p dynas-search --example hadas_published_exits -- \
+//! cargo run --release -p dynas-hadas --example hadas_published_exits -- \
 //!     [DATA_DIR] [GENERATIONS (20)] [MAX_DROP_POINTS (0.5)] [CALIBRATION_GRID (32)]
 //! ```
 

@@ -8,7 +8,7 @@
 //! clocks and the lowest dynamic energy at no more error.
 //!
 //! ```text
-//! cargo run --release -p dynas-search --example search_hadas -- [SEED] [OUTER_GENERATIONS]
+//! cargo run --release -p dynas-hadas --example search_hadas -- [SEED] [OUTER_GENERATIONS]
 //! ```
 
 use clap::Parser;

@@ -13,7 +13,7 @@ use dynas_dvfs::{
     Observation, RuntimeManager, StaticGovernor,
 };
 use dynas_exits::{Backbone as _, DynamicNet, ExitHeads, ExitPolicy, ExitRule};
-use dynas_search::deployment::{DeployedExit, Deployment};
+use dynas_core::{DeployedExit, Deployment};
 use dynas_space::{Genotype, SearchSpace, seeded_rng};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
