@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use dynas_core::{DeployedMetrics, Deployment, DeploymentPoint, Provenance};
-use dynas_space::{MbConvSpace, SearchSpace, seeded_rng};
+use dynas_space::{MbConvGene, MbConvSpace, SearchSpace, seeded_rng};
 use dynas_supernet::{
     AccuracyEstimator, Augmentation, Dataset, Normalization, Split, Supernet, SupernetConfig,
     TrainParams, Trainer,
@@ -136,6 +136,9 @@ pub struct TargetReport {
 /// Adaptive batch norm and self-distillation, per depth configuration (test top-1, %).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DepthAblation {
+    /// The GoldenNet made depth-adaptive (`name=value` form): the most accurate of the first
+    /// target's front, at the deepest stage depths of its space.
+    pub goldennet: String,
     /// `name=value` form of each configuration, deepest first.
     pub configurations: Vec<String>,
     /// MACs of each.
@@ -378,10 +381,20 @@ impl GoldenNas {
             .iter()
             .max_by(|a, b| a.top1.total_cmp(&b.top1))
             .ok_or_else(|| GoldenNasError::invalid("front", "the evolution found no GoldenNet"))?;
+        // The depth-adaptive net is the most accurate GoldenNet at the deepest depths its
+        // target's space kept: its shallower configurations are the run-time knob.
+        let final_set = &targets[0].training.final_set;
+        let mut genes = golden.genotype.genes().to_vec();
+        for (d, role) in space.gene_roles().iter().enumerate() {
+            if matches!(role, MbConvGene::StageDepth { .. }) {
+                genes[d] = *final_set.allowed()[d].last().expect("non-empty choices");
+            }
+        }
+        let deepest = dynas_space::Genotype::new(genes);
         let (depth, deployment) = self.depth_stage(
             &mut supernet,
             &space,
-            &golden.genotype,
+            &deepest,
             &model,
             train,
             test,
@@ -491,6 +504,7 @@ impl GoldenNas {
         let deployment = Deployment::new("goldennas", space, None, points)?;
         Ok((
             DepthAblation {
+                goldennet: space.describe(golden)?,
                 configurations: descriptions,
                 macs,
                 latency_ms: latency,

@@ -2,14 +2,17 @@
 //! trained in stages with the sandwich rule (largest and smallest subnet of the current
 //! space, plus random ones, in-place distillation from the largest) on the choices still in
 //! play; after each stage but the last, sampled subnets are scored on the supernet
-//! (validation top-1 after batch-norm recalibration) and on the target's performance model,
-//! every choice gets the mean (top-1, latency) of the subnets that use it, and the choices
+//! (validation top-1 after batch-norm recalibration) and on the target's performance model.
+//! Every choice gets the mean top-1 of the sampled subnets that use it and the mean predicted
+//! latency of *all* sampled subnets with that choice swapped in (the model costs nothing, and
+//! the swap keeps the other dimensions' draws out of the latency comparison), and the choices
 //! that another choice of the same dimension dominates are dropped. The next stage trains on
 //! what is left.
 //!
-//! Dominance is tolerant in latency: choice `a` dominates `b` when `a`'s mean top-1 is at
-//! least `b`'s, its mean latency at most `b`'s times `1 + latency_tolerance`, and it is
-//! strictly better in one of the two. So, on a target whose latency hardly depends on a
+//! Dominance is tolerant: choice `a` dominates `b` when `a`'s mean top-1 is at least `b`'s,
+//! its mean latency at most `b`'s times `1 + latency_tolerance`, and it is clearly better in
+//! one of the two (top-1 above `b`'s by more than `accuracy_margin` points, or latency below
+//! `b`'s times `1 - latency_tolerance`). So, on a target whose latency hardly depends on a
 //! dimension (channel width on a dispatch-bound GPU), the less accurate choices of that
 //! dimension go, while on a target where they are faster they stay. The most accurate choice
 //! of a dimension is never dropped, nor one seen in fewer than `min_samples_per_choice`
@@ -17,7 +20,7 @@
 
 use std::time::Instant;
 
-use dynas_space::{Genotype, MbConvSpace, SearchSpace, seeded_rng};
+use dynas_space::{Genotype, MbConvGene, MbConvSpace, SearchSpace, seeded_rng};
 use dynas_supernet::{
     AccuracyEstimator, Augmentation, Dataset, Normalization, Supernet, TrainParams, Trainer,
     cosine_lr,
@@ -38,12 +41,18 @@ pub struct ShrinkConfig {
     pub images_per_stage: usize,
     /// Whether to shrink at all (`false`: the full-space control with the same training).
     pub shrink: bool,
+    /// Whether stage depths may be dropped too. Off by default: depth is the run-time knob
+    /// of the depth-adaptive GoldenNet, so every depth stays trained.
+    pub shrink_depth: bool,
     /// Subnets sampled and scored after a stage.
     pub samples: usize,
     /// A choice seen in fewer scored subnets is never dropped (at least 1).
     pub min_samples_per_choice: usize,
     /// Relative latency slack of the dominance test (see the [module docs](self)).
     pub latency_tolerance: f64,
+    /// Top-1 points by which a choice must beat another (when it is not clearly faster) to
+    /// dominate it: the mean top-1 of a few weight-shared subnets is noisy.
+    pub accuracy_margin: f64,
     /// Batch-norm recalibration batches per scored subnet.
     pub calib_batches: usize,
     /// Images per batch.
@@ -66,9 +75,11 @@ impl Default for ShrinkConfig {
             stages: 3,
             images_per_stage: 110_000,
             shrink: true,
+            shrink_depth: false,
             samples: 24,
             min_samples_per_choice: 3,
             latency_tolerance: 0.02,
+            accuracy_margin: 0.5,
             calib_batches: 5,
             batch_size: 128,
             lr: 0.1,
@@ -102,6 +113,12 @@ impl ShrinkConfig {
                 format!("{} is not in [0, 1)", self.latency_tolerance),
             ));
         }
+        if !(self.accuracy_margin >= 0.0 && self.accuracy_margin.is_finite()) {
+            return Err(GoldenNasError::invalid(
+                "accuracy_margin",
+                format!("{} is not a non-negative number", self.accuracy_margin),
+            ));
+        }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(GoldenNasError::invalid("lr", "must be positive"));
         }
@@ -126,7 +143,8 @@ pub struct ScoredSubnet {
     pub latency_ms: f64,
 }
 
-/// The mean score of one choice.
+/// The score of one choice: the mean top-1 of the scored subnets that use it, and the mean
+/// predicted latency of every scored subnet with the choice swapped in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChoiceScore {
     /// `dimension=label`.
@@ -135,7 +153,7 @@ pub struct ChoiceScore {
     pub samples: usize,
     /// Their mean validation top-1, percent.
     pub top1: f64,
-    /// Their mean predicted latency, ms.
+    /// Mean predicted latency of all scored subnets with this choice swapped in, ms.
     pub latency_ms: f64,
     /// Whether it was dropped.
     pub dropped: bool,
@@ -152,21 +170,31 @@ pub struct ShrinkStep {
     pub cardinality: u128,
 }
 
-fn a_dominates_b(a: (f64, f64), b: (f64, f64), tolerance: f64) -> bool {
+fn a_dominates_b(a: (f64, f64), b: (f64, f64), tolerance: f64, margin: f64) -> bool {
     let (acc_a, lat_a) = a;
     let (acc_b, lat_b) = b;
-    acc_a >= acc_b && lat_a <= lat_b * (1.0 + tolerance) && (acc_a > acc_b || lat_a < lat_b)
+    acc_a >= acc_b
+        && lat_a <= lat_b * (1.0 + tolerance)
+        && (acc_a > acc_b + margin || lat_a < lat_b * (1.0 - tolerance))
 }
 
 /// Scores every choice on `scored` subnets of `set` and drops the dominated ones (see the
-/// [module docs](self)); returns the shrunk set and what was decided.
+/// [module docs](self); `config` gives the minimum samples, latency tolerance and accuracy
+/// margin); dimensions listed in `frozen` keep all their choices. Returns the shrunk set and
+/// what was decided.
 pub fn shrink_step(
     space: &dyn SearchSpace,
     set: &ChoiceSet,
     scored: &[ScoredSubnet],
-    min_samples_per_choice: usize,
-    latency_tolerance: f64,
+    model: &PerfModel,
+    config: &ShrinkConfig,
+    frozen: &[usize],
 ) -> Result<(ChoiceSet, ShrinkStep)> {
+    let (min_samples_per_choice, latency_tolerance, accuracy_margin) = (
+        config.min_samples_per_choice,
+        config.latency_tolerance,
+        config.accuracy_margin,
+    );
     let dims = space.dimensions();
     let mut allowed = set.allowed().to_vec();
     let mut scores = Vec::new();
@@ -176,26 +204,34 @@ pub fn shrink_step(
         .filter(|s| set.contains(&s.genotype) && s.top1.is_finite() && s.latency_ms.is_finite())
         .collect();
     for (d, keep) in allowed.iter_mut().enumerate() {
-        if keep.len() < 2 {
+        if keep.len() < 2 || frozen.contains(&d) {
             continue;
         }
-        let means: Vec<Option<(f64, f64, usize)>> = keep
-            .iter()
-            .map(|&c| {
-                let rows: Vec<&&ScoredSubnet> = in_set
-                    .iter()
-                    .filter(|s| s.genotype.genes()[d] == c)
-                    .collect();
-                let n = rows.len();
-                (n > 0).then(|| {
-                    (
-                        rows.iter().map(|s| s.top1).sum::<f64>() / n as f64,
-                        rows.iter().map(|s| s.latency_ms).sum::<f64>() / n as f64,
-                        n,
-                    )
-                })
-            })
-            .collect();
+        let mut means: Vec<Option<(f64, f64, usize)>> = Vec::with_capacity(keep.len());
+        for &c in keep.iter() {
+            let rows: Vec<&&ScoredSubnet> = in_set
+                .iter()
+                .filter(|s| s.genotype.genes()[d] == c)
+                .collect();
+            let n = rows.len();
+            if n == 0 || in_set.is_empty() {
+                means.push(None);
+                continue;
+            }
+            // Latency: every scored subnet with this one choice swapped in (the model costs
+            // nothing), so that the other dimensions' draws do not blur the comparison.
+            let mut latency = 0.0;
+            for s in &in_set {
+                let mut genes = s.genotype.genes().to_vec();
+                genes[d] = c;
+                latency += model.predict(&space.decode(&Genotype::new(genes))?);
+            }
+            means.push(Some((
+                rows.iter().map(|s| s.top1).sum::<f64>() / n as f64,
+                latency / in_set.len() as f64,
+                n,
+            )));
+        }
         let beaten: Vec<bool> = means
             .iter()
             .map(|m| match m {
@@ -203,7 +239,9 @@ pub fn shrink_step(
                     .iter()
                     .flatten()
                     .filter(|o| o.2 >= min_samples_per_choice)
-                    .any(|o| a_dominates_b((o.0, o.1), (*acc, *lat), latency_tolerance)),
+                    .any(|o| {
+                        a_dominates_b((o.0, o.1), (*acc, *lat), latency_tolerance, accuracy_margin)
+                    }),
                 _ => false,
             })
             .collect();
@@ -315,6 +353,17 @@ pub fn train_and_shrink(
     let steps_per_stage = config.images_per_stage.div_ceil(config.batch_size) as u64;
     let total_steps = steps_per_stage * config.stages as u64;
     let mut rng = seeded_rng(config.seed);
+    let frozen: Vec<usize> = if config.shrink_depth {
+        Vec::new()
+    } else {
+        space
+            .gene_roles()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r, MbConvGene::StageDepth { .. }))
+            .map(|(i, _)| i)
+            .collect()
+    };
     let mut set = set;
     let mut stages = Vec::with_capacity(config.stages);
     let start = Instant::now();
@@ -367,13 +416,7 @@ pub fn train_and_shrink(
         let t = Instant::now();
         if let Some(model) = model.filter(|_| config.shrink && stage < config.stages) {
             let scored = score_subnets(supernet, &set, model, train, val, norm, config, &mut rng)?;
-            let (next, decided) = shrink_step(
-                &space,
-                &set,
-                &scored,
-                config.min_samples_per_choice,
-                config.latency_tolerance,
-            )?;
+            let (next, decided) = shrink_step(&space, &set, &scored, model, config, &frozen)?;
             set = next;
             shrink = Some(decided);
         }

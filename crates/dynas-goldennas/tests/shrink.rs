@@ -1,7 +1,9 @@
 //! A shrinking step depends on the target: a channel width that is less accurate and no
 //! faster on a dispatch-bound target goes, while on a target where it is faster it stays.
 
-use dynas_goldennas::{ChoiceSet, PerfModel, ScoredSubnet, fashion_mnist_space, shrink_step};
+use dynas_goldennas::{
+    ChoiceSet, PerfModel, ScoredSubnet, ShrinkConfig, fashion_mnist_space, shrink_step,
+};
 use dynas_space::{Genotype, Network, SearchSpace, seeded_rng};
 
 fn measurements(space: &dyn SearchSpace, latency: impl Fn(&Network) -> f64) -> Vec<(Network, f64)> {
@@ -66,7 +68,14 @@ fn a_shrinking_stage_drops_a_dominated_width_for_one_target_and_keeps_it_for_ano
             .collect()
     };
     let full = ChoiceSet::full(&space);
-    let (on_gpu, step) = shrink_step(&space, &full, &scored(&gpu), 3, 0.02).unwrap();
+    let rule = |min_samples_per_choice, accuracy_margin| ShrinkConfig {
+        min_samples_per_choice,
+        accuracy_margin,
+        latency_tolerance: 0.02,
+        ..ShrinkConfig::default()
+    };
+    let (on_gpu, step) =
+        shrink_step(&space, &full, &scored(&gpu), &gpu, &rule(3, 0.5), &[]).unwrap();
     assert!(
         step.dropped.contains(&"stage1.width=16".to_string()),
         "{:?}",
@@ -74,7 +83,8 @@ fn a_shrinking_stage_drops_a_dominated_width_for_one_target_and_keeps_it_for_ano
     );
     assert!(step.dropped.contains(&"stage1.width=24".to_string()));
     assert_eq!(on_gpu.allowed()[width], vec![2]);
-    let (on_host, step) = shrink_step(&space, &full, &scored(&host), 3, 0.02).unwrap();
+    let (on_host, step) =
+        shrink_step(&space, &full, &scored(&host), &host, &rule(3, 0.5), &[]).unwrap();
     assert!(
         !step.dropped.iter().any(|d| d.starts_with("stage1.width")),
         "{:?}",
@@ -82,7 +92,17 @@ fn a_shrinking_stage_drops_a_dominated_width_for_one_target_and_keeps_it_for_ano
     );
     assert_eq!(on_host.allowed()[width], vec![0, 1, 2]);
     // Nothing is dropped below the minimum number of samples.
-    let (same, step) = shrink_step(&space, &full, &scored(&gpu), 1000, 0.02).unwrap();
+    let (same, step) =
+        shrink_step(&space, &full, &scored(&gpu), &gpu, &rule(1000, 0.5), &[]).unwrap();
     assert!(step.dropped.is_empty());
     assert_eq!(same, full);
+    // Nor when the accuracy gain is within the margin and the latency no clearer.
+    let (same, step) = shrink_step(&space, &full, &scored(&gpu), &gpu, &rule(3, 5.0), &[]).unwrap();
+    assert!(!step.dropped.iter().any(|d| d.starts_with("stage1.width")));
+    assert_eq!(same.allowed()[width], vec![0, 1, 2]);
+    // Nor in a frozen dimension.
+    let (same, step) =
+        shrink_step(&space, &full, &scored(&gpu), &gpu, &rule(3, 0.5), &[width]).unwrap();
+    assert!(!step.dropped.iter().any(|d| d.starts_with("stage1.width")));
+    assert_eq!(same.allowed()[width], vec![0, 1, 2]);
 }
