@@ -15,13 +15,13 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dynas_core::DeployedExit;
-use dynas_space::LayerIndex;
 use dynas_cost::{AnalyticalModel, AnalyticalParams, DeviceProfile};
 use dynas_dvfs::reference::{gpu_memory_points, sample_ofa_subnets};
 use dynas_dvfs::{
     ConfigId, ConfigurationSet, Constraints, ExitProfile, Governor, ManagerMode, ManagerParams,
     MissGuard, Observation, RuntimeManager, Variant,
 };
+use dynas_space::LayerIndex;
 
 fn build_set() -> ConfigurationSet {
     let device = DeviceProfile::jetson_agx_xavier();

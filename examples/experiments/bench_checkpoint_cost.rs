@@ -33,7 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ],
     )?;
     let run = |every: usize| -> Result<(f64, usize, u64), Box<dyn std::error::Error>> {
-        let path = dir.join(format!("bench-checkpoint-{}-{every}.json", std::process::id()));
+        let path = dir.join(format!(
+            "bench-checkpoint-{}-{every}.json",
+            std::process::id()
+        ));
         let _ = std::fs::remove_file(&path);
         let started = Instant::now();
         let result = Executor::new(

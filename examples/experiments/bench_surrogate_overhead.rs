@@ -113,12 +113,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|r| r.evaluation.is_feasible())
         .count();
     // A digest of the archive in evaluation order: two builds that search alike print the same.
-    let digest = result.archive.records().iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, r| {
-        r.genotype
-            .to_string()
-            .bytes()
-            .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-    });
+    let digest = result
+        .archive
+        .records()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, r| {
+            r.genotype
+                .to_string()
+                .bytes()
+                .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+        });
     println!("archive digest {digest:016x}");
     println!(
         "latency limit {limit:.1} ms; {} evaluations ({feasible} feasible), {} batches, front {}: per batch mean {mean:.1} ms, \

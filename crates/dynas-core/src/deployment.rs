@@ -570,8 +570,8 @@ mod strictness {
     }
 
     fn refused(value: serde_json::Value, needle: &str) {
-        let err = Deployment::from_json_str(&value.to_string(), Path::new("dep.json"))
-            .expect_err(needle);
+        let err =
+            Deployment::from_json_str(&value.to_string(), Path::new("dep.json")).expect_err(needle);
         let text = err.to_string();
         assert!(
             text.contains("dep.json") && text.contains(needle),

@@ -242,9 +242,7 @@ fn read_arch_columns(path: &Path, columns: &[&str]) -> Result<ArchColumns> {
                     reason: e.to_string(),
                 })
                 .and_then(str::parse::<Nb201Cell>)
-                .map_err(|e| {
-                    CostError::parse(path, format!("line {line}, column `arch_str`: {e}"))
-                })
+                .map_err(|e| CostError::parse(path, format!("line {line}, column `arch_str`: {e}")))
                 .and_then(|cell| match from_ops {
                     Some(ops) if ops != cell => Err(CostError::parse(
                         path,

@@ -194,9 +194,7 @@ fn deployment_seed(named: bool) -> Vec<u8> {
             }
             DeploymentPoint {
                 genotype: {
-                    let mut g = dynas_space::MbConvSpace::ofa_mnist()
-                        .largest()
-                        .into_genes();
+                    let mut g = dynas_space::MbConvSpace::ofa_mnist().largest().into_genes();
                     g[1] = k % 3;
                     dynas_space::Genotype::new(g)
                 },

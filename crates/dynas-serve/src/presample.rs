@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use dynas_cost::{CostModel, OperatingPoint};
 use dynas_core::{DeployedMetrics, Deployment, DeploymentPoint, Provenance};
+use dynas_cost::{CostModel, OperatingPoint};
 use dynas_space::{Genotype, MbConvGene, MbConvSpace, SearchSpace, seeded_rng};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};

@@ -42,9 +42,9 @@ pub mod space;
 
 pub use builtin::builtin_space;
 pub use error::{Result, SpaceError};
-pub use layer_index::LayerIndex;
 pub use fbnet::FbNetSpace;
 pub use genotype::Genotype;
+pub use layer_index::LayerIndex;
 pub use mbconv::{
     BlockChoice, BlockSlot, ChoiceScope, FinalExpand, FirstBlockSpec, HeadSpec, MbConvGene,
     MbConvSpace, MbConvSpec, MbConvSubnet, StageChoice, StageSpec,

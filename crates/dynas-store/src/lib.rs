@@ -38,6 +38,60 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The tables of a store, as one SQL text for both back ends: `$seq_column` is a line declaring
+/// the job sequence column (PostgreSQL's claim order; SQLite uses its `rowid`, so `""`) and
+/// `$claim_order` what the claim index adds after `(study, state, kind`.
+macro_rules! schema {
+    ($seq_column:literal, $claim_order:literal) => {
+        concat!(
+            "
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY,
+    problem_kind TEXT NOT NULL,
+    problem_spec TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    study TEXT NOT NULL REFERENCES studies(name),
+    key TEXT NOT NULL,
+",
+            $seq_column,
+            "    genotype TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'running', 'done', 'failed')),
+    lease_owner TEXT,
+    lease_expires_at BIGINT,
+    heartbeat_at BIGINT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    result TEXT,
+    error TEXT,
+    completions INTEGER NOT NULL DEFAULT 0,
+    enqueued_at BIGINT NOT NULL,
+    PRIMARY KEY (study, key)
+);
+CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (study, state, kind",
+            $claim_order,
+            ");
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT NOT NULL,
+    study TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    last_heartbeat BIGINT NOT NULL,
+    jobs_done BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (id, study)
+);
+"
+        )
+    };
+}
+
 mod error;
 mod pg;
 mod problem;

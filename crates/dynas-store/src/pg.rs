@@ -17,47 +17,7 @@ use crate::{
 /// workers' clocks.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS studies (
-    name TEXT PRIMARY KEY,
-    problem_kind TEXT NOT NULL,
-    problem_spec TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    study TEXT NOT NULL REFERENCES studies(name),
-    key TEXT NOT NULL,
-    seq BIGSERIAL,
-    genotype TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'running', 'done', 'failed')),
-    lease_owner TEXT,
-    lease_expires_at BIGINT,
-    heartbeat_at BIGINT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    result TEXT,
-    error TEXT,
-    completions INTEGER NOT NULL DEFAULT 0,
-    enqueued_at BIGINT NOT NULL,
-    PRIMARY KEY (study, key)
-);
-CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (study, state, kind, seq);
-CREATE TABLE IF NOT EXISTS workers (
-    id TEXT NOT NULL,
-    study TEXT NOT NULL,
-    capabilities TEXT NOT NULL,
-    last_heartbeat BIGINT NOT NULL,
-    jobs_done BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (id, study)
-);
-";
+const SCHEMA: &str = schema!("    seq BIGSERIAL,\n", ", seq");
 
 /// A store in a PostgreSQL database (`postgres://user:password@host:port/database`). Every
 /// operation that loses its connection (server restarted, network cut) reconnects with a

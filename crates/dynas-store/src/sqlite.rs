@@ -10,46 +10,7 @@ use crate::{
     StoreError, StudyInfo, StudyStatus, WorkerInfo, check_same_study, known_list, millis, now_ms,
 };
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS studies (
-    name TEXT PRIMARY KEY,
-    problem_kind TEXT NOT NULL,
-    problem_spec TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    study TEXT NOT NULL REFERENCES studies(name),
-    key TEXT NOT NULL,
-    genotype TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'running', 'done', 'failed')),
-    lease_owner TEXT,
-    lease_expires_at BIGINT,
-    heartbeat_at BIGINT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    result TEXT,
-    error TEXT,
-    completions INTEGER NOT NULL DEFAULT 0,
-    enqueued_at BIGINT NOT NULL,
-    PRIMARY KEY (study, key)
-);
-CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (study, state, kind);
-CREATE TABLE IF NOT EXISTS workers (
-    id TEXT NOT NULL,
-    study TEXT NOT NULL,
-    capabilities TEXT NOT NULL,
-    last_heartbeat BIGINT NOT NULL,
-    jobs_done BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (id, study)
-);
-";
+const SCHEMA: &str = schema!("", "");
 
 /// A store in one SQLite file (`sqlite://PATH`), in WAL mode: several processes on one
 /// machine share it; claims take the write lock (`BEGIN IMMEDIATE`) and wait for it up to the

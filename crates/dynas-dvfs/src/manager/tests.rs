@@ -1,6 +1,7 @@
 //! Unit tests of `manager`.
 
 use super::*;
+use crate::config::Configuration;
 use crate::testutil::set;
 use approx::assert_relative_eq;
 

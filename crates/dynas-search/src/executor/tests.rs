@@ -1,7 +1,8 @@
 //! Unit tests of `executor`.
 
+use super::checkpoint::fingerprint_difference;
 use super::*;
-use crate::problem::Evaluation;
+use crate::problem::{Evaluation, Objective};
 use crate::random::RandomSearch;
 use crate::table::TableSpace;
 use dynas_space::{Dimension, SearchSpace};

@@ -1,6 +1,8 @@
 //! Unit tests of `surrogate`.
 
+use super::batch::{Fantasy, domination_gap, hvi_2d, sorted_2d};
 use super::gp::*;
+use super::models::normal_cdf;
 use super::*;
 use crate::pareto::hypervolume;
 use approx::assert_relative_eq;
