@@ -114,7 +114,7 @@ pub(super) type FantasyPoint = (Vec<usize>, Vec<(Vec<f64>, f64)>);
 
 impl<'a> Fantasy<'a> {
     /// Adds `genes` (whose prediction is `p`) to the fantasised points.
-    fn add(&mut self, genes: &[usize], p: &Prediction) {
+    pub(super) fn add(&mut self, genes: &[usize], p: &Prediction) {
         let per_objective = self
             .models
             .objectives
@@ -132,7 +132,7 @@ impl<'a> Fantasy<'a> {
     /// Brings `p` (an exact prediction for `genes`) up to date with every fantasised point:
     /// for each one it has not absorbed, in order, one more element of each `L^-1 k(x)`, and
     /// the sd and optimistic point that follow.
-    fn update(&self, genes: &[usize], p: &mut Prediction, exploration: f64) {
+    pub(super) fn update(&self, genes: &[usize], p: &mut Prediction, exploration: f64) {
         while p.absorbed < self.points.len() {
             let (fantasy, per_objective) = &self.points[p.absorbed];
             let h = hamming(genes, fantasy);

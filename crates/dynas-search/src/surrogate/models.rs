@@ -5,8 +5,9 @@ use dynas_cost::parallel::*;
 use dynas_space::Genotype;
 
 use super::batch::{REFINE_CHUNK, acquisition, sorted_2d};
-use super::gp::{Gp, LANES};
+use super::gp::{Gp, LANES, hamming};
 use crate::executor::Record;
+use crate::pareto::non_dominated;
 
 /// The normal distribution's CDF (Abramowitz and Stegun 7.1.26, error < 1.5e-7).
 pub(super) fn normal_cdf(x: f64) -> f64 {
