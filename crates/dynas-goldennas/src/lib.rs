@@ -6,7 +6,7 @@
 //! | [`importance`] | channel importance sorting before widths are made elastic |
 //! | [`perf_model`] | the hardware performance model fitted on a few measurements of a [`Target`], checked on held-out networks |
 //! | [`shrink`] | progressive space shrinking toward a target during supernet training |
-//! | [`evolve`] | NSGA-II over the shrunk space: the GoldenNets |
+//! | [`evolve`](mod@evolve) | NSGA-II over the shrunk space: the GoldenNets |
 //! | [`depth`] | depth-adaptive GoldenNets: stored batch norm per depth, self-distillation |
 //! | [`pipeline`] | all of it end to end, with a report and a `Deployment` (method `goldennas`) |
 //!
