@@ -1,8 +1,9 @@
 //! Operators as tensor-index expressions.
 //!
-//! Every [`Layer`] of a [`Network`] is also written as a short list of [`OpExpr`] terms, one per
-//! tensor it computes. A term names its output indices, its reduction indices with their
-//! ranges, the indices of its weight, how the spatial output indices map to input positions
+//! Every [`Layer`] of a [`Network`](crate::Network) is also written as a short list of
+//! [`OpExpr`] terms, one per tensor it computes. A term names its output indices, its reduction
+//! indices with their ranges, the indices of its weight, how the spatial output indices map to
+//! input positions
 //! (`ih = stride * oh + dilation * kh - padding`) and the element-wise function applied to the
 //! reduced value. MACs, parameters, bytes moved and the receptive field follow from that form
 //! alone; the tests check them against the counters of [`Layer`].
