@@ -56,6 +56,7 @@ pub mod deployment {
 }
 pub mod error;
 pub mod executor;
+mod front_deployment;
 pub use dynas_core::within_tolerance;
 // Serde helpers for non-finite floats, used by the strategies' states.
 pub(crate) use dynas_core::floats;
