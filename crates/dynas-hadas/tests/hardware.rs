@@ -1,8 +1,6 @@
 //! HADAS wired to the real `dynas-exits` accounting and the DVFS-aware analytical cost model,
 //! over the NAS-Bench-201 table.
 
-mod common;
-
 use dynas_cost::DeviceProfile;
 use dynas_cost::analytical::{AnalyticalModel, AnalyticalParams};
 use dynas_exits::{ExitHead, ExitPosition, ExitTable, HadasExitData, SyntheticConfidence};
@@ -13,6 +11,12 @@ use dynas_search::{
 };
 use dynas_space::{Activation, Genotype, Nb201Space, Network};
 
+/// The NAS-Bench-201 table shipped in `dynas-data`.
+const NB201: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../dynas-data/data/nb201/nb201_hw.csv"
+);
+
 const A0_EXITS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../dynas-data/data/exits/hadas-attentivenas-cifar100/a0_exit_accuracy.csv"
@@ -20,7 +24,7 @@ const A0_EXITS: &str = concat!(
 
 fn accuracy() -> &'static TableAccuracy {
     static ACC: std::sync::OnceLock<TableAccuracy> = std::sync::OnceLock::new();
-    ACC.get_or_init(|| TableAccuracy::from_csv(common::NB201, "acc_cifar100").unwrap())
+    ACC.get_or_init(|| TableAccuracy::from_csv(NB201, "acc_cifar100").unwrap())
 }
 
 fn tx2_model() -> AnalyticalModel {

@@ -40,9 +40,3 @@ pub fn randomise(vs: &tch::nn::VarStore, keep: impl Fn(&str) -> bool) {
         tch::no_grad(|| var.shallow_clone().copy_(&value));
     }
 }
-
-/// The NAS-Bench-201 table shipped in `dynas-data`.
-pub const NB201: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../dynas-data/data/nb201/nb201_hw.csv"
-);
