@@ -1,6 +1,8 @@
 //! GOS on libtorch: exact rewrites reproduce the original, files round-trip with their
 //! description, proxies, lookup tables and distillation run on tiny inputs.
 
+// The supernet tests' fixtures (tiny data set, randomised variables), shared rather than copied.
+#[path = "../../dynas-supernet/tests/common/mod.rs"]
 mod common;
 
 use approx::assert_relative_eq;

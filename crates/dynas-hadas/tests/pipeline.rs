@@ -1,6 +1,8 @@
 //! The HADAS pipeline on a tiny supernet: the worker serves accuracies and exit tables from
 //! one thread, the bi-level search runs, and the deployment and test report come out whole.
 
+// The supernet tests' fixtures (tiny data set, randomised variables), shared rather than copied.
+#[path = "../../dynas-supernet/tests/common/mod.rs"]
 mod common;
 
 use common::tiny_dataset;

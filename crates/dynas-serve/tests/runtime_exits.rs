@@ -2,6 +2,8 @@
 //! heads) is read back, every point's exits sit where the deployment says, and each input
 //! leaves at the first deployed exit whose threshold its confidence reaches.
 
+// The supernet tests' fixtures (tiny data set, randomised variables), shared rather than copied.
+#[path = "../../dynas-supernet/tests/common/mod.rs"]
 mod common;
 
 use common::{randomise, tiny_dataset};
