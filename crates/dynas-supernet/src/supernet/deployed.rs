@@ -308,10 +308,7 @@ impl dynas_exits::Backbone for DeployedSubnet {
     }
 
     fn block_channels(&self, block: usize) -> i64 {
-        self.network
-            .layers
-            .get(block)
-            .map_or(0, |l| l.out_channels as i64)
+        super::block_channels(&self.network, block)
     }
 
     fn forward_block(&self, block: usize, x: &Tensor) -> dynas_exits::Result<Tensor> {
@@ -354,10 +351,6 @@ impl dynas_exits::Backbone for DeployedSubnet {
 impl DeployedSubnet {
     /// Layers before the global pooling (the blocks an exit can follow).
     fn feature_layers(&self) -> usize {
-        self.network
-            .layers
-            .iter()
-            .position(|l| l.kind == dynas_space::OpKind::GlobalAvgPool)
-            .unwrap_or(self.network.layers.len())
+        super::feature_layers(&self.network)
     }
 }

@@ -374,12 +374,26 @@ impl Subnet {
     /// Number of feature layers: those before the first global pooling. They are the blocks an
     /// early exit can follow ([`dynas_exits::Backbone`]); the rest is the classifier.
     pub fn num_feature_layers(&self) -> usize {
-        self.network
-            .layers
-            .iter()
-            .position(|l| l.kind == OpKind::GlobalAvgPool)
-            .unwrap_or(self.network.layers.len())
+        feature_layers(&self.network)
     }
+}
+
+/// Layers of `network` before its first global pooling: the blocks of its early-exit backbone,
+/// extracted ([`Subnet`]) or deployed ([`DeployedSubnet`]) alike.
+pub(crate) fn feature_layers(network: &Network) -> usize {
+    network
+        .layers
+        .iter()
+        .position(|l| l.kind == OpKind::GlobalAvgPool)
+        .unwrap_or(network.layers.len())
+}
+
+/// Output channels of backbone block `block` of `network` (0 past its end).
+pub(crate) fn block_channels(network: &Network, block: usize) -> i64 {
+    network
+        .layers
+        .get(block)
+        .map_or(0, |l| l.out_channels as i64)
 }
 
 fn exit_error(e: SupernetError) -> dynas_exits::ExitError {
@@ -396,10 +410,7 @@ impl dynas_exits::Backbone for Subnet {
     }
 
     fn block_channels(&self, block: usize) -> i64 {
-        self.network
-            .layers
-            .get(block)
-            .map_or(0, |l| l.out_channels as i64)
+        block_channels(&self.network, block)
     }
 
     fn forward_block(&self, block: usize, x: &Tensor) -> dynas_exits::Result<Tensor> {
